@@ -1,0 +1,1 @@
+"""Helpers that more than one component needs (errors with exit codes, atomic publishing)."""

@@ -1,0 +1,43 @@
+"""Errors that end a run with a clear message and a documented exit code.
+
+Every failure a user can cause or fix is raised as one of these; `pipeline.run` prints the
+message (what, where, how to fix) and exits with `exit_code`, never with a traceback.
+The codes are documented in README.md ("Exit codes"); keep the two in step.
+"""
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # unexpected failure (a bug, or an environment problem we did not foresee)
+EXIT_USAGE = 2  # bad flag, bad config value (argparse uses 2 as well)
+EXIT_DATA = 3  # input data unusable or data validation failed (anomalies.json has errors)
+EXIT_NOT_BLESSED = 4  # the model failed the evaluation gate: nothing was pushed
+EXIT_LOCKED = 5  # another run holds the pipeline root's lock
+
+
+class PipelineError(Exception):
+    """A failure with a message meant for the user and the exit code it maps to."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(PipelineError):
+    """A flag or config value is wrong; the message names it and the allowed values."""
+
+    exit_code = EXIT_USAGE
+
+
+class DataError(PipelineError):
+    """The input data cannot be used (missing folder, one class, failed data validation)."""
+
+    exit_code = EXIT_DATA
+
+
+class NotBlessedError(PipelineError):
+    """The candidate model failed the evaluation gate, so nothing was pushed."""
+
+    exit_code = EXIT_NOT_BLESSED
+
+
+class LockedError(PipelineError):
+    """Another run is using the same pipeline root."""
+
+    exit_code = EXIT_LOCKED

@@ -1,0 +1,25 @@
+"""The evaluation/serving image preprocessing, shared by the trainer and the exporter.
+
+One function turns encoded bytes into the model's input, so what the model sees when it is
+evaluated during training is exactly what it sees behind the serving signatures (no skew).
+Models take raw RGB in 0-255 as float32; the backbone's own normalisation is inside the model.
+"""
+import tensorflow as tf
+
+
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+    """Decode one JPEG/PNG/GIF/BMP string to uint8 RGB [h, w, 3] (first frame of animations)."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def resize_for_model(image: tf.Tensor, image_size) -> tf.Tensor:
+    """Resize a uint8/float [h, w, 3] (or batched) image to `image_size` (h, w), float32 0-255."""
+    image = tf.image.resize(tf.cast(image, tf.float32), image_size, method="bilinear", antialias=True)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def decode_and_resize(encoded: tf.Tensor, image_size) -> tf.Tensor:
+    """Evaluation preprocessing of one encoded image: decode, resize, float32 0-255 [h, w, 3]."""
+    return resize_for_model(decode_image(encoded), image_size)

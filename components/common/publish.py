@@ -1,0 +1,79 @@
+"""Write-to-temporary-then-rename publishing, so no reader ever sees a half-written artifact.
+
+Paths go through `tf.io.gfile` so that the same code publishes to local disk and to object
+stores. On a local filesystem `rename` of a directory is atomic; on object stores it is not,
+which is why every published directory also carries a completion marker written last.
+"""
+import contextlib
+import json
+import os
+import uuid
+
+import tensorflow as tf
+
+COMPLETE_MARKER = "_COMPLETE"
+
+
+def _fsync_tree(path: str) -> None:
+    """Flush a local directory tree to disk before it is renamed into place."""
+    if "://" in path:
+        return
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def publish_dir(final_path: str, overwrite: bool = False):
+    """Yield a temporary sibling directory; on success it is fsynced, marked and renamed to `final_path`.
+
+    On an exception the temporary directory is removed and `final_path` is left as it was.
+    """
+    parent = os.path.dirname(final_path.rstrip("/"))
+    tmp = os.path.join(parent, f".tmp-{os.path.basename(final_path.rstrip('/'))}-{uuid.uuid4().hex[:8]}")
+    tf.io.gfile.makedirs(tmp)
+    try:
+        yield tmp
+        write_json(os.path.join(tmp, COMPLETE_MARKER), {"complete": True})
+        _fsync_tree(tmp)
+        if tf.io.gfile.exists(final_path):
+            if not overwrite:
+                raise FileExistsError(f"{final_path} already exists")
+            tf.io.gfile.rmtree(final_path)
+        tf.io.gfile.rename(tmp, final_path)
+    except BaseException:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.rmtree(tmp)
+        raise
+
+
+def is_complete(path: str) -> bool:
+    """True when `path` is a directory published by `publish_dir` (its marker is present)."""
+    return tf.io.gfile.exists(os.path.join(path, COMPLETE_MARKER))
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write a file through a temporary sibling and a rename."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def write_json(path: str, obj) -> None:
+    """Write `obj` as indented JSON, atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str):
+    with tf.io.gfile.GFile(path, "r") as f:
+        return json.load(f)

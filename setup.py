@@ -1,0 +1,26 @@
+"""transferline: a folder of labelled images in, a validated and pushed image classifier out."""
+import setuptools
+
+setuptools.setup(
+    name="transferline",
+    version="0.1.0",
+    description=(
+        "Transfer-learning pipeline for image classifiers: Beam ingest, staged Keras "
+        "fine-tuning, a TFMA gate and an atomic TF-Serving push."
+    ),
+    python_requires=">=3.11,<3.12",
+    packages=setuptools.find_packages(include=["pipeline*", "components*", "schemas*"]),
+    package_data={"schemas": ["*.pbtxt", "*.md"]},
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<3.16",
+        "apache-beam>=2.77,<2.78",
+        "tensorflow-model-analysis>=0.52,<0.53",
+        "tfx-bsl>=1.21,<1.22",
+        "tensorflow-datasets==4.9.10",
+        "pillow>=10",
+        "pyyaml>=6",
+        "matplotlib>=3.8",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+)
