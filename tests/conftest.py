@@ -1,0 +1,35 @@
+"""Shared fixtures: where the real data in ../shared lives, and skipping cleanly without it.
+
+CI always has ../shared beside the project; a user's fresh clone does not, so tests that need
+the real photos or the pretrained backbone skip with a reason that says what is missing.
+"""
+import os
+import pathlib
+
+import pytest
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DIR = PROJECT_ROOT.parent / "shared"
+SIGN_DIGITS_DIR = SHARED_DIR / "datasets" / "sign-language-digits"
+SHARED_WEIGHTS_DIR = SHARED_DIR / "weights"
+
+# Keep TensorFlow quiet and on the CPU in tests, whatever machine runs them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _require(path: pathlib.Path, what: str) -> pathlib.Path:
+    if not path.exists():
+        pytest.skip(f"{what} not found at {path}: it ships only beside the project in CI (../shared)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sign_digits_dir() -> pathlib.Path:
+    """The real 2,062-photo, 10-class folder in ../shared (read-only: never write into it)."""
+    return _require(SIGN_DIGITS_DIR, "the sign-language-digits dataset")
+
+
+@pytest.fixture(scope="session")
+def shared_weights_dir() -> pathlib.Path:
+    """The pretrained MobileNetV2 (alpha 0.35, 96 px) backbone in ../shared/weights."""
+    return _require(SHARED_WEIGHTS_DIR / "mobilenetv2_0.35_96_cifar6_notop.keras", "the pretrained backbone").parent
