@@ -1,0 +1,298 @@
+"""Decode, validate and normalise one image file: the per-file hot path of the ingest.
+
+`decode_and_normalise(data, min_side=..., max_pixels=..., max_side=...)` is a pure function of a
+file's bytes and three limits. It returns either a `Decoded` (the bytes to store, their format,
+height, width and what was changed) or a `Rejected` (a reason code from `REJECT_REASONS` and a
+human detail). It never raises for bad input.
+
+Decisions, and why:
+
+* **Validation is a full decode** (Pillow `load()`, with `ImageFile.LOAD_TRUNCATED_IMAGES` left
+  off). Header checks and `Image.verify()` pass truncated JPEGs (TFDS's `cats_vs_dogs` filter
+  lets them through). PNGs are also CRC-checked (`verify()` on top of the decode), because Pillow's
+  decoder skips IDAT checksums that libpng, and so TensorFlow, enforce.
+* **Decompression bombs**: the pixel count comes from the header, before any pixel is decoded.
+* **Accepted formats** are `ACCEPTED_FORMATS` (JPEG, including camera MPO files, PNG, GIF, BMP,
+  WebP, TIFF). Records hold only JPEG or PNG, so TensorFlow's decoders read every record. A file
+  Pillow recognises in another format (PSD, TGA, ICO, JPEG 2000, AVIF, ...), or a well-known image
+  format Pillow cannot decode here (HEIC/HEIF, JPEG XL, SVG), is `unsupported_format` with a hint
+  to convert it; bytes that are no image at all are `not_image`. Formats are told by content, so
+  a PNG named `.jpg` is accepted as a PNG.
+* **Originals are kept when they need no change**: an 8-bit RGB JPEG with no EXIF rotation, or an
+  8-bit RGB PNG without transparency or animation, is stored byte for byte (no re-encode, no copy).
+  This is the common case and the fast path. Anything else is re-encoded: JPEG sources as JPEG
+  quality 95 with 4:4:4 chroma (they are lossy already, and PNG would make photos 5-10x larger),
+  every other source as PNG (lossless, so nothing is lost beyond the bit-depth reduction).
+* **Normalisation** to 8-bit RGB: EXIF orientation is applied and dropped (TensorFlow ignores it,
+  so a rotated photo would otherwise be trained on sideways); transparency (RGBA, LA, PA, P or RGB
+  with a transparent colour) is composited on **white**, because transparent images are drawn to
+  be seen on light pages (logos and product shots, dark on transparent, would vanish on black)
+  and dropping alpha exposes whatever colour hides under transparent pixels; CMYK, grayscale,
+  palette and 1-bit images are converted to RGB (colour profiles are not applied: the model sees
+  the stored values, as TensorFlow's decoders would); 16-bit samples are scaled to 8 bits.
+* **Animated images** (GIF, APNG, WebP, multi-page TIFF) keep their first frame, the one every
+  viewer and `tf.io.decode_image(expand_animations=False)` shows, and say so in `changes`.
+* **Size limits** apply to the image as found: `min_side` to its shorter side, `max_pixels` to its
+  pixel count. `max_side` then downsizes (Lanczos, aspect ratio kept) when the longer side exceeds it.
+"""
+import dataclasses
+import io
+import warnings
+from typing import Optional, Tuple, Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Reject reasons: one list for the whole ingest. This module returns the first six and the two
+# size reasons; the pipeline adds `unreadable` (I/O errors), `duplicate` and `label_conflict`.
+EMPTY = "empty"  # zero bytes
+UNREADABLE = "unreadable"  # the file could not be read (permissions, I/O error, dangling link)
+NOT_IMAGE = "not_image"  # the bytes are not an image in any format we know
+TRUNCATED = "truncated"  # an image that does not fully decode: truncated or corrupt data
+UNSUPPORTED_FORMAT = "unsupported_format"  # an image, but in a format we do not accept
+TOO_SMALL = "too_small"  # shorter side below min_side
+TOO_LARGE = "too_large"  # more pixels than max_pixels (decompression-bomb guard)
+DUPLICATE = "duplicate"  # same content as another file of the same class (one copy is kept)
+LABEL_CONFLICT = "label_conflict"  # same content in two classes (every copy is rejected)
+
+REJECT_REASONS = (
+    EMPTY, UNREADABLE, NOT_IMAGE, TRUNCATED, UNSUPPORTED_FORMAT, TOO_SMALL, TOO_LARGE, DUPLICATE,
+    LABEL_CONFLICT,
+)
+
+# What normalisation did; `Decoded.changes` lists the codes that apply, in this order.
+CHANGE_FORMAT = "format"  # stored in another format than the source (e.g. GIF, BMP -> PNG)
+CHANGE_ANIMATION = "animation"  # first frame of an animation kept
+CHANGE_ORIENTATION = "orientation"  # EXIF orientation applied, tag dropped
+CHANGE_ALPHA = "alpha"  # transparency composited on white (or a fully opaque alpha dropped)
+CHANGE_COLOR = "color"  # CMYK, grayscale, palette or 1-bit converted to RGB
+CHANGE_BIT_DEPTH = "bit_depth"  # more than 8 bits per sample scaled to 8
+CHANGE_RESIZED = "resized"  # longer side brought down to max_side
+
+# Pillow format name -> whether its re-encoding is JPEG (else PNG).
+ACCEPTED_FORMATS = {"JPEG": True, "MPO": True, "PNG": False, "GIF": False, "BMP": False, "WEBP": False,
+                    "TIFF": False}
+
+# Pillow's default bomb limit; ingest configs usually set their own `max_pixels`.
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
+DEFAULT_MIN_SIDE = 16
+JPEG_QUALITY = 95
+WHITE = (255, 255, 255)
+_ORIENTATION_TAG = 0x0112
+
+# We check the pixel count ourselves, before decoding and against the configured limit, so
+# Pillow's warning for images above its own default limit is only noise in the ingest's log.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """An image that passed validation, as it is to be stored.
+
+    data: the bytes to store: the original file's bytes object itself when nothing had to change.
+    format: "jpeg" or "png" (of `data`, whatever the source format was).
+    height, width: of the stored image.
+    source_format: the format found by content, lower case ("jpeg", "png", "gif", ...).
+    changes: the `CHANGE_*` codes that apply; empty when `data` is the original.
+    detail: what was changed, for people ("" when nothing was).
+    """
+
+    data: bytes
+    format: str
+    height: int
+    width: int
+    source_format: str
+    changes: Tuple[str, ...] = ()
+    detail: str = ""
+
+    @property
+    def normalised(self) -> bool:
+        return bool(self.changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejected:
+    """A file that is not kept: `reason` is one of `REJECT_REASONS`, `detail` says why and what to do."""
+
+    reason: str
+    detail: str
+
+
+def decode_and_normalise(
+    data: bytes,
+    min_side: int = DEFAULT_MIN_SIDE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: Optional[int] = None,
+) -> Union[Decoded, Rejected]:
+    """Validate `data` by a full decode and return what to store, or why it is rejected."""
+    if not data:
+        return Rejected(EMPTY, "the file is empty (0 bytes): re-export or remove it")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        # Pillow's own guard (twice Image.MAX_IMAGE_PIXELS) fires while parsing the header.
+        return Rejected(TOO_LARGE, f"the header claims a decompression-bomb size ({e}): downscale the image")
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types for bytes it cannot identify
+        return _not_decodable(data, e)
+    with image:
+        return _validate(image, data, min_side, max_pixels, max_side)
+
+
+def _validate(image, data, min_side, max_pixels, max_side):
+    fmt = image.format
+    if fmt not in ACCEPTED_FORMATS:
+        return Rejected(
+            UNSUPPORTED_FORMAT,
+            f"{fmt} images are not accepted: convert to JPEG or PNG (accepted: {_accepted_list()})",
+        )
+    width, height = image.size
+    if width * height > max_pixels:
+        return Rejected(
+            TOO_LARGE,
+            f"{width}x{height} = {width * height:,} pixels is above max_pixels={max_pixels:,} "
+            "(decompression-bomb guard): downscale the image or raise max_pixels",
+        )
+    if min(width, height) < min_side:
+        return Rejected(
+            TOO_SMALL,
+            f"{width}x{height}: the shorter side is below min_side={min_side}: remove it or lower min_side",
+        )
+    try:
+        if fmt == "PNG":
+            _check_png_checksums(data)
+        image.load()
+    except Exception as e:  # noqa: BLE001 - corrupt data surfaces as OSError, SyntaxError, ValueError, ...
+        return Rejected(TRUNCATED, f"{fmt} does not fully decode ({type(e).__name__}: {e}): the file is truncated or corrupt")
+    return _normalise(image, data, fmt, max_side)
+
+
+def _normalise(image, data, fmt, max_side):
+    """Return the stored form: the original bytes on the fast path, else a re-encoding."""
+    to_jpeg = ACCEPTED_FORMATS[fmt]
+    changes, details = [], []
+    if fmt not in ("JPEG", "MPO", "PNG"):
+        changes.append(CHANGE_FORMAT)
+        details.append(f"{fmt} stored as {'JPEG' if to_jpeg else 'PNG'}")
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1 and fmt != "MPO":  # MPO extra frames are previews/stereo pairs, not animation
+        changes.append(CHANGE_ANIMATION)
+        details.append(f"first of {frames} frames kept")
+    orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+    if orientation not in (1, None) and 2 <= int(orientation) <= 8:
+        changes.append(CHANGE_ORIENTATION)
+        details.append(f"EXIF orientation {orientation} applied")
+        image = ImageOps.exif_transpose(image)
+    image, mode_changes = _to_rgb8(image, fmt, data)
+    for code, text in mode_changes:
+        changes.append(code)
+        details.append(text)
+    width, height = image.size
+    if max_side is not None and max(width, height) > max_side:
+        scale = max_side / max(width, height)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+        changes.append(CHANGE_RESIZED)
+        details.append(f"resized {width}x{height} -> {size[0]}x{size[1]}")
+        width, height = size
+
+    source_format = "jpeg" if fmt in ("JPEG", "MPO") else fmt.lower()
+    if not changes:
+        return Decoded(data, source_format, height, width, source_format)
+    image.info = {}  # drop EXIF, ICC profile (maybe CMYK's) and transparency: pixels are final
+    out = io.BytesIO()
+    if to_jpeg:
+        image.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    else:
+        image.save(out, format="PNG")
+    order = [CHANGE_FORMAT, CHANGE_ANIMATION, CHANGE_ORIENTATION, CHANGE_ALPHA, CHANGE_COLOR,
+             CHANGE_BIT_DEPTH, CHANGE_RESIZED]
+    return Decoded(
+        out.getvalue(), "jpeg" if to_jpeg else "png", height, width, source_format,
+        tuple(sorted(set(changes), key=order.index)), "; ".join(details),
+    )
+
+
+def _to_rgb8(image, fmt, data):
+    """Convert any decoded mode to 8-bit RGB; return the image and [(change code, detail)]."""
+    mode = image.mode
+    if mode == "RGB" and "transparency" not in image.info:
+        if fmt == "PNG" and _png_bit_depth(data) > 8:
+            return image, [(CHANGE_BIT_DEPTH, "16-bit RGB scaled to 8-bit")]  # Pillow kept the high bytes
+        return image, []
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _gray_to_rgb8(image), [(CHANGE_BIT_DEPTH, f"{_bits(mode)}-bit grayscale scaled to 8-bit RGB")]
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        return _flatten_on_white(image)
+    if mode in ("CMYK", "L", "P", "1", "YCbCr", "LAB", "HSV", "RGBX"):
+        names = {"L": "grayscale", "P": "palette", "1": "1-bit"}
+        return image.convert("RGB"), [(CHANGE_COLOR, f"{names.get(mode, mode)} converted to RGB")]
+    return image.convert("RGB"), [(CHANGE_COLOR, f"{mode} converted to RGB")]
+
+
+def _flatten_on_white(image):
+    rgba = image.convert("RGBA")
+    alpha_low, _ = rgba.getchannel("A").getextrema()
+    if alpha_low == 255:
+        text = f"{image.mode} image is fully opaque: alpha dropped"
+        return rgba.convert("RGB"), [(CHANGE_ALPHA, text)]
+    background = Image.new("RGBA", rgba.size, WHITE + (255,))
+    flattened = Image.alpha_composite(background, rgba).convert("RGB")
+    return flattened, [(CHANGE_ALPHA, f"{image.mode} transparency composited on white")]
+
+
+def _gray_to_rgb8(image):
+    """Scale 16-bit grayscale to 8 bits (Pillow's convert('L') clips at 255 instead of scaling).
+
+    Integer modes are read as 16-bit samples (what PNG and TIFF store); float images as 0-1 when
+    they stay within it, else as 0-255.
+    """
+    samples = np.asarray(image)
+    if image.mode == "F":
+        top = 1.0 if samples.max(initial=0.0) <= 1.0 else 255.0
+        gray = np.rint(np.clip(samples, 0.0, top) * (255.0 / top))
+    else:
+        gray = (np.clip(samples.astype(np.int64), 0, 65535) * 255 + 32767) // 65535
+    return Image.fromarray(gray.astype(np.uint8), mode="L").convert("RGB")
+
+
+def _bits(mode):
+    return 32 if mode in ("I", "F") else 16
+
+
+def _png_bit_depth(data: bytes) -> int:
+    """Bit depth from the IHDR chunk, which the PNG spec puts first (byte 24 of the file)."""
+    return data[24] if len(data) > 24 else 8
+
+
+def _check_png_checksums(data: bytes) -> None:
+    """Raise if any PNG chunk's CRC is wrong (libpng, and so TensorFlow, refuses such files)."""
+    with Image.open(io.BytesIO(data)) as again:
+        again.verify()
+
+
+# Well-known image formats Pillow cannot decode here: signature test -> name.
+_OTHER_IMAGE_SIGNATURES = (
+    (lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"), "HEIC/HEIF"),
+    (lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"avif", b"avis"), "AVIF"),
+    (lambda d: d[:2] == b"\xff\x0a" or d[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
+    (lambda d: b"<svg" in d[:1024].lower(), "SVG"),
+)
+
+
+# First bytes of the accepted formats other than JPEG and PNG: such files are damaged images.
+_IMAGE_MAGIC = (b"GIF8", b"RIFF", b"II*\x00", b"MM\x00*")
+
+
+def _not_decodable(data: bytes, error: Exception) -> Rejected:
+    """Tell an image in a format we do not decode, a broken image and a non-image apart."""
+    for test, name in _OTHER_IMAGE_SIGNATURES:
+        if test(data):
+            return Rejected(UNSUPPORTED_FORMAT, f"{name} images are not accepted: convert to JPEG or PNG "
+                                                f"(accepted: {_accepted_list()})")
+    if data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n" or data[:4] in _IMAGE_MAGIC:
+        return Rejected(TRUNCATED, f"the header of this image is damaged ({type(error).__name__}: {error})")
+    return Rejected(NOT_IMAGE, f"not an image file (starts with {data[:8]!r}): remove it from the class folder")
+
+
+def _accepted_list() -> str:
+    return ", ".join(f for f in ACCEPTED_FORMATS if f != "MPO")
