@@ -33,3 +33,16 @@ def sign_digits_dir() -> pathlib.Path:
 def shared_weights_dir() -> pathlib.Path:
     """The pretrained MobileNetV2 (alpha 0.35, 96 px) backbone in ../shared/weights."""
     return _require(SHARED_WEIGHTS_DIR / "mobilenetv2_0.35_96_cifar6_notop.keras", "the pretrained backbone").parent
+
+
+@pytest.fixture(scope="session")
+def ingested_sign_digits(sign_digits_dir, tmp_path_factory) -> pathlib.Path:
+    """The real folder ingested ONCE per test session (default config); returns the ingest output dir.
+
+    Read-only for tests: the trainer, export and validation tests share it instead of re-ingesting.
+    """
+    from components.ingest import IngestConfig, run
+
+    output = tmp_path_factory.mktemp("ingest-sign-digits") / "ingest"
+    run(IngestConfig(data_dir=str(sign_digits_dir)), str(output))
+    return output

@@ -1,0 +1,187 @@
+"""The ingest entry point: a folder of class sub-folders in, a published TFDS dataset out.
+
+Inputs:  config.data_dir (or config.tfds_name), and previous_dir: the last successful ingest in
+         the same pipeline root, whose manifest.csv keeps every known image in its split.
+Outputs: output_dir (must not exist), published atomically; layout in schemas/ARTIFACTS.md.
+"""
+import collections
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Dict, Optional
+
+import apache_beam as beam
+import tensorflow as tf
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from components.common.errors import DataError, UsageError
+from components.common.publish import publish_dir
+from components.ingest import outputs, scan, tfds_source, transforms
+from components.ingest.beam_runner import make_pipeline
+from components.ingest.config import IngestConfig
+from components.ingest.result import IngestResult
+
+
+def _check_classes(found: scan.ScanResult, data_dir: str) -> list:
+    """The class names (sorted, as Keras' image_dataset_from_directory does); raise when unusable."""
+    if found.found == 0:
+        raise DataError(f"data folder {data_dir!r} is empty: put each class's images in its own sub-folder")
+    labels = sorted({c.label_text for c in found.candidates})
+    if not labels:
+        raise DataError(
+            f"no images inside class sub-folders of {data_dir!r} ({found.found} files found, all ignored or "
+            "rejected): put each class's images in its own sub-folder, e.g. DATA/cat/1.jpg, DATA/dog/2.jpg"
+        )
+    if len(labels) == 1:
+        raise DataError(
+            f"only one class folder ({labels[0]!r}) in {data_dir!r}: a classifier needs at least two "
+            "class sub-folders"
+        )
+    return labels
+
+
+def _counters(result) -> Dict[str, int]:
+    """Beam counters of the run, {name: value} (committed values where the runner has them)."""
+    values: Dict[str, int] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(transforms.COUNTER_NAMESPACE))["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        values[counter.key.metric.name] = values.get(counter.key.metric.name, 0) + int(value or 0)
+    return values
+
+
+def _save_json(value, path: str) -> None:
+    """Hand a small result (metadata, never image bytes) from the pipeline back to the driver."""
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(value, f)
+
+
+def _load_json(path: str):
+    with tf.io.gfile.GFile(path, "r") as f:
+        return json.load(f)
+
+
+def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
+    """Inspect every candidate, plan the splits and write the examples; return (plan, files, counters)."""
+    shards_dir = os.path.join(work_dir, "shards")
+    tf.io.gfile.makedirs(shards_dir)
+    plan_path, files_path = os.path.join(work_dir, "plan.json"), os.path.join(work_dir, "files.json")
+    pipeline = make_pipeline(beam_options)
+    planned = (
+        pipeline
+        | "ListFiles" >> beam.Create([(c.path, c.relpath, c.label_text) for c in candidates])
+        | "InspectFiles" >> transforms.InspectFiles(config)
+        | "GatherMetadata" >> beam.combiners.ToList()
+        | "PlanSplits" >> beam.Map(transforms.plan, labels, previous, config)
+    )
+    _ = planned | "SavePlan" >> beam.Map(_save_json, plan_path)
+    _ = (
+        planned
+        | "KeptImages" >> beam.FlatMap(lambda p: p["kept"])
+        | "WriteExamples" >> transforms.WriteExamples(shards_dir, config)
+        | "GatherFiles" >> beam.combiners.ToList()
+        | "SaveFiles" >> beam.Map(_save_json, files_path)
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    return _load_json(plan_path), _load_json(files_path), _counters(result)
+
+
+def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = None,
+        beam_options: Optional[PipelineOptions] = None) -> IngestResult:
+    """Ingest config.data_dir (or config.tfds_name) into `output_dir`; see the module docstring.
+
+    Raises UsageError (bad config), DataError (missing/empty/unusable data), and RuntimeError
+    when the accounting invariant kept + rejected + ignored = found does not hold (a bug).
+    """
+    config.validate()
+    start = time.monotonic()
+    if tf.io.gfile.exists(output_dir):
+        raise UsageError(f"ingest output {output_dir!r} already exists: give a new output directory")
+    previous = outputs.read_previous_splits(previous_dir) if previous_dir else {}
+    staging = None
+    try:
+        data_dir = config.data_dir
+        if config.tfds_name:
+            staging = tempfile.mkdtemp(prefix="transferline-tfds-")
+            data_dir = tfds_source.materialise(config.tfds_name, config.tfds_data_dir, staging)
+        found = scan.scan_folder(data_dir)
+        labels = _check_classes(found, data_dir)
+        with publish_dir(output_dir) as tmp:
+            work_dir = os.path.join(tmp, "_work")
+            plan, files, counters = _run_beam(config, found.candidates, labels, previous, work_dir, beam_options)
+            changed = [f["changed"] for f in files if "changed" in f]
+            if changed:
+                raise DataError(f"{len(changed)} file(s) changed during the ingest (e.g. {changed[0]!r}): "
+                                "rerun once the data folder is no longer being written")
+            kept = plan["kept"]
+            if not kept:
+                raise DataError(f"no usable images in {data_dir!r}: all {len(found.candidates)} candidate files "
+                                "were rejected (see the reasons above); fix or replace them")
+            rejected = [{"relpath": r, "reason": why, "detail": d} for r, why, d in found.rejected] + plan["rejected"]
+            ds_dir = outputs.dataset_dir(tmp, config.dataset_name)
+            shards = outputs.finalise_shards(files, ds_dir, config.dataset_name, config.split_names,
+                                             config.shard_bytes)
+            tf.io.gfile.rmtree(work_dir)
+            outputs.write_tfds_metadata(ds_dir, config.dataset_name, labels, shards,
+                                        description=f"Ingested by transferline from {config.tfds_name or data_dir}")
+            outputs.write_tables(tmp, labels, kept, rejected)
+            result = _result(config, output_dir, labels, found, kept, rejected, start)
+            _check_accounting(result, counters, shards)
+            outputs.write_stats(tmp, _stats(result, counters, config, data_dir, previous_dir))
+        return result
+    finally:
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _result(config, output_dir, labels, found, kept, rejected, start) -> IngestResult:
+    counts = {name: {s: 0 for s in config.split_names} for name in labels}
+    for row in kept:
+        counts[row["label_text"]][row["split"]] += 1
+    return IngestResult(
+        output_dir=output_dir,
+        dataset_dir=outputs.dataset_dir(output_dir, config.dataset_name),
+        labels=list(labels),
+        counts=counts,
+        rejected=dict(collections.Counter(r["reason"] for r in rejected)),
+        ignored=dict(collections.Counter(why for _, why in found.ignored)),
+        found=found.found,
+        kept=len(kept),
+        seconds=time.monotonic() - start,
+    )
+
+
+def _check_accounting(result: IngestResult, counters: Dict[str, int], shards: Dict[str, dict]) -> None:
+    """kept + rejected + ignored = found, and every kept image is in exactly one written record."""
+    accounted = result.kept + sum(result.rejected.values()) + sum(result.ignored.values())
+    if accounted != result.found:
+        raise RuntimeError(f"ingest accounting broken: kept {result.kept} + rejected {sum(result.rejected.values())}"
+                           f" + ignored {sum(result.ignored.values())} = {accounted} != {result.found} files found")
+    for split, total in result.split_totals.items():
+        written = sum(shards[split]["shard_lengths"])
+        if written != total:
+            raise RuntimeError(f"ingest wrote {written} records to split {split!r} but planned {total}")
+
+
+def _stats(result: IngestResult, counters, config: IngestConfig, data_dir: str, previous_dir) -> dict:
+    return {
+        "source": config.tfds_name and f"tfds:{config.tfds_name}" or data_dir,
+        "previous_ingest": previous_dir,
+        "files": {
+            "found": result.found,
+            "kept": result.kept,
+            "rejected": sum(result.rejected.values()),
+            "ignored": sum(result.ignored.values()),
+        },
+        "per_class_per_split": result.counts,
+        "per_split": result.split_totals,
+        "rejected_by_reason": result.rejected,
+        "ignored_by_reason": result.ignored,
+        "labels": list(result.labels),
+        "splits": dict(config.splits),
+        "beam_counters": counters,
+        "seconds": round(result.seconds, 3),
+    }

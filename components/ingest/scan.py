@@ -1,0 +1,139 @@
+"""Find the candidate images of a class-per-sub-folder layout, and account for everything else.
+
+The class of a file is its first-level folder under the data folder; deeper folders belong to
+that class. Files directly in the data folder, hidden/system files (`.DS_Store`, `Thumbs.db`,
+`._*`, anything under a hidden folder or `__MACOSX`) are ignored and counted, so that
+kept + rejected + ignored = found holds for every file the scan sees.
+
+Local folders are walked with `os.scandir` rather than Beam's local `FileSystems.match`, which
+silently skips unreadable directories and does not follow symlinked folders; here an unreadable
+folder or a symlink loop is a `DataError` that names it. Remote folders (gs://, s3://, ...) are
+listed with `FileSystems.match(prefix/**)`: object stores have no folders, links or loops.
+"""
+import dataclasses
+import os
+import posixpath
+from typing import List, Tuple
+
+from apache_beam.io.filesystems import FileSystems
+
+from components.common.errors import DataError
+
+IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "__macosx"}
+# Reasons a file is ignored (not an error, not a candidate): the scan's own accounting.
+IGNORED_OUTSIDE_CLASS = "outside_class_folder"
+IGNORED_HIDDEN = "hidden_or_system"
+# A file name that is not valid UTF-8 cannot be stored in the manifest or a tf.Example.
+REJECT_BAD_FILENAME = "bad_filename"
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One file to read: its full path, its '/'-separated path under the data folder, its class."""
+
+    path: str
+    relpath: str
+    label_text: str
+
+
+@dataclasses.dataclass
+class ScanResult:
+    candidates: List[Candidate]
+    ignored: List[Tuple[str, str]]  # (relpath, why)
+    rejected: List[Tuple[str, str, str]]  # (relpath, reason, detail)
+
+    @property
+    def found(self) -> int:
+        return len(self.candidates) + len(self.ignored) + len(self.rejected)
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") or name.lower() in IGNORED_NAMES
+
+
+def _printable(relpath: str) -> str:
+    """A non-UTF-8 name shown with its undecodable bytes escaped (it cannot be stored as is)."""
+    return relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _classify(relpath: str, scan: ScanResult, path: str) -> None:
+    """Put one file (by its path under the data folder) into candidates, ignored or rejected."""
+    parts = relpath.split("/")
+    if any(_is_hidden(p) for p in parts):
+        scan.ignored.append((_printable(relpath), IGNORED_HIDDEN))
+    elif len(parts) == 1:
+        scan.ignored.append((_printable(relpath), IGNORED_OUTSIDE_CLASS))
+    elif not _is_utf8(relpath):
+        scan.rejected.append(
+            (_printable(relpath), REJECT_BAD_FILENAME, "file name is not valid UTF-8: rename the file (or folder)")
+        )
+    else:
+        scan.candidates.append(Candidate(path=path, relpath=relpath, label_text=parts[0]))
+
+
+def _walk_local(root: str, scan: ScanResult) -> None:
+    """Depth-first walk that follows symlinks, raising on unreadable folders and on loops."""
+    stack = [(root, "", (os.path.realpath(root),))]
+    while stack:
+        folder, rel, ancestors = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            raise DataError(
+                f"cannot read the folder {_printable(folder)!r} under the data folder ({e.strerror}): "
+                "fix its permissions, or move it out of the data folder"
+            ) from None
+        for entry in entries:
+            entry_rel = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if not is_dir:
+                _classify(entry_rel, scan, entry.path)
+                continue
+            real = os.path.realpath(entry.path)
+            if real in ancestors:
+                raise DataError(
+                    f"symlink loop in the data folder: {_printable(entry.path)!r} points back to "
+                    f"{_printable(real)!r}; remove the link or point it outside the data folder"
+                )
+            stack.append((entry.path, entry_rel, ancestors + (real,)))
+
+
+def _walk_remote(root: str, scan: ScanResult) -> None:
+    prefix = root.rstrip("/") + "/"
+    for match in FileSystems.match([prefix + "**"]):
+        for meta in sorted(match.metadata_list, key=lambda m: m.path):
+            _classify(meta.path[len(prefix) :], scan, meta.path)
+
+
+def scan_folder(data_dir: str) -> ScanResult:
+    """List every file under `data_dir`; raise `DataError` when it is missing or unreadable."""
+    scan = ScanResult(candidates=[], ignored=[], rejected=[])
+    if "://" in data_dir:
+        if not FileSystems.exists(data_dir.rstrip("/") + "/") and not FileSystems.exists(data_dir):
+            raise DataError(f"data folder {data_dir!r} does not exist: check --data-dir")
+        _walk_remote(data_dir, scan)
+    else:
+        if not os.path.exists(data_dir):
+            raise DataError(f"data folder {data_dir!r} does not exist: check --data-dir")
+        if not os.path.isdir(data_dir):
+            raise DataError(
+                f"--data-dir {data_dir!r} is a file, not a folder: give the folder that holds one sub-folder per class"
+            )
+        _walk_local(data_dir, scan)
+    return scan
+
+
+def relpath_join(root: str, relpath: str) -> str:
+    """The full path of a file under `root` from its '/'-separated relative path."""
+    return posixpath.join(root.rstrip("/"), relpath) if "://" in root else os.path.join(root, relpath)
