@@ -1,0 +1,288 @@
+"""The run's configuration: one section per component, from a YAML file plus CLI overrides.
+
+Each component owns its config dataclass (`components/<name>/config.py`); this module only
+knows how to build them from plain data, so a new field in a component's dataclass is at once a
+YAML key and a `--set section.key=value` override, with no second list to keep in step. Values
+are checked against the dataclass field types here (unknown key, wrong type) and then by the
+dataclass's own `validate()` (ranges), before anything runs; every error names the key, the bad
+value and what is allowed, and exits with the usage code.
+"""
+import dataclasses
+import importlib
+import types
+import typing
+from typing import Any, Mapping
+
+import tensorflow as tf
+import yaml
+
+from components.common.errors import UsageError
+
+DEFAULT_PIPELINE_ROOT = "./pipeline_root"
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of the orchestration itself (the `pipeline:` section of the YAML file).
+
+    `serving_dir` defaults to `<pipeline_root>/serving` so that the demo needs no flag; point it
+    at the directory TF Serving watches in production.
+    """
+
+    pipeline_root: str = DEFAULT_PIPELINE_ROOT
+    serving_dir: str | None = None
+
+    def validate(self) -> None:
+        if not self.pipeline_root:
+            raise UsageError("pipeline.pipeline_root: empty; give a directory, e.g. --pipeline-root ./pipeline_root")
+
+    @property
+    def effective_serving_dir(self) -> str:
+        return self.serving_dir or self.pipeline_root.rstrip("/") + "/serving"
+
+
+# section name -> (module, dataclass name). "pipeline" is ours; the others belong to components.
+SECTIONS = {
+    "pipeline": ("pipeline.config", "PipelineConfig"),
+    "ingest": ("components.ingest.config", "IngestConfig"),
+    "validate": ("components.validate.config", "ValidateConfig"),
+    "train": ("components.train.config", "TrainConfig"),
+    "export": ("components.export.config", "ExportConfig"),
+    "evaluate": ("components.evaluate.config", "EvaluateConfig"),
+    "push": ("components.push.config", "PushConfig"),
+}
+
+
+def section_class(section: str):
+    """The dataclass of a section, or None when that component is not installed in this tree."""
+    module_name, class_name = SECTIONS[section]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and module_name.startswith(e.name):
+            return None
+        raise
+    return getattr(module, class_name, None)
+
+
+def available_sections() -> dict:
+    return {name: cls for name in SECTIONS if (cls := section_class(name)) is not None}
+
+
+# --- turning plain data into typed values ----------------------------------------------------
+
+def _type_name(hint) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _bad(key: str, value, expected: str) -> UsageError:
+    return UsageError(f"config key {key}: {value!r} is not valid; expected {expected}")
+
+
+def coerce(value: Any, hint, key: str, from_text: bool = False):
+    """Convert `value` (YAML data, or text from the command line) to the type `hint`, or raise."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any or hint is None:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (from_text and isinstance(value, str) and value.lower() in ("null", "~")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, key, from_text)
+            except UsageError as e:
+                errors.append(e)
+        raise _bad(key, value, " or ".join(_type_name(a) for a in args))
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise _bad(key, value, "one of " + ", ".join(repr(a) for a in args))
+    if from_text and isinstance(value, str) and (hint in (list, tuple, dict) or origin in (list, tuple, dict, Mapping, typing.Sequence) or dataclasses.is_dataclass(hint)):
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise _bad(key, value, f"a YAML {_type_name(hint)}")
+        from_text = False
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if from_text and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise _bad(key, value, "true or false")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if from_text and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise _bad(key, value, "an integer")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if from_text and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise _bad(key, value, "a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise _bad(key, value, "a string")
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, Mapping):
+            raise _bad(key, value, f"a mapping of {hint.__name__} fields")
+        return build_dataclass(hint, value, key)
+    if origin in (list, typing.Sequence) or hint in (list,) or origin is tuple or hint is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise _bad(key, value, "a list")
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(value) != len(args):
+                raise _bad(key, value, f"a list of {len(args)} items")
+            return tuple(coerce(v, a, f"{key}[{i}]", from_text) for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        items = [coerce(v, item, f"{key}[{i}]", from_text) for i, v in enumerate(value)]
+        return tuple(items) if (origin is tuple or hint is tuple) else items
+    if origin in (dict, Mapping) or hint is dict:
+        if not isinstance(value, Mapping):
+            raise _bad(key, value, "a mapping")
+        kt, vt = args if args else (Any, Any)
+        return {coerce(k, kt, key, from_text): coerce(v, vt, f"{key}.{k}", from_text) for k, v in value.items()}
+    return value
+
+
+def build_dataclass(cls, data: Mapping, prefix: str):
+    """Instantiate `cls` from `data`, rejecting unknown keys and converting each value by its type."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UsageError(
+            f"config key {prefix}.{unknown[0]}: unknown key; allowed keys in {prefix}: {', '.join(sorted(fields))}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {name: coerce(value, hints.get(name, Any), f"{prefix}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a required field without a value
+        raise UsageError(f"config section {prefix}: {e}") from None
+    except (ValueError, UsageError) as e:
+        raise UsageError(f"config section {prefix}: {e}") from None
+
+
+# --- the whole run's configuration ------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The effective configuration of one run: one validated dataclass per available section."""
+
+    sections: dict
+
+    def __getitem__(self, name):
+        return self.sections.get(name)
+
+    @property
+    def pipeline(self) -> PipelineConfig:
+        return self.sections["pipeline"]
+
+    def section_dict(self, name) -> dict:
+        section = self.sections.get(name)
+        return to_plain(section) if section is not None else {}
+
+    def to_dict(self) -> dict:
+        return {name: to_plain(section) for name, section in self.sections.items()}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def to_plain(value):
+    """Dataclasses, tuples and mappings as plain YAML/JSON data."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def read_yaml(path: str) -> dict:
+    """Read the `--config` file: a mapping of section name to a mapping of keys."""
+    if not tf.io.gfile.exists(path):
+        raise UsageError(f"--config {path}: file not found; give the path of a YAML file like pipeline.yaml")
+    with tf.io.gfile.GFile(path, "r") as f:
+        try:
+            data = yaml.safe_load(f.read())
+        except yaml.YAMLError as e:
+            raise UsageError(f"--config {path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: the top level must be a mapping of sections ({', '.join(SECTIONS)})")
+    return data
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Nested dict merge: keys of `override` win; mappings are merged key by key."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[str, str, str]:
+    """`section.key=value` (from `--set`) -> (section, key, raw text value)."""
+    name, sep, value = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not key:
+        raise UsageError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. --set train.batch_size=16")
+    return section, key, value
+
+
+def build(data: dict, text_overrides: list[tuple[str, str, str]] = ()) -> RunConfig:
+    """Validate the merged YAML + flag data into a `RunConfig`.
+
+    `data` holds typed values (YAML, or flags already converted by argparse); `text_overrides`
+    are `--set` values still as text, converted by the field's type.
+    """
+    available = available_sections()
+    for section in data:
+        if section not in SECTIONS:
+            raise UsageError(f"config section {section!r}: unknown; allowed sections: {', '.join(SECTIONS)}")
+        if section not in available:
+            raise UsageError(f"config section {section!r}: that component is not installed in this version")
+        if not isinstance(data[section], Mapping):
+            raise UsageError(f"config section {section}: {data[section]!r} is not a mapping of keys")
+    data = {k: dict(v) for k, v in data.items()}
+    for section, key, raw in text_overrides:
+        cls = available.get(section)
+        if cls is None:
+            raise UsageError(f"--set {section}.{key}: unknown section; allowed: {', '.join(available)}")
+        hints = typing.get_type_hints(cls)
+        if key not in {f.name for f in dataclasses.fields(cls)}:
+            raise UsageError(
+                f"--set {section}.{key}: unknown key; allowed keys in {section}: "
+                + ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
+            )
+        data.setdefault(section, {})[key] = coerce(raw, hints[key], f"{section}.{key}", from_text=True)
+    sections = {}
+    for name, cls in available.items():
+        section = build_dataclass(cls, data.get(name, {}), name)
+        if hasattr(section, "validate"):
+            section.validate()  # its UsageError names the key, the value and the allowed range
+        sections[name] = section
+    return RunConfig(sections)

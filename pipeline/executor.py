@@ -1,0 +1,213 @@
+"""Runs the selected DAG nodes in order: fingerprint, reuse or execute, record lineage, report progress.
+
+For each node: resolve its inputs (this run's upstream outputs, or with `--only` the latest
+successful ones), compute its input fingerprint, and either reuse an earlier complete execution
+with the same fingerprint (its published output still present) or run the component into a
+fresh `<component>/<run_id>/`. The execution is recorded as `running` before the component
+starts, so lineage tells a killed run apart from a finished one; because components publish by
+rename, a rerun after a kill finds only complete outputs and reuses them.
+"""
+import dataclasses
+import json
+import os
+import time
+
+import tensorflow as tf
+
+from components.common import publish
+from components.common.errors import NotBlessedError, UsageError
+from pipeline import artifacts, dag, fingerprint
+
+
+@dataclasses.dataclass
+class Input:
+    uri: str
+    fingerprint: str
+    execution_id: int
+
+
+@dataclasses.dataclass
+class Context:
+    """What the DAG's adapters may read: config, options and the resolved per-run paths."""
+
+    config: object  # pipeline.config.RunConfig
+    store: object  # pipeline.metadata.Store
+    run_id: str
+    root: str
+    beam_options: object
+    serving_dir: str
+    force_push: bool = False
+    baseline_dir: str | None = None
+    train_work_dir: str | None = None
+    log: object = print
+
+    def previous_output(self, component: str, before: str | None = None) -> str | None:
+        """The latest complete output of `component` other than `before` (None if there is none)."""
+        rows = self.store.db.execute(
+            "SELECT output_uri FROM executions WHERE component=? AND status IN ('complete','cached') "
+            "ORDER BY id DESC",
+            (component,),
+        ).fetchall()
+        for row in rows:
+            uri = row["output_uri"]
+            if uri and uri != before and publish.is_complete(uri):
+                return uri
+        return None
+
+
+def _plain(result) -> dict:
+    """A component result as JSON-able properties for the lineage store."""
+    if dataclasses.is_dataclass(result):
+        data = dataclasses.asdict(result)
+    elif isinstance(result, dict):
+        data = dict(result)
+    else:
+        data = {k: v for k, v in vars(result).items() if not k.startswith("_")} if hasattr(result, "__dict__") else {}
+    return json.loads(json.dumps(data, default=str))
+
+
+def _summary(result) -> str:
+    summary = getattr(result, "summary", None)
+    return summary() if callable(summary) else ""
+
+
+def _model_name(config) -> str:
+    return getattr(config["push"], "model_name", "model") if config["push"] is not None else "model"
+
+
+def _latest_version_dir(serving_dir: str, model_name: str) -> str | None:
+    model_dir = os.path.join(serving_dir, model_name)
+    if not tf.io.gfile.isdir(model_dir):
+        return None
+    versions = [int(n.rstrip("/")) for n in tf.io.gfile.listdir(model_dir) if n.rstrip("/").isdigit()]
+    return os.path.join(model_dir, str(max(versions))) if versions else None
+
+
+def resolve_baseline(ctx: Context, candidate: Input) -> tuple:
+    """(baseline directory or None, its fingerprint for caching).
+
+    The baseline is the latest model this pipeline pushed (lineage), else the newest version in
+    the serving directory (pushed by something else). A candidate compared with itself (the
+    pushed model came from this very export) fingerprints like no baseline: nothing changed.
+    """
+    row = ctx.store.latest_pushed()
+    if row is not None and tf.io.gfile.exists(row["uri"]):
+        props = json.loads(row["properties"])
+        same = props.get("export_fingerprint") == candidate.fingerprint
+        return row["uri"], (None if same else row["fingerprint"])
+    version_dir = _latest_version_dir(ctx.serving_dir, _model_name(ctx.config))
+    if version_dir is None:
+        return None, None
+    return version_dir, fingerprint.digest({"serving_version": version_dir, "mtime": tf.io.gfile.stat(version_dir).mtime_nsec})
+
+
+def _extra_state(ctx: Context, node, inputs: dict):
+    """State outside the artifacts that a node's output depends on."""
+    if node.name == "ingest":
+        section = ctx.config["ingest"]
+        if section.data_dir:
+            return {"data_dir": fingerprint.digest(fingerprint.folder_listing(section.data_dir))}
+        return {"tfds_name": section.tfds_name}
+    if node.name == "evaluate":
+        ctx.baseline_dir, baseline_fp = resolve_baseline(ctx, inputs["export"])
+        return {"baseline": baseline_fp}
+    if node.name == "push":
+        return {"serving_dir": os.path.abspath(ctx.serving_dir) if "://" not in ctx.serving_dir else ctx.serving_dir}
+    return None
+
+
+def _pushed_uri(result) -> str | None:
+    for key in ("version_dir", "pushed_dir", "path", "uri"):
+        value = getattr(result, key, None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _reusable(node, row) -> bool:
+    """An earlier execution's output can be reused only while it is still there, complete."""
+    uri = row["output_uri"]
+    if node.name == "push":
+        return not uri or tf.io.gfile.exists(uri)
+    return bool(uri) and publish.is_complete(uri)
+
+
+def _resolve_inputs(ctx: Context, node, produced: dict) -> dict:
+    inputs = {}
+    for name in node.inputs:
+        if name in produced:
+            inputs[name] = produced[name]
+            continue
+        row = ctx.store.latest_complete(name)
+        if row is None or not _reusable(dag.NODES[dag.NAMES.index(name)], row):
+            raise UsageError(
+                f"{node.name} needs the output of {name}, and no earlier run produced one in "
+                f"{ctx.root}: run the pipeline without --only first (or with --stop-after {name})"
+            )
+        inputs[name] = Input(row["output_uri"], row["fingerprint"], row["id"])
+    return inputs
+
+
+def execute(ctx: Context, nodes: list, forced: set) -> dict:
+    """Run `nodes` in order; returns {name: result or None when reused}. Raises the first failure."""
+    produced, results = {}, {}
+    run_started = time.monotonic()
+    for node in nodes:
+        run = dag.entry_point(node.name)
+        if run is None or ctx.config[node.name] is None:
+            ctx.log(f"[pipeline] {node.name}: not part of this version of transferline; the run ends here")
+            break
+        inputs = _resolve_inputs(ctx, node, produced)
+        section = ctx.config.section_dict(node.name)
+        fp = fingerprint.component(node.name, section, {k: v.fingerprint for k, v in inputs.items()},
+                                   _extra_state(ctx, node, inputs))
+        if node.name == "train":
+            ctx.train_work_dir = artifacts.train_work_dir(ctx.root, fp[:16])
+        hit = None if node.name in forced else ctx.store.find_complete(node.name, fp)
+        if hit is not None and _reusable(node, hit):
+            ctx.store.record_cached(ctx.run_id, node.name, fp, hit)
+            produced[node.name] = Input(hit["output_uri"], fp, hit["id"])
+            results[node.name] = None
+            ctx.log(f"[pipeline] {node.name}: unchanged, reusing {hit['output_uri'] or 'the earlier result'} "
+                    f"(run {hit['run_id']})")
+            if node.name == "push" and not any(
+                json.loads(a["properties"]).get("pushed") for a in ctx.store.artifacts_of(hit["id"])
+            ):
+                raise NotBlessedError(f"the model was not pushed (unchanged since run {hit['run_id']}): "
+                                      f"{(hit['summary'] or '').strip()}")
+            continue
+        out = artifacts.output_dir(ctx.root, node.name, ctx.run_id)
+        execution_id = ctx.store.start_execution(ctx.run_id, node.name, fp, out if node.name != "push" else "")
+        for name, value in inputs.items():
+            for artifact in ctx.store.artifacts_of(value.execution_id):
+                ctx.store.add_input(execution_id, artifact["id"])
+        ctx.log(f"[pipeline] {node.name}: started ({time.monotonic() - run_started:.1f} s into the run)")
+        started = time.monotonic()
+        try:
+            result = node.call(run, ctx, {k: v.uri for k, v in inputs.items()}, out)
+        except BaseException as e:
+            ctx.store.finish_execution(execution_id, "failed", time.monotonic() - started, error=f"{type(e).__name__}: {e}")
+            raise
+        seconds = time.monotonic() - started
+        summary = _summary(result)
+        properties = _plain(result)
+        if node.name == "push":
+            out = _pushed_uri(result) if getattr(result, "pushed", True) else ""
+            properties["export_fingerprint"] = inputs["export"].fingerprint
+            properties.setdefault("pushed", bool(out))
+            ctx.store.db.execute("UPDATE executions SET output_uri=? WHERE id=?", (out or "", execution_id))
+        ctx.store.add_artifact(execution_id, out, _artifact_type(node.name), fp, properties)
+        ctx.store.finish_execution(execution_id, "complete", seconds, summary=summary)
+        produced[node.name] = Input(out, fp, execution_id)
+        results[node.name] = result
+        ctx.log(f"[pipeline] {node.name}: done in {seconds:.1f} s")
+        if summary:
+            ctx.log("  " + summary.strip().replace("\n", "\n  "))
+        if node.name == "push" and not properties.get("pushed"):
+            raise NotBlessedError(f"the model was not pushed: {summary.strip() or 'the evaluation gate did not bless it'}")
+    return results
+
+
+def _artifact_type(name: str) -> str:
+    return {"ingest": "Examples", "validate": "ExampleAnomalies", "train": "Model", "export": "ExportedModel",
+            "evaluate": "ModelBlessing", "push": "PushedModel"}[name]

@@ -1,0 +1,174 @@
+"""The lineage store: an SQLite file in the pipeline root (runs, executions, artifacts, events).
+
+It plays the part ML Metadata plays in TFX, small enough to read with the `sqlite3` shell:
+
+- `runs`: one row per `pipeline.run` invocation (status, exit code, effective config, code version)
+- `executions`: one row per component per run (status running/complete/failed/cached, timings,
+  input fingerprint, error, and for a cached one the execution whose outputs it reused)
+- `artifacts`: what an execution wrote (URI, type, fingerprint, JSON properties such as counts,
+  metrics or the pushed version)
+- `events`: which execution read (`input`) and wrote (`output`) which artifact
+
+An execution is recorded as `running` before its component starts, so a run killed half way
+leaves a row that says so; the next run marks such rows `interrupted`.
+"""
+import contextlib
+import datetime
+import json
+import sqlite3
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, started TEXT, ended TEXT, status TEXT, exit_code INTEGER,
+  command TEXT, config TEXT, code_version TEXT, message TEXT);
+CREATE TABLE IF NOT EXISTS executions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, component TEXT, fingerprint TEXT,
+  status TEXT, started TEXT, ended TEXT, seconds REAL, error TEXT, cached_from INTEGER,
+  output_uri TEXT, summary TEXT);
+CREATE TABLE IF NOT EXISTS artifacts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, uri TEXT, type TEXT, fingerprint TEXT,
+  properties TEXT, created TEXT);
+CREATE TABLE IF NOT EXISTS events (
+  execution_id INTEGER, artifact_id INTEGER, kind TEXT);
+CREATE INDEX IF NOT EXISTS executions_by_fingerprint ON executions (component, fingerprint, status);
+"""
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Store:
+    """Thin accessors over the SQLite file; every write is its own committed transaction."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self):
+        self.db.close()
+
+    @contextlib.contextmanager
+    def _tx(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # --- runs ---
+    def start_run(self, run_id: str, command: str, config: dict, code_version: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE executions SET status='interrupted', error='the run was killed before it finished' "
+                "WHERE status='running'"
+            )
+            db.execute(
+                "UPDATE runs SET status='interrupted', message='killed before it finished' WHERE status='running'"
+            )
+            db.execute(
+                "INSERT INTO runs (id, started, status, command, config, code_version) VALUES (?,?,?,?,?,?)",
+                (run_id, now(), "running", command, json.dumps(config, sort_keys=True), code_version),
+            )
+
+    def end_run(self, run_id: str, status: str, exit_code: int, message: str = "") -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET ended=?, status=?, exit_code=?, message=? WHERE id=?",
+                (now(), status, exit_code, message, run_id),
+            )
+
+    def runs(self, limit: int = 50) -> list:
+        return self.db.execute("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,)).fetchall()
+
+    def run(self, run_id: str):
+        row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:  # allow a unique prefix, as git does for commits
+            rows = self.db.execute("SELECT * FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchall()
+            row = rows[0] if len(rows) == 1 else None
+        return row
+
+    # --- executions ---
+    def start_execution(self, run_id: str, component: str, fingerprint: str, output_uri: str) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO executions (run_id, component, fingerprint, status, started, output_uri) "
+                "VALUES (?,?,?,?,?,?)",
+                (run_id, component, fingerprint, "running", now(), output_uri),
+            )
+            return cur.lastrowid
+
+    def finish_execution(self, execution_id: int, status: str, seconds: float, summary: str = "",
+                         error: str = "", cached_from: int | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE executions SET status=?, ended=?, seconds=?, summary=?, error=?, cached_from=? WHERE id=?",
+                (status, now(), seconds, summary, error, cached_from, execution_id),
+            )
+
+    def record_cached(self, run_id: str, component: str, fingerprint: str, source) -> int:
+        """An execution that reused `source`'s outputs: same artifacts, linked as this run's outputs."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO executions (run_id, component, fingerprint, status, started, ended, seconds, "
+                "cached_from, output_uri, summary) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (run_id, component, fingerprint, "cached", now(), now(), 0.0, source["id"],
+                 source["output_uri"], source["summary"]),
+            )
+            for row in db.execute("SELECT artifact_id, kind FROM events WHERE execution_id=?", (source["id"],)):
+                db.execute("INSERT INTO events VALUES (?,?,?)", (cur.lastrowid, row["artifact_id"], row["kind"]))
+            return cur.lastrowid
+
+    def find_complete(self, component: str, fingerprint: str):
+        """The latest successful execution of `component` with this input fingerprint, or None."""
+        return self.db.execute(
+            "SELECT * FROM executions WHERE component=? AND fingerprint=? AND status='complete' "
+            "ORDER BY id DESC LIMIT 1",
+            (component, fingerprint),
+        ).fetchone()
+
+    def latest_complete(self, component: str):
+        """The latest successful (or cache-reusing) execution of `component`, any fingerprint."""
+        return self.db.execute(
+            "SELECT * FROM executions WHERE component=? AND status IN ('complete', 'cached') "
+            "ORDER BY id DESC LIMIT 1",
+            (component,),
+        ).fetchone()
+
+    def executions(self, run_id: str) -> list:
+        return self.db.execute("SELECT * FROM executions WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
+
+    # --- artifacts ---
+    def add_artifact(self, execution_id: int, uri: str, type_: str, fingerprint: str, properties: dict) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO artifacts (uri, type, fingerprint, properties, created) VALUES (?,?,?,?,?)",
+                (uri, type_, fingerprint, json.dumps(properties, sort_keys=True, default=str), now()),
+            )
+            db.execute("INSERT INTO events VALUES (?,?,?)", (execution_id, cur.lastrowid, "output"))
+            return cur.lastrowid
+
+    def add_input(self, execution_id: int, artifact_id: int) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO events VALUES (?,?,?)", (execution_id, artifact_id, "input"))
+
+    def artifacts_of(self, execution_id: int, kind: str = "output") -> list:
+        return self.db.execute(
+            "SELECT a.* FROM artifacts a JOIN events e ON e.artifact_id=a.id "
+            "WHERE e.execution_id=? AND e.kind=? ORDER BY a.id",
+            (execution_id, kind),
+        ).fetchall()
+
+    def latest_pushed(self):
+        """The artifact of the latest push that put a model into serving (the gate's baseline)."""
+        for row in self.db.execute(
+            "SELECT * FROM artifacts WHERE type='PushedModel' ORDER BY id DESC"
+        ):
+            if json.loads(row["properties"]).get("pushed"):
+                return row
+        return None

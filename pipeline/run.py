@@ -1,0 +1,225 @@
+"""`python -m pipeline.run`: run the pipeline (ingest -> validate -> train -> export -> evaluate -> push).
+
+Our flags are parsed here; every other flag goes to Beam's `PipelineOptions` (so
+`--direct_num_workers=2 --direct_running_mode=multi_processing`, or a Dataflow/Flink/Spark
+runner's flags, reach the ingest unchanged). Beam only warns about flags it does not know and
+drops them, so a flag neither we nor Beam know is turned into a usage error here instead of a
+typo silently ignored.
+
+Exit codes (README "Exit codes"): 0 pushed/complete, 1 unexpected, 2 usage/config, 3 data,
+4 not blessed, 5 locked. A `PipelineError` prints its message, never a traceback; anything else
+prints one line and the path of the log holding the full traceback.
+"""
+import argparse
+import datetime
+import logging
+import os
+import secrets
+import sys
+import tempfile
+import time
+import traceback
+
+from components.common import errors
+from components.common.errors import PipelineError, UsageError
+
+FLAG_KEYS = {  # flag dest -> config key it sets ("section.key")
+    "pipeline_root": "pipeline.pipeline_root",
+    "serving_dir": "pipeline.serving_dir",
+    "data_dir": "ingest.data_dir",
+    "tfds_name": "ingest.tfds_name",
+    "max_side": "ingest.max_side",
+    "splits": "ingest.splits",
+    "backbone": "train.backbone",
+    "alpha": "train.alpha",
+    "image_size": "train.image_size",
+    "batch_size": "train.batch_size",
+    "weights": "train.weights",
+    "precision": "train.precision",
+    "model_name": "push.model_name",
+}
+
+
+def _splits(text: str) -> dict:
+    """`train=0.8,val=0.1,test=0.1` -> {"train": 0.8, ...}."""
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=FRACTION,..., e.g. train=0.8,val=0.1,test=0.1")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipeline import dag
+
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.run",
+        description="Ingest a folder of labelled images, train, evaluate and push an image classifier. "
+        "Flags not listed here are passed to Apache Beam (e.g. --runner, --direct_num_workers).",
+        epilog="Exit codes: 0 success (pushed), 1 unexpected failure, 2 usage/config error, "
+        "3 data unusable or validation failed, 4 not blessed (nothing pushed), 5 pipeline root locked.",
+        allow_abbrev=False,
+    )
+    g = p.add_argument_group("run")
+    g.add_argument("--config", metavar="FILE", help="YAML config, one section per component (see pipeline.yaml)")
+    g.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
+                   help="override any config key, e.g. --set train.label_smoothing=0.1 (repeatable)")
+    g.add_argument("--pipeline-root", metavar="DIR", help="where every output, the lineage store and the lock live "
+                   "(default ./pipeline_root)")
+    g.add_argument("--stop-after", choices=dag.NAMES, metavar="COMPONENT",
+                   help=f"run up to and including this component ({', '.join(dag.NAMES)})")
+    g.add_argument("--only", choices=dag.NAMES, metavar="COMPONENT",
+                   help="run only this component, its inputs taken from the latest successful run")
+    g.add_argument("--force", choices=dag.NAMES, metavar="COMPONENT", action="append", default=[],
+                   help="rerun this component and everything downstream even if unchanged (repeatable)")
+    g.add_argument("--wait", action="store_true", help="if another run holds the pipeline root, wait for it "
+                   "instead of exiting with code 5")
+    g = p.add_argument_group("data (default: the built-in demo dataset)")
+    g.add_argument("--data-dir", metavar="PATH", help="folder with one sub-folder per class (any Beam filesystem)")
+    g.add_argument("--tfds-name", metavar="NAME", help="ingest this TFDS image-classification dataset instead")
+    g.add_argument("--max-side", type=int, metavar="N", help="downscale images whose longer side exceeds N at ingest")
+    g.add_argument("--splits", type=_splits, metavar="train=F,val=F,test=F",
+                   help="split fractions per class (default train=0.8,val=0.1,test=0.1)")
+    g = p.add_argument_group("training")
+    g.add_argument("--backbone", metavar="NAME", help="keras.applications backbone, e.g. mobilenet_v2")
+    g.add_argument("--alpha", type=float, metavar="A", help="width multiplier (MobileNet backbones)")
+    g.add_argument("--image-size", type=int, metavar="PX", help="square input size of the model in pixels")
+    g.add_argument("--batch-size", type=int, metavar="N", help="training batch size")
+    g.add_argument("--epochs", metavar="N[,N...]", help="epochs per training stage: one number for every stage, "
+                   "or one per stage in order (e.g. 3,5)")
+    g.add_argument("--weights", metavar="imagenet|none|PATH", help="backbone weights: imagenet, none, "
+                   "or a .weights.h5/.keras file")
+    g.add_argument("--precision", metavar="auto|float32|mixed_float16", help="training precision policy")
+    g = p.add_argument_group("serving")
+    g.add_argument("--serving-dir", metavar="DIR", help="TF Serving model base directory "
+                   "(default <pipeline-root>/serving)")
+    g.add_argument("--model-name", metavar="NAME", help="model name: pushes go to SERVING_DIR/NAME/VERSION")
+    g.add_argument("--force-push", action="store_true", help="EMERGENCY ONLY: push even if the gate did not bless "
+                   "the model (recorded as forced)")
+    return p
+
+
+def beam_options(args: list):
+    """`PipelineOptions` from the flags we do not own; a flag Beam does not know either is a usage error."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    for i, arg in enumerate(args):  # a bare word that is no flag's value, e.g. a stray `foo`
+        if not arg.startswith("-") and (i == 0 or not args[i - 1].startswith("--") or "=" in args[i - 1]):
+            raise UsageError(f"unexpected argument {arg!r}: pipeline.run takes flags only (see --help)")
+    beam_log = logging.getLogger("apache_beam.options.pipeline_options")
+    level = beam_log.level
+    beam_log.setLevel(logging.ERROR)  # its "Discarding unparseable args" warning becomes our error below
+    try:
+        options = PipelineOptions(args)
+        known = options.get_all_options(retain_unknown_options=False)
+        unknown = sorted(set(options.get_all_options(retain_unknown_options=True)) - set(known))
+    finally:
+        beam_log.setLevel(level)
+    if unknown:
+        raise UsageError(
+            f"unknown flag --{unknown[0]}: it is neither a pipeline.run flag nor an Apache Beam pipeline option; "
+            "see python -m pipeline.run --help for ours and Beam's PipelineOptions for the runner's"
+        )
+    return options
+
+
+def config_from_args(args) -> tuple:
+    """(RunConfig, demo: bool) from --config, the flags and --set, validated."""
+    from pipeline import config as config_mod
+    from pipeline import demo
+
+    data = config_mod.read_yaml(args.config) if args.config else {}
+    flags = {}
+    for dest, key in FLAG_KEYS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            section, name = key.split(".")
+            flags.setdefault(section, {})[name] = value
+    if args.epochs is not None:
+        flags.setdefault("train", {})["stages"] = _stages_with_epochs(data, args.epochs)
+    data = config_mod.merge(data, flags)
+    root = data.get("pipeline", {}).get("pipeline_root") or config_mod.DEFAULT_PIPELINE_ROOT
+    ingest = data.get("ingest", {})
+    use_demo = not ingest.get("data_dir") and not ingest.get("tfds_name")
+    if use_demo:
+        data = config_mod.merge(demo.defaults(root), data)
+    overrides = [config_mod.parse_override(text) for text in args.overrides]
+    return config_mod.build(data, overrides), use_demo
+
+
+def _stages_with_epochs(data: dict, text: str) -> list:
+    """The train stages (from the config file, else the trainer's defaults) with their epochs replaced."""
+    from pipeline import config as config_mod
+
+    try:
+        epochs = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--epochs {text!r}: expected an integer, or one integer per stage like 3,5") from None
+    stages = data.get("train", {}).get("stages")
+    if stages is None:
+        cls = config_mod.section_class("train")
+        if cls is None:
+            raise UsageError("--epochs: this version of transferline has no trainer")
+        stages = config_mod.to_plain(cls()).get("stages", [])
+    stages = [config_mod.to_plain(s) for s in stages]
+    if len(epochs) not in (1, len(stages)):
+        raise UsageError(f"--epochs {text!r}: give one number, or one per stage ({len(stages)} stages: "
+                         + ", ".join(str(s.get("name")) for s in stages) + ")")
+    for i, stage in enumerate(stages):
+        stage["epochs"] = epochs[0] if len(epochs) == 1 else epochs[i]
+    return stages
+
+
+def new_run_id() -> str:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    run_id = new_run_id()
+    log_dir = None
+    try:
+        parser = build_parser()
+        args, rest = parser.parse_known_args(argv)
+        options = beam_options(rest)
+        if args.only and (args.stop_after or args.force):
+            raise UsageError("--only runs one component: it cannot be combined with --stop-after or --force")
+        config, use_demo = config_from_args(args)
+        from pipeline import orchestrate
+
+        root = config.pipeline.pipeline_root
+        log_dir = os.path.join(root, "runs", run_id)
+        return orchestrate.run(config, options, run_id, args, use_demo, argv)
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug or an unforeseen environment problem: one line + where the traceback is
+        path = _write_traceback(log_dir)
+        print(f"unexpected error: {type(e).__name__}: {e} (full traceback in {path})", file=sys.stderr)
+        return errors.EXIT_FAILURE
+
+
+def _write_traceback(log_dir) -> str:
+    text = traceback.format_exc()
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+        path = os.path.join(log_dir, "error.log")
+    except (OSError, TypeError):
+        fd, path = tempfile.mkstemp(prefix="transferline-error-", suffix=".log")
+        os.close(fd)
+    with open(path, "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(sys.argv)}\n{text}\n")
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())
