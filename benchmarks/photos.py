@@ -41,7 +41,7 @@ def photo(index: int, size=(500, 375), seed: int = 0, label: int = 0) -> Image.I
     # Drawn at half size and upsampled: smooth lighting and soft object edges, without a slow blur.
     small = (max(8, width // 2), max(8, height // 2))
     grid = rng.integers(30, 226, size=(3, 4, 3), dtype=np.uint8)  # lighting: 4x3 random colours
-    image = Image.fromarray(grid, "RGB").resize(small, Image.Resampling.BILINEAR)
+    image = Image.fromarray(grid).resize(small, Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(image)
     tint = np.array([(label * 73) % 256, (label * 151) % 256, (label * 199) % 256])
     for _ in range(int(rng.integers(3, 7))):
@@ -57,7 +57,7 @@ def photo(index: int, size=(500, 375), seed: int = 0, label: int = 0) -> Image.I
     tile = _noise(seed)
     oy, ox = rng.integers(0, _NOISE_TILE - height), rng.integers(0, _NOISE_TILE - width)
     pixels = np.asarray(image, dtype=np.int16) + tile[oy: oy + height, ox: ox + width]
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 def _write_one(index: int, dest_dir: str, classes: int, size, seed: int) -> int:

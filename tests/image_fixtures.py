@@ -44,7 +44,7 @@ def pattern(width: int = 48, height: int = 32, seed: int = 0) -> Image.Image:
     pixels += rng.integers(-10, 11, size=pixels.shape, dtype=np.int16)
     pixels = np.clip(pixels, 0, 255).astype(np.uint8)
     pixels[: height // 4 or 1, : width // 4 or 1] = RED
-    return Image.fromarray(pixels, "RGB")
+    return Image.fromarray(pixels)
 
 
 def rgb_jpeg_bytes(width: int = 48, height: int = 32, seed: int = 0) -> bytes:
@@ -136,7 +136,7 @@ def rgba_png_bytes() -> bytes:
     pixels = np.asarray(image).copy()
     pixels[:, 24:, :3] = 0
     pixels[..., 3] = alpha
-    return _encode(Image.fromarray(pixels, "RGBA"), "PNG")
+    return _encode(Image.fromarray(pixels), "PNG")
 
 
 def palette_transparent_png_bytes() -> bytes:
@@ -154,14 +154,14 @@ def la_png_bytes() -> bytes:
     pixels = np.zeros((32, 48, 2), np.uint8)
     pixels[:, :24] = (100, 255)
     pixels[:, 24:] = (0, 0)
-    return _encode(Image.fromarray(pixels, "LA"), "PNG")
+    return _encode(Image.fromarray(pixels), "PNG")
 
 
 def gray16_png_bytes() -> bytes:
     """A 16-bit grayscale PNG: left half 65535 (white), right half 32896 (-> 128 in 8 bits)."""
     pixels = np.full((32, 48), 65535, np.uint16)
     pixels[:, 24:] = 32896
-    return _encode(Image.fromarray(pixels, "I;16"), "PNG")
+    return _encode(Image.fromarray(pixels), "PNG")
 
 
 def exif_rotated_jpeg_bytes() -> bytes:

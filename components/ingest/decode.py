@@ -252,7 +252,7 @@ def _gray_to_rgb8(image):
         gray = np.rint(np.clip(samples, 0.0, top) * (255.0 / top))
     else:
         gray = (np.clip(samples.astype(np.int64), 0, 65535) * 255 + 32767) // 65535
-    return Image.fromarray(gray.astype(np.uint8), mode="L").convert("RGB")
+    return Image.fromarray(gray.astype(np.uint8)).convert("RGB")
 
 
 def _bits(mode):
