@@ -1,1 +1,10 @@
-"""validate component."""
+"""The data-validation component: anomalies of an ingest (counts, rejects, drift vs the previous one).
+
+    from components.validate import ValidateConfig, run
+    result = run(ValidateConfig(), ingest_dir, previous_ingest_dir, "root/validate/run1")
+"""
+from components.validate.checks import Anomaly
+from components.validate.config import ValidateConfig
+from components.validate.validate import ValidateResult, run
+
+__all__ = ["Anomaly", "ValidateConfig", "ValidateResult", "run"]

@@ -1,0 +1,82 @@
+"""The data-validation checks: pure functions from ingest statistics to anomalies.
+
+Each check reads the ingest's `stats.json` (and the previous ingest's), so validation never
+re-reads an image: statistics are what the ingest already counted.
+"""
+import dataclasses
+from typing import Dict, List, Optional
+
+from components.validate.config import ValidateConfig
+
+DUPLICATE = "duplicate"  # a reject reason (components/ingest/decode.py) that is no sign of a broken upload
+
+
+@dataclasses.dataclass(frozen=True)
+class Anomaly:
+    severity: str  # "error" or "warning"
+    code: str
+    message: str
+
+
+def _class_totals(stats: dict) -> Dict[str, int]:
+    return {name: sum(per_split.values()) for name, per_split in stats["per_class_per_split"].items()}
+
+
+def class_counts(stats: dict, config: ValidateConfig) -> List[Anomaly]:
+    """`class_below_minimum` (error) and `class_missing_from_split`."""
+    found = []
+    for name, total in sorted(_class_totals(stats).items()):
+        if total < config.min_examples_per_class:
+            found.append(Anomaly("error", "class_below_minimum",
+                                 f"class {name!r} has {total} usable images, fewer than min_examples_per_class="
+                                 f"{config.min_examples_per_class}: add images to it or remove its folder"))
+    for name, per_split in sorted(stats["per_class_per_split"].items()):
+        missing = [split for split, n in per_split.items() if n == 0]
+        if missing:
+            found.append(Anomaly(config.missing_split_severity, "class_missing_from_split",
+                                 f"class {name!r} has no image in split(s) {missing} ({per_split}): it needs at "
+                                 f"least {len(per_split)} images (one per split)"))
+    return found
+
+
+def rejected_fraction(stats: dict, config: ValidateConfig) -> List[Anomaly]:
+    """`rejected_fraction_high` (error): too many broken files suggests a broken upload or export."""
+    broken = sum(n for reason, n in stats["rejected_by_reason"].items() if reason != DUPLICATE)
+    considered = stats["files"]["kept"] + broken
+    fraction = broken / considered if considered else 0.0
+    if fraction <= config.max_rejected_fraction:
+        return []
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats["rejected_by_reason"].items()) if r != DUPLICATE)
+    return [Anomaly("error", "rejected_fraction_high",
+                    f"{broken} of {considered} image files ({fraction:.1%}) were rejected ({reasons}), above "
+                    f"max_rejected_fraction={config.max_rejected_fraction:g}: check the upload (see rejected.csv)")]
+
+
+def drift(stats: dict, previous: Optional[dict], config: ValidateConfig) -> List[Anomaly]:
+    """`class_set_changed` and `class_balance_changed` versus the previous ingest."""
+    if previous is None:
+        return []
+    found = []
+    now, before = set(stats["labels"]), set(previous["labels"])
+    if now != before:
+        found.append(Anomaly(config.change_severity, "class_set_changed",
+                             f"classes changed since the previous ingest: added {sorted(now - before)}, removed "
+                             f"{sorted(before - now)}; models trained before are not comparable"))
+    shares_now, shares_before = _shares(stats), _shares(previous)
+    distance, worst = 0.0, None
+    for name in sorted(set(shares_now) | set(shares_before)):
+        change = abs(shares_now.get(name, 0.0) - shares_before.get(name, 0.0))
+        if change > distance:
+            distance, worst = change, name
+    if distance > config.max_balance_change:
+        found.append(Anomaly(config.change_severity, "class_balance_changed",
+                             f"class {worst!r} went from {shares_before.get(worst, 0.0):.1%} to "
+                             f"{shares_now.get(worst, 0.0):.1%} of the images (L-infinity distance {distance:.3f} > "
+                             f"max_balance_change={config.max_balance_change:g})"))
+    return found
+
+
+def _shares(stats: dict) -> Dict[str, float]:
+    totals = _class_totals(stats)
+    kept = sum(totals.values())
+    return {name: n / kept for name, n in totals.items()} if kept else {}
