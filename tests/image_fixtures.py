@@ -315,3 +315,76 @@ def build_fixture_tree(root: str, classes=("ants", "bees", "wasps"), good_per_cl
             write_file(os.path.join(root, rel), b"not part of the dataset\n")
             expected[rel] = Expected("ignored", IGNORED)
     return expected
+
+
+# --- One ingest run over the fixture tree, shared by the ingest tests of a pytest process ---------
+
+# The run's limits: `big.png` (300x200) is above max_pixels, `large.png` (160x120) above max_side.
+TREE_MAX_PIXELS = 50_000
+TREE_MAX_SIDE = 64
+RESIZE_CASE = NormaliseCase("large.png", lambda: rgb_png_bytes(160, 120, seed=3), "png", (48, 64), {(1, 1): RED}, 0)
+BIG_CASE = RejectCase("big.png", big_png_bytes, "too_large")
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestedTree:
+    """A fixture tree, what is expected of each file, and what the ingest made of it."""
+
+    data_dir: str
+    output_dir: str
+    expected: Dict[str, "Expected"]
+    stats: dict
+    rejected: Dict[str, dict]  # rejected.csv rows by path
+    manifest: Dict[str, dict]  # manifest.csv rows by path
+    records: Dict[str, dict]  # parsed tf.Examples by filename (numpy values)
+
+
+_ingested: Dict[str, IngestedTree] = {}
+
+
+def ingest_fixture_tree(tmp_root: str) -> IngestedTree:
+    """Build the fixture tree under `tmp_root` and ingest it once per process (later calls reuse it)."""
+    if "tree" in _ingested:
+        return _ingested["tree"]
+    import csv
+    import glob
+    import json
+
+    import tensorflow as tf
+
+    import schemas
+    from components.ingest import IngestConfig, run
+
+    data_dir, output_dir = os.path.join(tmp_root, "data"), os.path.join(tmp_root, "ingest")
+    expected = build_fixture_tree(data_dir)
+    first = sorted({rel.split("/")[0] for rel in expected if "/" in rel})[0]
+    for spec, outcome in ((RESIZE_CASE, KEPT), (BIG_CASE, REJECTED)):
+        rel = f"{first}/{spec.file_name}"
+        write_file(os.path.join(data_dir, rel), spec.make())
+        expected[rel] = (Expected("resized", KEPT, None, spec.stored_format, spec.size) if outcome == KEPT
+                         else Expected("too_large_real", REJECTED, spec.reason))
+    run(IngestConfig(data_dir=data_dir, max_pixels=TREE_MAX_PIXELS, max_side=TREE_MAX_SIDE), output_dir)
+
+    def table(name):
+        with open(os.path.join(output_dir, name), newline="") as f:
+            return {row["path"]: row for row in csv.DictReader(f)}
+
+    with open(os.path.join(output_dir, "stats.json")) as f:
+        stats = json.load(f)
+    records = {}
+    spec = schemas.feature_spec()
+    for path in glob.glob(os.path.join(output_dir, "data", "*", "*", "*.tfrecord-*")):
+        for raw in tf.data.TFRecordDataset(path):
+            example = {k: v.numpy() for k, v in tf.io.parse_single_example(raw, spec).items()}
+            records[example["filename"].decode()] = example
+    _ingested["tree"] = IngestedTree(data_dir, output_dir, expected, stats, table("rejected.csv"),
+                                     table("manifest.csv"), records)
+    return _ingested["tree"]
+
+
+def assert_accounting(stats: dict) -> None:
+    """The ingest's invariant, from stats.json: kept + rejected + ignored = files found."""
+    files = stats["files"]
+    assert files["kept"] + files["rejected"] + files["ignored"] == files["found"], files
+    assert sum(stats["rejected_by_reason"].values()) == files["rejected"]
+    assert sum(stats["ignored_by_reason"].values()) == files["ignored"]
