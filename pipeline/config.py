@@ -89,14 +89,12 @@ def coerce(value: Any, hint, key: str, from_text: bool = False):
         if value is None or (from_text and isinstance(value, str) and value.lower() in ("null", "~")):
             if type(None) in args:
                 return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        # str last: "0.5" given for Union[str, float] is the number, "block_13" the name
+        for arg in sorted((a for a in args if a is not type(None)), key=lambda a: a is str):
             try:
                 return coerce(value, arg, key, from_text)
-            except UsageError as e:
-                errors.append(e)
+            except UsageError:
+                pass
         raise _bad(key, value, " or ".join(_type_name(a) for a in args))
     if origin is typing.Literal:
         if value in args:
@@ -135,8 +133,6 @@ def coerce(value: Any, hint, key: str, from_text: bool = False):
     if hint is str:
         if isinstance(value, str):
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
         raise _bad(key, value, "a string")
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):

@@ -1,4 +1,4 @@
-"""The component graph: what runs in which order and which artifact feeds which.
+r"""The component graph: what runs in which order and which artifact feeds which.
 
     ingest -> validate -> train -> export -> evaluate -> push
        \________________/\________/\_______/\________/

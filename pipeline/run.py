@@ -129,7 +129,10 @@ def beam_options(args: list):
 
 
 def config_from_args(args) -> tuple:
-    """(RunConfig, demo: bool) from --config, the flags and --set, validated."""
+    """(RunConfig, demo: bool) from the demo defaults, --config, the flags and --set, validated.
+
+    Later sources win: demo defaults (only without a data flag or key) < config file < flags < --set.
+    """
     from pipeline import config as config_mod
     from pipeline import demo
 
@@ -140,33 +143,31 @@ def config_from_args(args) -> tuple:
         if value is not None:
             section, name = key.split(".")
             flags.setdefault(section, {})[name] = value
-    if args.epochs is not None:
-        flags.setdefault("train", {})["stages"] = _stages_with_epochs(data, args.epochs)
-    data = config_mod.merge(data, flags)
-    root = data.get("pipeline", {}).get("pipeline_root") or config_mod.DEFAULT_PIPELINE_ROOT
-    ingest = data.get("ingest", {})
+    ingest = config_mod.merge(data, flags).get("ingest", {})
     use_demo = not ingest.get("data_dir") and not ingest.get("tfds_name")
     if use_demo:
+        root = config_mod.merge(data, flags).get("pipeline", {}).get("pipeline_root") or config_mod.DEFAULT_PIPELINE_ROOT
         data = config_mod.merge(demo.defaults(root), data)
+    data = config_mod.merge(data, flags)
+    if args.epochs is not None:
+        data.setdefault("train", {})["stages"] = _stages_with_epochs(data.get("train", {}), args.epochs)
     overrides = [config_mod.parse_override(text) for text in args.overrides]
     return config_mod.build(data, overrides), use_demo
 
 
-def _stages_with_epochs(data: dict, text: str) -> list:
-    """The train stages (from the config file, else the trainer's defaults) with their epochs replaced."""
+def _stages_with_epochs(train: dict, text: str) -> list:
+    """The train stages (configured, else the trainer's defaults for these weights) with new epochs."""
     from pipeline import config as config_mod
 
     try:
         epochs = [int(x) for x in text.split(",")]
     except ValueError:
         raise UsageError(f"--epochs {text!r}: expected an integer, or one integer per stage like 3,5") from None
-    stages = data.get("train", {}).get("stages")
-    if stages is None:
-        cls = config_mod.section_class("train")
-        if cls is None:
-            raise UsageError("--epochs: this version of transferline has no trainer")
-        stages = config_mod.to_plain(cls()).get("stages", [])
-    stages = [config_mod.to_plain(s) for s in stages]
+    cls = config_mod.section_class("train")
+    if cls is None:
+        raise UsageError("--epochs: this version of transferline has no trainer")
+    section = config_mod.build_dataclass(cls, train, "train")
+    stages = [config_mod.to_plain(s) for s in section.effective_stages()]
     if len(epochs) not in (1, len(stages)):
         raise UsageError(f"--epochs {text!r}: give one number, or one per stage ({len(stages)} stages: "
                          + ", ".join(str(s.get("name")) for s in stages) + ")")
