@@ -1,0 +1,191 @@
+"""The trainer's configuration: what a user may set, validated once before any work starts.
+
+`pipeline.config` derives its YAML keys and command-line flags from these dataclasses, so every
+field has a plain name, a documented meaning and an allowed range that `validate()` enforces with
+a `UsageError` naming the field, the bad value and what is allowed.
+
+Stages follow the Keras transfer-learning guide: a `head` stage trains the new classifier on a
+frozen backbone (called with `training=False`), then a `finetune` stage unfreezes the top of the
+backbone (never its BatchNorm layers) at a low learning rate with warmup and cosine decay. With
+`weights="none"` there is nothing to transfer, so the default is one `scratch` stage that trains
+everything, BatchNorm included (see `batchnorm.py` for why that needs care).
+"""
+import dataclasses
+import math
+from typing import Optional, Tuple, Union
+
+from components.common.errors import UsageError
+
+PRECISIONS = ("auto", "float32", "mixed_float16")
+CLASS_WEIGHTS = ("auto", "none")
+OPTIMIZERS = ("adam", "adamw")
+UNFREEZE_KEYWORDS = ("none", "all")
+
+
+@dataclasses.dataclass(frozen=True)
+class StageConfig:
+    """One `Model.fit` run with its own trainable layers, optimizer and early stopping.
+
+    unfreeze: which backbone layers train in this stage: "none" (backbone frozen: the head
+      stage), "all", a fraction in (0, 1] of the backbone's layers counted from the top, or the
+      name of a block (e.g. MobileNetV2 "block_13", EfficientNet "block6a", ResNet "conv5"): that
+      block and every layer after it. BatchNorm layers stay frozen unless the backbone trains from
+      scratch (weights="none").
+    learning_rate: peak learning rate; the schedule warms up linearly over `warmup_epochs`, then
+      decays along a cosine to 0 at the stage's last epoch (constant when `cosine_decay` is off).
+    patience: early stopping on validation accuracy after this many epochs without improvement;
+      the best epoch's weights are restored. 0 turns early stopping off.
+    augment: whether this stage's training input is augmented. A head stage without augmentation
+      trains on backbone features computed once (`TrainConfig.cache_features`).
+    """
+
+    name: str
+    epochs: int
+    learning_rate: float
+    unfreeze: Union[str, float] = "none"
+    warmup_epochs: float = 0.0
+    cosine_decay: bool = True
+    patience: int = 0
+    augment: bool = False
+
+    def validate(self, where: str = "stage") -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise UsageError(f"{where}.name={self.name!r}: use letters, digits, '-' or '_' (e.g. 'head')")
+        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= 1000:
+            raise UsageError(f"{where}.epochs={self.epochs!r}: must be an integer from 1 to 1000")
+        if not isinstance(self.learning_rate, (int, float)) or not 0 < self.learning_rate <= 1:
+            raise UsageError(f"{where}.learning_rate={self.learning_rate!r}: must be in (0, 1], e.g. 1e-3")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise UsageError(
+                f"{where}.warmup_epochs={self.warmup_epochs!r}: must be >= 0 and below epochs ({self.epochs})")
+        if not isinstance(self.patience, int) or self.patience < 0:
+            raise UsageError(f"{where}.patience={self.patience!r}: must be an integer >= 0 (0 = no early stopping)")
+        unfreeze = self.unfreeze
+        if isinstance(unfreeze, bool) or not isinstance(unfreeze, (str, int, float)):
+            raise UsageError(f"{where}.unfreeze={unfreeze!r}: must be 'none', 'all', a fraction in (0, 1] "
+                             "or a block name such as 'block_13'")
+        if isinstance(unfreeze, (int, float)) and not 0 < unfreeze <= 1:
+            raise UsageError(f"{where}.unfreeze={unfreeze!r}: a fraction of the backbone's layers must be in (0, 1]")
+        if isinstance(unfreeze, str) and not unfreeze.strip():
+            raise UsageError(f"{where}.unfreeze is empty: use 'none', 'all', a fraction or a block name")
+
+    @property
+    def freezes_backbone(self) -> bool:
+        return self.unfreeze == "none"
+
+
+def default_stages(pretrained: bool) -> Tuple[StageConfig, ...]:
+    """The stages used when the config names none (tuned on the sign-language folder, README)."""
+    if not pretrained:
+        return (StageConfig("scratch", epochs=12, learning_rate=2e-3, unfreeze="all", warmup_epochs=1,
+                            patience=0, augment=True),)
+    return (
+        StageConfig("head", epochs=20, learning_rate=3e-3, unfreeze="none", cosine_decay=False,
+                    patience=5, augment=False),
+        StageConfig("finetune", epochs=8, learning_rate=1e-3, unfreeze="block_13", warmup_epochs=1,
+                    patience=4, augment=True),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything the trainer may be told (field names are the YAML keys; flags use dashes).
+
+    backbone / alpha / image_size: the `components.train.backbones` registry name, MobileNet
+      width multiplier (None = the family default) and the square input size in pixels.
+    weights: "imagenet" (Keras's download cache), "none" (random init, trained from scratch),
+      or a path to a `.weights.h5`/`.keras` backbone or a model this pipeline trained (warm start).
+    precision: "auto" (mixed_float16 on GPUs of compute capability >= 7.0, else float32),
+      "float32" or "mixed_float16". The softmax output is float32 either way.
+    stages: the fine-tuning stages in order; None = `default_stages(weights != "none")`.
+    label_smoothing: applied by the one loss object shared by all stages.
+    class_weights: "auto" weights classes by inverse frequency when the largest training class
+      is more than `imbalance_ratio` times the smallest; "none" never does.
+    bn_momentum: momentum given to BatchNorm layers that train (from scratch); Keras's 0.99-0.999
+      lets the moving statistics lag the weights (README, "BatchNorm statistics").
+    bn_recalibration_batches: after a stage in which BatchNorm trained, recompute the moving
+      statistics as the plain average over this many training batches (0 = off).
+    cache_features: train a frozen, unaugmented head stage on backbone features computed once.
+    evaluate_test: evaluate the final model on the test split (in inference mode).
+    """
+
+    backbone: str = "mobilenet_v2"
+    alpha: Optional[float] = 0.35
+    image_size: int = 96
+    batch_size: int = 32
+    weights: str = "imagenet"
+    precision: str = "auto"
+    stages: Optional[Tuple[StageConfig, ...]] = None
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.1
+    class_weights: str = "auto"
+    imbalance_ratio: float = 1.5
+    dropout: float = 0.2
+    bn_momentum: float = 0.9
+    bn_recalibration_batches: int = 50
+    cache_features: bool = True
+    evaluate_test: bool = True
+    seed: int = 0
+
+    @property
+    def pretrained(self) -> bool:
+        return str(self.weights).lower() != "none"
+
+    def effective_stages(self) -> Tuple[StageConfig, ...]:
+        return tuple(self.stages) if self.stages is not None else default_stages(self.pretrained)
+
+    def validate(self) -> "TrainConfig":
+        """Raise `UsageError` for the first bad field; return self so calls can chain."""
+        if not isinstance(self.backbone, str) or not self.backbone:
+            raise UsageError(f"train.backbone={self.backbone!r}: name a backbone, e.g. 'mobilenet_v2'")
+        if self.alpha is not None and (isinstance(self.alpha, bool) or not 0 < self.alpha <= 2):
+            raise UsageError(f"train.alpha={self.alpha!r}: the width multiplier must be in (0, 2], e.g. 0.35")
+        if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
+            raise UsageError(f"train.image_size={self.image_size!r}: must be an integer from 16 to 1024 pixels")
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 4096:
+            raise UsageError(f"train.batch_size={self.batch_size!r}: must be an integer from 1 to 4096")
+        if not isinstance(self.weights, str) or not self.weights:
+            raise UsageError(f"train.weights={self.weights!r}: use 'imagenet', 'none' or a path to a weights file")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"train.precision={self.precision!r}: allowed values are {', '.join(PRECISIONS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"train.optimizer={self.optimizer!r}: allowed values are {', '.join(OPTIMIZERS)}")
+        if not 0 <= self.weight_decay < 1:
+            raise UsageError(f"train.weight_decay={self.weight_decay!r}: must be in [0, 1)")
+        if not 0 <= self.label_smoothing < 1:
+            raise UsageError(f"train.label_smoothing={self.label_smoothing!r}: must be in [0, 1)")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise UsageError(f"train.class_weights={self.class_weights!r}: allowed values are auto, none")
+        if not self.imbalance_ratio >= 1:
+            raise UsageError(f"train.imbalance_ratio={self.imbalance_ratio!r}: must be >= 1")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"train.dropout={self.dropout!r}: must be in [0, 1)")
+        if not 0 <= self.bn_momentum < 1:
+            raise UsageError(f"train.bn_momentum={self.bn_momentum!r}: must be in [0, 1), e.g. 0.9")
+        if not isinstance(self.bn_recalibration_batches, int) or self.bn_recalibration_batches < 0:
+            raise UsageError(f"train.bn_recalibration_batches={self.bn_recalibration_batches!r}: "
+                             "must be an integer >= 0 (0 = off)")
+        if not isinstance(self.seed, int):
+            raise UsageError(f"train.seed={self.seed!r}: must be an integer")
+        stages = self.effective_stages()
+        if not stages:
+            raise UsageError("train.stages is empty: give at least one stage (e.g. the default head + finetune)")
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise UsageError(f"train.stages names {names}: each stage needs a distinct name")
+        for i, stage in enumerate(stages):
+            if not isinstance(stage, StageConfig):
+                raise UsageError(f"train.stages[{i}]={stage!r}: must be a StageConfig")
+            stage.validate(where=f"train.stages[{i}] ({stage.name})")
+            if not self.pretrained and stage.freezes_backbone:
+                raise UsageError(
+                    f"train.stages[{i}] ({stage.name}) freezes the backbone but train.weights='none': a random "
+                    "backbone has nothing to transfer; use unfreeze='all' or pretrained weights")
+        return self
+
+    def total_epochs(self) -> int:
+        return sum(s.epochs for s in self.effective_stages())
+
+    def steps_per_epoch(self, num_examples: int) -> int:
+        return max(1, math.ceil(num_examples / self.batch_size))

@@ -1,0 +1,87 @@
+"""Choosing the numeric precision and the distribution strategy from the machine we run on.
+
+The decisions are pure functions of what was detected (`choose_precision`, `choose_strategy`) so
+they can be tested without the hardware; `detect_gpus` and `make_strategy` touch TensorFlow.
+
+- Precision "auto": `mixed_float16` only when every visible GPU has compute capability >= 7.0
+  (Volta and later have float16 tensor cores; older GPUs run it slower than float32), float32
+  otherwise, including on CPUs, where bfloat16 and XLA were measured slower for these models.
+- Strategy: `MultiWorkerMirroredStrategy` when `TF_CONFIG` describes a cluster (set by the
+  launcher on each worker), `MirroredStrategy` with more than one local GPU, else the default.
+"""
+import json
+import os
+from typing import Optional, Sequence, Tuple
+
+import keras
+import tensorflow as tf
+
+MIXED_PRECISION_MIN_CAPABILITY = (7, 0)
+
+
+def detect_gpus() -> list:
+    """Compute capability (major, minor) of each visible GPU; (0, 0) when TensorFlow cannot tell."""
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        capabilities.append(tuple(details.get("compute_capability") or (0, 0)))
+    return capabilities
+
+
+def choose_precision(requested: str, gpu_capabilities: Sequence[Tuple[int, int]]) -> str:
+    """The Keras dtype policy name to train with for `requested` ("auto", "float32", "mixed_float16")."""
+    if requested != "auto":
+        return requested
+    if gpu_capabilities and all(tuple(c) >= MIXED_PRECISION_MIN_CAPABILITY for c in gpu_capabilities):
+        return "mixed_float16"
+    return "float32"
+
+
+def _cluster_in(tf_config: Optional[str]) -> bool:
+    if not tf_config:
+        return False
+    try:
+        return bool(json.loads(tf_config).get("cluster"))
+    except (ValueError, AttributeError):
+        return False
+
+
+def choose_strategy(num_gpus: int, tf_config: Optional[str]) -> str:
+    """"multi_worker_mirrored", "mirrored" or "default" (see the module docstring)."""
+    if _cluster_in(tf_config):
+        return "multi_worker_mirrored"
+    if num_gpus > 1:
+        return "mirrored"
+    return "default"
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+class Placement:
+    """The precision policy and strategy for one training run; restores Keras's policy on exit."""
+
+    def __init__(self, requested_precision: str):
+        gpus = detect_gpus()
+        self.precision = choose_precision(requested_precision, gpus)
+        self.strategy_name = choose_strategy(len(gpus), os.environ.get("TF_CONFIG"))
+        self.num_gpus = len(gpus)
+        self._previous_policy = None
+        self.strategy = None
+
+    def __enter__(self) -> "Placement":
+        self._previous_policy = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(self.precision)
+        self.strategy = make_strategy(self.strategy_name)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        keras.mixed_precision.set_global_policy(self._previous_policy)
+
+    def describe(self) -> dict:
+        return {"precision": self.precision, "strategy": self.strategy_name, "gpus": self.num_gpus}

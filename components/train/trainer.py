@@ -1,0 +1,309 @@
+"""The train component's entry: ingest artifact in, published train artifact out.
+
+`run(config, ingest_dir, output_dir, work_dir=None, callbacks=())`:
+
+inputs   ingest_dir (schemas/ARTIFACTS.md "ingest"): splits train, val (and test when
+         `config.evaluate_test`), labels.txt, manifest.csv.
+outputs  output_dir (ARTIFACTS.md "train"), published atomically with `publish_dir`:
+         model.keras, model_info.json, labels.txt, history.json, training_log.csv, curves.png,
+         tensorboard/.
+state    work_dir: everything needed to resume after a kill (per-stage `BackupAndRestore`, the
+         weights after each finished stage, epoch records, logs); removed after publishing.
+         None: a temporary directory (no resume across processes).
+
+Stages run in order; a finished stage is never rerun (its weights are reloaded from work_dir),
+and an interrupted one resumes from its last finished epoch. After each stage the full model is
+evaluated on the validation split in inference mode, and the model published is the one after
+the stage with the best validation accuracy (so a fine-tune that hurts is not kept: it is
+reported in `history.json`). Work state written for a different config or ingest is discarded.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from typing import Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from components.common.errors import DataError
+from components.common.publish import publish_dir, read_json, write_json, write_text_atomic
+from components.train import batchnorm, feature_cache, stages
+from components.train.backbones import build_backbone
+from components.train.callbacks import load_epochs, stage_callbacks
+from components.train.config import TrainConfig
+from components.train.devices import Placement
+from components.train.input import AugmentConfig, class_counts, make_dataset, read_labels
+from components.train.model import assemble, build_head, head_model
+from components.train.plots import plot_curves
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass
+class StageResult:
+    name: str
+    epochs_run: int
+    val_accuracy: float  # full model, inference mode, after the stage (after BN recalibration)
+    seconds: float
+    cached_features: bool
+    trainable_backbone_layers: int
+    bn_recalibrated_batches: int = 0
+
+
+@dataclasses.dataclass
+class TrainResult:
+    output_dir: str
+    stages: list
+    kept_stage: str
+    best_val_accuracy: float
+    test_accuracy: Optional[float]
+    seconds: float
+    precision: str
+    strategy: str
+    class_weights: Optional[dict]
+
+    def summary(self) -> str:
+        lines = [f"train: {self.output_dir} ({self.seconds:.0f} s, {self.precision}, {self.strategy} strategy)"]
+        for s in self.stages:
+            lines.append(f"  stage {s.name}: {s.epochs_run} epochs, val accuracy {s.val_accuracy:.3f}, "
+                         f"{s.seconds:.0f} s{' (cached features)' if s.cached_features else ''}")
+        lines.append(f"  kept the model after stage {self.kept_stage!r}: val accuracy {self.best_val_accuracy:.3f}"
+                     + (f", test accuracy {self.test_accuracy:.3f}" if self.test_accuracy is not None else ""))
+        return "\n".join(lines)
+
+
+def _check_data(config: TrainConfig, ingest_dir: str, labels: list) -> dict:
+    """Counts per split and class; DataError for an empty split or a class with no training data."""
+    counts = {split: class_counts(ingest_dir, split) for split in SPLITS}
+    needed = ("train", "val", "test") if config.evaluate_test else ("train", "val")
+    for split in needed:
+        if sum(counts[split]) == 0:
+            raise DataError(f"split {split!r} of {ingest_dir} has no examples: the trainer needs train and val "
+                            "(and test to evaluate); add images or change the ingest's split fractions")
+    missing = [labels[i] for i, n in enumerate(counts["train"]) if n == 0]
+    if missing:
+        raise DataError(f"classes {missing} are in {ingest_dir}/labels.txt but have no training examples: "
+                        "add images for them (or remove their folders) and ingest again")
+    return counts
+
+
+def _check_warm_start_labels(weights: str, labels: list) -> None:
+    """A model trained earlier whose classes are not all in the data cannot be warm-started silently."""
+    if not weights.endswith(".keras"):
+        return
+    info = os.path.join(os.path.dirname(weights), "model_info.json")
+    if not tf.io.gfile.exists(info):
+        return
+    model_labels = read_json(info).get("labels", [])
+    missing = [name for name in model_labels if name not in labels]
+    if missing:
+        raise DataError(f"warm start from {weights}: its classes {missing} are missing from the data "
+                        f"(the data has {labels}); add images for them, or start from a backbone "
+                        "(--weights imagenet, a backbone file, or none)")
+
+
+def class_weights_for(config: TrainConfig, counts: Sequence[int]) -> Optional[dict]:
+    """Inverse-frequency weights (mean 1) when classes are imbalanced and `class_weights="auto"`."""
+    if config.class_weights == "none" or max(counts) <= config.imbalance_ratio * min(counts):
+        return None
+    total, k = sum(counts), len(counts)
+    return {i: total / (k * n) for i, n in enumerate(counts)}
+
+
+def _fingerprint(config: TrainConfig, ingest_dir: str, labels: list) -> str:
+    payload = json.dumps({"config": dataclasses.asdict(config), "ingest": os.path.abspath(ingest_dir),
+                          "labels": labels}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class _WorkState:
+    """The work directory: which stages finished, with what result, and their weights."""
+
+    def __init__(self, work_dir: str, fingerprint: str):
+        self.dir = work_dir
+        self.path = os.path.join(work_dir, "state.json")
+        state = read_json(self.path) if tf.io.gfile.exists(self.path) else None
+        if state is not None and state.get("fingerprint") != fingerprint:
+            tf.io.gfile.rmtree(work_dir)  # written for another config or ingest: start over
+            state = None
+        tf.io.gfile.makedirs(work_dir)
+        self.state = state or {"fingerprint": fingerprint, "finished": []}
+
+    def finished(self) -> list:
+        return [StageResult(**s) for s in self.state["finished"]]
+
+    def weights_path(self, stage_name: str) -> str:
+        return os.path.join(self.dir, f"after_{stage_name}.weights.h5")
+
+    def finish(self, model: keras.Model, result: StageResult) -> None:
+        model.save_weights(self.weights_path(result.name))
+        self.state["finished"].append(dataclasses.asdict(result))
+        write_json(self.path, self.state)
+
+
+def _one_hot(num_classes: int):
+    return lambda images, labels: (images, tf.one_hot(labels, num_classes))
+
+
+def _fit_stage(i, stage, config, ingest_dir, model, backbone, preprocessing, head, loss, work_dir, initial_epoch,
+               num_train, num_classes, class_weight, augment, extra_callbacks):
+    """Train one stage; returns (epochs run, whether features were cached, trainable backbone layers)."""
+    train_bn = not config.pretrained
+    unfrozen = stages.set_trainable(model, backbone, stage, train_batchnorm=train_bn)
+    size = (config.image_size, config.image_size)
+    one_hot = _one_hot(num_classes)
+    val = make_dataset(ingest_dir, "val", size, config.batch_size, training=False).map(one_hot)
+    cached = config.cache_features and stage.freezes_backbone and not stage.augment and not train_bn
+    if cached:
+        extractor = feature_cache.feature_extractor(model.input, model.get_layer("head_pool").output)
+        ordered_train = make_dataset(ingest_dir, "train", size, config.batch_size, training=False).map(one_hot)
+        train_x, train_y = feature_cache.extract(extractor, ordered_train)
+        val_x, val_y = feature_cache.extract(extractor, val)
+        train = feature_cache.as_dataset(train_x, train_y, config.batch_size, shuffle=True, seed=config.seed + i)
+        val = feature_cache.as_dataset(val_x, val_y, config.batch_size, shuffle=False, seed=0)
+        fit_model = head_model(head, train_x.shape[-1])
+    else:
+        train = make_dataset(ingest_dir, "train", size, config.batch_size, training=True,
+                             augment=augment if stage.augment else AugmentConfig.off(),
+                             seed=config.seed + i).map(one_hot)
+        fit_model = model
+    steps = config.steps_per_epoch(num_train)
+    fit_model.compile(optimizer=stages.make_optimizer(config, stage, steps), loss=loss,
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    history = fit_model.fit(
+        train, validation_data=val, initial_epoch=initial_epoch, epochs=initial_epoch + stage.epochs,
+        class_weight=class_weight, verbose=0,
+        callbacks=stage_callbacks(work_dir, stage, monitor_patience=stage.patience) + list(extra_callbacks))
+    return len(history.epoch), cached, len(unfrozen)
+
+
+def _evaluate(model, ingest_dir, split, config, num_classes) -> float:
+    ds = make_dataset(ingest_dir, split, (config.image_size, config.image_size), config.batch_size,
+                      training=False).map(_one_hot(num_classes))
+    return float(model.evaluate(ds, verbose=0, return_dict=True)["accuracy"])
+
+
+def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optional[str] = None,
+        callbacks: Sequence[keras.callbacks.Callback] = (), augment: Optional[AugmentConfig] = None) -> TrainResult:
+    """Train `config`'s stages on `ingest_dir` and publish the train artifact at `output_dir`.
+
+    callbacks: extra Keras callbacks added to every stage (progress reporting, tests).
+    augment: the augmentations of stages with `augment=True` (default `AugmentConfig()` of input.py).
+    """
+    config.validate()
+    started = time.time()
+    labels = read_labels(ingest_dir)
+    counts = _check_data(config, ingest_dir, labels)
+    if config.pretrained:
+        _check_warm_start_labels(config.weights, labels)
+    temporary_work = work_dir is None
+    work_dir = tempfile.mkdtemp(prefix="train-work-") if temporary_work else work_dir
+    work = _WorkState(work_dir, _fingerprint(config, ingest_dir, labels))
+    class_weight = class_weights_for(config, counts["train"])
+    num_train, num_classes = sum(counts["train"]), len(labels)
+    all_stages = config.effective_stages()
+
+    keras.utils.set_random_seed(config.seed)
+    with Placement(config.precision) as placement, placement.strategy.scope():
+        preprocessing, backbone = build_backbone(config.backbone, config.image_size, config.weights, alpha=config.alpha)
+        if not config.pretrained:
+            batchnorm.set_momentum(backbone, config.bn_momentum)
+        head = build_head(num_classes, config.dropout, seed=config.seed)
+        model = assemble(preprocessing, backbone, head, config.image_size, backbone_trains_bn=not config.pretrained)
+        loss = stages.make_loss(config)
+
+        results = work.finished()
+        if results:
+            model.load_weights(work.weights_path(results[-1].name))
+        for i, stage in enumerate(all_stages[len(results):], start=len(results)):
+            stage_started = time.time()
+            initial_epoch = sum(r.epochs_run for r in results)
+            epochs_run, cached, unfrozen = _fit_stage(
+                i, stage, config, ingest_dir, model, backbone, preprocessing, head, loss, work_dir, initial_epoch,
+                num_train, num_classes, class_weight, augment, callbacks)
+            recalibrated = 0
+            if not config.pretrained and config.bn_recalibration_batches:
+                images = make_dataset(ingest_dir, "train", (config.image_size,) * 2, config.batch_size,
+                                      training=True, augment=AugmentConfig.off(), seed=config.seed)
+                recalibrated = batchnorm.recalibrate(backbone, preprocessing, images, config.bn_recalibration_batches)
+            model.compile(loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+            result = StageResult(stage.name, epochs_run, _evaluate(model, ingest_dir, "val", config, num_classes),
+                                 time.time() - stage_started, cached, unfrozen, recalibrated)
+            work.finish(model, result)
+            results.append(result)
+
+        kept = max(reversed(results), key=lambda r: r.val_accuracy)  # ties: the later stage
+        model.load_weights(work.weights_path(kept.name))
+        model.compile(loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        test_accuracy = _evaluate(model, ingest_dir, "test", config, num_classes) if config.evaluate_test else None
+
+    result = TrainResult(output_dir, results, kept.name, kept.val_accuracy, test_accuracy,
+                         time.time() - started, placement.precision, placement.strategy_name, class_weight)
+    _publish(model, config, labels, counts, work_dir, result, output_dir)
+    tf.io.gfile.rmtree(work_dir)
+    return result
+
+
+def _dedupe_csv(text: str) -> str:
+    """Keep the header and the last row of each epoch (an epoch rerun after a kill is logged twice)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    header, rows, by_epoch = lines[0], [], {}
+    for line in lines[1:]:
+        if line == header:
+            continue
+        by_epoch[line.split(",", 1)[0]] = line
+    rows = sorted(by_epoch.values(), key=lambda line: int(line.split(",", 1)[0]))
+    return "\n".join([header] + rows) + "\n"
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    for root, _dirs, files in tf.io.gfile.walk(src):
+        target = os.path.join(dst, os.path.relpath(root, src))
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)
+
+
+def _publish(model, config, labels, counts, work_dir, result: TrainResult, output_dir) -> None:
+    epochs = load_epochs(os.path.join(work_dir, "epochs.json"))
+    with publish_dir(output_dir) as tmp:
+        model.save(os.path.join(tmp, "model.keras"))
+        write_text_atomic(os.path.join(tmp, "labels.txt"), "".join(f"{name}\n" for name in labels))
+        write_json(os.path.join(tmp, "model_info.json"), {
+            "image_size": [config.image_size, config.image_size],
+            "backbone": config.backbone,
+            "alpha": config.alpha,
+            "weights": config.weights,
+            "labels": labels,
+            "num_classes": len(labels),
+            "input": {"name": "image", "dtype": "float32", "range": [0, 255], "channels": "RGB"},
+            "output": {"name": "probabilities", "dtype": "float32", "kind": "softmax"},
+            "precision": result.precision,
+            "kept_stage": result.kept_stage,
+            "val_accuracy": result.best_val_accuracy,
+            "test_accuracy": result.test_accuracy,
+            "examples_per_split": {split: sum(c) for split, c in counts.items()},
+            "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__,
+        })
+        write_json(os.path.join(tmp, "history.json"), {
+            "epochs": epochs,
+            "stages": [dataclasses.asdict(s) for s in result.stages],
+            "kept_stage": result.kept_stage,
+            "test_accuracy": result.test_accuracy,
+            "class_weights": {labels[i]: w for i, w in (result.class_weights or {}).items()},
+            "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
+        })
+        log = os.path.join(work_dir, "training_log.csv")
+        if tf.io.gfile.exists(log):
+            with tf.io.gfile.GFile(log) as f:
+                write_text_atomic(os.path.join(tmp, "training_log.csv"), _dedupe_csv(f.read()))
+        tensorboard = os.path.join(work_dir, "tensorboard")
+        if tf.io.gfile.exists(tensorboard):
+            _copy_tree(tensorboard, os.path.join(tmp, "tensorboard"))
+        plot_curves(epochs, os.path.join(tmp, "curves.png"))
