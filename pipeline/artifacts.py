@@ -16,8 +16,6 @@ the next run holds the lock (no other run can be writing them then).
 """
 import os
 
-import tensorflow as tf
-
 COMPONENT_DIRS = ("ingest", "validate", "train", "export", "evaluate", "push")
 
 
@@ -47,6 +45,8 @@ def lock_path(root: str) -> str:
 
 def remove_stale_temporaries(root: str) -> list[str]:
     """Delete `.tmp-*` directories a killed run left in the component folders; returns them."""
+    import tensorflow as tf  # imported here so that `pipeline.runs` starts without TensorFlow
+
     removed = []
     for component in COMPONENT_DIRS:
         folder = os.path.join(root, component)

@@ -1,37 +1,10 @@
 """`python -m pipeline.run` as a user runs it: flags, Beam options, exit codes, no tracebacks.
 
-One small generated folder (3 classes x 12 images of 32 px) keeps each subprocess to its import
+One small generated folder (3 classes x 12 images of 32 px, tests/pipeline_helpers.py) keeps each subprocess to its import
 time plus a second of ingest; the runs share one pipeline root where the assertions allow it.
 """
-import os
-import pathlib
-import subprocess
-import sys
-
-import numpy as np
 import pytest
-from PIL import Image
-
-PROJECT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def make_folder(dest: pathlib.Path, classes=3, per_class=12, size=32, seed=0) -> pathlib.Path:
-    """A class-per-folder tree of small PNGs, one colour family per class (easy to learn)."""
-    rng = np.random.default_rng(seed)
-    for c in range(classes):
-        (dest / f"class_{c}").mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
-            pixels[..., c % 3] += 180
-            Image.fromarray(pixels).save(dest / f"class_{c}" / f"img_{i:03d}.png")
-    return dest
-
-
-def pipeline_run(*args, env=None, timeout=300):
-    """Run `python -m pipeline.run ARGS` in the project root; returns the CompletedProcess."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "pipeline.run", *map(str, args)], cwd=PROJECT,
-                          capture_output=True, text=True, timeout=timeout, env=full_env)
+from pipeline_helpers import make_folder, pipeline_run, published
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +27,7 @@ def test_ingest_runs_with_beam_flags_then_reuses_its_output(folder, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "36 kept" in proc.stdout  # the ingest's own summary is printed
     assert "[pipeline] ingest: done in" in proc.stdout
-    ingest_dirs = [p for p in (root / "ingest").iterdir() if not p.name.startswith(".")]
+    ingest_dirs = published(root / "ingest")
     assert len(ingest_dirs) == 1 and (ingest_dirs[0] / "_COMPLETE").exists()
     config_files = list((root / "runs").glob("*/config.yaml"))
     assert len(config_files) == 1 and str(folder) in config_files[0].read_text()
@@ -62,7 +35,7 @@ def test_ingest_runs_with_beam_flags_then_reuses_its_output(folder, tmp_path):
     again = pipeline_run("--data-dir", folder, "--pipeline-root", root, "--stop-after", "ingest")
     assert again.returncode == 0, again.stderr
     assert "ingest: unchanged, reusing" in again.stdout
-    assert len([p for p in (root / "ingest").iterdir() if not p.name.startswith(".")]) == 1
+    assert len(published(root / "ingest")) == 1
 
 
 def test_bad_data_dir_gets_its_exit_code_and_no_traceback(tmp_path):
