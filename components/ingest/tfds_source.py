@@ -39,7 +39,7 @@ def _builder(name: str, data_dir):
 
 
 def materialise(name: str, data_dir, staging: str) -> str:
-    """Write every image of TFDS dataset `name` to `staging/<class>/<split>-<n>.<ext>`; return the folder."""
+    """Write every image of TFDS dataset `name` (all splits) to `staging/<name>/<class>/<n>.<ext>`; return the folder."""
     import tensorflow_datasets as tfds
 
     builder = _builder(name, data_dir)
@@ -56,11 +56,10 @@ def materialise(name: str, data_dir, staging: str) -> str:
     root = os.path.join(staging, name.replace("/", "_"))
     for class_name in names:
         os.makedirs(os.path.join(root, class_name), exist_ok=True)
-    for split in builder.info.splits:
-        dataset = builder.as_dataset(split=split, decoders={image_key: tfds.decode.SkipDecoding()})
-        for index, example in enumerate(dataset.as_numpy_iterator()):
-            data = example[image_key]
-            path = os.path.join(root, names[int(example[label_key])], f"{split}-{index:06d}{_extension(data)}")
-            with open(path, "wb") as f:  # our own temporary folder, always local
-                f.write(data)
+    dataset = builder.as_dataset(split="all", shuffle_files=False, decoders={image_key: tfds.decode.SkipDecoding()})
+    for index, example in enumerate(dataset.as_numpy_iterator()):
+        data = example[image_key]
+        path = os.path.join(root, names[int(example[label_key])], f"{index:07d}{_extension(data)}")
+        with open(path, "wb") as f:  # our own temporary folder, always local
+            f.write(data)
     return root
