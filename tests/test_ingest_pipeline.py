@@ -139,16 +139,16 @@ def test_one_worker_and_two_processes_write_the_same_records(ingested, fixture_t
 def test_direct_runner_never_touches_the_network(fixture_tree, tmp_path, monkeypatch):
     assert isinstance(make_pipeline(PipelineOptions(["--runner=DirectRunner"])).runner, fn_runner.FnApiRunner)
     assert isinstance(make_pipeline(None).runner, fn_runner.FnApiRunner)
-    real_connect, attempts = socket.socket.connect, []
+    real_lookup, attempts = socket.getaddrinfo, []
 
-    def local_only(sock, address):
-        # Beam swallows a failed Prism download and falls back, so record attempts, do not raise.
-        if sock.family != socket.AF_UNIX and address[0] not in ("127.0.0.1", "localhost", "::1"):
-            attempts.append(address)
+    def local_only(host, *args, **kwargs):
+        # Beam swallows a failed Prism download and falls back, so record attempts, do not only raise.
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            attempts.append(host)
             raise OSError("network disabled by the test")
-        return real_connect(sock, address)
+        return real_lookup(host, *args, **kwargs)
 
-    monkeypatch.setattr(socket.socket, "connect", local_only)
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)  # plain DirectRunner looks up github.com here
     root, _, _ = fixture_tree
     result = run(IngestConfig(data_dir=str(root)), str(tmp_path / "o"), beam_options=PipelineOptions(["--runner=DirectRunner"]))
     assert_accounting(result.output_dir)
