@@ -1,0 +1,47 @@
+"""What the evaluation gate may be told; validated once before anything is evaluated."""
+import dataclasses
+
+from components.common.errors import UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """Gate thresholds and evaluation settings.
+
+    min_accuracy: value threshold on overall accuracy (test split).
+    min_class_recall: optional value threshold on every class's recall (None: not checked).
+    min_macro_f1: optional value threshold on macro-averaged F1 (None: not checked).
+    max_accuracy_drop_vs_baseline: change threshold: the candidate may be at most this much less
+      accurate than the baseline (the model now in serving) on the same split; 0.0 = no worse
+      (TFX's usual "absolute -1e-10" change threshold).
+    max_tflite_accuracy_drop: each TFLite variant may lose at most this much accuracy against the
+      float SavedModel (0.01 = one point).
+    block_on_unloadable_baseline: a baseline that cannot be loaded (or has other labels) fails the
+      gate; set False to judge the candidate on value thresholds alone in that case.
+    top_k: k of the top-k accuracy metric.
+    split: the ingest split evaluated.
+    batch_size: images per prediction batch.
+    """
+
+    min_accuracy: float = 0.5
+    min_class_recall: float | None = None
+    min_macro_f1: float | None = None
+    max_accuracy_drop_vs_baseline: float = 0.0
+    max_tflite_accuracy_drop: float = 0.01
+    block_on_unloadable_baseline: bool = True
+    top_k: int = 3
+    split: str = "test"
+    batch_size: int = 32
+
+    def validate(self) -> None:
+        for name in ("min_accuracy", "min_class_recall", "min_macro_f1", "max_accuracy_drop_vs_baseline",
+                     "max_tflite_accuracy_drop"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise UsageError(f"evaluate.{name}: {value} must be between 0 and 1")
+        if self.top_k < 1:
+            raise UsageError(f"evaluate.top_k: {self.top_k} must be >= 1")
+        if self.batch_size < 1:
+            raise UsageError(f"evaluate.batch_size: {self.batch_size} must be >= 1")
+        if not self.split:
+            raise UsageError("evaluate.split: empty; name an ingested split, e.g. test")

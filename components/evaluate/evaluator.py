@@ -1,0 +1,112 @@
+"""The evaluate step: candidate, baseline and TFLite variants scored on one split; the gate decides."""
+import dataclasses
+import os
+import time
+
+import tensorflow as tf
+
+from components.common import ingested
+from components.common.errors import DataError
+from components.common.model_runners import SavedModelRunner, TFLiteRunner
+from components.common.publish import publish_dir, write_json, write_text_atomic
+from components.evaluate import gate, tfma_metrics
+from components.evaluate.config import EvaluateConfig
+
+BLESSED, NOT_BLESSED = "BLESSED", "NOT_BLESSED"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateResult:
+    """The verdict and the numbers behind it (all also in `output_dir`)."""
+
+    output_dir: str
+    blessed: bool
+    checks: list  # of gate.Check
+    metrics: dict  # model -> slice -> metric -> value
+    baseline_dir: str | None
+    seconds: float
+
+    @property
+    def failed(self) -> list:
+        return [c for c in self.checks if not c.passed]
+
+    def summary(self) -> str:
+        accuracy = self.metrics["candidate"][tfma_metrics.OVERALL].get("accuracy")
+        head = f"{'BLESSED' if self.blessed else 'NOT BLESSED'}: accuracy {accuracy}, " \
+               f"{len(self.checks) - len(self.failed)}/{len(self.checks)} checks passed"
+        return "\n  ".join([head] + [f"FAILED {c.name} ({c.model}, {c.slice}): {c.reason}" for c in self.failed])
+
+
+def baseline_labels(baseline_dir: str) -> list:
+    """Labels shipped with a baseline: an export dir's labels.txt or a pushed version's assets.extra/."""
+    for path in (os.path.join(baseline_dir, "labels.txt"), os.path.join(baseline_dir, "assets.extra", "labels.txt")):
+        if tf.io.gfile.exists(path):
+            return ingested.read_labels(path)
+    raise DataError(f"no labels.txt in {baseline_dir} or its assets.extra/")
+
+
+def _score_baseline(baseline_dir: str, labels: list, serialized: list, batch_size: int):
+    """(probabilities, None) or (None, why it could not be scored)."""
+    try:
+        theirs = baseline_labels(baseline_dir)
+        if theirs != labels:
+            return None, f"its classes {theirs} differ from the candidate's {labels}"
+        return SavedModelRunner(baseline_dir, batch_size).predict_examples(serialized), None
+    except Exception as e:  # any failure to load or run it is reported in the gate, not raised
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+
+
+def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: str | None,
+        output_dir: str) -> EvaluateResult:
+    """Evaluate the export in `export_dir` on `ingest_dir`'s `config.split`; write the verdict to `output_dir`.
+
+    Inputs: export_dir (saved_model/, tflite/*.tflite, labels.txt), ingest_dir (the split's
+    shards, labels.txt), baseline_dir: the model now in serving (a pushed version dir
+    `SERVING_DIR/<name>/<version>/` or an export dir) or None on a first run.
+    Outputs (schemas/ARTIFACTS.md, "evaluate"): BLESSED or NOT_BLESSED, blessing.json (every check),
+    metrics.json (per model, per slice; confusion matrices), tfma/ (TFMA's own output).
+    A model that fails the gate is a normal outcome (`blessed` False), not an exception.
+    """
+    config.validate()
+    start = time.time()
+    labels = ingested.read_labels(os.path.join(export_dir, "labels.txt"))
+    data_labels = ingested.read_labels(os.path.join(ingest_dir, "labels.txt"))
+    if data_labels != labels:
+        raise DataError(f"the model's classes {labels} differ from the data's {data_labels} ({ingest_dir}); "
+                        "evaluate on the ingest the model was trained from")
+    serialized, images, y = ingested.read_split(ingest_dir, config.split)
+
+    predictions = {"candidate": SavedModelRunner(export_dir, config.batch_size).predict_examples(serialized)}
+    baseline_error = None
+    if baseline_dir:
+        baseline, baseline_error = _score_baseline(baseline_dir, labels, serialized, config.batch_size)
+        if baseline is not None:
+            predictions["baseline"] = baseline
+    for path in sorted(tf.io.gfile.glob(os.path.join(export_dir, "tflite", "model_*.tflite"))):
+        variant = os.path.basename(path)[len("model_"):-len(".tflite")]
+        predictions[f"tflite_{variant}"] = TFLiteRunner(path).predict_encoded(images, config.batch_size)
+
+    with publish_dir(output_dir) as tmp:
+        computed = tfma_metrics.compute(predictions, y, labels, config.top_k, os.path.join(tmp, "tfma"))
+        metrics = computed["metrics"]
+        checks = gate.value_checks(config, metrics, labels)
+        if "baseline" in metrics:
+            checks.append(gate.baseline_check(config, metrics))
+        elif baseline_error:
+            checks.append(gate.unloadable_baseline_check(config, baseline_error))
+        checks.extend(gate.tflite_checks(config, metrics))
+        blessed = all(c.passed for c in checks)
+        write_json(os.path.join(tmp, "metrics.json"), {**computed, "split": config.split, "examples": len(y)})
+        write_json(os.path.join(tmp, "blessing.json"), {
+            "blessed": blessed,
+            "candidate": export_dir,
+            "baseline": baseline_dir,
+            "split": config.split,
+            "examples": len(y),
+            "checks": [c.as_dict() for c in checks],
+            "failed": [c.reason for c in checks if not c.passed],
+            "tflite_accuracy_delta": {c.model[len("tflite_"):]: c.value for c in checks
+                                      if c.name == "max_tflite_accuracy_drop"},
+        })
+        write_text_atomic(os.path.join(tmp, BLESSED if blessed else NOT_BLESSED), "")
+    return EvaluateResult(output_dir, blessed, checks, metrics, baseline_dir, round(time.time() - start, 2))

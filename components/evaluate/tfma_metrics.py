@@ -1,0 +1,113 @@
+"""Metrics of several models on one split, computed side by side by TensorFlow Model Analysis.
+
+Why predictions are computed outside TFMA: TFMA 0.52 loads models through its TF2/Keras model
+loaders, which do not know Keras 3 SavedModels written by `ExportArchive`, and it has no TFLite
+path for a uint8-quantized classifier with our preprocessing. TFMA's supported alternative for
+models it cannot run is used instead: every model's probabilities are stored in the examples
+under a prediction key (`predictions/<model>`), and one TFMA run evaluates all model specs
+(candidate, baseline, each TFLite variant) over exactly the same examples, with the same
+metrics and slices (overall, and per true class).
+"""
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from apache_beam.options.pipeline_options import PipelineOptions
+from google.protobuf import text_format
+from tensorflow_model_analysis.proto import config_pb2
+
+LABEL_KEY = "label"
+OVERALL = "overall"
+
+
+def _example(label: int, predictions: dict) -> bytes:
+    feature = {LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)]))}
+    for name, probabilities in predictions.items():
+        feature[f"predictions/{name}"] = tf.train.Feature(float_list=tf.train.FloatList(value=probabilities))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def eval_config(model_names: list, num_classes: int, top_k: int) -> config_pb2.EvalConfig:
+    """The TFMA config: one model spec per prediction key; the metrics and slices of the gate."""
+    config = config_pb2.EvalConfig()
+    for name in model_names:
+        config.model_specs.add(name=name, label_key=LABEL_KEY, prediction_key=f"predictions/{name}")
+    classes = list(range(num_classes))
+    text_format.Parse(f"""
+      metrics {{ class_name: "ExampleCount" }}
+      metrics {{ class_name: "SparseCategoricalAccuracy" }}
+      metrics {{ class_name: "SparseTopKCategoricalAccuracy" config: '"k": {min(top_k, num_classes)}' }}
+      metrics {{ class_name: "MultiClassConfusionMatrixPlot" }}
+    """, config.metrics_specs.add(model_names=model_names))
+    per_class = config.metrics_specs.add(model_names=model_names)
+    per_class.binarize.class_ids.values.extend(classes)
+    for metric in ("Precision", "Recall", "F1Score"):
+        per_class.metrics.add(class_name=metric)
+    per_class.aggregate.macro_average = True
+    for c in classes:
+        per_class.aggregate.class_weights[c] = 1.0
+    config.slicing_specs.add()
+    config.slicing_specs.add(feature_keys=[LABEL_KEY])
+    return config
+
+
+def _number(value: float):
+    return None if value is None or math.isnan(value) else round(float(value), 6)
+
+
+def _slice_name(slice_key, labels: list) -> str:
+    if not slice_key.single_slice_keys:
+        return OVERALL
+    return f"label={labels[slice_key.single_slice_keys[0].int64_value]}"
+
+
+_NAMES = {"example_count": "example_count", "sparse_categorical_accuracy": "accuracy",
+          "sparse_top_k_categorical_accuracy": "top_k_accuracy", "precision": "precision",
+          "recall": "recall", "f1_score": "f1"}
+
+
+def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int, output_dir: str) -> dict:
+    """Evaluate every model's `predictions` ([n, classes] arrays) against `labels` with TFMA.
+
+    Writes the TFMA outputs (and the examples it read) to `output_dir`; returns
+    {"metrics": {model: {slice: {metric: value}}}, "confusion_matrix": {model: [[count]]}} where
+    metrics are accuracy, top_k_accuracy, example_count, precision/recall/f1 per class
+    (`recall/<class>`) and macro_precision/macro_recall/macro_f1.
+    """
+    tf.io.gfile.makedirs(output_dir)
+    data = os.path.join(output_dir, "predictions.tfrecord")
+    with tf.io.TFRecordWriter(data) as writer:
+        for i, label in enumerate(labels):
+            writer.write(_example(label, {name: p[i] for name, p in predictions.items()}))
+    names = list(predictions)
+    tfma.run_model_analysis(eval_config=eval_config(names, len(class_names), top_k), data_location=data,
+                            output_path=output_dir, pipeline_options=PipelineOptions(["--runner=DirectRunner"]))
+
+    metrics = {name: {} for name in names}
+    for record in tfma.load_metrics(output_dir):
+        slice_name = _slice_name(record.slice_key, class_names)
+        for kv in record.metric_keys_and_values:
+            key = kv.key
+            name = _NAMES.get(key.name)
+            if name is None or key.is_diff:
+                continue
+            if key.aggregation_type.macro_average:
+                name = f"macro_{name}"
+            elif key.sub_key.HasField("class_id"):
+                name = f"{name}/{class_names[key.sub_key.class_id.value]}"
+            metrics[key.model_name].setdefault(slice_name, {})[name] = _number(kv.value.double_value.value)
+
+    confusion = {}
+    for record in tfma.load_plots(output_dir):
+        if record.slice_key.single_slice_keys:
+            continue
+        for kv in record.plot_keys_and_values:
+            matrix = np.zeros((len(class_names), len(class_names)), np.int64)
+            argmax = kv.value.multi_class_confusion_matrix_at_thresholds.matrices[0]  # threshold 0: top-1
+            for entry in argmax.entries:
+                if entry.predicted_class_id >= 0:
+                    matrix[entry.actual_class_id, entry.predicted_class_id] = int(entry.num_weighted_examples)
+            confusion[kv.key.model_name] = matrix.tolist()
+    return {"metrics": metrics, "confusion_matrix": confusion}

@@ -1,0 +1,48 @@
+"""What the export step may be told; validated once before anything is converted."""
+import dataclasses
+
+from components.common.errors import UsageError
+
+TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """Export settings.
+
+    top_k: how many (label, score) pairs the serving signatures return.
+    tflite_variants: which TFLite files to write (any of float32, float16, dynamic_range, int8);
+      float32 is always written because the parity check needs it.
+    int8_io: "uint8" (the usual edge-device I/O: raw pixels in, quantized scores out) or
+      "float32" (float in/out around an int8 body) for the full-integer model.
+    representative_examples: train-split images fed to the int8 calibrator.
+    parity_examples: images on which Keras, SavedModel and TFLite float32 must agree.
+    parity_tolerance: largest allowed absolute difference between their probabilities.
+    """
+
+    top_k: int = 3
+    tflite_variants: tuple = TFLITE_VARIANTS
+    int8_io: str = "uint8"
+    representative_examples: int = 100
+    parity_examples: int = 8
+    parity_tolerance: float = 1e-4
+
+    def validate(self) -> None:
+        if self.top_k < 1:
+            raise UsageError(f"export.top_k: {self.top_k} must be >= 1")
+        unknown = sorted(set(self.tflite_variants) - set(TFLITE_VARIANTS))
+        if unknown:
+            raise UsageError(f"export.tflite_variants: unknown {unknown}; allowed: {', '.join(TFLITE_VARIANTS)}")
+        if self.int8_io not in ("uint8", "float32"):
+            raise UsageError(f"export.int8_io: {self.int8_io!r}; allowed: 'uint8' or 'float32'")
+        if self.representative_examples < 1:
+            raise UsageError(f"export.representative_examples: {self.representative_examples} must be >= 1")
+        if self.parity_examples < 1:
+            raise UsageError(f"export.parity_examples: {self.parity_examples} must be >= 1")
+        if not 0 < self.parity_tolerance < 1:
+            raise UsageError(f"export.parity_tolerance: {self.parity_tolerance} must be in (0, 1)")
+
+    @property
+    def variants(self) -> tuple:
+        """The variants to write, float32 first (it is the parity reference)."""
+        return ("float32",) + tuple(v for v in TFLITE_VARIANTS if v in self.tflite_variants and v != "float32")

@@ -1,0 +1,105 @@
+"""The export step: train artifact in, SavedModel + TFLite variants + sidecars out, parity-checked."""
+import dataclasses
+import os
+import time
+
+import numpy as np
+
+from components.common import ingested
+from components.common.errors import DataError
+from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
+from components.common.publish import publish_dir, read_json, write_json, write_text_atomic
+from components.export import parity, signatures, tflite
+from components.export.config import ExportConfig
+from components.export.float32 import float32_rebuild, load_model
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """Where the export went and what it measured."""
+
+    output_dir: str
+    saved_model_dir: str
+    tflite_files: dict  # variant -> path
+    tflite_sizes: dict  # variant -> bytes
+    parity: dict
+    seconds: float
+
+    def summary(self) -> str:
+        sizes = ", ".join(f"{v} {n / 1e6:.2f} MB" for v, n in self.tflite_sizes.items())
+        worst = max(self.parity["max_abs_diff"].values())
+        return f"exported to {self.output_dir}: SavedModel + TFLite ({sizes}); parity max |diff| {worst:.2g}"
+
+
+def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict) -> dict:
+    """What a TFLite user needs besides the file: input size, preprocessing, label order, I/O types."""
+    return {
+        "image_size": list(info["image_size"]),
+        "labels": labels,
+        "num_classes": len(labels),
+        "backbone": info.get("backbone"),
+        "input": "RGB pixels 0-255, [batch, height, width, 3], resized with bilinear antialiasing "
+                 "(components.common.image_ops.decode_and_resize); normalisation is inside the model",
+        "output": "softmax probabilities [batch, num_classes] in labels order",
+        "tflite_io": tflite_io,
+        "top_k": config.top_k,
+    }
+
+
+def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) -> ExportResult:
+    """Export the trained model in `train_dir` to `output_dir` (which must not exist).
+
+    Inputs: train_dir/model.keras, model_info.json, labels.txt; ingest_dir's train split (int8
+    calibration) and test split (parity sample; train split when there is no test split).
+    Outputs (schemas/ARTIFACTS.md, "export"): saved_model/, tflite/model_<variant>.tflite,
+    labels.txt, model_info.json (the train sidecar plus input/output/TFLite I/O facts), parity.json.
+    Raises ParityError when Keras, SavedModel and TFLite float32 disagree.
+    """
+    config.validate()
+    start = time.time()
+    info = read_json(os.path.join(train_dir, "model_info.json"))
+    labels = ingested.read_labels(os.path.join(train_dir, "labels.txt"))
+    if info.get("labels", labels) != labels:
+        raise DataError(f"{train_dir}: labels.txt and model_info.json disagree on the class names; re-run train")
+    image_size = tuple(int(x) for x in info["image_size"])
+    model = float32_rebuild(load_model(os.path.join(train_dir, "model.keras")))
+
+    _, train_images, _ = ingested.read_split(ingest_dir, "train", limit=config.representative_examples)
+    representative = preprocess(train_images, image_size)
+    try:
+        _, sample_images, _ = ingested.read_split(ingest_dir, "test", limit=config.parity_examples)
+    except DataError:
+        sample_images = train_images[:config.parity_examples]
+    sample = preprocess(sample_images, image_size)
+
+    with publish_dir(output_dir) as tmp:
+        saved_model_dir = os.path.join(tmp, "saved_model")
+        signatures.write_saved_model(model, labels, image_size, config.top_k, saved_model_dir)
+        tflite_dir = os.path.join(tmp, "tflite")
+        tf.io.gfile.makedirs(tflite_dir)
+        files, io_types = {}, {}
+        for variant in config.variants:
+            flatbuffer = tflite.convert(model, variant, representative, config.int8_io)
+            path = os.path.join(tflite_dir, f"model_{variant}.tflite")
+            with tf.io.gfile.GFile(path, "wb") as f:
+                f.write(flatbuffer)
+            files[variant] = path
+            runner = TFLiteRunner(path)
+            io_types[variant] = {"input": np.dtype(runner.input["dtype"]).name,
+                                 "output": np.dtype(runner.output["dtype"]).name}
+
+        reference = model.predict(sample, verbose=0)
+        report = parity.check(reference, {
+            "saved_model": SavedModelRunner(saved_model_dir).predict_encoded(sample_images),
+            "tflite_float32": TFLiteRunner(files["float32"]).predict_pixels(sample),
+        }, config.parity_tolerance, [f"sample image {i}" for i in range(len(sample))])
+        write_json(os.path.join(tmp, "parity.json"), report)
+        write_text_atomic(os.path.join(tmp, "labels.txt"), "".join(f"{name}\n" for name in labels))
+        write_json(os.path.join(tmp, "model_info.json"), {**info, **_sidecar(info, labels, config, io_types)})
+
+    final = {v: os.path.join(output_dir, "tflite", os.path.basename(p)) for v, p in files.items()}
+    sizes = {v: tf.io.gfile.stat(p).length for v, p in final.items()}
+    return ExportResult(output_dir, os.path.join(output_dir, "saved_model"), final, sizes, report,
+                        round(time.time() - start, 2))
