@@ -16,6 +16,8 @@ from typing import Optional, Sequence, Tuple
 import keras
 import tensorflow as tf
 
+from components.common.errors import UsageError
+
 MIXED_PRECISION_MIN_CAPABILITY = (7, 0)
 
 
@@ -41,9 +43,11 @@ def _cluster_in(tf_config: Optional[str]) -> bool:
     if not tf_config:
         return False
     try:
-        return bool(json.loads(tf_config).get("cluster"))
-    except (ValueError, AttributeError):
-        return False
+        parsed = json.loads(tf_config)
+    except ValueError as e:
+        raise UsageError(f"TF_CONFIG is set but is not valid JSON ({e}): fix it, or unset it to train on one "
+                         "machine") from None
+    return isinstance(parsed, dict) and bool(parsed.get("cluster"))
 
 
 def choose_strategy(num_gpus: int, tf_config: Optional[str]) -> str:

@@ -149,7 +149,7 @@ def _one_hot(num_classes: int):
 
 
 def _fit_stage(i, stage, config, ingest_dir, model, backbone, preprocessing, head, loss, work_dir, initial_epoch,
-               num_train, num_classes, class_weight, augment, extra_callbacks):
+               num_train, num_classes, class_weight, extra_callbacks):
     """Train one stage; returns (epochs run, whether features were cached, trainable backbone layers)."""
     train_bn = not config.pretrained
     unfrozen = stages.set_trainable(model, backbone, stage, train_batchnorm=train_bn)
@@ -167,7 +167,7 @@ def _fit_stage(i, stage, config, ingest_dir, model, backbone, preprocessing, hea
         fit_model = head_model(head, train_x.shape[-1])
     else:
         train = make_dataset(ingest_dir, "train", size, config.batch_size, training=True,
-                             augment=augment if stage.augment else AugmentConfig.off(),
+                             augment=config.augment if stage.augment else AugmentConfig.off(),
                              seed=config.seed + i).map(one_hot)
         fit_model = model
     steps = config.steps_per_epoch(num_train)
@@ -187,11 +187,10 @@ def _evaluate(model, ingest_dir, split, config, num_classes) -> float:
 
 
 def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optional[str] = None,
-        callbacks: Sequence[keras.callbacks.Callback] = (), augment: Optional[AugmentConfig] = None) -> TrainResult:
+        callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
     """Train `config`'s stages on `ingest_dir` and publish the train artifact at `output_dir`.
 
     callbacks: extra Keras callbacks added to every stage (progress reporting, tests).
-    augment: the augmentations of stages with `augment=True` (default `AugmentConfig()` of input.py).
     """
     config.validate()
     started = time.time()
@@ -223,7 +222,7 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
             initial_epoch = sum(r.epochs_run for r in results)
             epochs_run, cached, unfrozen = _fit_stage(
                 i, stage, config, ingest_dir, model, backbone, preprocessing, head, loss, work_dir, initial_epoch,
-                num_train, num_classes, class_weight, augment, callbacks)
+                num_train, num_classes, class_weight, callbacks)
             recalibrated = 0
             if not config.pretrained and config.bn_recalibration_batches:
                 images = make_dataset(ingest_dir, "train", (config.image_size,) * 2, config.batch_size,
