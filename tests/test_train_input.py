@@ -100,11 +100,33 @@ def test_scaled_jpeg_crop_shows_the_same_region_as_a_full_decode():
     for element_seed in range(4):
         seed = tf.constant([element_seed, 0], tf.int64)
         y, x, h, w = (int(v) for v in train_input._crop_window(tf.constant([900, 1200, 3]), augment, seed))
-        fused = train_input._decode_jpeg_crop(encoded, (96, 96), augment, seed)
+        fused = tf.cast(train_input._decode_window(encoded, tf.constant("jpeg"), (96, 96), augment, seed), tf.uint8)
         assert min(fused.shape[:2]) < min(h, w)  # it was decoded at a reduced scale
         got = decode_and_resize(tf.io.encode_png(fused), (96, 96)).numpy()
         want = tf.image.resize(photo[y:y + h, x:x + w].astype(np.float32), (96, 96), antialias=True).numpy()
         assert np.abs(got - want).mean() < 3.0
+
+
+def test_the_single_resampling_is_a_resize_flip_rotation_and_zoom():
+    """`_geometry` replaces tf.image.resize + flip + rotation + zoom; check it against those ops."""
+    window = tf.constant(np.random.default_rng(0).uniform(0, 255, (64, 48, 3)), tf.float32)
+
+    def sample(size, flip=1.0, angle=0.0, zoom=1.0):
+        transform = train_input._geometry(tf.shape(window), size, tf.constant(flip), tf.constant(angle), tf.constant(zoom))
+        return tf.raw_ops.ImageProjectiveTransformV3(images=window[None], transforms=transform[None],
+                                                     output_shape=tf.constant(size, tf.int32), fill_value=0.0,
+                                                     interpolation="BILINEAR", fill_mode="REFLECT")[0].numpy()
+
+    np.testing.assert_allclose(sample((64, 48)), window.numpy(), atol=1e-3)  # identity
+    np.testing.assert_allclose(sample((32, 24)), tf.image.resize(window, (32, 24)).numpy(), atol=1e-3)
+    np.testing.assert_allclose(sample((64, 48), flip=-1.0), tf.image.flip_left_right(window).numpy(), atol=1e-3)
+    square = window[:48]
+    window = square
+    quarter_turn = sample((48, 48), angle=np.pi / 2)
+    assert any(np.allclose(quarter_turn, tf.image.rot90(square, k).numpy(), atol=1e-2) for k in (1, 3))
+    zoomed_in = sample((48, 48), zoom=0.5)  # the central half, enlarged (borders differ: resize clamps)
+    central = tf.image.resize(square[12:36, 12:36], (48, 48)).numpy()
+    np.testing.assert_allclose(zoomed_in[2:-2, 2:-2], central[2:-2, 2:-2], atol=1e-3)
 
 
 def test_cached_split_is_read_from_disk_only_once(tmp_path):

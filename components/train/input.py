@@ -17,13 +17,14 @@ Why it is shaped this way:
   call, so the model is validated on exactly what it will be served (no training/serving skew).
 - Training decodes JPEGs with the fused `tf.image.decode_and_crop_jpeg`: only the random crop
   window is decoded, and when that window is at least twice the model's input size libjpeg scales
-  it down by 2, 4 or 8 while decoding (its `ratio`), which is where most of the time goes on
-  photo-sized images. PNG records are decoded whole, then cropped. Both are then resized with the
-  same bilinear, antialiased resize as evaluation.
-- The crop is sampled with stateless ops seeded per element from `tf.data.Dataset.random`, so a
-  given `seed` gives the same crops on every run and different crops on every epoch.
-- The other augmentations are Keras preprocessing layers (flip, rotation, zoom, contrast,
-  brightness) applied to whole batches, which vectorises them.
+  it down by 2, 4 or 8 while decoding (its `ratio`). PNG records are decoded whole, then cropped.
+- Then ONE bilinear resampling per image (`ImageProjectiveTransformV3` with an output size) does
+  the resize, flip, rotation and zoom together, and contrast and brightness are two cheap
+  elementwise ops. Done the tutorial way (resize, then `keras.layers.RandomFlip`,
+  `RandomRotation`, `RandomZoom` over each batch) that is four passes over the pixels;
+  `benchmarks/train_input.py` measures the difference. The parameter ranges are the Keras layers'.
+- Every random number is drawn by stateless ops from a per-element seed (`tf.data.Dataset.random`),
+  so a given `seed` gives the same batches on every run and different ones on every epoch.
 - The split's encoded bytes (not decoded pixels: those would be ~50x larger) are cached in memory
   when the shards fit `cache_budget_bytes`, so epochs after the first read no files.
 """
@@ -31,12 +32,11 @@ import csv
 import dataclasses
 import os
 
-import keras
 import tensorflow as tf
 
 import schemas
 from components.common.errors import DataError, UsageError
-from components.common.image_ops import decode_and_resize, resize_for_model
+from components.common.image_ops import decode_and_resize
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_CACHE_BUDGET_BYTES = 1 << 30  # 1 GiB of encoded images
@@ -144,71 +144,89 @@ def _crop_window(image_shape, augment: AugmentConfig, seed):
     return begin[0], begin[1], size[0], size[1]
 
 
-def _decode_jpeg_crop(encoded, image_size, augment, seed):
-    """Decode only the crop window, scaled down by libjpeg when the window is >= 2x the target."""
-    shape = tf.image.extract_jpeg_shape(encoded)
-    y, x, h, w = _crop_window(shape, augment, seed)
-    # The largest ratio that still leaves at least the target size; the window is then given in
-    # the scaled image's coordinates (libjpeg crops after scaling).
-    fits = [tf.logical_and(h // r >= image_size[0], w // r >= image_size[1]) for r in _JPEG_RATIOS]
-    branch = tf.argmax(tf.cast(tf.stack(fits + [True]), tf.int32))  # first ratio that fits, else 1
-    branches = [
-        (lambda r=r: tf.image.decode_and_crop_jpeg(encoded, tf.stack([y // r, x // r, h // r, w // r]),
-                                                   channels=3, ratio=r))
-        for r in _JPEG_RATIOS
-    ]
-    branches.append(branches[-1])
-    return tf.switch_case(tf.cast(branch, tf.int32), branches)
+def _decode_window(encoded, fmt, image_size, augment: AugmentConfig, seed):
+    """Decode the random crop window (the whole image when cropping is off) as float32 [h, w, 3].
 
+    JPEGs go through the fused `decode_and_crop_jpeg`, with libjpeg scaling the window down by the
+    largest of 8, 4, 2 that still leaves at least `image_size` (it crops after scaling, so the
+    window is given in scaled coordinates). Other formats are decoded whole, then sliced.
+    """
 
-def _decode_other_crop(encoded, augment, seed):
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    y, x, h, w = _crop_window(tf.shape(image), augment, seed)
-    return tf.slice(image, tf.stack([y, x, 0]), tf.stack([h, w, 3]))
-
-
-def _train_decoder(image_size, augment: AugmentConfig):
-    def decode(element_seed, record):
-        encoded, fmt, label = record
-        seed = tf.stack([element_seed, tf.constant(0, tf.int64)])
+    def window(shape):
         if augment.crops:
-            image = tf.cond(
-                tf.equal(fmt, "jpeg"),
-                lambda: _decode_jpeg_crop(encoded, image_size, augment, seed),
-                lambda: _decode_other_crop(encoded, augment, seed),
-            )
-            image.set_shape([None, None, 3])
-            return resize_for_model(image, image_size), label
-        return decode_and_resize(encoded, image_size), label
+            return _crop_window(shape, augment, seed)
+        return tf.constant(0), tf.constant(0), shape[0], shape[1]
 
-    return decode
+    def jpeg():
+        y, x, h, w = window(tf.image.extract_jpeg_shape(encoded))
+        fits = [tf.logical_and(h // r >= image_size[0], w // r >= image_size[1]) for r in _JPEG_RATIOS]
+        branch = tf.argmax(tf.cast(tf.stack(fits + [True]), tf.int32), output_type=tf.int32)
+        branches = [
+            (lambda r=r: tf.image.decode_and_crop_jpeg(encoded, tf.stack([y // r, x // r, h // r, w // r]),
+                                                       channels=3, ratio=r))
+            for r in _JPEG_RATIOS
+        ]
+        return tf.switch_case(branch, branches + [branches[-1]])  # the last: ratio 1
 
+    def other():
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        y, x, h, w = window(tf.shape(image))
+        return tf.slice(image, tf.stack([y, x, 0]), tf.stack([h, w, 3]))
 
-def augmentation_layers(augment: AugmentConfig, seed: int = 0) -> list:
-    """The Keras layers that augment batches of float 0-255 images (the benchmark reuses them)."""
-    layers = []
-    if augment.flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if augment.rotation:
-        layers.append(keras.layers.RandomRotation(augment.rotation, fill_mode="reflect", seed=seed + 1))
-    if augment.zoom:
-        layers.append(keras.layers.RandomZoom(augment.zoom, fill_mode="reflect", seed=seed + 2))
-    if augment.contrast:
-        layers.append(keras.layers.RandomContrast(augment.contrast, value_range=(0, 255), seed=seed + 3))
-    if augment.brightness:
-        layers.append(keras.layers.RandomBrightness(augment.brightness, value_range=(0, 255), seed=seed + 4))
-    return layers
+    image = tf.cond(tf.equal(fmt, "jpeg"), jpeg, other)
+    image.set_shape([None, None, 3])
+    return tf.cast(image, tf.float32)
 
 
-def _batch_augmenter(augment: AugmentConfig, seed: int):
-    layers = augmentation_layers(augment, seed)
+def _geometry(window_shape, image_size, flip, angle, zoom):
+    """The projective transform taking output pixels to window pixels: resize, flip, rotate, zoom.
 
-    def apply(images, labels):
-        for layer in layers:
-            images = layer(images, training=True)
-        return tf.clip_by_value(images, 0.0, 255.0), labels
+    In output pixel units around the centre, p = (flip * x, y); the sampled point is
+    q = zoom * R(angle) p (zoom > 1 shows more of the window: zoom out, as `keras.layers.RandomZoom`),
+    mapped into the window with half-pixel centres, as `tf.image.resize` does.
+    """
+    out_h, out_w = (float(v) for v in image_size)
+    scale_y = tf.cast(window_shape[0], tf.float32) / out_h
+    scale_x = tf.cast(window_shape[1], tf.float32) / out_w
+    cos, sin = tf.cos(angle) * zoom, tf.sin(angle) * zoom
+    px0, py0 = flip * (0.5 - out_w / 2), 0.5 - out_h / 2  # p of output pixel (0, 0)
+    return tf.stack([
+        scale_x * cos * flip, -scale_x * sin, scale_x * (cos * px0 - sin * py0 + out_w / 2) - 0.5,
+        scale_y * sin * flip, scale_y * cos, scale_y * (sin * px0 + cos * py0 + out_h / 2) - 0.5,
+        0.0, 0.0,
+    ])
 
-    return apply if layers else None
+
+def _train_example(image_size, augment: AugmentConfig):
+    """Per example: decode the crop window, then one resampling does resize + flip + rotation + zoom,
+    then contrast and brightness; all parameters drawn from the element's seed.
+
+    One resampling instead of resize, then `RandomFlip`, `RandomRotation` and `RandomZoom` over the
+    batch (each a full pass over the pixels) is what makes this input fast; the parameter ranges
+    are those of the Keras layers (see `AugmentConfig`). The resampling is bilinear without
+    antialiasing: libjpeg has already brought the window within 2x of the target size.
+    """
+    two_pi = 2.0 * 3.141592653589793
+
+    def example(element_seed, record):
+        encoded, fmt, label = record
+        window = _decode_window(encoded, fmt, image_size, augment, tf.stack([element_seed, tf.constant(0, tf.int64)]))
+        u = tf.random.stateless_uniform([5], seed=tf.stack([element_seed, tf.constant(1, tf.int64)]), minval=-1.0)
+        flip = tf.where(tf.logical_and(augment.flip, u[0] < 0.0), -1.0, 1.0)
+        transform = _geometry(tf.shape(window), image_size, flip, u[1] * augment.rotation * two_pi, 1.0 + u[2] * augment.zoom)
+        image = tf.raw_ops.ImageProjectiveTransformV3(
+            images=window[None], transforms=transform[None], output_shape=tf.constant(image_size, tf.int32),
+            fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")[0]
+        if augment.contrast:
+            mean = tf.reduce_mean(image, axis=[0, 1], keepdims=True)
+            image = (image - mean) * (1.0 + u[3] * augment.contrast) + mean
+        if augment.brightness:
+            image = image + u[4] * augment.brightness * 255.0
+        image = tf.clip_by_value(image, 0.0, 255.0)
+        image.set_shape([*image_size, 3])
+        return image, label
+
+    return example
 
 
 def make_dataset(
@@ -259,14 +277,10 @@ def make_dataset(
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    if training:
+    if training and augment != AugmentConfig.off():
         element_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(element_seeds, ds).map(_train_decoder(image_size, augment), num_parallel_calls=AUTOTUNE)
+        ds = tf.data.Dataset.zip(element_seeds, ds).map(_train_example(image_size, augment), num_parallel_calls=AUTOTUNE)
     else:
         ds = ds.map(lambda encoded, fmt, label: (decode_and_resize(encoded, image_size), label),
                     num_parallel_calls=AUTOTUNE)
-    ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
-    augmenter = _batch_augmenter(augment, seed) if training else None
-    if augmenter is not None:
-        ds = ds.map(augmenter, num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return ds.batch(batch_size, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
