@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from components.common.errors import UsageError
+from components.common.ingested import read_labels
 from components.common.image_ops import decode_and_resize
 
 
@@ -101,3 +102,52 @@ class TFLiteRunner:
             return values
         scale, zero_point = self.output["quantization"]
         return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def _labels_beside(model_dir: str) -> list:
+    """labels.txt of an export dir, or of a pushed version (in assets.extra/)."""
+    for path in (os.path.join(model_dir, "labels.txt"), os.path.join(model_dir, "assets.extra", "labels.txt")):
+        if tf.io.gfile.exists(path):
+            return read_labels(path)
+    raise UsageError(f"no labels.txt in {model_dir} or {model_dir}/assets.extra: cannot name the classes")
+
+
+def resolve_model(spec: str, serving_dir: str | None = None) -> str:
+    """A model given as a path (SavedModel dir, export dir, .tflite) or as NAME[/VERSION] in `serving_dir`."""
+    if tf.io.gfile.exists(spec):
+        return spec
+    if serving_dir:
+        name, _, version = spec.partition("/")
+        model_dir = os.path.join(serving_dir, name)
+        if tf.io.gfile.isdir(model_dir):
+            found = sorted(int(v.rstrip("/")) for v in tf.io.gfile.listdir(model_dir) if v.rstrip("/").isdigit())
+            if version and version.isdigit() and int(version) in found:
+                return os.path.join(model_dir, version)
+            if not version and found:
+                return os.path.join(model_dir, str(found[-1]))
+            raise UsageError(f"model {name!r} in {serving_dir} has versions {found}; {version or 'latest'} not found")
+    raise UsageError(f"model {spec!r} not found: give a SavedModel or export directory, a .tflite file, "
+                     "or NAME[/VERSION] together with --serving-dir")
+
+
+class OpenedModel:
+    """A model ready to score encoded images, whatever its form, with its class names."""
+
+    def __init__(self, spec: str, serving_dir: str | None = None, num_threads: int | None = None,
+                 batch_size: int = 32):
+        self.path = resolve_model(spec, serving_dir)
+        self.batch_size = batch_size
+        if self.path.endswith(".tflite"):
+            self.kind = "tflite"
+            self.runner = TFLiteRunner(self.path, num_threads)
+            # model_<variant>.tflite lives in <export>/tflite/ or <version>/assets.extra/tflite/
+            self.labels = _labels_beside(os.path.dirname(os.path.dirname(self.path)))
+        else:
+            self.kind = "saved_model"
+            self.runner = SavedModelRunner(self.path, batch_size)
+            self.labels = _labels_beside(self.path)
+
+    def predict_encoded(self, images: list) -> np.ndarray:
+        if self.kind == "tflite":
+            return self.runner.predict_encoded(images, self.batch_size)
+        return self.runner.predict_encoded(images)

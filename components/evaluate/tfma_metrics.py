@@ -81,7 +81,7 @@ def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int
     with tf.io.TFRecordWriter(data) as writer:
         for i, label in enumerate(labels):
             writer.write(_example(label, {name: p[i] for name, p in predictions.items()}))
-    names = list(predictions)
+    names = list(predictions)  # with a single model TFMA reports it under the name ""
     tfma.run_model_analysis(eval_config=eval_config(names, len(class_names), top_k), data_location=data,
                             output_path=output_dir, pipeline_options=PipelineOptions(["--runner=DirectRunner"]))
 
@@ -97,7 +97,7 @@ def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int
                 name = f"macro_{name}"
             elif key.sub_key.HasField("class_id"):
                 name = f"{name}/{class_names[key.sub_key.class_id.value]}"
-            metrics[key.model_name].setdefault(slice_name, {})[name] = _number(kv.value.double_value.value)
+            metrics[key.model_name or names[0]].setdefault(slice_name, {})[name] = _number(kv.value.double_value.value)
 
     confusion = {}
     for record in tfma.load_plots(output_dir):
@@ -109,5 +109,5 @@ def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int
             for entry in argmax.entries:
                 if entry.predicted_class_id >= 0:
                     matrix[entry.actual_class_id, entry.predicted_class_id] = int(entry.num_weighted_examples)
-            confusion[kv.key.model_name] = matrix.tolist()
+            confusion[kv.key.model_name or names[0]] = matrix.tolist()
     return {"metrics": metrics, "confusion_matrix": confusion}

@@ -1,0 +1,69 @@
+"""Evaluating one model of any form against thresholds, outside the pipeline (`pipeline.validate`).
+
+Same metrics (TFMA) and the same value checks as the gate, on an ingested split or on a raw
+folder of class subfolders, for a SavedModel, an export, a pushed version or a .tflite file.
+"""
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from components.common import ingested
+from components.common.errors import DataError
+from components.common.model_runners import OpenedModel
+from components.common.publish import write_json
+from components.evaluate import gate, tfma_metrics
+from components.evaluate.config import EvaluateConfig
+from components.evaluate.evaluator import EvaluateResult
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+
+
+def _folder_images(folder: str, labels: list):
+    """Encoded images and labels from `folder/<class name>/*` (class names must be the model's)."""
+    images, y = [], []
+    classes = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(folder)
+                     if tf.io.gfile.isdir(os.path.join(folder, name)))
+    unknown = [c for c in classes if c not in labels]
+    if unknown:
+        raise DataError(f"{folder}: class folders {unknown} are not classes of the model ({labels})")
+    for name in classes:
+        for file in sorted(tf.io.gfile.listdir(os.path.join(folder, name))):
+            if file.lower().endswith(IMAGE_EXTENSIONS):
+                with tf.io.gfile.GFile(os.path.join(folder, name, file), "rb") as f:
+                    images.append(f.read())
+                y.append(labels.index(name))
+    if not images:
+        raise DataError(f"{folder}: no images found; expected {folder}/<class name>/<image files>")
+    return images, np.asarray(y, np.int64)
+
+
+def load_data(data: str, split: str, labels: list):
+    """(encoded images, labels in the model's order) from an ingest directory's split or a raw folder."""
+    if not tf.io.gfile.isdir(data):
+        raise DataError(f"test data {data} is not a directory: give an ingest output or a folder of class folders")
+    if tf.io.gfile.exists(os.path.join(data, "labels.txt")) and tf.io.gfile.isdir(os.path.join(data, "data")):
+        names = ingested.read_labels(os.path.join(data, "labels.txt"))
+        unknown = [n for n in names if n not in labels]
+        if unknown:
+            raise DataError(f"{data}: classes {unknown} are not classes of the model ({labels})")
+        _, images, y = ingested.read_split(data, split)
+        return images, np.asarray([labels.index(names[i]) for i in y], np.int64)
+    return _folder_images(data, labels)
+
+
+def evaluate_model(config: EvaluateConfig, model: OpenedModel, data: str, output_dir: str) -> EvaluateResult:
+    """Score `model` on `data`, compute TFMA metrics into `output_dir` and apply the value thresholds."""
+    config.validate()
+    start = time.time()
+    images, y = load_data(data, config.split, model.labels)
+    predictions = {"candidate": model.predict_encoded(images)}
+    computed = tfma_metrics.compute(predictions, y, model.labels, config.top_k, os.path.join(output_dir, "tfma"))
+    checks = gate.value_checks(config, computed["metrics"], model.labels)
+    blessed = all(c.passed for c in checks)
+    write_json(os.path.join(output_dir, "metrics.json"), {**computed, "examples": len(y)})
+    write_json(os.path.join(output_dir, "report.json"), {
+        "model": model.path, "data": data, "passed": blessed, "examples": len(y),
+        "checks": [c.as_dict() for c in checks], "failed": [c.reason for c in checks if not c.passed]})
+    return EvaluateResult(output_dir, blessed, checks, computed["metrics"], None, round(time.time() - start, 2))

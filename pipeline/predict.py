@@ -1,0 +1,110 @@
+"""`python -m pipeline.predict MODEL IMAGES_OR_FOLDERS...`: top-k labels and scores per image.
+
+MODEL is a SavedModel or export directory, a `.tflite` file, or NAME[/VERSION] of a pushed model
+(with --serving-dir). Folders are searched recursively for .jpg/.jpeg/.png/.gif/.bmp files.
+Output (stdout): one JSON object per line {"path", "labels", "scores"}, or CSV
+(path,label_1,score_1,...). An image that cannot be decoded gets {"path", "error"} (CSV: an
+`error` column) and the exit code is then 3; 2 means a usage error, 1 an unexpected failure.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from components.common.errors import EXIT_DATA, EXIT_FAILURE, EXIT_OK, DataError, PipelineError
+from components.common.model_runners import OpenedModel
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="SavedModel/export dir, .tflite file, or NAME[/VERSION] with --serving-dir")
+    parser.add_argument("inputs", nargs="+", help="image files and/or folders of images")
+    parser.add_argument("--serving-dir", help="TF Serving directory holding NAME/VERSION/")
+    parser.add_argument("--top-k", type=int, default=3, help="labels per image (default: 3)")
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default: jsonl)")
+    parser.add_argument("--threads", type=int, help="TFLite interpreter threads (default: TFLite's choice)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
+    args = parser.parse_args(argv)
+    if args.top_k < 1 or args.batch_size < 1:
+        parser.error("--top-k and --batch-size must be >= 1")
+    return args
+
+
+def image_paths(inputs: list) -> list:
+    """Files as given, folders expanded (recursively, sorted) to their image files."""
+    paths = []
+    for item in inputs:
+        if tf.io.gfile.isdir(item):
+            for root, _dirs, files in sorted(tf.io.gfile.walk(item)):
+                paths.extend(os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS))
+        elif tf.io.gfile.exists(item):
+            paths.append(item)
+        else:
+            raise DataError(f"{item}: no such file or folder")
+    if not paths:
+        raise DataError(f"no images found in {inputs} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return paths
+
+
+def _read(path: str) -> bytes:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def _score(model: OpenedModel, paths: list) -> list:
+    """(path, probabilities or None, error or None) for each path; a bad image does not stop the rest."""
+    images = [_read(p) for p in paths]
+    try:
+        return list(zip(paths, model.predict_encoded(images), [None] * len(paths)))
+    except tf.errors.InvalidArgumentError:  # find the undecodable image(s) one by one
+        rows = []
+        for path, image in zip(paths, images):
+            try:
+                rows.append((path, model.predict_encoded([image])[0], None))
+            except tf.errors.InvalidArgumentError:
+                rows.append((path, None, "cannot decode image: not a JPEG/PNG/GIF/BMP file, or truncated"))
+        return rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        model = OpenedModel(args.model, args.serving_dir, args.threads, args.batch_size)
+        paths = image_paths(args.inputs)
+        k = min(args.top_k, len(model.labels))
+        writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
+        if writer:
+            writer.writerow(["path"] + [f"{c}_{i}" for i in range(1, k + 1) for c in ("label", "score")] + ["error"])
+        failed = 0
+        for start in range(0, len(paths), args.batch_size):
+            for path, probabilities, error in _score(model, paths[start:start + args.batch_size]):
+                failed += error is not None
+                top = [] if probabilities is None else np.argsort(-probabilities, kind="stable")[:k]
+                labels = [model.labels[i] for i in top]
+                scores = [round(float(probabilities[i]), 6) for i in top]
+                if writer:
+                    cells = [x for pair in zip(labels, scores) for x in pair] or [""] * (2 * k)
+                    writer.writerow([path, *cells, error or ""])
+                else:
+                    row = {"path": path, "error": error} if error else {"path": path, "labels": labels, "scores": scores}
+                    print(json.dumps(row))
+        if failed:
+            print(f"error: {failed} of {len(paths)} images could not be decoded (see the error fields)", file=sys.stderr)
+            return EXIT_DATA
+        return EXIT_OK
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Exception as e:  # a bug: say so plainly, with the code for unexpected failures
+        print(f"unexpected failure: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

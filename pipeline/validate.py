@@ -1,0 +1,84 @@
+"""`python -m pipeline.validate MODEL DATA`: check a model against thresholds before a release (CI).
+
+MODEL is a SavedModel or export directory, a `.tflite` file, or NAME[/VERSION] of a pushed model
+(with --serving-dir). DATA is an ingest output (its --split is used) or a folder of class
+subfolders named like the model's classes. Metrics come from TensorFlow Model Analysis, the
+checks are the evaluation gate's value thresholds. Exit codes: 0 every threshold holds,
+4 a threshold failed, 2 usage error (bad flag, model not found), 3 unusable data, 1 unexpected.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from components.common.errors import EXIT_FAILURE, EXIT_NOT_BLESSED, EXIT_OK, PipelineError, UsageError
+from components.common.model_runners import OpenedModel
+from components.evaluate.config import EvaluateConfig
+from components.evaluate.standalone import evaluate_model
+from components.evaluate.tfma_metrics import OVERALL
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.validate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="SavedModel/export dir, .tflite file, or NAME[/VERSION] with --serving-dir")
+    parser.add_argument("data", help="ingest output directory, or a folder of <class name>/ image folders")
+    parser.add_argument("--serving-dir", help="TF Serving directory holding NAME/VERSION/")
+    parser.add_argument("--split", default="test", help="split of an ingest output to use (default: test)")
+    parser.add_argument("--min-accuracy", type=float, default=EvaluateConfig.min_accuracy,
+                        help=f"overall accuracy must be at least this (default: {EvaluateConfig.min_accuracy})")
+    parser.add_argument("--min-class-recall", type=float, help="every class's recall must be at least this")
+    parser.add_argument("--min-macro-f1", type=float, help="macro-averaged F1 must be at least this")
+    parser.add_argument("--top-k", type=int, default=EvaluateConfig.top_k, help="k of the top-k accuracy (default: 3)")
+    parser.add_argument("--output-dir", help="keep metrics.json, report.json and TFMA's output here (must not exist)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
+    return parser.parse_args(argv)
+
+
+def _report_text(result, model: OpenedModel) -> str:
+    overall = result.metrics["candidate"][OVERALL]
+    lines = [f"model {model.path} ({model.kind}): {int(overall.get('example_count') or 0)} images",
+             f"accuracy {overall.get('accuracy')}  top-k accuracy {overall.get('top_k_accuracy')}  "
+             f"macro F1 {overall.get('macro_f1')}"]
+    for name in model.labels:
+        lines.append(f"  {name}: precision {overall.get(f'precision/{name}')} recall {overall.get(f'recall/{name}')} "
+                     f"f1 {overall.get(f'f1/{name}')}")
+    for check in result.checks:
+        verdict = "PASS" if check.passed else "FAIL"
+        lines.append(f"{verdict} {check.metric} [{check.slice}] {check.value} {check.threshold}"
+                     + (f": {check.reason}" if check.reason else ""))
+    lines.append("PASSED: every threshold holds" if result.blessed else "FAILED: see the FAIL lines above")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    output_dir = args.output_dir or tempfile.mkdtemp(prefix="validate-")
+    try:
+        config = EvaluateConfig(min_accuracy=args.min_accuracy, min_class_recall=args.min_class_recall,
+                                min_macro_f1=args.min_macro_f1, top_k=args.top_k, split=args.split)
+        config.validate()
+        if args.output_dir and os.path.exists(args.output_dir):
+            raise UsageError(f"--output-dir {args.output_dir} exists; give a new path")
+        model = OpenedModel(args.model, args.serving_dir)
+        result = evaluate_model(config, model, args.data, output_dir)
+        if args.json:
+            print(json.dumps({"model": model.path, "passed": result.blessed, "metrics": result.metrics,
+                              "checks": [c.as_dict() for c in result.checks]}, indent=2))
+        else:
+            print(_report_text(result, model))
+        return EXIT_OK if result.blessed else EXIT_NOT_BLESSED
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Exception as e:  # a bug: say so plainly, with the code for unexpected failures
+        print(f"unexpected failure: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        if not args.output_dir:
+            shutil.rmtree(output_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
