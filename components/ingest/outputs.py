@@ -12,6 +12,7 @@ from typing import Dict, List, Sequence
 
 import tensorflow as tf
 
+from components.common.errors import DataError
 from components.common.publish import write_json, write_text_atomic
 
 DATASET_VERSION = "1.0.0"
@@ -131,10 +132,11 @@ def write_tables(root: str, labels: Sequence[str], kept: List[dict], rejected: L
 
 
 def read_previous_splits(previous_dir: str) -> Dict[str, str]:
-    """sha256 -> split of every image in an earlier ingest's manifest.csv ({} when there is none)."""
+    """sha256 -> split of every image in an earlier ingest's manifest.csv."""
     path = os.path.join(previous_dir, "manifest.csv")
     if not tf.io.gfile.exists(path):
-        return {}
+        raise DataError(f"previous ingest {previous_dir!r} has no manifest.csv, so the splits of known images "
+                        "cannot be kept: point at a complete ingest output, or run without a previous ingest")
     with tf.io.gfile.GFile(path, "r") as f:
         return {row["sha256"]: row["split"] for row in csv.DictReader(f)}
 
