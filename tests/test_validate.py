@@ -1,0 +1,104 @@
+"""Data validation: each anomaly, its severity, and the published anomalies.json before exit 3."""
+import json
+import os
+
+import pytest
+
+from components.common.errors import EXIT_DATA, DataError, UsageError
+from components.common.publish import is_complete
+from components.validate import ValidateConfig, run
+
+
+def ingest_dir(root, per_class, rejected=None, name="ingest"):
+    """A directory holding only what validation reads: an ingest stats.json."""
+    path = os.path.join(root, name)
+    os.makedirs(path)
+    kept = sum(sum(s.values()) for s in per_class.values())
+    stats = {
+        "files": {"kept": kept, "rejected": sum((rejected or {}).values())},
+        "per_class_per_split": per_class,
+        "rejected_by_reason": rejected or {},
+        "labels": sorted(per_class),
+    }
+    with open(os.path.join(path, "stats.json"), "w") as f:
+        json.dump(stats, f)
+    return path
+
+
+def split(n_train, n_val=2, n_test=2):
+    return {"train": n_train, "val": n_val, "test": n_test}
+
+
+HEALTHY = {"cats": split(16), "dogs": split(16)}
+
+
+def anomalies(out):
+    with open(os.path.join(out, "anomalies.json")) as f:
+        return [(a["severity"], a["code"]) for a in json.load(f)]
+
+
+def test_healthy_data_publishes_an_empty_anomaly_list(tmp_path):
+    out = str(tmp_path / "validate")
+    result = run(ValidateConfig(), ingest_dir(str(tmp_path), HEALTHY), None, out)
+    assert result.anomalies == [] and anomalies(out) == [] and is_complete(out)
+
+
+def test_real_ingest_has_no_anomalies(ingested_sign_digits, tmp_path):
+    result = run(ValidateConfig(), str(ingested_sign_digits), str(ingested_sign_digits), str(tmp_path / "v"))
+    assert result.anomalies == []
+
+
+def test_class_below_minimum_is_an_error_published_before_exit_3(tmp_path):
+    out = str(tmp_path / "validate")
+    with pytest.raises(DataError) as caught:
+        run(ValidateConfig(), ingest_dir(str(tmp_path), {"cats": split(16), "dogs": split(4, 1, 1)}), None, out)
+    assert caught.value.exit_code == EXIT_DATA
+    assert "'dogs' has 6 usable images" in str(caught.value) and "anomalies.json" in str(caught.value)
+    assert anomalies(out) == [("error", "class_below_minimum")]
+
+
+def test_class_missing_from_a_split_is_an_error_or_a_warning_by_config(tmp_path):
+    data = ingest_dir(str(tmp_path), {"cats": split(16), "dogs": split(18, 2, 0)})
+    with pytest.raises(DataError, match="no image in split"):
+        run(ValidateConfig(), data, None, str(tmp_path / "v1"))
+    result = run(ValidateConfig(missing_split_severity="warning"), data, None, str(tmp_path / "v2"))
+    assert [(a.severity, a.code) for a in result.anomalies] == [("warning", "class_missing_from_split")]
+
+
+def test_rejected_fraction_above_threshold_is_an_error_and_duplicates_do_not_count(tmp_path):
+    broken = ingest_dir(str(tmp_path), HEALTHY, rejected={"truncated": 5}, name="broken")  # 5 of 45 = 11%
+    with pytest.raises(DataError, match=r"5 of 45 image files \(11.1%\)"):
+        run(ValidateConfig(), broken, None, str(tmp_path / "v1"))
+    assert anomalies(str(tmp_path / "v1")) == [("error", "rejected_fraction_high")]
+    dupes = ingest_dir(str(tmp_path), HEALTHY, rejected={"duplicate": 30, "truncated": 2}, name="dupes")
+    assert run(ValidateConfig(), dupes, None, str(tmp_path / "v2")).anomalies == []
+
+
+def test_class_set_change_is_a_warning_or_an_error_by_config(tmp_path):
+    before = ingest_dir(str(tmp_path), HEALTHY, name="before")
+    after = ingest_dir(str(tmp_path), {"cats": split(16), "dogs": split(16), "owls": split(16)}, name="after")
+    result = run(ValidateConfig(max_balance_change=1.0), after, before, str(tmp_path / "v1"))
+    assert [(a.severity, a.code) for a in result.anomalies] == [("warning", "class_set_changed")]
+    assert "added ['owls']" in result.anomalies[0].message
+    with pytest.raises(DataError, match="class_set_changed"):
+        run(ValidateConfig(change_severity="error", max_balance_change=1.0), after, before, str(tmp_path / "v2"))
+
+
+def test_class_balance_change_beyond_threshold(tmp_path):
+    before = ingest_dir(str(tmp_path), HEALTHY, name="before")
+    shifted = ingest_dir(str(tmp_path), {"cats": split(16), "dogs": split(36, 5, 5)}, name="shifted")  # 50/50 -> 30/70
+    result = run(ValidateConfig(), shifted, before, str(tmp_path / "v1"))
+    assert [(a.severity, a.code) for a in result.anomalies] == [("warning", "class_balance_changed")]
+    assert "went from 50.0% to" in result.anomalies[0].message and "distance 0.197" in result.anomalies[0].message
+    assert run(ValidateConfig(max_balance_change=0.25), shifted, before, str(tmp_path / "v2")).anomalies == []
+
+
+def test_bad_config_and_bad_inputs(tmp_path):
+    data = ingest_dir(str(tmp_path), HEALTHY)
+    with pytest.raises(UsageError, match="validate.max_rejected_fraction=1.5"):
+        run(ValidateConfig(max_rejected_fraction=1.5), data, None, str(tmp_path / "v"))
+    with pytest.raises(UsageError, match="change_severity='fatal'"):
+        run(ValidateConfig(change_severity="fatal"), data, None, str(tmp_path / "v"))
+    with pytest.raises(DataError, match="no stats.json"):
+        run(ValidateConfig(), str(tmp_path), None, str(tmp_path / "v"))
+    assert not os.path.exists(tmp_path / "v")
