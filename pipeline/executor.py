@@ -185,6 +185,13 @@ def execute(ctx: Context, nodes: list, forced: set) -> dict:
         started = time.monotonic()
         try:
             result = node.call(run, ctx, {k: v.uri for k, v in inputs.items()}, out)
+        except NotBlessedError as e:  # a normal outcome of push: recorded as such, then exit code 4
+            seconds = time.monotonic() - started
+            ctx.store.add_artifact(execution_id, "", "PushedModel", fp,
+                                   {"pushed": False, "reason": str(e), "export_fingerprint": inputs["export"].fingerprint})
+            ctx.store.finish_execution(execution_id, "complete", seconds, summary=f"not pushed: {e}")
+            ctx.log(f"[pipeline] {node.name}: done in {seconds:.1f} s: NOT pushed")
+            raise
         except BaseException as e:
             ctx.store.finish_execution(execution_id, "failed", time.monotonic() - started, error=f"{type(e).__name__}: {e}")
             raise

@@ -10,8 +10,8 @@ import time
 import tensorflow as tf
 
 from components.common import publish
-from components.common.errors import EXIT_OK, PipelineError
-from pipeline import artifacts, dag, demo, executor, fingerprint, lock, metadata
+from components.common.errors import EXIT_FAILURE, EXIT_OK, NotBlessedError, PipelineError
+from pipeline import artifacts, dag, demo, executor, fingerprint, lock, metadata, report
 
 
 def _log(message: str) -> None:
@@ -39,25 +39,38 @@ def _run_locked(config, beam_options, run_id, args, use_demo, argv, root, store)
     tf.io.gfile.makedirs(run_dir)
     publish.write_text_atomic(os.path.join(run_dir, "config.yaml"), config.to_yaml())
     _log(f"[pipeline] run {run_id} in {root} (effective config: {os.path.join(run_dir, 'config.yaml')})")
+    status, code = "complete", EXIT_OK
     try:
         if use_demo:
             demo.ensure_dataset(root, log=_log)
         forced = set().union(*(dag.downstream(name) for name in args.force)) if args.force else set()
-        if args.only:
-            forced.add(args.only) if args.only in forced else None
         ctx = executor.Context(
             config=config, store=store, run_id=run_id, root=root, beam_options=beam_options,
             serving_dir=config.pipeline.effective_serving_dir, force_push=args.force_push, log=_log,
         )
         executor.execute(ctx, dag.select(args.only, args.stop_after), forced)
     except PipelineError as e:
-        store.end_run(run_id, "failed", e.exit_code, str(e))
-        _log(f"[pipeline] run {run_id} ended with exit code {e.exit_code} after {time.monotonic() - started:.1f} s")
+        status, code = ("not blessed" if isinstance(e, NotBlessedError) else "failed"), e.exit_code
+        store.end_run(run_id, status, code, str(e))
         raise
     except BaseException as e:
-        store.end_run(run_id, "failed", 1, f"{type(e).__name__}: {e}")
+        status, code = "failed", EXIT_FAILURE
+        store.end_run(run_id, status, code, f"{type(e).__name__}: {e}")
         raise
-    store.end_run(run_id, "complete", EXIT_OK)
-    _log(f"[pipeline] run {run_id} complete in {time.monotonic() - started:.1f} s")
+    else:
+        store.end_run(run_id, status, code)
+    finally:
+        _finish(store, run_id, config, run_dir, status, code, started)
+    return code
+
+
+def _finish(store, run_id, config, run_dir, status, code, started) -> None:
+    """Write the report and print the text summary (also after a failure: it shows how far it got)."""
+    outputs = {e["component"]: e["output_uri"] for e in store.executions(run_id)
+               if e["status"] in ("complete", "cached") and e["output_uri"]}
+    text = report.write(store, run_id, config, outputs, run_dir, status, fingerprint.code_version())
+    _log("")
+    _log(text)
+    _log(f"report: {os.path.join(run_dir, 'report.html')}")
+    _log(f"[pipeline] run {run_id} {status} (exit code {code}) in {time.monotonic() - started:.1f} s")
     sys.stdout.flush()
-    return EXIT_OK

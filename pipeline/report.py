@@ -1,0 +1,286 @@
+"""`runs/<run_id>/report.html` (one self-contained page, PNGs embedded) and `summary.txt`.
+
+Written at the end of every run, also of one that failed or was not blessed: each section shows
+what the run's artifacts hold and says plainly when a component did not run. The page reads the
+published artifacts (schemas/ARTIFACTS.md) and the lineage store; it computes nothing new except
+the test-split predictions behind the "worst misclassified" grid, made with the exported model
+through the shared model runner.
+"""
+import base64
+import csv
+import html
+import io
+import json
+import os
+
+import tensorflow as tf
+
+from components.common import publish
+
+MAX_REJECTED_THUMBNAILS = 12
+WORST_MISCLASSIFIED = 12
+
+
+def _read(path: str, mode: str = "r"):
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, mode) as f:
+        return f.read()
+
+
+def _json(path: str):
+    text = _read(path)
+    return json.loads(text) if text else None
+
+
+def _img(png: bytes, alt: str, width: int | None = None) -> str:
+    size = f' width="{width}"' if width else ""
+    return f'<img alt="{html.escape(alt)}"{size} src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _table(headers: list, rows: list, cls: str = "") -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+class Report:
+    """Collects sections from the outputs of one run; `html()` and `text()` render them."""
+
+    def __init__(self, store, run_id: str, config, outputs: dict):
+        self.store, self.run_id, self.config, self.outputs = store, run_id, config, outputs
+        self.sections = []  # (id, title, html)
+        self.lines = []  # the text summary
+
+    def add(self, key: str, title: str, body: str) -> None:
+        self.sections.append((key, title, body))
+
+    # --- sections -----------------------------------------------------------------------------
+    def data(self) -> None:
+        ingest = self.outputs.get("ingest")
+        stats = _json(os.path.join(ingest, "stats.json")) if ingest else None
+        if not stats:
+            self.add("data", "Data", "<p>The ingest did not run.</p>")
+            return
+        per_class = stats.get("per_class_per_split", {})
+        splits = [s for s in ("train", "val", "test") if s in stats.get("per_split", {})]
+        rows = [[name] + [per_class[name].get(s, 0) for s in splits] for name in stats.get("labels", per_class)]
+        rows.append(["total"] + [stats["per_split"].get(s, 0) for s in splits])
+        files = stats.get("files", {})
+        body = [f"<p>{files.get('found')} files found: {files.get('kept')} kept, {files.get('rejected')} rejected, "
+                f"{files.get('ignored')} ignored.</p>", _table(["class", *splits], rows, "counts")]
+        self.lines.append(f"data: {files.get('kept')} kept / {files.get('found')} found, "
+                          + ", ".join(f"{s} {stats['per_split'].get(s, 0)}" for s in splits))
+        rejected = list(csv.DictReader(io.StringIO(_read(os.path.join(ingest, "rejected.csv")) or "")))
+        by_reason = {}
+        for row in rejected:
+            by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + 1
+        body.append("<h3>Rejected files by reason</h3>")
+        if rejected:
+            body.append(_table(["reason", "files"], sorted(by_reason.items())))
+            body.append(self._rejected_thumbnails(rejected))
+            body.append(_table(["file", "reason", "detail"],
+                               [[r["path"], r["reason"], r["detail"]] for r in rejected[:50]], "rejected"))
+            self.lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())))
+        else:
+            body.append("<p>No file was rejected.</p>")
+        anomalies = _json(os.path.join(self.outputs["validate"], "anomalies.json")) if self.outputs.get("validate") else None
+        if anomalies:
+            items = anomalies if isinstance(anomalies, list) else anomalies.get("anomalies", [])
+            body.append("<h3>Data validation</h3>")
+            body.append(_table(["severity", "code", "message"],
+                               [[a.get("severity"), a.get("code"), a.get("message")] for a in items])
+                        if items else "<p>No anomalies.</p>")
+        self.add("data", "Data", "".join(body))
+
+    def _rejected_thumbnails(self, rejected: list) -> str:
+        from pipeline import report_figures
+
+        data_dir = getattr(self.config["ingest"], "data_dir", None)
+        tiles = []
+        for row in rejected[:MAX_REJECTED_THUMBNAILS]:
+            data = None
+            if data_dir:
+                try:
+                    data = _read(os.path.join(data_dir, row["path"]), "rb")
+                except tf.errors.OpError:  # unreadable is one of the reasons a file is rejected
+                    data = None
+            tiles.append(f'<figure>{_img(report_figures.thumbnail(data, row["reason"]), row["path"])}'
+                         f'<figcaption>{html.escape(row["path"])}</figcaption></figure>')
+        return '<div class="thumbs">' + "".join(tiles) + "</div>"
+
+    def training(self) -> None:
+        train = self.outputs.get("train")
+        if not train:
+            self.add("training", "Training", "<p>The trainer did not run.</p>")
+            return
+        body = []
+        curves = _read(os.path.join(train, "curves.png"), "rb")
+        if curves:
+            body.append(_img(curves, "training curves per stage", 720))
+        info = _json(os.path.join(train, "model_info.json")) or {}
+        history = _json(os.path.join(train, "history.json")) or {}
+        stages = history.get("stages") if isinstance(history, dict) else None
+        if isinstance(stages, list):
+            rows = []
+            for s in stages:
+                if isinstance(s, dict):
+                    rows.append([s.get("name"), s.get("epochs_run", s.get("epochs")),
+                                 _fmt(s.get("best_val_accuracy", s.get("val_accuracy")))])
+            if rows:
+                body.append(_table(["stage", "epochs", "best val accuracy"], rows))
+        keys = ("backbone", "alpha", "image_size", "weights", "precision", "val_accuracy", "test_accuracy")
+        body.append(_table(["model", "value"], [[k, _fmt(info[k]) if k.endswith("accuracy") else info[k]]
+                                                for k in keys if k in info]))
+        self.lines.append(f"train: {info.get('backbone')} {info.get('image_size')}, val accuracy "
+                          f"{_fmt(info.get('val_accuracy'))}, test accuracy {_fmt(info.get('test_accuracy'))}")
+        self.add("training", "Training", "".join(body))
+
+    def metrics(self) -> None:
+        from pipeline import report_figures
+
+        evaluate = self.outputs.get("evaluate")
+        metrics = _json(os.path.join(evaluate, "metrics.json")) if evaluate else None
+        if not metrics:
+            self.add("metrics", "Metrics", "<p>The evaluation did not run.</p>")
+            self.add("confusion", "Confusion matrix", "<p>The evaluation did not run.</p>")
+            return
+        labels = (_read(os.path.join(self.outputs["export"], "labels.txt")) or "").split("\n") if self.outputs.get("export") else []
+        labels = [x for x in labels if x]
+        overall = metrics["metrics"]["candidate"].get("overall", {})
+        rows = [[k, _fmt(v)] for k, v in sorted(overall.items()) if "/" not in k]
+        body = [f"<p>{metrics.get('examples')} examples of the {html.escape(str(metrics.get('split')))} split.</p>",
+                _table(["metric", "value"], rows),
+                "<h3>Per class</h3>",
+                _table(["class", "precision", "recall", "F1"],
+                       [[c, _fmt(overall.get(f"precision/{c}")), _fmt(overall.get(f"recall/{c}")),
+                         _fmt(overall.get(f"f1/{c}"))] for c in labels], "per-class")]
+        self.lines.append(f"evaluate: accuracy {_fmt(overall.get('accuracy'))}, macro F1 {_fmt(overall.get('macro_f1'))}")
+        self.add("metrics", "Metrics", "".join(body))
+        matrix = metrics.get("confusion_matrix", {}).get("candidate")
+        self.add("confusion", "Confusion matrix",
+                 _img(report_figures.confusion_heatmap(matrix, labels), "confusion matrix heatmap") if matrix
+                 else "<p>No confusion matrix in metrics.json.</p>")
+
+    def worst(self) -> None:
+        from pipeline import report_figures
+
+        export, ingest = self.outputs.get("export"), self.outputs.get("ingest")
+        if not export or not ingest:
+            self.add("worst", "Worst misclassified test images", "<p>No exported model in this run.</p>")
+            return
+        from components.common.ingested import read_labels, read_split
+        from components.common.model_runners import SavedModelRunner
+
+        split = getattr(self.config["evaluate"], "split", "test") if self.config["evaluate"] is not None else "test"
+        serialized, images, y = read_split(ingest, split)
+        labels = read_labels(os.path.join(export, "labels.txt"))
+        probabilities = SavedModelRunner(export).predict_examples(serialized)
+        predicted = probabilities.argmax(axis=1)
+        wrong = [i for i in range(len(y)) if predicted[i] != y[i]]
+        wrong.sort(key=lambda i: -float(probabilities[i, predicted[i]]))  # most confident mistakes first
+        wrong = wrong[:WORST_MISCLASSIFIED]
+        if not wrong:
+            self.add("worst", "Worst misclassified test images",
+                     f"<p>Every one of the {len(y)} {html.escape(split)} images is classified correctly.</p>")
+            return
+        titles = [f"true {labels[y[i]]}\npred {labels[predicted[i]]} {probabilities[i, predicted[i]]:.2f}" for i in wrong]
+        grid = report_figures.image_grid([images[i] for i in wrong], titles)
+        self.add("worst", "Worst misclassified test images",
+                 f"<p>{len(wrong)} most confident mistakes of {sum(predicted != y)} on {len(y)} {html.escape(split)} "
+                 f"images (true vs predicted, score).</p>" + _img(grid, "worst misclassified grid"))
+
+    def gate(self) -> None:
+        evaluate = self.outputs.get("evaluate")
+        blessing = _json(os.path.join(evaluate, "blessing.json")) if evaluate else None
+        if not blessing:
+            self.add("gate", "Gate", "<p>The evaluation gate did not run.</p>")
+            return
+        verdict = "BLESSED" if blessing.get("blessed") else "NOT BLESSED"
+        rows = [[c.get("name"), c.get("model"), c.get("slice"), _fmt(c.get("threshold")), _fmt(c.get("value")),
+                 "pass" if c.get("passed") else "FAIL", c.get("reason") or ""] for c in blessing.get("checks", [])]
+        baseline = blessing.get("baseline") or "none (first model: judged on value thresholds alone)"
+        self.add("gate", "Gate", f'<p class="verdict">{verdict}</p><p>Baseline: {html.escape(str(baseline))}</p>'
+                 + _table(["check", "model", "slice", "threshold", "value", "result", "reason"], rows, "checks"))
+        self.lines.append(f"gate: {verdict}" + "".join(f"\n  FAILED {r}" for r in blessing.get("failed", [])))
+
+    def tflite(self) -> None:
+        export = self.outputs.get("export")
+        if not export:
+            self.add("tflite", "TFLite variants", "<p>No export in this run.</p>")
+            return
+        evaluate = self.outputs.get("evaluate")
+        metrics = (_json(os.path.join(evaluate, "metrics.json")) or {}).get("metrics", {}) if evaluate else {}
+        deltas = (_json(os.path.join(evaluate, "blessing.json")) or {}).get("tflite_accuracy_delta", {}) if evaluate else {}
+        parity = _json(os.path.join(export, "parity.json")) or {}
+        rows = []
+        for path in sorted(tf.io.gfile.glob(os.path.join(export, "tflite", "*.tflite"))):
+            variant = os.path.basename(path)[len("model_"):-len(".tflite")]
+            accuracy = metrics.get(f"tflite_{variant}", {}).get("overall", {}).get("accuracy")
+            rows.append([variant, f"{tf.io.gfile.stat(path).length / 1024:.0f} KiB", _fmt(accuracy),
+                         _fmt(deltas.get(variant))])
+        body = _table(["variant", "size", "accuracy", "accuracy drop vs float"], rows)
+        if parity:
+            body += f"<p>Parity (Keras vs SavedModel vs TFLite float32): {html.escape(json.dumps(parity)[:400])}</p>"
+        self.add("tflite", "TFLite variants", body)
+
+    def lineage(self, code_version: str) -> None:
+        rows = []
+        for e in self.store.executions(self.run_id):
+            rows.append([e["component"], e["status"], f"{e['seconds'] or 0:.1f} s", (e["fingerprint"] or "")[:16],
+                         e["output_uri"] or "-"])
+        ingest = [e for e in self.store.executions(self.run_id) if e["component"] == "ingest"]
+        push = [e for e in self.store.executions(self.run_id) if e["component"] == "push"]
+        evaluate = self.outputs.get("evaluate")
+        baseline = (_json(os.path.join(evaluate, "blessing.json")) or {}).get("baseline") if evaluate else None
+        facts = [["run", self.run_id], ["code version", code_version],
+                 ["data fingerprint", ingest[0]["fingerprint"] if ingest else "-"],
+                 ["data", getattr(self.config["ingest"], "data_dir", None) or getattr(self.config["ingest"], "tfds_name", "-")],
+                 ["baseline", baseline or "none"],
+                 ["pushed", (push[0]["output_uri"] or "not pushed") if push else "push did not run"]]
+        self.add("lineage", "Lineage", _table(["", ""], facts) + _table(
+            ["component", "status", "took", "fingerprint", "output"], rows)
+            + f"<h3>Effective config</h3><pre>{html.escape(self.config.to_yaml())}</pre>")
+
+    # --- rendering ----------------------------------------------------------------------------
+    def html(self, title: str) -> str:
+        nav = " · ".join(f'<a href="#{k}">{html.escape(t)}</a>' for k, t, _ in self.sections)
+        body = "".join(f'<section id="{k}"><h2>{html.escape(t)}</h2>{b}</section>' for k, t, b in self.sections)
+        return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; max-width: 1100px; }}
+table {{ border-collapse: collapse; margin: .5em 0 1em; font-size: 90%; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #f0f0f0; }}
+.thumbs {{ display: flex; flex-wrap: wrap; gap: 8px; }}
+figure {{ margin: 0; font-size: 70%; max-width: 110px; word-break: break-all; }}
+.verdict {{ font-size: 140%; font-weight: bold; }}
+pre {{ background: #f7f7f7; padding: 1em; font-size: 80%; overflow: auto; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1><nav>{nav}</nav>{body}</body></html>
+"""
+
+
+def write(store, run_id: str, config, outputs: dict, run_dir: str, status: str, code_version: str, log=print) -> str:
+    """Build and publish report.html and summary.txt for a run; returns the text summary.
+
+    A section that cannot be built (an artifact in an unexpected shape) is replaced by a note
+    naming the error, so a report is always written.
+    """
+    report = Report(store, run_id, config, outputs)
+    for name, section in (("data", report.data), ("training", report.training), ("metrics", report.metrics),
+                          ("worst", report.worst), ("gate", report.gate), ("tflite", report.tflite),
+                          ("lineage", lambda: report.lineage(code_version))):
+        try:
+            section()
+        except Exception as e:  # the report must not turn a finished run into a failed one
+            report.add(name, name.capitalize(), f"<p>This section could not be built: {html.escape(repr(e))}</p>")
+    text = "\n".join([f"run {run_id}: {status}", *report.lines])
+    publish.write_text_atomic(os.path.join(run_dir, "report.html"), report.html(f"transferline run {run_id}: {status}"))
+    publish.write_text_atomic(os.path.join(run_dir, "summary.txt"), text + "\n")
+    return text

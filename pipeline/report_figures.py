@@ -1,0 +1,85 @@
+"""The report's pictures, each returned as PNG bytes to embed (no files beside report.html).
+
+Rendering only: thumbnails of files, a heatmap of a confusion matrix that evaluate computed, a
+grid of test images with the labels the exported model gave them. The numbers come from the
+components' artifacts; nothing here trains, evaluates or decides.
+"""
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on servers, in cron or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def thumbnail(data: bytes | None, caption: str, size: int = 96) -> bytes:
+    """A PNG thumbnail of an image file's bytes; a grey tile saying why when it does not decode."""
+    try:
+        if not data:
+            raise ValueError("empty")
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        image = image.convert("RGB")
+        image.thumbnail((size, size))
+    except Exception:  # broken files are exactly what this shows: any decoder failure means "no picture"
+        image = Image.new("RGB", (size, size), (200, 200, 200))
+        draw = ImageDraw.Draw(image)
+        draw.text((4, size // 2 - 12), "cannot\ndisplay", fill=(60, 60, 60))
+    canvas = Image.new("RGB", (size, size + 14), (255, 255, 255))
+    canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
+    ImageDraw.Draw(canvas).text((2, size + 1), caption[:18], fill=(120, 0, 0))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def confusion_heatmap(matrix: list, labels: list) -> bytes:
+    """Rows: true class; columns: predicted class; cells annotated with counts."""
+    m = np.asarray(matrix, dtype=float)
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(n), labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = m.max() if m.size else 0
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center",
+                    color="white" if top and m[i, j] > top / 2 else "black", fontsize=8)
+    return _png(fig)
+
+
+def image_grid(images: list, titles: list, columns: int = 6) -> bytes:
+    """Encoded images in a grid with a title under each (true vs predicted, score)."""
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, data, title in zip(axes.flat, images, titles):
+        try:
+            ax.imshow(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+        except Exception:  # a record that does not decode still gets its title
+            pass
+        ax.set_title(title, fontsize=7)
+    return _png(fig)
+
+
+def bar_chart(values: dict, title: str) -> bytes:
+    """Horizontal bars (e.g. images per class)."""
+    fig, ax = plt.subplots(figsize=(5, 0.3 * len(values) + 0.8))
+    names = list(values)
+    ax.barh(names, [values[k] for k in names], color="#4477aa")
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
