@@ -16,9 +16,15 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+import components.export
 from components.common import ingested
 from components.common.model_runners import preprocess
-from tests.ingest_format import ImageRecord, write_ingest_dir
+from components.common.publish import write_json
+from tests.ingest_format import ImageRecord, write_ingest_dir, write_synthetic_ingest_dir
+
+# Artifacts built once per test session and shared by the export/evaluate/push/CLI test modules
+# (conftest.py is not ours to extend); keyed by name, under pytest's session temporary directory.
+_SESSION: dict = {}
 
 
 def write_train_dir(train_dir, model: keras.Model, labels, image_size, backbone: str) -> str:
@@ -84,3 +90,48 @@ def train_sign_digits(train_dir, ingest_dir, weights_dir: pathlib.Path, epochs: 
     x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
     outputs = head(backbone(x, training=False))
     return write_train_dir(train_dir, keras.Model(inputs, outputs), labels, (96, 96), "mobilenetv2_0.35_cifar6")
+
+
+def _once(key: str, build):
+    if key not in _SESSION:
+        _SESSION[key] = build()
+    return _SESSION[key]
+
+
+def tiny_ingest(tmp_path_factory) -> str:
+    """3 synthetic classes (cat, dog, fish), 12 train and 8 test images per class, 40x48 JPEGs."""
+    return _once("tiny_ingest", lambda: write_synthetic_ingest_dir(
+        tmp_path_factory.mktemp("tiny_ingest") / "ingest", per_split={"train": 12, "test": 8}, tfds_metadata=False))
+
+
+def tiny_export(tmp_path_factory, epochs: int = 15, variants=("float32", "float16", "dynamic_range", "int8"),
+                learning_rate: float = 0.05) -> str:
+    """The export dir of a tiny CNN trained for `epochs` on `tiny_ingest` (0 epochs: an untrained model)."""
+    def build():
+        root = tmp_path_factory.mktemp(f"tiny_e{epochs}")
+        ingest = tiny_ingest(tmp_path_factory)
+        train = train_tiny(root / "train", ingest, epochs, learning_rate=learning_rate)
+        config = components.export.ExportConfig(tflite_variants=tuple(variants), representative_examples=24)
+        return components.export.run(config, train, ingest, str(root / "export")).output_dir
+    return _once(f"tiny_export_{epochs}_{learning_rate}_{variants}", build)
+
+
+def sign_digits_artifacts(tmp_path_factory, sign_digits_dir, shared_weights_dir) -> dict:
+    """Real photos: ingest (20 train / 6 test per class), pretrained-backbone model, export (float32, int8)."""
+    def build():
+        root = tmp_path_factory.mktemp("sign_digits")
+        ingest = sign_digits_ingest_dir(root / "ingest", sign_digits_dir)
+        train = train_sign_digits(root / "train", ingest, shared_weights_dir)
+        config = components.export.ExportConfig(tflite_variants=("float32", "int8"), representative_examples=50)
+        export = components.export.run(config, train, ingest, str(root / "export")).output_dir
+        return {"ingest": ingest, "train": train, "export": export}
+    return _once("sign_digits", build)
+
+
+def blessing_dir(path, blessed: bool, failed=()) -> str:
+    """An evaluate output as `components.evaluate` writes it (for push tests that need no TFMA run)."""
+    path = os.fspath(path)
+    os.makedirs(path)
+    write_json(os.path.join(path, "blessing.json"), {"blessed": blessed, "checks": [], "failed": list(failed)})
+    open(os.path.join(path, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
+    return path

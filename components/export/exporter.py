@@ -4,6 +4,7 @@ import os
 import time
 
 import numpy as np
+import tensorflow as tf
 
 from components.common import ingested
 from components.common.errors import DataError
@@ -12,8 +13,6 @@ from components.common.publish import publish_dir, read_json, write_json, write_
 from components.export import parity, signatures, tflite
 from components.export.config import ExportConfig
 from components.export.float32 import float32_rebuild, load_model
-
-import tensorflow as tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +58,11 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     """
     config.validate()
     start = time.time()
+    missing = [n for n in ("model.keras", "model_info.json", "labels.txt")
+               if not tf.io.gfile.exists(os.path.join(train_dir, n))]
+    if missing:
+        raise DataError(f"{train_dir} is not a complete train output (missing {', '.join(missing)}); "
+                        "run the train step first (schemas/ARTIFACTS.md, 'train -> export')")
     info = read_json(os.path.join(train_dir, "model_info.json"))
     labels = ingested.read_labels(os.path.join(train_dir, "labels.txt"))
     if info.get("labels", labels) != labels:
