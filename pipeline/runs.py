@@ -46,16 +46,15 @@ def _pushed(store, run_id: str) -> str:
 
 
 def _metric(store, run_id: str) -> str:
+    """The candidate's overall test accuracy from this run's evaluate artifact (reused or not)."""
     for execution in store.executions(run_id):
-        if execution["component"] == "evaluate":
-            for artifact in store.artifacts_of(execution["id"]):
-                props = json.loads(artifact["properties"])
-                for key in ("accuracy", "metrics"):
-                    value = props.get(key)
-                    if isinstance(value, dict):
-                        value = value.get("accuracy")
-                    if isinstance(value, (int, float)):
-                        return f"{value:.3f}"
+        if execution["component"] != "evaluate":
+            continue
+        for artifact in store.artifacts_of(execution["id"]):
+            metrics = json.loads(artifact["properties"]).get("metrics") or {}
+            value = metrics.get("candidate", {}).get("overall", {}).get("accuracy")
+            if isinstance(value, (int, float)):
+                return f"{value:.3f}"
     return "-"
 
 
