@@ -52,12 +52,6 @@ def _counters(result) -> Dict[str, int]:
     return values
 
 
-def _save_json(value, path: str) -> None:
-    """Hand a small result (metadata, never image bytes) from the pipeline back to the driver."""
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(value, f)
-
-
 def _load_json(path: str):
     with tf.io.gfile.GFile(path, "r") as f:
         return json.load(f)
@@ -76,13 +70,13 @@ def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
         | "GatherMetadata" >> beam.combiners.ToList()
         | "PlanSplits" >> beam.Map(transforms.plan, labels, previous, config)
     )
-    _ = planned | "SavePlan" >> beam.Map(_save_json, plan_path)
+    _ = planned | "SavePlan" >> beam.Map(transforms.save_json, plan_path)
     _ = (
         planned
-        | "KeptImages" >> beam.FlatMap(lambda p: p["kept"])
+        | "KeptImages" >> beam.FlatMap(transforms.kept_rows)
         | "WriteExamples" >> transforms.WriteExamples(shards_dir, config)
         | "GatherFiles" >> beam.combiners.ToList()
-        | "SaveFiles" >> beam.Map(_save_json, files_path)
+        | "SaveFiles" >> beam.Map(transforms.save_json, files_path)
     )
     result = pipeline.run()
     result.wait_until_finish()

@@ -11,7 +11,7 @@ examples are written by a DoFn that opens its own TFRecord files per bundle. The
 packs those files into TFDS-named shards (`outputs.finalise_shards`).
 """
 import hashlib
-import os
+import json
 import uuid
 from typing import Dict, List, Mapping, Sequence
 
@@ -21,7 +21,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from components.ingest import decode, splits
+from components.ingest import decode, records, splits
 from components.ingest.config import IngestConfig
 
 COUNTER_NAMESPACE = "ingest"
@@ -137,11 +137,6 @@ class _WriteBundleFiles(beam.DoFn):
         self._max_pixels = config.max_pixels
         self._max_side = config.max_side
 
-    def setup(self):
-        import tensorflow as tf  # imported in the worker only: the driver's planning needs none of it
-
-        self._tf = tf
-
     def start_bundle(self):
         self._open: Dict[str, dict] = {}
         self._closed: List[dict] = []
@@ -153,23 +148,21 @@ class _WriteBundleFiles(beam.DoFn):
             return
         if row["normalised"]:
             data = decode.decode_and_normalise(data, self._min_side, self._max_pixels, self._max_side).data
-        record = self._example(row, data)
         current = self._open.get(row["split"])
         if current is None:
-            path = os.path.join(self._work_dir, f"{row['split']}-{uuid.uuid4().hex}.tfrecord")
+            path = FileSystems.join(self._work_dir, f"{row['split']}-{uuid.uuid4().hex}.tfrecord")
             current = {"split": row["split"], "path": path, "count": 0, "bytes": 0,
-                       "writer": self._tf.io.TFRecordWriter(path)}
+                       "file": FileSystems.create(path, compression_type="uncompressed")}
             self._open[row["split"]] = current
-        current["writer"].write(record)
+        current["bytes"] += records.write_record(current["file"], _example(row, data))
         current["count"] += 1
-        current["bytes"] += len(record) + 16  # TFRecord framing: length, two CRCs
         Metrics.counter(COUNTER_NAMESPACE, f"written_{row['split']}").inc()
         if current["bytes"] >= self._shard_bytes:
             self._close(row["split"])
 
     def _close(self, split: str) -> None:
         current = self._open.pop(split)
-        current.pop("writer").close()
+        current.pop("file").close()
         self._closed.append(current)
 
     def finish_bundle(self):
@@ -178,26 +171,19 @@ class _WriteBundleFiles(beam.DoFn):
         for info in self._closed:
             yield WindowedValue(info, GlobalWindow().max_timestamp(), [GlobalWindow()])
 
-    def _example(self, row: dict, data: bytes) -> bytes:
-        train = self._tf.train
 
-        def b(value):
-            return train.Feature(bytes_list=train.BytesList(value=[value]))
-
-        def i(value):
-            return train.Feature(int64_list=train.Int64List(value=[value]))
-
-        features = {
-            "image": b(data),
-            "format": b(row["format"].encode()),
-            "height": i(row["height"]),
-            "width": i(row["width"]),
-            "label": i(row["label"]),
-            "label_text": b(row["label_text"].encode()),
-            "filename": b(row["relpath"].encode()),
-            "sha256": b(row["sha256"].encode()),
-        }
-        return train.Example(features=train.Features(feature=features)).SerializeToString()
+def _example(row: dict, data: bytes) -> bytes:
+    """The tf.Example of one kept image: the features of schemas/image_example.pbtxt."""
+    return records.serialize_example({
+        "image": data,
+        "format": row["format"].encode(),
+        "height": row["height"],
+        "width": row["width"],
+        "label": row["label"],
+        "label_text": row["label_text"].encode(),
+        "filename": row["relpath"].encode(),
+        "sha256": row["sha256"].encode(),
+    })
 
 
 class WriteExamples(beam.PTransform):
@@ -219,3 +205,14 @@ class WriteExamples(beam.PTransform):
             | "ReadAndWriteTFRecords" >> beam.ParDo(_WriteBundleFiles(self._work_dir, self._config))
         )
 
+
+
+def kept_rows(planned: dict) -> List[dict]:
+    """The kept images of a plan, one element each, for the writing step."""
+    return planned["kept"]
+
+
+def save_json(value, path: str) -> None:
+    """Hand a small result (metadata, never image bytes) from the pipeline back to the driver."""
+    with FileSystems.create(path, mime_type="application/json", compression_type="uncompressed") as f:
+        f.write(json.dumps(value).encode())

@@ -1,0 +1,53 @@
+"""tf.Example serialisation and TFRecord framing without importing TensorFlow in Beam workers.
+
+Each `multi_processing` worker imports what the DoFns need; importing TensorFlow only for
+`tf.train.Example` and `TFRecordWriter` cost ~14 s per worker on the shared 2-core machine
+(measured), longer than ingesting 2,000 images. `tf.train.Example` is a three-level protobuf
+(Example -> Features -> map<string, Feature>), so its wire format is written here directly,
+and records are framed with Beam's own TFRecord coder (the one `WriteToTFRecord` uses, with a
+C crc32c). The tests parse every record back with `tf.io.parse_single_example` and the schema.
+"""
+from typing import Mapping, Union
+
+from apache_beam.io.tfrecordio import _TFRecordUtil
+
+_U64 = (1 << 64) - 1
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _feature(value: Union[bytes, int]) -> bytes:
+    """A `tf.train.Feature` holding one bytes value (bytes_list = 1) or one int64 (int64_list = 3)."""
+    if isinstance(value, bytes):
+        return _field(1, _field(1, value))  # BytesList.value = 1
+    return _field(3, _field(1, _varint(value & _U64)))  # Int64List.value = 1, packed
+
+
+def serialize_example(features: Mapping[str, Union[bytes, int]]) -> bytes:
+    """The bytes of `tf.train.Example(features=...)` for scalar bytes/int features."""
+    entries = b"".join(
+        _field(1, _field(1, name.encode()) + _field(2, _feature(value)))  # Features.feature map entry
+        for name, value in sorted(features.items())
+    )
+    return _field(1, entries)  # Example.features = 1
+
+
+def write_record(file_handle, record: bytes) -> int:
+    """Append one framed TFRecord to an open binary file; return the bytes written."""
+    _TFRecordUtil.write_record(file_handle, record)
+    return _TFRecordUtil.encoded_num_bytes(record)
