@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import keras
 import tensorflow as tf
 
-from components.common.errors import DataError
+from components.common.errors import DataError, UsageError
 from components.common.publish import publish_dir, read_json, write_json, write_text_atomic
 from components.train import batchnorm, feature_cache, stages
 from components.train.backbones import build_backbone
@@ -51,6 +51,7 @@ class StageResult:
     cached_features: bool
     trainable_backbone_layers: int
     bn_recalibrated_batches: int = 0
+    feature_extraction_seconds: float = 0.0  # the one backbone pass of a cached-features stage
 
 
 @dataclasses.dataclass
@@ -150,14 +151,19 @@ def _one_hot(num_classes: int):
 
 def _fit_stage(i, stage, config, ingest_dir, model, backbone, preprocessing, head, loss, work_dir, initial_epoch,
                num_train, num_classes, class_weight, extra_callbacks):
-    """Train one stage; returns (epochs run, whether features were cached, trainable backbone layers)."""
+    """Train one stage; returns (epochs run, cached?, trainable backbone layers, feature extraction seconds).
+
+    Leaves `model` compiled when it was the model fitted, so its traced evaluation step is reused.
+    """
     train_bn = not config.pretrained
     unfrozen = stages.set_trainable(model, backbone, stage, train_batchnorm=train_bn)
     size = (config.image_size, config.image_size)
     one_hot = _one_hot(num_classes)
     val = make_dataset(ingest_dir, "val", size, config.batch_size, training=False).map(one_hot)
     cached = config.cache_features and stage.freezes_backbone and not stage.augment and not train_bn
+    extraction_seconds = 0.0
     if cached:
+        extraction_started = time.time()
         extractor = feature_cache.feature_extractor(model.input, model.get_layer("head_pool").output)
         ordered_train = make_dataset(ingest_dir, "train", size, config.batch_size, training=False).map(one_hot)
         train_x, train_y = feature_cache.extract(extractor, ordered_train)
@@ -165,6 +171,7 @@ def _fit_stage(i, stage, config, ingest_dir, model, backbone, preprocessing, hea
         train = feature_cache.as_dataset(train_x, train_y, config.batch_size, shuffle=True, seed=config.seed + i)
         val = feature_cache.as_dataset(val_x, val_y, config.batch_size, shuffle=False, seed=0)
         fit_model = head_model(head, train_x.shape[-1])
+        extraction_seconds = time.time() - extraction_started
     else:
         train = make_dataset(ingest_dir, "train", size, config.batch_size, training=True,
                              augment=config.augment if stage.augment else AugmentConfig.off(),
@@ -177,7 +184,9 @@ def _fit_stage(i, stage, config, ingest_dir, model, backbone, preprocessing, hea
         train, validation_data=val, initial_epoch=initial_epoch, epochs=initial_epoch + stage.epochs,
         class_weight=class_weight, verbose=0,
         callbacks=stage_callbacks(work_dir, stage, monitor_patience=stage.patience) + list(extra_callbacks))
-    return len(history.epoch), cached, len(unfrozen)
+    # After a resume `history` holds only the epochs run in this process; count the whole stage.
+    epochs_run = history.epoch[-1] + 1 - initial_epoch if history.epoch else 0
+    return epochs_run, cached, len(unfrozen), extraction_seconds
 
 
 def _evaluate(model, ingest_dir, split, config, num_classes) -> float:
@@ -191,59 +200,76 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
     """Train `config`'s stages on `ingest_dir` and publish the train artifact at `output_dir`.
 
     callbacks: extra Keras callbacks added to every stage (progress reporting, tests).
+    Raises UsageError (bad config, backbone, weights; output_dir exists) or DataError (empty
+    split, class without training data, warm start with classes the data lacks) before training.
     """
     config.validate()
     started = time.time()
+    if tf.io.gfile.exists(output_dir):
+        raise UsageError(f"{output_dir} already exists: the trainer publishes a new directory; choose another "
+                         "output path or remove it")
     labels = read_labels(ingest_dir)
     counts = _check_data(config, ingest_dir, labels)
     if config.pretrained:
         _check_warm_start_labels(config.weights, labels)
-    temporary_work = work_dir is None
-    work_dir = tempfile.mkdtemp(prefix="train-work-") if temporary_work else work_dir
-    work = _WorkState(work_dir, _fingerprint(config, ingest_dir, labels))
-    class_weight = class_weights_for(config, counts["train"])
-    num_train, num_classes = sum(counts["train"]), len(labels)
-    all_stages = config.effective_stages()
-
     keras.utils.set_random_seed(config.seed)
     with Placement(config.precision) as placement, placement.strategy.scope():
         preprocessing, backbone = build_backbone(config.backbone, config.image_size, config.weights, alpha=config.alpha)
         if not config.pretrained:
             batchnorm.set_momentum(backbone, config.bn_momentum)
-        head = build_head(num_classes, config.dropout, seed=config.seed)
+        head = build_head(len(labels), config.dropout, seed=config.seed)
         model = assemble(preprocessing, backbone, head, config.image_size, backbone_trains_bn=not config.pretrained)
-        loss = stages.make_loss(config)
-
-        results = work.finished()
-        if results:
-            model.load_weights(work.weights_path(results[-1].name))
-        for i, stage in enumerate(all_stages[len(results):], start=len(results)):
-            stage_started = time.time()
-            initial_epoch = sum(r.epochs_run for r in results)
-            epochs_run, cached, unfrozen = _fit_stage(
-                i, stage, config, ingest_dir, model, backbone, preprocessing, head, loss, work_dir, initial_epoch,
-                num_train, num_classes, class_weight, callbacks)
-            recalibrated = 0
-            if not config.pretrained and config.bn_recalibration_batches:
-                images = make_dataset(ingest_dir, "train", (config.image_size,) * 2, config.batch_size,
-                                      training=True, augment=AugmentConfig.off(), seed=config.seed)
-                recalibrated = batchnorm.recalibrate(backbone, preprocessing, images, config.bn_recalibration_batches)
-            model.compile(loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-            result = StageResult(stage.name, epochs_run, _evaluate(model, ingest_dir, "val", config, num_classes),
-                                 time.time() - stage_started, cached, unfrozen, recalibrated)
-            work.finish(model, result)
-            results.append(result)
-
-        kept = max(reversed(results), key=lambda r: r.val_accuracy)  # ties: the later stage
-        model.load_weights(work.weights_path(kept.name))
-        model.compile(loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-        test_accuracy = _evaluate(model, ingest_dir, "test", config, num_classes) if config.evaluate_test else None
-
-    result = TrainResult(output_dir, results, kept.name, kept.val_accuracy, test_accuracy,
-                         time.time() - started, placement.precision, placement.strategy_name, class_weight)
-    _publish(model, config, labels, counts, work_dir, result, output_dir)
-    tf.io.gfile.rmtree(work_dir)
+        temporary_work = work_dir is None
+        work_dir = tempfile.mkdtemp(prefix="train-work-") if temporary_work else work_dir
+        try:
+            work = _WorkState(work_dir, _fingerprint(config, ingest_dir, labels))
+            results, kept, test_accuracy = _train_stages(config, ingest_dir, counts, model, backbone, preprocessing,
+                                                         head, work, callbacks)
+            result = TrainResult(output_dir, results, kept.name, kept.val_accuracy, test_accuracy,
+                                 time.time() - started, placement.precision, placement.strategy_name,
+                                 class_weights_for(config, counts["train"]))
+            _publish(model, config, labels, counts, work_dir, result, output_dir)
+        finally:
+            if temporary_work and tf.io.gfile.exists(work_dir):
+                tf.io.gfile.rmtree(work_dir)
+    if tf.io.gfile.exists(work_dir):
+        tf.io.gfile.rmtree(work_dir)  # published: the resume state is no longer needed
     return result
+
+
+def _train_stages(config, ingest_dir, counts, model, backbone, preprocessing, head, work, callbacks):
+    """Run the stages not finished yet; load the best stage's weights; returns (results, kept, test accuracy)."""
+    num_train, num_classes = sum(counts["train"]), len(counts["train"])
+    class_weight = class_weights_for(config, counts["train"])
+    loss = stages.make_loss(config)
+    all_stages = config.effective_stages()
+    results = work.finished()
+    if results:
+        model.load_weights(work.weights_path(results[-1].name))
+    for i, stage in enumerate(all_stages[len(results):], start=len(results)):
+        stage_started = time.time()
+        initial_epoch = sum(r.epochs_run for r in results)
+        epochs_run, cached, unfrozen, extraction_seconds = _fit_stage(
+            i, stage, config, ingest_dir, model, backbone, preprocessing, head, loss, work.dir, initial_epoch,
+            num_train, num_classes, class_weight, callbacks)
+        recalibrated = 0
+        if not config.pretrained and config.bn_recalibration_batches:
+            images = make_dataset(ingest_dir, "train", (config.image_size,) * 2, config.batch_size,
+                                  training=True, augment=AugmentConfig.off(), seed=config.seed)
+            recalibrated = batchnorm.recalibrate(backbone, preprocessing, images, config.bn_recalibration_batches)
+        if cached:  # the head model was fitted; the full model evaluates
+            model.compile(loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        result = StageResult(stage.name, epochs_run, _evaluate(model, ingest_dir, "val", config, num_classes),
+                             time.time() - stage_started, cached, unfrozen, recalibrated, extraction_seconds)
+        work.finish(model, result)
+        results.append(result)
+
+    kept = max(reversed(results), key=lambda r: r.val_accuracy)  # ties: the later stage
+    model.load_weights(work.weights_path(kept.name))
+    if not model.compiled:  # every stage had finished before this process started
+        model.compile(loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    test_accuracy = _evaluate(model, ingest_dir, "test", config, num_classes) if config.evaluate_test else None
+    return results, kept, test_accuracy
 
 
 def _dedupe_csv(text: str) -> str:
