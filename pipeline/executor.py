@@ -39,6 +39,7 @@ class Context:
     force_push: bool = False
     baseline_dir: str | None = None
     train_work_dir: str | None = None
+    reuse: dict = dataclasses.field(default_factory=dict)  # component -> earlier execution to reuse
     log: object = print
 
     def previous_output(self, component: str, before: str | None = None) -> str | None:
@@ -93,12 +94,34 @@ def resolve_baseline(ctx: Context, candidate: Input) -> tuple:
     row = ctx.store.latest_pushed()
     if row is not None and tf.io.gfile.exists(row["uri"]):
         props = json.loads(row["properties"])
-        same = props.get("export_fingerprint") == candidate.fingerprint
-        return row["uri"], (None if same else row["fingerprint"])
+        if props.get("export_fingerprint") == candidate.fingerprint:
+            _reuse_gate_of_serving_model(ctx, row)
+            return row["uri"], None
+        return row["uri"], row["fingerprint"]
     version_dir = _latest_version_dir(ctx.serving_dir, _model_name(ctx.config))
     if version_dir is None:
         return None, None
     return version_dir, fingerprint.digest({"serving_version": version_dir, "mtime": tf.io.gfile.stat(version_dir).mtime_nsec})
+
+
+def _reuse_gate_of_serving_model(ctx: Context, pushed) -> None:
+    """The candidate is the model already serving: reuse the evaluate and push that put it there.
+
+    Evaluating a model against itself and pushing it again as a new version would change
+    nothing but the version number, so both steps count as unchanged.
+    """
+    db = ctx.store.db
+    push = db.execute("SELECT e.* FROM executions e JOIN events v ON v.execution_id=e.id WHERE v.artifact_id=? "
+                      "AND v.kind='output' AND e.status='complete' ORDER BY e.id LIMIT 1", (pushed["id"],)).fetchone()
+    if push is None:
+        return
+    for artifact in ctx.store.artifacts_of(push["id"], kind="input"):
+        if artifact["type"] == "ModelBlessing":
+            evaluate = db.execute("SELECT e.* FROM executions e JOIN events v ON v.execution_id=e.id "
+                                  "WHERE v.artifact_id=? AND v.kind='output' AND e.status='complete' "
+                                  "ORDER BY e.id LIMIT 1", (artifact["id"],)).fetchone()
+            if evaluate is not None:
+                ctx.reuse = {"evaluate": evaluate, "push": push}
 
 
 def _extra_state(ctx: Context, node, inputs: dict):
@@ -163,7 +186,7 @@ def execute(ctx: Context, nodes: list, forced: set) -> dict:
                                    _extra_state(ctx, node, inputs))
         if node.name == "train":
             ctx.train_work_dir = artifacts.train_work_dir(ctx.root, fp[:16])
-        hit = None if node.name in forced else ctx.store.find_complete(node.name, fp)
+        hit = None if node.name in forced else (ctx.reuse.get(node.name) or ctx.store.find_complete(node.name, fp))
         if hit is not None and _reusable(node, hit):
             ctx.store.record_cached(ctx.run_id, node.name, fp, hit)
             produced[node.name] = Input(hit["output_uri"], fp, hit["id"])

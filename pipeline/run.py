@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop-after", choices=dag.NAMES, metavar="COMPONENT",
                    help=f"run up to and including this component ({', '.join(dag.NAMES)})")
     g.add_argument("--only", choices=dag.NAMES, metavar="COMPONENT",
-                   help="run only this component, its inputs taken from the latest successful run")
+                   help="run only this component, its inputs taken from the latest successful run "
+                   "(reused if unchanged: add --force COMPONENT to rerun it)")
     g.add_argument("--force", choices=dag.NAMES, metavar="COMPONENT", action="append", default=[],
                    help="rerun this component and everything downstream even if unchanged (repeatable)")
     g.add_argument("--wait", action="store_true", help="if another run holds the pipeline root, wait for it "
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--image-size", type=int, metavar="PX", help="square input size of the model in pixels")
     g.add_argument("--batch-size", type=int, metavar="N", help="training batch size")
     g.add_argument("--epochs", metavar="N[,N...]", help="epochs per training stage: one number for every stage, "
-                   "or one per stage in order (e.g. 3,5)")
+                   "or one per stage in order (e.g. 3,5); a stage's warmup is shortened to fit")
     g.add_argument("--weights", metavar="imagenet|none|PATH", help="backbone weights: imagenet, none, "
                    "or a .weights.h5/.keras file")
     g.add_argument("--precision", metavar="auto|float32|mixed_float16", help="training precision policy")
@@ -173,6 +174,8 @@ def _stages_with_epochs(train: dict, text: str) -> list:
                          + ", ".join(str(s.get("name")) for s in stages) + ")")
     for i, stage in enumerate(stages):
         stage["epochs"] = epochs[0] if len(epochs) == 1 else epochs[i]
+        if isinstance(stage.get("warmup_epochs"), (int, float)) and stage["epochs"] >= 1:
+            stage["warmup_epochs"] = min(stage["warmup_epochs"], stage["epochs"] - 1)  # warmup must fit
     return stages
 
 
@@ -189,8 +192,8 @@ def main(argv=None) -> int:
         parser = build_parser()
         args, rest = parser.parse_known_args(argv)
         options = beam_options(rest)
-        if args.only and (args.stop_after or args.force):
-            raise UsageError("--only runs one component: it cannot be combined with --stop-after or --force")
+        if args.only and args.stop_after:
+            raise UsageError("--only runs one component: it cannot be combined with --stop-after")
         config, use_demo = config_from_args(args)
         from pipeline import orchestrate
 

@@ -46,3 +46,121 @@ def published(folder: pathlib.Path) -> list:
     if not folder.exists():
         return []
     return sorted(p for p in folder.iterdir() if not p.name.startswith((".", "_")))
+
+
+# --- fast stand-ins for the components, to test the orchestration itself -------------------------
+# They take the same arguments as the real entries (schemas/ARTIFACTS.md), publish their output the
+# same way (write to a temporary sibling, rename), and log each call to $FAKE_LOG as a JSON line.
+# With FAKE_HANG_IN=<component> that component prints "inside <component>" halfway through writing
+# its output and sleeps, so a test can SIGKILL the run in it.
+
+def _fake_step(component: str, out: str | None, **details):
+    import json
+    import time
+
+    from components.common import publish
+
+    log = os.environ.get("FAKE_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(json.dumps({"component": component, "out": out, **details}, default=str) + "\n")
+    if out is None:
+        return
+    with publish.publish_dir(out) as tmp:
+        with open(os.path.join(tmp, "data.txt"), "w") as f:
+            f.write(f"{component}\n")
+        if os.environ.get("FAKE_HANG_IN") == component:
+            print(f"inside {component}", flush=True)
+            time.sleep(600)
+
+
+class _Result:
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+    def summary(self):
+        return " ".join(f"{k}={v}" for k, v in sorted(self.__dict__.items()))
+
+
+def _fake_push(config, export_dir, evaluate_dir, serving_dir, force=False):
+    import time
+
+    model_dir = os.path.join(serving_dir, config.model_name)
+    os.makedirs(model_dir, exist_ok=True)
+    versions = [int(n) for n in os.listdir(model_dir) if n.isdigit()]
+    version = max(versions, default=0) + 1
+    tmp = os.path.join(model_dir, f".tmp-{version}")
+    os.makedirs(tmp)
+    _fake_step("push", None, export=export_dir, version=version)
+    if os.environ.get("FAKE_HANG_IN") == "push":
+        print("inside push", flush=True)
+        time.sleep(600)
+    os.rename(tmp, os.path.join(model_dir, str(version)))
+    return _Result(pushed=True, version=version, path=os.path.join(model_dir, str(version)), forced=force)
+
+
+FAKES = {
+    "ingest": lambda config, out, previous_dir=None, beam_options=None: (
+        _fake_step("ingest", out, previous=previous_dir), _Result(kept=1))[1],
+    "validate": lambda config, ingest, previous, out: (_fake_step("validate", out, ingest=ingest), _Result(errors=0))[1],
+    "train": lambda config, ingest, out, work_dir=None: (
+        _fake_step("train", out, ingest=ingest, work_dir=work_dir), _Result(epochs=1))[1],
+    "export": lambda config, train, ingest, out: (_fake_step("export", out, train=train), _Result(ok=True))[1],
+    "evaluate": lambda config, export, ingest, baseline, out: (
+        _fake_step("evaluate", out, export=export, baseline=baseline), _Result(blessed=True))[1],
+    "push": _fake_push,
+}
+
+
+def install_fakes(monkeypatch=None):
+    """Make `pipeline.dag.entry_point` return the stand-ins (in this process)."""
+    from pipeline import dag
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(dag, "entry_point", FAKES.get)
+    else:
+        dag.entry_point = FAKES.get
+
+
+def fake_run_popen(*args, log_path, hang_in=None):
+    """`pipeline.run ARGS` in a subprocess whose components are the stand-ins."""
+    code = ("import sys; import pipeline_helpers; pipeline_helpers.install_fakes(); "
+            "from pipeline import run; sys.exit(run.main(sys.argv[1:]))")
+    extra = {"PYTHONPATH": str(PROJECT / "tests"), "FAKE_LOG": str(log_path), "FAKE_HANG_IN": hang_in or ""}
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=PROJECT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env(**extra))
+
+
+def read_log(path) -> list:
+    import json
+
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# --- one real end-to-end run, shared by the test modules of one session ---------------------------
+# A whole run (ingest -> push) costs about a minute even on 32 px images, so the modules that need
+# one (orchestration, report, retraining) share it: the first to ask makes it, the others get the
+# same pipeline root. Each later test only adds runs to that root or works on a copy of the folder.
+_SHARED = {}
+
+FAST_ARGS = ("--image-size", "32", "--weights", "none", "--epochs", "1", "--batch-size", "16",
+             "--set", "export.tflite_variants=[float32, dynamic_range]", "--set", "export.representative_examples=8",
+             "--set", "evaluate.min_accuracy=0.0")
+
+
+def shared_first_run(tmp_path_factory):
+    """(root, folder, args, CompletedProcess) of one real full run on a small folder (with broken files)."""
+    if "first" not in _SHARED:
+        base = tmp_path_factory.mktemp("e2e")
+        folder = make_folder(base / "images", per_class=12)
+        (folder / "class_0" / "empty.jpg").write_bytes(b"")
+        (folder / "class_1" / "notes.png").write_text("not an image")
+        root = base / "root"
+        args = ("--data-dir", folder, "--pipeline-root", root, *FAST_ARGS)
+        proc = pipeline_run(*args, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        _SHARED["first"] = (root, folder, args, proc)
+    return _SHARED["first"]
