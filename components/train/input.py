@@ -87,6 +87,11 @@ class AugmentConfig:
     def crops(self) -> bool:
         return tuple(self.crop_area) != (1.0, 1.0)
 
+    @property
+    def is_off(self) -> bool:
+        """True when nothing is augmented: training then decodes exactly as evaluation does."""
+        return not (self.crops or self.flip or self.rotation or self.zoom or self.contrast or self.brightness)
+
 
 def read_labels(ingest_dir: str) -> list:
     """Class names from `<ingest_dir>/labels.txt`; line number = integer label."""
@@ -279,7 +284,7 @@ def make_dataset(
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    if training and augment != AugmentConfig.off():
+    if training and not augment.is_off:
         element_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip(element_seeds, ds).map(_train_example(image_size, augment), num_parallel_calls=AUTOTUNE)
     else:
