@@ -69,6 +69,13 @@ def truncated_png_bytes() -> bytes:
     return data[: len(data) * 6 // 10]
 
 
+def jpeg_without_end_marker_bytes() -> bytes:
+    """A JPEG whose end-of-image marker is damaged (FFD9 -> FFD1): Pillow decodes every row of it,
+    TensorFlow's decoder fails on it (it reads on to the marker), so training would crash on it."""
+    data = rgb_jpeg_bytes(48, 32)
+    return data[:-1] + b"\xd1"
+
+
 def bad_crc_png_bytes() -> bytes:
     """A PNG whose IDAT checksum is wrong: Pillow decodes it, libpng (TensorFlow) refuses it."""
     data = bytearray(rgb_png_bytes(32, 32))
@@ -221,6 +228,7 @@ REJECT_CASES = {
     "truncated_jpeg": RejectCase("truncated.jpg", truncated_jpeg_bytes, "truncated"),
     "truncated_png": RejectCase("truncated.png", truncated_png_bytes, "truncated"),
     "bad_crc_png": RejectCase("bad_crc.png", bad_crc_png_bytes, "truncated"),
+    "jpeg_without_end_marker": RejectCase("no_end_marker.jpg", jpeg_without_end_marker_bytes, "truncated"),
     "tga": RejectCase("targa.tga", tga_bytes, "unsupported_format"),
     "heic": RejectCase("iphone.heic", heic_like_bytes, "unsupported_format"),
     "too_small": RejectCase("tiny.png", too_small_bytes, "too_small"),

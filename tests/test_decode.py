@@ -68,9 +68,44 @@ def test_min_side_is_configurable():
 
 
 def test_reason_codes_are_one_list():
-    assert len(set(decode.REJECT_REASONS)) == len(decode.REJECT_REASONS) == 9
+    assert len(set(decode.REJECT_REASONS)) == len(decode.REJECT_REASONS) == 10
     assert {"empty", "unreadable", "not_image", "truncated", "unsupported_format", "too_small", "too_large",
-            "duplicate", "label_conflict"} == set(decode.REJECT_REASONS)
+            "duplicate", "label_conflict", "bad_filename"} == set(decode.REJECT_REASONS)
+
+
+def test_jpeg_that_pillow_keeps_but_tensorflow_cannot_read_is_rejected():
+    data = fx.jpeg_without_end_marker_bytes()
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # Pillow alone would keep it
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.io.decode_jpeg(data)
+    assert decode_and_normalise(data).reason == decode.TRUNCATED
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the damage it meets
+def test_damaged_files_never_crash_and_every_kept_one_decodes_in_tensorflow():
+    """Seeded random damage (byte flips, cuts, insertions) to every fixture: decode never raises,
+    and whatever it keeps, TensorFlow decodes to 8-bit RGB of the reported size."""
+    rng = np.random.default_rng(0)
+    sources = [spec.make() for spec in fx.NORMALISE_CASES.values()]
+    outcomes = set()
+    for _ in range(400):
+        data = bytearray(sources[rng.integers(len(sources))])
+        how = rng.integers(3)
+        if how == 0:
+            for at in rng.integers(0, len(data), size=rng.integers(1, 6)):
+                data[at] = rng.integers(256)
+        elif how == 1:
+            data = data[: rng.integers(1, len(data))]
+        else:
+            at = rng.integers(len(data))
+            data[at:at] = rng.integers(0, 256, size=rng.integers(1, 16), dtype=np.uint8).tobytes()
+        result = decode_and_normalise(bytes(data))
+        outcomes.add(type(result).__name__)
+        if isinstance(result, Decoded):
+            pixels = _tf_decode(result.data)
+            assert pixels.dtype == np.uint8 and pixels.shape == (result.height, result.width, 3)
+    assert outcomes == {"Decoded", "Rejected"}
 
 
 @pytest.mark.parametrize("case", sorted(fx.NORMALISE_CASES))

@@ -7,10 +7,14 @@ human detail). It never raises for bad input.
 
 Decisions, and why:
 
-* **Validation is a full decode** (Pillow `load()`, with `ImageFile.LOAD_TRUNCATED_IMAGES` left
-  off). Header checks and `Image.verify()` pass truncated JPEGs (TFDS's `cats_vs_dogs` filter
-  lets them through). PNGs are also CRC-checked (`verify()` on top of the decode), because Pillow's
-  decoder skips IDAT checksums that libpng, and so TensorFlow, enforce.
+* **Validation is a full decode**, never a header check: `Image.verify()` and header checks pass
+  truncated JPEGs (TFDS's `cats_vs_dogs` filter lets them through). An RGB JPEG that is stored as
+  it is (the common case) is decoded by TensorFlow's own JPEG decoder, the one that reads the
+  records in training: Pillow keeps some corrupt JPEGs that TensorFlow then fails on (found by
+  fuzzing), and the two decoders cost the same. Everything else is decoded by Pillow (`load()`,
+  `ImageFile.LOAD_TRUNCATED_IMAGES` left off) and re-encoded by Pillow; PNGs are also CRC-checked
+  (`verify()`), because Pillow's decoder skips the IDAT checksums that libpng, and so TensorFlow,
+  enforce.
 * **Decompression bombs**: the pixel count comes from the header, before any pixel is decoded.
 * **Accepted formats** are `ACCEPTED_FORMATS` (JPEG, including camera MPO files, PNG, GIF, BMP,
   WebP, TIFF). Records hold only JPEG or PNG, so TensorFlow's decoders read every record. A file
@@ -41,10 +45,11 @@ import warnings
 from typing import Optional, Tuple, Union
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageOps
 
-# Reject reasons: one list for the whole ingest. This module returns the first six and the two
-# size reasons; the pipeline adds `unreadable` (I/O errors), `duplicate` and `label_conflict`.
+# Reject reasons: one list for the whole ingest. This module returns the content reasons; the
+# pipeline adds `unreadable` (I/O errors), `bad_filename`, `duplicate` and `label_conflict`.
 EMPTY = "empty"  # zero bytes
 UNREADABLE = "unreadable"  # the file could not be read (permissions, I/O error, dangling link)
 NOT_IMAGE = "not_image"  # the bytes are not an image in any format we know
@@ -54,10 +59,11 @@ TOO_SMALL = "too_small"  # shorter side below min_side
 TOO_LARGE = "too_large"  # more pixels than max_pixels (decompression-bomb guard)
 DUPLICATE = "duplicate"  # same content as another file of the same class (one copy is kept)
 LABEL_CONFLICT = "label_conflict"  # same content in two classes (every copy is rejected)
+BAD_FILENAME = "bad_filename"  # the file's name is not valid UTF-8 (it cannot be stored as text)
 
 REJECT_REASONS = (
     EMPTY, UNREADABLE, NOT_IMAGE, TRUNCATED, UNSUPPORTED_FORMAT, TOO_SMALL, TOO_LARGE, DUPLICATE,
-    LABEL_CONFLICT,
+    LABEL_CONFLICT, BAD_FILENAME,
 )
 
 # What normalisation did; `Decoded.changes` lists the codes that apply, in this order.
@@ -157,28 +163,62 @@ def _validate(image, data, min_side, max_pixels, max_side):
             TOO_SMALL,
             f"{width}x{height}: the shorter side is below min_side={min_side}: remove it or lower min_side",
         )
+    if fmt in ("JPEG", "MPO") and image.mode == "RGB" and _orientation(image) == 1 \
+            and (max_side is None or max(width, height) <= max_side):
+        return _keep_jpeg(data, width, height)
     try:
         if fmt == "PNG":
             _check_png_checksums(data)
         image.load()
+        frames = getattr(image, "n_frames", 1)  # GIF counts its frames by reading them all
     except Exception as e:  # noqa: BLE001 - corrupt data surfaces as OSError, SyntaxError, ValueError, ...
         return Rejected(TRUNCATED, f"{fmt} does not fully decode ({type(e).__name__}: {e}): the file is truncated or corrupt")
-    return _normalise(image, data, fmt, max_side)
+    try:
+        return _normalise(image, data, fmt, frames, max_side)
+    except Exception as e:  # noqa: BLE001 - odd but decodable data (e.g. broken metadata) must not crash a run
+        return Rejected(TRUNCATED, f"{fmt} decodes but cannot be converted to 8-bit RGB ({type(e).__name__}: {e})")
 
 
-def _normalise(image, data, fmt, max_side):
+def _keep_jpeg(data: bytes, width: int, height: int):
+    """The fast path: an RGB JPEG stored as it is, fully decoded by TensorFlow's own decoder.
+
+    TensorFlow, not Pillow, reads the stored records, and the two libjpeg front ends disagree on
+    corrupt scans: Pillow returns the image once every row is out, TensorFlow also needs to reach
+    the end-of-image marker (fuzzing found such files that Pillow keeps and training would then
+    crash on). TensorFlow's decoder is as fast as Pillow's, so this is the only decode.
+    """
+    try:
+        pixels = tf.io.decode_jpeg(data)
+    except tf.errors.OpError as e:
+        message = str(e).splitlines()[0].split("}}")[-1].strip()
+        return Rejected(TRUNCATED, f"JPEG does not fully decode with TensorFlow's decoder ({message}): "
+                                   "the file is truncated or corrupt")
+    if tuple(pixels.shape) != (height, width, 3):
+        return Rejected(TRUNCATED, f"JPEG header says {width}x{height} RGB but it decodes to {tuple(pixels.shape)}")
+    return Decoded(data, "jpeg", height, width, "jpeg")
+
+
+def _orientation(image) -> int:
+    """The EXIF orientation (1-8); 1 when absent or unreadable (then TensorFlow shows it unrotated too)."""
+    try:
+        value = int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # noqa: BLE001 - malformed EXIF blocks are common and must not reject a photo
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _normalise(image, data, fmt, frames, max_side):
     """Return the stored form: the original bytes on the fast path, else a re-encoding."""
     to_jpeg = ACCEPTED_FORMATS[fmt]
     changes, details = [], []
     if fmt not in ("JPEG", "MPO", "PNG"):
         changes.append(CHANGE_FORMAT)
         details.append(f"{fmt} stored as {'JPEG' if to_jpeg else 'PNG'}")
-    frames = getattr(image, "n_frames", 1)
     if frames > 1 and fmt != "MPO":  # MPO extra frames are previews/stereo pairs, not animation
         changes.append(CHANGE_ANIMATION)
         details.append(f"first of {frames} frames kept")
-    orientation = image.getexif().get(_ORIENTATION_TAG, 1)
-    if orientation not in (1, None) and 2 <= int(orientation) <= 8:
+    orientation = _orientation(image)
+    if orientation != 1:
         changes.append(CHANGE_ORIENTATION)
         details.append(f"EXIF orientation {orientation} applied")
         image = ImageOps.exif_transpose(image)
