@@ -1,11 +1,13 @@
-"""tf.Example serialisation and TFRecord framing without importing TensorFlow in Beam workers.
+"""tf.Example serialisation and TFRecord framing in plain Python, for the Beam workers.
 
-Each `multi_processing` worker imports what the DoFns need; importing TensorFlow only for
-`tf.train.Example` and `TFRecordWriter` cost ~14 s per worker on the shared 2-core machine
-(measured), longer than ingesting 2,000 images. `tf.train.Example` is a three-level protobuf
-(Example -> Features -> map<string, Feature>), so its wire format is written here directly,
-and records are framed with Beam's own TFRecord coder (the one `WriteToTFRecord` uses, with a
-C crc32c). The tests parse every record back with `tf.io.parse_single_example` and the schema.
+Importing TensorFlow only for `tf.train.Example` and `TFRecordWriter` cost ~14 s per
+`multi_processing` worker on the shared 2-core machine (measured), longer than ingesting 2,000
+images; so the writing step does not need it. (`decode.py` may still import TensorFlow for its
+own reasons; this module keeps the writer independent of that.) `tf.train.Example` is a
+three-level protobuf (Example -> Features -> map<string, Feature>), so its wire format is
+written here directly, and records are framed with Beam's own TFRecord coder (the one
+`WriteToTFRecord` uses, with a C crc32c). tests/test_ingest_records.py checks the bytes equal
+TensorFlow's, and the pipeline tests parse every record back with the schema's feature spec.
 """
 from typing import Mapping, Union
 

@@ -12,7 +12,6 @@ listed with `FileSystems.match(prefix/**)`: object stores have no folders, links
 """
 import dataclasses
 import os
-import posixpath
 from typing import List, Tuple
 
 from apache_beam.io.filesystems import FileSystems
@@ -133,7 +132,3 @@ def scan_folder(data_dir: str) -> ScanResult:
         _walk_local(data_dir, scan)
     return scan
 
-
-def relpath_join(root: str, relpath: str) -> str:
-    """The full path of a file under `root` from its '/'-separated relative path."""
-    return posixpath.join(root.rstrip("/"), relpath) if "://" in root else os.path.join(root, relpath)
