@@ -145,6 +145,7 @@ def decode_and_normalise(
 
 
 def _validate(image, data, min_side, max_pixels, max_side):
+    """Format and size checks from the header, then one full decode (TensorFlow's or Pillow's)."""
     fmt = image.format
     if fmt not in ACCEPTED_FORMATS:
         return Rejected(
@@ -208,7 +209,8 @@ def _orientation(image) -> int:
 
 
 def _normalise(image, data, fmt, frames, max_side):
-    """Return the stored form: the original bytes on the fast path, else a re-encoding."""
+    """Return the stored form of a Pillow-decoded image: its original bytes when nothing has to
+    change (an 8-bit RGB PNG), else a re-encoding that says what changed."""
     to_jpeg = ACCEPTED_FORMATS[fmt]
     changes, details = [], []
     if fmt not in ("JPEG", "MPO", "PNG"):
@@ -263,10 +265,8 @@ def _to_rgb8(image, fmt, data):
         return _gray_to_rgb8(image), [(CHANGE_BIT_DEPTH, f"{_bits(mode)}-bit grayscale scaled to 8-bit RGB")]
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
         return _flatten_on_white(image)
-    if mode in ("CMYK", "L", "P", "1", "YCbCr", "LAB", "HSV", "RGBX"):
-        names = {"L": "grayscale", "P": "palette", "1": "1-bit"}
-        return image.convert("RGB"), [(CHANGE_COLOR, f"{names.get(mode, mode)} converted to RGB")]
-    return image.convert("RGB"), [(CHANGE_COLOR, f"{mode} converted to RGB")]
+    names = {"L": "grayscale", "P": "palette", "1": "1-bit"}  # others (CMYK, YCbCr, ...) by mode name
+    return image.convert("RGB"), [(CHANGE_COLOR, f"{names.get(mode, mode)} converted to RGB")]
 
 
 def _flatten_on_white(image):
@@ -319,8 +319,10 @@ _OTHER_IMAGE_SIGNATURES = (
 )
 
 
-# First bytes of the accepted formats other than JPEG and PNG: such files are damaged images.
-_IMAGE_MAGIC = (b"GIF8", b"RIFF", b"II*\x00", b"MM\x00*")
+def _damaged_image(d: bytes) -> bool:
+    """Whether the bytes start like an accepted format (so they are a damaged image, not another file)."""
+    return (d[:3] == b"\xff\xd8\xff" or d[:8] == b"\x89PNG\r\n\x1a\n" or d[:4] in (b"GIF8", b"II*\x00", b"MM\x00*")
+            or (d[:4] == b"RIFF" and d[8:12] == b"WEBP"))
 
 
 def _not_decodable(data: bytes, error: Exception) -> Rejected:
@@ -329,7 +331,7 @@ def _not_decodable(data: bytes, error: Exception) -> Rejected:
         if test(data):
             return Rejected(UNSUPPORTED_FORMAT, f"{name} images are not accepted: convert to JPEG or PNG "
                                                 f"(accepted: {_accepted_list()})")
-    if data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n" or data[:4] in _IMAGE_MAGIC:
+    if _damaged_image(data):
         return Rejected(TRUNCATED, f"the header of this image is damaged ({type(error).__name__}: {error})")
     return Rejected(NOT_IMAGE, f"not an image file (starts with {data[:8]!r}): remove it from the class folder")
 
