@@ -279,7 +279,12 @@ def write_file(path: str, data: bytes) -> str:
     return path
 
 
-def build_fixture_tree(root: str, classes=("ants", "bees", "wasps"), good_per_class: int = 20,
+CLASSES = ("ants", "bees", "wasps")
+BAD_NAME = b"ants/caf\xe9.jpg"  # Latin-1 bytes: not valid UTF-8
+BAD_NAME_LISTED = "ants/caf\\xe9.jpg"  # how rejected.csv lists it (the byte escaped)
+
+
+def build_fixture_tree(root: str, classes=CLASSES, good_per_class: int = 20,
                        ignored: bool = True) -> Dict[str, Expected]:
     """Write a class-per-folder tree holding every case; return {relative path: Expected}.
 
@@ -289,7 +294,8 @@ def build_fixture_tree(root: str, classes=("ants", "bees", "wasps"), good_per_cl
     pipeline's choice, so both are listed as ONE_OF_TWIN), and a
     label-conflict pair, the same bytes in the first and the second class (both rejected).
     With `ignored`, a `.DS_Store`, a `Thumbs.db` and a file outside the class folders are added;
-    they are expected to be counted as ignored, not as kept or rejected.
+    they are expected to be counted as ignored, not as kept or rejected. A good image whose name
+    is not valid UTF-8 (`BAD_NAME`) is rejected as `bad_filename` (listed as `BAD_NAME_LISTED`).
     """
     expected: Dict[str, Expected] = {}
     for c, name in enumerate(classes):
@@ -318,6 +324,9 @@ def build_fixture_tree(root: str, classes=("ants", "bees", "wasps"), good_per_cl
     for rel in (f"{first}/conflict.jpg", f"{second}/conflict.jpg"):
         write_file(os.path.join(root, rel), conflict)
         expected[rel] = Expected("label_conflict", REJECTED, "label_conflict")
+    with open(os.path.join(os.fsencode(root), BAD_NAME), "wb") as f:
+        f.write(rgb_jpeg_bytes(40, 40, seed=31337))
+    expected[BAD_NAME_LISTED] = Expected("bad_filename", REJECTED, "bad_filename")
     if ignored:
         for rel in (f"{first}/.DS_Store", f"{second}/Thumbs.db", "README.txt"):
             write_file(os.path.join(root, rel), b"not part of the dataset\n")

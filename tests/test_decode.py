@@ -41,6 +41,13 @@ def test_truncated_jpeg_has_an_intact_header():
     assert decode_and_normalise(data).reason == decode.TRUNCATED
 
 
+def test_jpeg_with_trailing_bytes_is_kept_as_is():
+    """Cameras pad files or append data after the end marker: still a whole image."""
+    data = fx.rgb_jpeg_bytes() + b"\x00" * 16
+    result = decode_and_normalise(data)
+    assert result.data is data and not result.changes
+
+
 def test_damaged_header_is_truncated_not_not_image():
     data = fx.rgb_jpeg_bytes()[:40]
     assert decode_and_normalise(data).reason == decode.TRUNCATED

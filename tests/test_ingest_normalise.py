@@ -21,7 +21,7 @@ def tree(tmp_path_factory):
 def test_stored_record_decodes_to_8bit_rgb(tree, case):
     fx.assert_accounting(tree.stats)
     spec = CASES[case]
-    path = f"ants/{spec.file_name}"
+    path = f"{fx.CLASSES[0]}/{spec.file_name}"
     assert path in tree.records, f"{case}: {path} was not kept ({tree.rejected.get(path)})"
     record = tree.records[path]
     pixels = tf.io.decode_image(record["image"], expand_animations=False).numpy()
@@ -38,7 +38,7 @@ def test_stored_record_decodes_to_8bit_rgb(tree, case):
 @pytest.mark.parametrize("case", [c for c, spec in sorted(CASES.items()) if spec.original])
 def test_unchanged_files_are_stored_byte_for_byte(tree, case):
     fx.assert_accounting(tree.stats)
-    path = f"ants/{CASES[case].file_name}"
+    path = f"{fx.CLASSES[0]}/{CASES[case].file_name}"
     with open(f"{tree.data_dir}/{path}", "rb") as f:
         assert tree.records[path]["image"] == f.read()
 
@@ -46,7 +46,7 @@ def test_unchanged_files_are_stored_byte_for_byte(tree, case):
 def test_exif_rotation_is_visible_in_the_record(tree):
     """The 48x32 photo tagged orientation 6 is stored upright as 32x48 with its red corner top-right."""
     fx.assert_accounting(tree.stats)
-    record = tree.records["ants/rotated.jpg"]
+    record = tree.records[f"{fx.CLASSES[0]}/{fx.NORMALISE_CASES['exif_rotated_jpeg'].file_name}"]
     pixels = tf.io.decode_image(record["image"]).numpy()
     assert pixels.shape == (48, 32, 3)
     assert pixels[2, 29, 0] > 200 and pixels[2, 29, 2] < 60  # red, top-right

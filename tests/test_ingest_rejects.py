@@ -15,9 +15,11 @@ def tree(tmp_path_factory):
 
 
 def _rejected_cases():
-    cases = [(name, f"ants/{spec.file_name}", spec.reason) for name, spec in fx.REJECT_CASES.items()]
-    cases.append(("too_large_real", f"ants/{fx.BIG_CASE.file_name}", "too_large"))
-    cases += [(f"label_conflict_{c}", f"{c}/conflict.jpg", "label_conflict") for c in ("ants", "bees")]
+    first = fx.CLASSES[0]
+    cases = [(name, f"{first}/{spec.file_name}", spec.reason) for name, spec in fx.REJECT_CASES.items()]
+    cases.append(("too_large_real", f"{first}/{fx.BIG_CASE.file_name}", "too_large"))
+    cases.append(("bad_filename", fx.BAD_NAME_LISTED, "bad_filename"))
+    cases += [(f"label_conflict_{c}", f"{c}/conflict.jpg", "label_conflict") for c in fx.CLASSES[:2]]
     return cases
 
 

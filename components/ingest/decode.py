@@ -166,6 +166,13 @@ def _validate(image, data, min_side, max_pixels, max_side):
         )
     if fmt in ("JPEG", "MPO") and image.mode == "RGB" and _orientation(image) == 1 \
             and (max_side is None or max(width, height) <= max_side):
+        if not data.endswith(b"\xff\xd9"):
+            # Not ending on the end-of-image marker: most likely truncated. Pillow says so quietly,
+            # where TensorFlow's decoder would also log an error line for every such file.
+            try:
+                image.load()
+            except Exception as e:  # noqa: BLE001 - see below
+                return _undecodable(fmt, e)
         return _keep_jpeg(data, width, height)
     try:
         if fmt == "PNG":
@@ -173,11 +180,16 @@ def _validate(image, data, min_side, max_pixels, max_side):
         image.load()
         frames = getattr(image, "n_frames", 1)  # GIF counts its frames by reading them all
     except Exception as e:  # noqa: BLE001 - corrupt data surfaces as OSError, SyntaxError, ValueError, ...
-        return Rejected(TRUNCATED, f"{fmt} does not fully decode ({type(e).__name__}: {e}): the file is truncated or corrupt")
+        return _undecodable(fmt, e)
     try:
         return _normalise(image, data, fmt, frames, max_side)
     except Exception as e:  # noqa: BLE001 - odd but decodable data (e.g. broken metadata) must not crash a run
         return Rejected(TRUNCATED, f"{fmt} decodes but cannot be converted to 8-bit RGB ({type(e).__name__}: {e})")
+
+
+def _undecodable(fmt: str, error: Exception) -> Rejected:
+    return Rejected(TRUNCATED, f"{fmt} does not fully decode ({type(error).__name__}: {error}): "
+                               "the file is truncated or corrupt")
 
 
 def _keep_jpeg(data: bytes, width: int, height: int):
