@@ -93,7 +93,7 @@ def test_mixed_precision_model_is_rebuilt_in_float32_and_converts():
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(rebuilt.predict(pixels, verbose=0),
                                model.predict(pixels, verbose=0).astype(np.float32), atol=2e-3)
-    interpreter = tf.lite.Interpreter(model_content=tflite.convert(rebuilt, "float32"))
+    interpreter = tf.lite.Interpreter(model_content=tflite.convert(tflite.frozen_function(rebuilt, (32, 32)), "float32"))
     interpreter.resize_tensor_input(0, [4, 32, 32, 3])
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)

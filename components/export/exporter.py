@@ -84,8 +84,9 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         tflite_dir = os.path.join(tmp, "tflite")
         tf.io.gfile.makedirs(tflite_dir)
         files, io_types = {}, {}
+        frozen = tflite.frozen_function(model, image_size)
         for variant in config.variants:
-            flatbuffer = tflite.convert(model, variant, representative, config.int8_io)
+            flatbuffer = tflite.convert(frozen, variant, representative, config.int8_io)
             path = os.path.join(tflite_dir, f"model_{variant}.tflite")
             with tf.io.gfile.GFile(path, "wb") as f:
                 f.write(flatbuffer)

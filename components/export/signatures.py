@@ -23,8 +23,12 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
     label_table = tf.constant(labels)
     k = min(top_k, len(labels))
 
+    # One traced inference function shared by the signatures: MobileNetV2 is traced once, not three times.
+    infer = tf.function(lambda pixels: model(pixels, training=False),
+                        input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
+
     def outputs(pixels):
-        probabilities = model(pixels, training=False)
+        probabilities = infer(pixels)
         scores, indices = tf.math.top_k(probabilities, k=k)
         return {"probabilities": probabilities, "classes": tf.gather(label_table, indices), "scores": scores}
 
