@@ -285,7 +285,7 @@ BAD_NAME_LISTED = "ants/caf\\xe9.jpg"  # how rejected.csv lists it (the byte esc
 
 
 def build_fixture_tree(root: str, classes=CLASSES, good_per_class: int = 20,
-                       ignored: bool = True) -> Dict[str, Expected]:
+                       ignored: bool = True, bad_name: bool = False) -> Dict[str, Expected]:
     """Write a class-per-folder tree holding every case; return {relative path: Expected}.
 
     Each class gets `good_per_class` distinct ordinary JPEGs (so data validation sees healthy
@@ -294,8 +294,9 @@ def build_fixture_tree(root: str, classes=CLASSES, good_per_class: int = 20,
     pipeline's choice, so both are listed as ONE_OF_TWIN), and a
     label-conflict pair, the same bytes in the first and the second class (both rejected).
     With `ignored`, a `.DS_Store`, a `Thumbs.db` and a file outside the class folders are added;
-    they are expected to be counted as ignored, not as kept or rejected. A good image whose name
-    is not valid UTF-8 (`BAD_NAME`) is rejected as `bad_filename` (listed as `BAD_NAME_LISTED`).
+    they are expected to be counted as ignored, not as kept or rejected. With `bad_name`, a good
+    image whose name is not valid UTF-8 (`BAD_NAME`, in the first class; `classes` must then be
+    the default) is rejected as `bad_filename` (listed as `BAD_NAME_LISTED`).
     """
     expected: Dict[str, Expected] = {}
     for c, name in enumerate(classes):
@@ -324,9 +325,10 @@ def build_fixture_tree(root: str, classes=CLASSES, good_per_class: int = 20,
     for rel in (f"{first}/conflict.jpg", f"{second}/conflict.jpg"):
         write_file(os.path.join(root, rel), conflict)
         expected[rel] = Expected("label_conflict", REJECTED, "label_conflict")
-    with open(os.path.join(os.fsencode(root), BAD_NAME), "wb") as f:
-        f.write(rgb_jpeg_bytes(40, 40, seed=31337))
-    expected[BAD_NAME_LISTED] = Expected("bad_filename", REJECTED, "bad_filename")
+    if bad_name:
+        with open(os.path.join(os.fsencode(root), BAD_NAME), "wb") as f:
+            f.write(rgb_jpeg_bytes(40, 40, seed=31337))
+        expected[BAD_NAME_LISTED] = Expected("bad_filename", REJECTED, "bad_filename")
     if ignored:
         for rel in (f"{first}/.DS_Store", f"{second}/Thumbs.db", "README.txt"):
             write_file(os.path.join(root, rel), b"not part of the dataset\n")
@@ -373,7 +375,7 @@ def ingest_fixture_tree(tmp_root: str) -> IngestedTree:
     from components.ingest import IngestConfig, run
 
     data_dir, output_dir = os.path.join(tmp_root, "data"), os.path.join(tmp_root, "ingest")
-    expected = build_fixture_tree(data_dir)
+    expected = build_fixture_tree(data_dir, bad_name=True)
     first = sorted({rel.split("/")[0] for rel in expected if "/" in rel})[0]
     for spec, outcome in ((RESIZE_CASE, KEPT), (BIG_CASE, REJECTED)):
         rel = f"{first}/{spec.file_name}"
