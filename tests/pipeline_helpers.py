@@ -89,7 +89,7 @@ def _fake_push(config, export_dir, evaluate_dir, serving_dir, force=False):
     os.makedirs(model_dir, exist_ok=True)
     versions = [int(n) for n in os.listdir(model_dir) if n.isdigit()]
     version = max(versions, default=0) + 1
-    tmp = os.path.join(model_dir, f".tmp-{version}")
+    tmp = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
     os.makedirs(tmp)
     _fake_step("push", None, export=export_dir, version=version)
     if os.environ.get("FAKE_HANG_IN") == "push":
