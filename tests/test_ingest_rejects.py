@@ -8,7 +8,6 @@ import pytest
 import image_fixtures as fx
 
 
-
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     return fx.ingest_fixture_tree(str(tmp_path_factory.mktemp("fixture-tree")))
