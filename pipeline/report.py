@@ -8,6 +8,7 @@ through the shared model runner.
 """
 import base64
 import csv
+import hashlib
 import html
 import io
 import json
@@ -51,8 +52,9 @@ def _fmt(value, digits: int = 3) -> str:
 class Report:
     """Collects sections from the outputs of one run; `html()` and `text()` render them."""
 
-    def __init__(self, store, run_id: str, config, outputs: dict):
+    def __init__(self, store, run_id: str, config, outputs: dict, run_dir: str):
         self.store, self.run_id, self.config, self.outputs = store, run_id, config, outputs
+        self.run_dir = run_dir
         self.sections = []  # (id, title, html)
         self.lines = []  # the text summary
 
@@ -167,14 +169,24 @@ class Report:
                  else "<p>No confusion matrix in metrics.json.</p>")
 
     def worst(self) -> None:
-        from pipeline import report_figures
-
         export, ingest = self.outputs.get("export"), self.outputs.get("ingest")
         if not export or not ingest:
             self.add("worst", "Worst misclassified test images", "<p>No exported model in this run.</p>")
             return
+        # Predicting the test split costs seconds; a rerun that reused the model reuses the grid.
+        cache = os.path.join(self.run_dir, os.pardir, ".cache",
+                             "worst-" + hashlib.sha256(f"{export}\n{ingest}".encode()).hexdigest()[:16] + ".html")
+        cached = _read(cache)
+        if cached is None:
+            cached = self._worst_html(export, ingest)
+            tf.io.gfile.makedirs(os.path.dirname(cache))
+            publish.write_text_atomic(cache, cached)
+        self.add("worst", "Worst misclassified test images", cached)
+
+    def _worst_html(self, export: str, ingest: str) -> str:
         from components.common.ingested import read_labels, read_split
         from components.common.model_runners import SavedModelRunner
+        from pipeline import report_figures
 
         split = getattr(self.config["evaluate"], "split", "test") if self.config["evaluate"] is not None else "test"
         serialized, images, y = read_split(ingest, split)
@@ -185,14 +197,11 @@ class Report:
         wrong.sort(key=lambda i: -float(probabilities[i, predicted[i]]))  # most confident mistakes first
         wrong = wrong[:WORST_MISCLASSIFIED]
         if not wrong:
-            self.add("worst", "Worst misclassified test images",
-                     f"<p>Every one of the {len(y)} {html.escape(split)} images is classified correctly.</p>")
-            return
+            return f"<p>Every one of the {len(y)} {html.escape(split)} images is classified correctly.</p>"
         titles = [f"true {labels[y[i]]}\npred {labels[predicted[i]]} {probabilities[i, predicted[i]]:.2f}" for i in wrong]
         grid = report_figures.image_grid([images[i] for i in wrong], titles)
-        self.add("worst", "Worst misclassified test images",
-                 f"<p>{len(wrong)} most confident mistakes of {sum(predicted != y)} on {len(y)} {html.escape(split)} "
-                 f"images (true vs predicted, score).</p>" + _img(grid, "worst misclassified grid"))
+        return (f"<p>{len(wrong)} most confident mistakes of {sum(predicted != y)} on {len(y)} {html.escape(split)} "
+                f"images (true vs predicted, score).</p>" + _img(grid, "worst misclassified grid"))
 
     def gate(self) -> None:
         evaluate = self.outputs.get("evaluate")
@@ -272,7 +281,7 @@ def write(store, run_id: str, config, outputs: dict, run_dir: str, status: str, 
     A section that cannot be built (an artifact in an unexpected shape) is replaced by a note
     naming the error, so a report is always written.
     """
-    report = Report(store, run_id, config, outputs)
+    report = Report(store, run_id, config, outputs, run_dir)
     for name, section in (("data", report.data), ("training", report.training), ("metrics", report.metrics),
                           ("worst", report.worst), ("gate", report.gate), ("tflite", report.tflite),
                           ("lineage", lambda: report.lineage(code_version))):
