@@ -26,15 +26,20 @@ class PipelineConfig:
     """Settings of the orchestration itself (the `pipeline:` section of the YAML file).
 
     `serving_dir` defaults to `<pipeline_root>/serving` so that the demo needs no flag; point it
-    at the directory TF Serving watches in production.
+    at the directory TF Serving watches in production. `train_fraction` < 1 trains on a stratified
+    subsample of the train split (components/common/subsample.py); val and test stay whole.
     """
 
     pipeline_root: str = DEFAULT_PIPELINE_ROOT
     serving_dir: str | None = None
+    train_fraction: float = 1.0
 
     def validate(self) -> None:
         if not self.pipeline_root:
             raise UsageError("pipeline.pipeline_root: empty; give a directory, e.g. --pipeline-root ./pipeline_root")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise UsageError(f"pipeline.train_fraction={self.train_fraction!r}: must be in (0, 1], e.g. 0.05 "
+                             "to train on 20x less data (val and test stay whole)")
 
     @property
     def effective_serving_dir(self) -> str:

@@ -29,7 +29,7 @@ def _validate(run, ctx, inputs, out):
 
 
 def _train(run, ctx, inputs, out):
-    return run(ctx.config["train"], inputs["ingest"], out, work_dir=ctx.train_work_dir)
+    return run(ctx.config["train"], ctx.train_input(inputs["ingest"]), out, work_dir=ctx.train_work_dir)
 
 
 def _export(run, ctx, inputs, out):

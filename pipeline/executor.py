@@ -42,6 +42,22 @@ class Context:
     reuse: dict = dataclasses.field(default_factory=dict)  # component -> earlier execution to reuse
     log: object = print
 
+    def train_input(self, ingest_dir: str) -> str:
+        """The ingest the trainer reads: as ingested, or its train split cut to --train-fraction."""
+        fraction = self.config.pipeline.train_fraction
+        if fraction >= 1.0:
+            return ingest_dir
+        from components.common import subsample
+
+        out = os.path.join(self.root, "train", "_subsample", fingerprint.digest([ingest_dir, fraction])[:16])
+        if not publish.is_complete(out):
+            if tf.io.gfile.exists(out):
+                tf.io.gfile.rmtree(out)
+            counts = subsample.run(ingest_dir, fraction, out)
+            self.log(f"[pipeline] train: training on {counts['train_after']} of {counts['train_before']} "
+                     f"train images (--train-fraction {fraction:g}, stratified per class)")
+        return out
+
     def previous_output(self, component: str, before: str | None = None) -> str | None:
         """The latest complete output of `component` other than `before` (None if there is none)."""
         rows = self.store.db.execute(
@@ -131,6 +147,8 @@ def _extra_state(ctx: Context, node, inputs: dict):
         if section.data_dir:
             return {"data_dir": fingerprint.digest(fingerprint.folder_listing(section.data_dir))}
         return {"tfds_name": section.tfds_name}
+    if node.name == "train" and ctx.config.pipeline.train_fraction < 1.0:
+        return {"train_fraction": ctx.config.pipeline.train_fraction}
     if node.name == "evaluate":
         ctx.baseline_dir, baseline_fp = resolve_baseline(ctx, inputs["export"])
         return {"baseline": baseline_fp}

@@ -26,6 +26,7 @@ from components.common.errors import PipelineError, UsageError
 FLAG_KEYS = {  # flag dest -> config key it sets ("section.key")
     "pipeline_root": "pipeline.pipeline_root",
     "serving_dir": "pipeline.serving_dir",
+    "train_fraction": "pipeline.train_fraction",
     "data_dir": "ingest.data_dir",
     "tfds_name": "ingest.tfds_name",
     "max_side": "ingest.max_side",
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or one per stage in order (e.g. 3,5); a stage's warmup is shortened to fit")
     g.add_argument("--weights", metavar="imagenet|none|PATH", help="backbone weights: imagenet, none, "
                    "or a .weights.h5/.keras file")
+    g.add_argument("--train-fraction", type=float, metavar="F", help="train on this stratified fraction of the "
+                   "train split (e.g. 0.05 = 20x less data); val and test stay whole")
     g.add_argument("--precision", metavar="auto|float32|mixed_float16", help="training precision policy")
     g = p.add_argument_group("serving")
     g.add_argument("--serving-dir", metavar="DIR", help="TF Serving model base directory "

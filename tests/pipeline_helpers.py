@@ -112,14 +112,20 @@ FAKES = {
 }
 
 
+def _fake_code_version(component_name=None):
+    return "stand-ins"  # the real components' sources do not run here, so they must not count
+
+
 def install_fakes(monkeypatch=None):
     """Make `pipeline.dag.entry_point` return the stand-ins (in this process)."""
-    from pipeline import dag
+    from pipeline import dag, fingerprint
 
     if monkeypatch is not None:
         monkeypatch.setattr(dag, "entry_point", FAKES.get)
+        monkeypatch.setattr(fingerprint, "code_version", _fake_code_version)
     else:
         dag.entry_point = FAKES.get
+        fingerprint.code_version = _fake_code_version
 
 
 def fake_run_popen(*args, log_path, hang_in=None):

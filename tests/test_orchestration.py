@@ -83,3 +83,37 @@ def test_real_rerun_with_nothing_changed_finishes_in_seconds(tmp_path_factory):
     seconds = float(re.search(r"complete \(exit code 0\) in ([\d.]+) s", again.stdout).group(1))
     first_seconds = float(re.search(r"complete \(exit code 0\) in ([\d.]+) s", first.stdout).group(1))
     assert seconds < 10 and seconds < first_seconds / 5, (seconds, first_seconds)
+
+
+def test_train_fraction_subsamples_train_per_class_and_keeps_val_test(tmp_path):
+    import csv
+
+    import numpy as np
+    from ingest_format import ImageRecord, write_ingest_dir
+
+    from components.common import subsample
+
+    rng = np.random.default_rng(0)
+    records = [ImageRecord(split, label, rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), "png")
+               for label in range(3) for split, n in (("train", 20 + 4 * label), ("val", 3), ("test", 3))
+               for _ in range(n)]
+    ingest = write_ingest_dir(tmp_path / "ingest", records, ["a", "b", "c"], tfds_metadata=False)
+
+    def rows(path):
+        with open(f"{path}/manifest.csv") as f:
+            return list(csv.DictReader(f))
+
+    quarter = subsample.run(ingest, 0.25, str(tmp_path / "quarter"))
+    half = subsample.run(ingest, 0.5, str(tmp_path / "half"))
+    assert quarter == {"train_before": 72, "train_after": 5 + 6 + 7, "fraction": 0.25}
+    assert half["train_after"] == 10 + 12 + 14
+    q, h, full = rows(tmp_path / "quarter"), rows(tmp_path / "half"), rows(ingest)
+    assert [r for r in q if r["split"] != "train"] == [r for r in full if r["split"] != "train"]
+    assert {r["sha256"] for r in q} <= {r["sha256"] for r in h}, "a smaller fraction keeps a subset"
+    from components.train.input import count_examples
+
+    assert count_examples(str(tmp_path / "quarter"), "train") == 18
+    import tensorflow as tf
+
+    shards = tf.io.gfile.glob(str(tmp_path / "quarter" / "data" / "*" / "*" / "*-train.tfrecord-*"))
+    assert sum(1 for _ in tf.data.TFRecordDataset(shards)) == 18
