@@ -10,13 +10,18 @@ Accuracies are measured by `run` in inference mode on the ingest's val/test spli
 """
 import json
 
+import keras
+import numpy as np
 import pytest
 
+import components.common.layers  # noqa: F401  (custom layers, before loading model.keras)
 from components.train import StageConfig, TrainConfig, run
+from components.train.input import AugmentConfig, make_dataset
 
 HEAD_MIN_VAL = 0.5  # measured 0.69 (20 cached epochs); chance 0.1
 DEFAULT_MIN_TEST = 0.75  # the issue's target; measured 0.84
-SCRATCH_MIN_TEST = 0.4  # measured SCRATCH_TEST below; chance 0.1
+SCRATCH_EPOCHS = 6
+SCRATCH_MIN_TEST = 0.4  # chance 0.1
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +54,35 @@ def test_default_settings_reach_the_target_on_the_test_split(pretrained_default)
     assert json.loads((out / "model_info.json").read_text())["test_accuracy"] == result.test_accuracy
 
 
-def test_from_scratch_learns_and_inference_mode_tracks_training(ingested_sign_digits, tmp_path):
+def _accuracy(probabilities, labels) -> float:
+    return float(np.mean(np.argmax(probabilities, axis=1) == labels))
+
+
+def test_from_scratch_learns_and_inference_mode_tracks_training_mode(ingested_sign_digits, tmp_path):
     config = TrainConfig(weights="none", image_size=64, batch_size=32,
-                         stages=(StageConfig("scratch", epochs=6, learning_rate=2e-3, unfreeze="all",
-                                             warmup_epochs=1, augment=True),))
+                         stages=(StageConfig("scratch", epochs=SCRATCH_EPOCHS, learning_rate=2e-3, unfreeze="all",
+                                             warmup_epochs=1, augment=False),))
     result = run(config, str(ingested_sign_digits), str(tmp_path / "train"))
     print("\n" + result.summary())
-    history = json.loads((tmp_path / "train" / "history.json").read_text())
-    train_accuracy = history["epochs"][-1]["accuracy"]  # training mode, augmented, during the last epoch
     assert result.stages[0].bn_recalibrated_batches > 0
     assert result.test_accuracy >= SCRATCH_MIN_TEST
-    # Inference mode (moving BatchNorm statistics) is not left behind by training mode.
-    assert result.best_val_accuracy >= train_accuracy - 0.1
+
+    # The BatchNorm trap: on the same training images with the same weights, the prediction with
+    # BatchNorm in inference mode (moving statistics) must be as good as with batch statistics.
+    model = keras.saving.load_model(tmp_path / "train" / "model.keras")
+    images, labels = [], []
+    # Shuffled batches, as in training (the split's stored order groups classes, which would bias
+    # batch statistics), without augmentation.
+    shuffled = make_dataset(str(ingested_sign_digits), "train", (64, 64), 64, training=True,
+                            augment=AugmentConfig.off(), seed=7)
+    for x, y in shuffled.take(6):
+        images.append(x.numpy())
+        labels.append(y.numpy())
+    images, labels = np.concatenate(images), np.concatenate(labels)
+    backbone, preprocessing = model.get_layer("backbone"), model.get_layer("preprocessing")
+    pooled = model.get_layer("head_pool")(backbone(preprocessing(images), training=True))
+    batch_statistics = model.get_layer("probabilities")(model.get_layer("head_dense")(pooled))
+    training_mode = _accuracy(np.asarray(batch_statistics), labels)
+    inference_mode = _accuracy(model.predict(images, verbose=0), labels)
+    print(f"train images: inference mode {inference_mode:.3f}, batch statistics {training_mode:.3f}")
+    assert inference_mode >= training_mode - 0.05

@@ -182,7 +182,7 @@ def _fit_stage(i, stage, config, ingest_dir, model, backbone, preprocessing, hea
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
     history = fit_model.fit(
         train, validation_data=val, initial_epoch=initial_epoch, epochs=initial_epoch + stage.epochs,
-        class_weight=class_weight, verbose=0,
+        class_weight=class_weight, shuffle=False, verbose=0,  # the datasets shuffle themselves
         callbacks=stage_callbacks(work_dir, stage, monitor_patience=stage.patience) + list(extra_callbacks))
     # After a resume `history` holds only the epochs run in this process; count the whole stage.
     epochs_run = history.epoch[-1] + 1 - initial_epoch if history.epoch else 0
@@ -254,8 +254,11 @@ def _train_stages(config, ingest_dir, counts, model, backbone, preprocessing, he
             num_train, num_classes, class_weight, callbacks)
         recalibrated = 0
         if not config.pretrained and config.bn_recalibration_batches:
-            images = make_dataset(ingest_dir, "train", (config.image_size,) * 2, config.batch_size,
-                                  training=True, augment=AugmentConfig.off(), seed=config.seed)
+            # The input distribution the stage trained on: the weights were fitted to BatchNorm
+            # statistics of augmented batches (measured: unaugmented statistics cost 8 points).
+            images = make_dataset(ingest_dir, "train", (config.image_size,) * 2, config.batch_size, training=True,
+                                  augment=config.augment if stage.augment else AugmentConfig.off(),
+                                  seed=config.seed + 1000 + i)
             recalibrated = batchnorm.recalibrate(backbone, preprocessing, images, config.bn_recalibration_batches)
         if cached:  # the head model was fitted; the full model evaluates
             model.compile(loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
