@@ -82,6 +82,11 @@ def test_training_is_reproducible_by_seed_and_differs_between_epochs(ingest_dir)
     np.testing.assert_array_equal(epoch1, first_epochs(seed=3)[0])
     assert not np.array_equal(epoch1, epoch2)
     assert not np.array_equal(epoch1, first_epochs(seed=4)[0])
+    # Without repeat, Keras's fit iterates the dataset afresh each epoch: that must differ too.
+    once = make_dataset(ingest_dir, "train", SIZE, 24, training=True, seed=3)
+    first, second = (next(iter(once))[0].numpy() for _ in range(2))
+    np.testing.assert_array_equal(first, epoch1)
+    assert not np.array_equal(first, second)
 
 
 def test_augmentation_changes_the_pixels(ingest_dir):
