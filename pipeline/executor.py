@@ -7,6 +7,7 @@ fresh `<component>/<run_id>/`. The execution is recorded as `running` before the
 starts, so lineage tells a killed run apart from a finished one; because components publish by
 rename, a rerun after a kill finds only complete outputs and reuses them.
 """
+import csv
 import dataclasses
 import json
 import os
@@ -40,6 +41,7 @@ class Context:
     baseline_dir: str | None = None
     train_work_dir: str | None = None
     reuse: dict = dataclasses.field(default_factory=dict)  # component -> earlier execution to reuse
+    listing: dict | None = None  # the data folder's listing, when the ingest reads a folder
     log: object = print
 
     def train_input(self, ingest_dir: str) -> str:
@@ -140,12 +142,37 @@ def _reuse_gate_of_serving_model(ctx: Context, pushed) -> None:
                 ctx.reuse = {"evaluate": evaluate, "push": push}
 
 
+def _ingest_basis(section: dict) -> str:
+    """The ingest's fingerprint with the data left out: which earlier ingests a listing may be compared with."""
+    return fingerprint.component("ingest", section, {}, {"data_dir": "*"})
+
+
+def _touched_but_unchanged(ctx: Context, section: dict):
+    """An earlier ingest of the same config whose files differ from now only in times, not content."""
+    basis = _ingest_basis(section)
+    rows = ctx.store.db.execute(
+        "SELECT a.uri, a.properties, v.execution_id FROM artifacts a JOIN events v ON v.artifact_id=a.id "
+        "JOIN executions e ON e.id=v.execution_id WHERE a.type='Examples' AND v.kind='output' "
+        "AND e.status='complete' ORDER BY a.id DESC LIMIT 5").fetchall()
+    for row in rows:
+        props = json.loads(row["properties"])
+        if props.get("basis") != basis or not publish.is_complete(row["uri"]):
+            continue
+        with tf.io.gfile.GFile(os.path.join(row["uri"], "manifest.csv")) as f:
+            manifest = {r["path"]: r["sha256"] for r in csv.DictReader(f)}
+        if fingerprint.proven_unchanged(props["listing"], ctx.listing, ctx.config["ingest"].data_dir, manifest):
+            ctx.log("[pipeline] ingest: files were touched but their content is unchanged (sha256)")
+            return ctx.store.db.execute("SELECT * FROM executions WHERE id=?", (row["execution_id"],)).fetchone()
+    return None
+
+
 def _extra_state(ctx: Context, node, inputs: dict):
     """State outside the artifacts that a node's output depends on."""
     if node.name == "ingest":
         section = ctx.config["ingest"]
         if section.data_dir:
-            return {"data_dir": fingerprint.digest(fingerprint.folder_listing(section.data_dir))}
+            ctx.listing = fingerprint.folder_listing(section.data_dir)
+            return {"data_dir": fingerprint.digest(ctx.listing)}
         return {"tfds_name": section.tfds_name}
     if node.name == "train" and ctx.config.pipeline.train_fraction < 1.0:
         return {"train_fraction": ctx.config.pipeline.train_fraction}
@@ -173,6 +200,12 @@ def _reusable(node, row) -> bool:
     return bool(uri) and publish.is_complete(uri)
 
 
+def _artifact_fingerprint(ctx: Context, execution) -> str:
+    """The fingerprint of what an execution wrote (for one that reused outputs: of those outputs)."""
+    artifacts = ctx.store.artifacts_of(execution["id"])
+    return artifacts[0]["fingerprint"] if artifacts else execution["fingerprint"]
+
+
 def _resolve_inputs(ctx: Context, node, produced: dict) -> dict:
     inputs = {}
     for name in node.inputs:
@@ -185,7 +218,7 @@ def _resolve_inputs(ctx: Context, node, produced: dict) -> dict:
                 f"{node.name} needs the output of {name}, and no earlier run produced one in "
                 f"{ctx.root}: run the pipeline without --only first (or with --stop-after {name})"
             )
-        inputs[name] = Input(row["output_uri"], row["fingerprint"], row["id"])
+        inputs[name] = Input(row["output_uri"], _artifact_fingerprint(ctx, row), row["id"])
     return inputs
 
 
@@ -205,9 +238,11 @@ def execute(ctx: Context, nodes: list, forced: set) -> dict:
         if node.name == "train":
             ctx.train_work_dir = artifacts.train_work_dir(ctx.root, fp[:16])
         hit = None if node.name in forced else (ctx.reuse.get(node.name) or ctx.store.find_complete(node.name, fp))
+        if hit is None and node.name == "ingest" and ctx.listing is not None and node.name not in forced:
+            hit = _touched_but_unchanged(ctx, section)
         if hit is not None and _reusable(node, hit):
             ctx.store.record_cached(ctx.run_id, node.name, fp, hit)
-            produced[node.name] = Input(hit["output_uri"], fp, hit["id"])
+            produced[node.name] = Input(hit["output_uri"], _artifact_fingerprint(ctx, hit), hit["id"])
             results[node.name] = None
             ctx.log(f"[pipeline] {node.name}: unchanged, reusing {hit['output_uri'] or 'the earlier result'} "
                     f"(run {hit['run_id']})")
@@ -239,6 +274,8 @@ def execute(ctx: Context, nodes: list, forced: set) -> dict:
         seconds = time.monotonic() - started
         summary = _summary(result)
         properties = _plain(result)
+        if node.name == "ingest" and ctx.listing is not None:  # for _touched_but_unchanged next time
+            properties.update(listing=ctx.listing, basis=_ingest_basis(section))
         if node.name == "push":
             out = _pushed_uri(result) if getattr(result, "pushed", True) else ""
             properties["export_fingerprint"] = inputs["export"].fingerprint

@@ -70,3 +70,23 @@ def component(name: str, section: dict, inputs: dict, extra=None) -> str:
         "inputs": inputs,
         "extra": extra,
     })
+
+
+def proven_unchanged(old: dict, new: dict, data_dir: str, manifest_sha256: dict) -> bool:
+    """True when `new` differs from `old` only by modification times of files whose content is unchanged.
+
+    The cheap listing changes when files are merely touched or copied without their times; then
+    only those files are read and their sha256 compared with the one the ingest recorded in
+    manifest.csv. A touched file the manifest does not hold (a rejected or ignored one) cannot be
+    proven, so the ingest runs again.
+    """
+    if old.keys() != new.keys() or any(old[p][0] != new[p][0] for p in new):
+        return False
+    for path in (p for p in new if old[p][1] != new[p][1]):
+        expected = manifest_sha256.get(path)
+        if expected is None:
+            return False
+        with tf.io.gfile.GFile(os.path.join(data_dir.rstrip("/"), path), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != expected:
+                return False
+    return True

@@ -125,9 +125,9 @@ class Store:
             return cur.lastrowid
 
     def find_complete(self, component: str, fingerprint: str):
-        """The latest successful execution of `component` with this input fingerprint, or None."""
+        """The latest successful (or reusing) execution of `component` with this fingerprint, or None."""
         return self.db.execute(
-            "SELECT * FROM executions WHERE component=? AND fingerprint=? AND status='complete' "
+            "SELECT * FROM executions WHERE component=? AND fingerprint=? AND status IN ('complete', 'cached') "
             "ORDER BY id DESC LIMIT 1",
             (component, fingerprint),
         ).fetchone()

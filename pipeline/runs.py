@@ -35,13 +35,14 @@ def _table(headers: list, rows: list) -> str:
 def _pushed(store, run_id: str) -> str:
     """What this run pushed: the version directory, 'not blessed', or '-'."""
     for execution in store.executions(run_id):
-        if execution["component"] != "push" or execution["status"] != "complete":
+        if execution["component"] != "push" or execution["status"] not in ("complete", "cached"):
             continue
+        unchanged = "unchanged: " if execution["status"] == "cached" else ""
         for artifact in store.artifacts_of(execution["id"]):
             props = json.loads(artifact["properties"])
             if props.get("pushed"):
-                return artifact["uri"] + (" (FORCED)" if props.get("forced") else "")
-            return "not blessed"
+                return unchanged + artifact["uri"] + (" (FORCED)" if props.get("forced") else "")
+            return unchanged + "not blessed"
     return "-"
 
 
@@ -97,14 +98,18 @@ def show_run(store, run_id: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.runs", description="Runs recorded in a pipeline root.")
-    p.add_argument("--pipeline-root", default="./pipeline_root", metavar="DIR",
-                   help="the pipeline root to read (default ./pipeline_root)")
+    root = argparse.ArgumentParser(add_help=False)  # accepted before or after the subcommand
+    root.add_argument("--pipeline-root", default=argparse.SUPPRESS, metavar="DIR",
+                      help="the pipeline root to read (default ./pipeline_root)")
+    p = argparse.ArgumentParser(prog="python -m pipeline.runs", description="Runs recorded in a pipeline root.",
+                                parents=[root])
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="one line per run, newest first")
-    show = sub.add_parser("show", help="every component of one run, with timings, outputs and summaries")
+    sub.add_parser("list", help="one line per run, newest first", parents=[root])
+    show = sub.add_parser("show", help="every component of one run, with timings, outputs and summaries",
+                          parents=[root])
     show.add_argument("run", help="run id (a unique prefix is enough)")
     args = p.parse_args(argv)
+    args.pipeline_root = getattr(args, "pipeline_root", "./pipeline_root")
     path = artifacts.metadata_path(args.pipeline_root)
     if not os.path.exists(path):
         print(f"error: no lineage store at {path}: no run has used --pipeline-root {args.pipeline_root} yet",

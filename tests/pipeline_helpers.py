@@ -69,6 +69,17 @@ def _fake_step(component: str, out: str | None, **details):
     with publish.publish_dir(out) as tmp:
         with open(os.path.join(tmp, "data.txt"), "w") as f:
             f.write(f"{component}\n")
+        if details.get("manifest_of"):  # like the real manifest.csv: relative path and sha256 per file
+            import hashlib
+
+            root = details["manifest_of"]
+            with open(os.path.join(tmp, "manifest.csv"), "w") as f:
+                f.write("path,sha256\n")
+                for folder, _dirs, files in os.walk(root):
+                    for name in files:
+                        path = os.path.join(folder, name)
+                        with open(path, "rb") as g:
+                            f.write(f"{os.path.relpath(path, root)},{hashlib.sha256(g.read()).hexdigest()}\n")
         if os.environ.get("FAKE_HANG_IN") == component:
             print(f"inside {component}", flush=True)
             time.sleep(600)
@@ -101,7 +112,7 @@ def _fake_push(config, export_dir, evaluate_dir, serving_dir, force=False):
 
 FAKES = {
     "ingest": lambda config, out, previous_dir=None, beam_options=None: (
-        _fake_step("ingest", out, previous=previous_dir), _Result(kept=1))[1],
+        _fake_step("ingest", out, previous=previous_dir, manifest_of=config.data_dir), _Result(kept=1))[1],
     "validate": lambda config, ingest, previous, out: (_fake_step("validate", out, ingest=ingest), _Result(errors=0))[1],
     "train": lambda config, ingest, out, work_dir=None: (
         _fake_step("train", out, ingest=ingest, work_dir=work_dir), _Result(epochs=1))[1],

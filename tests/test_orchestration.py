@@ -53,6 +53,21 @@ def test_changed_data_reruns_everything(fake):
     assert fake()[1] == ALL
 
 
+def test_touched_files_are_proven_unchanged_by_content(fake, capsys):
+    import os
+
+    fake()
+    image = fake.folder / "class_1" / "img_000.png"
+    os.utime(image, (1_000_000, 1_000_000))  # new modification time, same bytes: the cheap listing changes
+    assert fake() == (0, [])
+    assert "touched but their content is unchanged" in capsys.readouterr().out
+    data = bytearray(image.read_bytes())
+    data[-1] ^= 0xFF  # same size, same time as the listing saw, other content
+    image.write_bytes(bytes(data))
+    os.utime(image, (2_000_000, 2_000_000))
+    assert fake()[1] == ALL
+
+
 def test_force_reruns_component_and_downstream(fake):
     fake()
     assert fake("--force", "export") == (0, ["export", "evaluate", "push"])
