@@ -17,10 +17,18 @@ from typing import Optional, Tuple, Union
 from components.common.errors import UsageError
 from components.train.input import AugmentConfig
 
-# Milder than input.py's general default: a hand sign cropped to 60% can lose the fingers that
-# tell its digit, so crops keep at least 75% of the image area.
-DEFAULT_AUGMENT = AugmentConfig(crop_area=(0.75, 1.0), flip=True, rotation=0.05, zoom=0.1, contrast=0.1,
-                                brightness=0.1)
+@dataclasses.dataclass(frozen=True)
+class TrainAugment(AugmentConfig):
+    """The trainer's augmentation defaults: milder than `AugmentConfig`'s general ones.
+
+    A hand sign cropped to 60% can lose the fingers that tell its digit, so crops keep at least
+    75% of the image area; contrast and brightness vary by 10%. A subclass (not an instance with
+    other values) so that a config giving only some keys gets these defaults for the rest.
+    """
+
+    crop_area: tuple = (0.75, 1.0)
+    contrast: float = 0.1
+    brightness: float = 0.1
 
 PRECISIONS = ("auto", "float32", "mixed_float16")
 CLASS_WEIGHTS = ("auto", "none")
@@ -111,7 +119,7 @@ class TrainConfig:
       lets the moving statistics lag the weights (README, "BatchNorm statistics").
     bn_recalibration_batches: after a stage in which BatchNorm trained, recompute the moving
       statistics as the plain average over this many training batches (0 = off).
-    augment: the augmentations of stages with `augment=True` (`components.train.input.AugmentConfig`).
+    augment: the augmentations of stages with `augment=True` (`TrainAugment`, see input.AugmentConfig).
     cache_features: train a frozen, unaugmented head stage on backbone features computed once.
     evaluate_test: evaluate the final model on the test split (in inference mode).
     """
@@ -129,7 +137,7 @@ class TrainConfig:
     class_weights: str = "auto"
     imbalance_ratio: float = 1.5
     dropout: float = 0.2
-    augment: AugmentConfig = DEFAULT_AUGMENT
+    augment: TrainAugment = TrainAugment()
     bn_momentum: float = 0.9
     bn_recalibration_batches: int = 50
     cache_features: bool = True

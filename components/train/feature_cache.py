@@ -18,9 +18,10 @@ def feature_extractor(model_input, pooled_features) -> keras.Model:
 
 def extract(extractor: keras.Model, dataset: tf.data.Dataset):
     """Run `extractor` over an (images, labels) dataset once; returns (features, labels) arrays."""
+    forward = tf.function(lambda images: extractor(images, training=False), reduce_retracing=True)  # not eager
     features, labels = [], []
     for images, batch_labels in dataset:
-        features.append(np.asarray(extractor(images, training=False), dtype=np.float32))
+        features.append(np.asarray(forward(images), dtype=np.float32))
         labels.append(np.asarray(batch_labels))
     return np.concatenate(features), np.concatenate(labels)
 

@@ -178,8 +178,11 @@ def _fit_stage(i, stage, config, ingest_dir, model, backbone, preprocessing, hea
                              seed=config.seed + i).map(one_hot)
         fit_model = model
     steps = config.steps_per_epoch(num_train)
+    # On cached features a step is a tiny matrix product: run a whole epoch per call, not one
+    # Python round trip per batch (Keras's `steps_per_execution`).
     fit_model.compile(optimizer=stages.make_optimizer(config, stage, steps), loss=loss,
-                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+                      steps_per_execution=steps if cached else 1)
     history = fit_model.fit(
         train, validation_data=val, initial_epoch=initial_epoch, epochs=initial_epoch + stage.epochs,
         class_weight=class_weight, shuffle=False, verbose=0,  # the datasets shuffle themselves
