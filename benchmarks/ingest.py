@@ -105,7 +105,9 @@ def measure(mode, data_dir, work_dir):
     out_dir = os.path.join(work_dir, f"out-{mode}")
     shutil.rmtree(out_dir, ignore_errors=True)
     cmd = [sys.executable, "-m", "benchmarks.ingest", "--child", mode, data_dir, out_dir]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    log_path = os.path.join(work_dir, f"{mode}.log")
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     ps, peak, done = psutil.Process(proc.pid), [0], threading.Event()
 
     def sample():
@@ -118,9 +120,12 @@ def measure(mode, data_dir, work_dir):
     stdout, _ = proc.communicate()
     done.set()
     sampler.join()
+    log.close()
     shutil.rmtree(out_dir, ignore_errors=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{mode} failed with exit code {proc.returncode}")
+        with open(log_path) as f:
+            tail = f.read()[-2000:]
+        raise RuntimeError(f"{mode} failed with exit code {proc.returncode}; the end of its log:\n{tail}")
     got = json.loads(stdout.strip().splitlines()[-1])
     return {"images_per_s": round(got["images"] / got["seconds"], 1), "seconds": round(got["seconds"], 2),
             "peak_rss_mib": round(peak[0] / 2**20, 1)}
