@@ -1,0 +1,62 @@
+"""`python -m pipeline.validate`: exit 0 only when every threshold holds; documented codes otherwise."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import validate
+from tests import export_models
+from tests.ingest_format import synthetic_image
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def ingest(tmp_path_factory):
+    return export_models.tiny_ingest(tmp_path_factory)
+
+
+def test_good_model_passes_with_exit_0(tmp_path_factory, ingest, capsys):
+    good = export_models.tiny_export(tmp_path_factory)
+    assert validate.main([good, ingest, "--min-accuracy", "0.9", "--min-class-recall", "0.8"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS accuracy [overall]" in out and "PASS recall [label=fish]" in out and "PASSED" in out
+
+
+def test_bad_model_fails_with_exit_4_and_names_the_check(tmp_path_factory, ingest, capsys, tmp_path):
+    bad = export_models.tiny_export(tmp_path_factory, epochs=1, variants=("float32",), learning_rate=0.0001)
+    code = validate.main([bad, ingest, "--min-accuracy", "0.9", "--json", "--output-dir", str(tmp_path / "out")])
+    assert code == 4
+    report = json.loads(capsys.readouterr().out)
+    assert not report["passed"]
+    assert [c["name"] for c in report["checks"] if not c["passed"]] == ["min_accuracy"]
+    saved = json.load(open(tmp_path / "out" / "report.json"))
+    assert "below the required 0.9" in saved["failed"][0]
+
+
+def test_usage_and_data_errors_have_their_codes(tmp_path_factory, ingest, tmp_path, capsys):
+    good = export_models.tiny_export(tmp_path_factory)
+    assert validate.main([str(tmp_path / "no_model"), ingest]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert validate.main([good, ingest, "--min-accuracy", "2"]) == 2
+    assert validate.main([good, str(tmp_path / "no_data")]) == 3
+    assert validate.main([good, ingest, "--split", "nosuchsplit"]) == 3
+    assert "no 'nosuchsplit' split" in capsys.readouterr().err
+
+
+def test_cli_validates_an_int8_tflite_on_a_raw_image_folder(tmp_path_factory, tmp_path):
+    good = export_models.tiny_export(tmp_path_factory)
+    rng = np.random.default_rng(7)
+    for label, name in enumerate(["cat", "dog", "fish"]):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(synthetic_image(label, 3, (40, 48), rng)).save(tmp_path / "images" / name / f"{i}.png")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.validate", os.path.join(good, "tflite", "model_int8.tflite"),
+                           str(tmp_path / "images"), "--min-accuracy", "0.9"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert "(tflite): 15 images" in proc.stdout and "PASSED" in proc.stdout
