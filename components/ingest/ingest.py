@@ -65,7 +65,8 @@ def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
     pipeline = make_pipeline(beam_options)
     planned = (
         pipeline
-        | "ListFiles" >> beam.Create([(c.path, c.relpath, c.label_text) for c in candidates])
+        # InspectFiles spreads the files over workers itself, so Create need not reshuffle too.
+        | "ListFiles" >> beam.Create([(c.path, c.relpath, c.label_text) for c in candidates], reshuffle=False)
         | "InspectFiles" >> transforms.InspectFiles(config)
         | "GatherMetadata" >> beam.combiners.ToList()
         | "PlanSplits" >> beam.Map(transforms.plan, labels, previous, config)

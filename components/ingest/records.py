@@ -14,9 +14,12 @@ from typing import Mapping, Union
 from apache_beam.io.tfrecordio import _TFRecordUtil
 
 _U64 = (1 << 64) - 1
+_SMALL = [bytes((i,)) for i in range(0x80)]
 
 
 def _varint(value: int) -> bytes:
+    if value < 0x80:  # tags and most lengths: one byte
+        return _SMALL[value]
     out = bytearray()
     while True:
         byte = value & 0x7F
