@@ -7,7 +7,6 @@ same validation accuracy (full model, inference mode) as the same stage fed with
 """
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from components.train import StageConfig, TrainConfig, feature_cache, run

@@ -36,7 +36,7 @@ from components.train.callbacks import load_epochs, stage_callbacks
 from components.train.config import TrainConfig
 from components.train.devices import Placement
 from components.train.input import AugmentConfig, class_counts, make_dataset, read_labels
-from components.train.model import assemble, build_head, head_model
+from components.train.model import Head, assemble, build_head, head_model
 from components.train.plots import plot_curves
 
 SPLITS = ("train", "val", "test")
@@ -145,57 +145,113 @@ class _WorkState:
         write_json(self.path, self.state)
 
 
-def _one_hot(num_classes: int):
-    return lambda images, labels: (images, tf.one_hot(labels, num_classes))
+@dataclasses.dataclass
+class _Training:
+    """What every stage of one run shares: the data, the model's parts, the loss, the work state."""
+
+    config: TrainConfig
+    ingest_dir: str
+    counts: dict
+    model: keras.Model
+    backbone: keras.Model
+    preprocessing: Optional[keras.layers.Layer]
+    head: Head
+    loss: keras.losses.Loss
+    work: _WorkState
+    callbacks: Sequence[keras.callbacks.Callback]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.counts["train"])
+
+    def dataset(self, split: str, *, training: bool, augment: Optional[AugmentConfig] = None,
+                seed: int = 0) -> tf.data.Dataset:
+        """`input.make_dataset` at the model's size, labels one-hot for the loss (label smoothing)."""
+        size = (self.config.image_size, self.config.image_size)
+        ds = make_dataset(self.ingest_dir, split, size, self.config.batch_size, training=training, augment=augment,
+                          seed=seed)
+        return ds.map(lambda images, labels: (images, tf.one_hot(labels, self.num_classes)))
+
+    def compile_for_evaluation(self) -> None:
+        self.model.compile(loss=self.loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+
+    def evaluate(self, split: str) -> float:
+        """Accuracy of the full model on `split`, in inference mode, through the serving preprocessing."""
+        return float(self.model.evaluate(self.dataset(split, training=False), verbose=0, return_dict=True)["accuracy"])
 
 
-def _fit_stage(i, stage, config, ingest_dir, model, backbone, preprocessing, head, loss, work_dir, initial_epoch,
-               num_train, num_classes, class_weight, extra_callbacks):
+def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
     """Train one stage; returns (epochs run, cached?, trainable backbone layers, feature extraction seconds).
 
-    Leaves `model` compiled when it was the model fitted, so its traced evaluation step is reused.
+    Leaves `t.model` compiled when it was the model fitted, so its traced evaluation step is reused.
     """
-    train_bn = not config.pretrained
-    unfrozen = stages.set_trainable(model, backbone, stage, train_batchnorm=train_bn)
-    size = (config.image_size, config.image_size)
-    one_hot = _one_hot(num_classes)
-    val = make_dataset(ingest_dir, "val", size, config.batch_size, training=False).map(one_hot)
-    cached = config.cache_features and stage.freezes_backbone and not stage.augment and not train_bn
+    config = t.config
+    unfrozen = stages.set_trainable(t.model, t.backbone, stage, train_batchnorm=not config.pretrained)
+    val = t.dataset("val", training=False)
+    cached = config.cache_features and stage.freezes_backbone and not stage.augment and config.pretrained
     extraction_seconds = 0.0
     if cached:
         extraction_started = time.time()
-        extractor = feature_cache.feature_extractor(model.input, model.get_layer("head_pool").output)
-        ordered_train = make_dataset(ingest_dir, "train", size, config.batch_size, training=False).map(one_hot)
-        train_x, train_y = feature_cache.extract(extractor, ordered_train)
+        extractor = feature_cache.feature_extractor(t.model.input, t.model.get_layer("head_pool").output)
+        train_x, train_y = feature_cache.extract(extractor, t.dataset("train", training=False))
         val_x, val_y = feature_cache.extract(extractor, val)
         train = feature_cache.as_dataset(train_x, train_y, config.batch_size, shuffle=True, seed=config.seed + i)
         val = feature_cache.as_dataset(val_x, val_y, config.batch_size, shuffle=False, seed=0)
-        fit_model = head_model(head, train_x.shape[-1])
+        fit_model = head_model(t.head, train_x.shape[-1])
         extraction_seconds = time.time() - extraction_started
     else:
-        train = make_dataset(ingest_dir, "train", size, config.batch_size, training=True,
-                             augment=config.augment if stage.augment else AugmentConfig.off(),
-                             seed=config.seed + i).map(one_hot)
-        fit_model = model
-    steps = config.steps_per_epoch(num_train)
+        train = t.dataset("train", training=True, augment=config.augment if stage.augment else AugmentConfig.off(),
+                          seed=config.seed + i)
+        fit_model = t.model
+    steps = config.steps_per_epoch(sum(t.counts["train"]))
     # On cached features a step is a tiny matrix product: run a whole epoch per call, not one
     # Python round trip per batch (Keras's `steps_per_execution`).
-    fit_model.compile(optimizer=stages.make_optimizer(config, stage, steps), loss=loss,
+    fit_model.compile(optimizer=stages.make_optimizer(config, stage, steps), loss=t.loss,
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
                       steps_per_execution=steps if cached else 1)
     history = fit_model.fit(
         train, validation_data=val, initial_epoch=initial_epoch, epochs=initial_epoch + stage.epochs,
-        class_weight=class_weight, shuffle=False, verbose=0,  # the datasets shuffle themselves
-        callbacks=stage_callbacks(work_dir, stage, monitor_patience=stage.patience) + list(extra_callbacks))
+        class_weight=class_weights_for(config, t.counts["train"]), shuffle=False, verbose=0,  # datasets shuffle
+        callbacks=stage_callbacks(t.work.dir, stage, monitor_patience=stage.patience) + list(t.callbacks))
+    if cached:  # the head model was fitted; the full model evaluates
+        t.compile_for_evaluation()
     # After a resume `history` holds only the epochs run in this process; count the whole stage.
     epochs_run = history.epoch[-1] + 1 - initial_epoch if history.epoch else 0
     return epochs_run, cached, len(unfrozen), extraction_seconds
 
 
-def _evaluate(model, ingest_dir, split, config, num_classes) -> float:
-    ds = make_dataset(ingest_dir, split, (config.image_size, config.image_size), config.batch_size,
-                      training=False).map(_one_hot(num_classes))
-    return float(model.evaluate(ds, verbose=0, return_dict=True)["accuracy"])
+def _recalibrate_batchnorm(t: _Training, i: int, stage) -> int:
+    """Precise BN after a stage in which BatchNorm trained; returns the batches used (0: not needed)."""
+    if t.config.pretrained or not t.config.bn_recalibration_batches:
+        return 0
+    # The input distribution the stage trained on: the weights were fitted to BatchNorm statistics
+    # of augmented batches (measured: unaugmented statistics cost 8 points of val accuracy).
+    images = t.dataset("train", training=True, augment=t.config.augment if stage.augment else AugmentConfig.off(),
+                       seed=t.config.seed + 1000 + i)
+    return batchnorm.recalibrate(t.backbone, t.preprocessing, images, t.config.bn_recalibration_batches)
+
+
+def _train_stages(t: _Training):
+    """Run the stages not finished yet; load the best stage's weights; returns (results, kept, test accuracy)."""
+    results = t.work.finished()
+    if results:
+        t.model.load_weights(t.work.weights_path(results[-1].name))
+    for i, stage in enumerate(t.config.effective_stages()[len(results):], start=len(results)):
+        stage_started = time.time()
+        epochs_run, cached, unfrozen, extraction_seconds = _fit_stage(t, i, stage,
+                                                                      sum(r.epochs_run for r in results))
+        recalibrated = _recalibrate_batchnorm(t, i, stage)
+        result = StageResult(stage.name, epochs_run, t.evaluate("val"), time.time() - stage_started, cached,
+                             unfrozen, recalibrated, extraction_seconds)
+        t.work.finish(t.model, result)
+        results.append(result)
+
+    kept = max(reversed(results), key=lambda r: r.val_accuracy)  # ties: the later stage
+    t.model.load_weights(t.work.weights_path(kept.name))
+    if not t.model.compiled:  # every stage had finished before this process started
+        t.compile_for_evaluation()
+    test_accuracy = t.evaluate("test") if t.config.evaluate_test else None
+    return results, kept, test_accuracy
 
 
 def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optional[str] = None,
@@ -226,8 +282,9 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
         work_dir = tempfile.mkdtemp(prefix="train-work-") if temporary_work else work_dir
         try:
             work = _WorkState(work_dir, _fingerprint(config, ingest_dir, labels))
-            results, kept, test_accuracy = _train_stages(config, ingest_dir, counts, model, backbone, preprocessing,
-                                                         head, work, callbacks)
+            training = _Training(config, ingest_dir, counts, model, backbone, preprocessing, head,
+                                 stages.make_loss(config), work, callbacks)
+            results, kept, test_accuracy = _train_stages(training)
             result = TrainResult(output_dir, results, kept.name, kept.val_accuracy, test_accuracy,
                                  time.time() - started, placement.precision, placement.strategy_name,
                                  class_weights_for(config, counts["train"]))
@@ -238,44 +295,6 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
     if tf.io.gfile.exists(work_dir):
         tf.io.gfile.rmtree(work_dir)  # published: the resume state is no longer needed
     return result
-
-
-def _train_stages(config, ingest_dir, counts, model, backbone, preprocessing, head, work, callbacks):
-    """Run the stages not finished yet; load the best stage's weights; returns (results, kept, test accuracy)."""
-    num_train, num_classes = sum(counts["train"]), len(counts["train"])
-    class_weight = class_weights_for(config, counts["train"])
-    loss = stages.make_loss(config)
-    all_stages = config.effective_stages()
-    results = work.finished()
-    if results:
-        model.load_weights(work.weights_path(results[-1].name))
-    for i, stage in enumerate(all_stages[len(results):], start=len(results)):
-        stage_started = time.time()
-        initial_epoch = sum(r.epochs_run for r in results)
-        epochs_run, cached, unfrozen, extraction_seconds = _fit_stage(
-            i, stage, config, ingest_dir, model, backbone, preprocessing, head, loss, work.dir, initial_epoch,
-            num_train, num_classes, class_weight, callbacks)
-        recalibrated = 0
-        if not config.pretrained and config.bn_recalibration_batches:
-            # The input distribution the stage trained on: the weights were fitted to BatchNorm
-            # statistics of augmented batches (measured: unaugmented statistics cost 8 points).
-            images = make_dataset(ingest_dir, "train", (config.image_size,) * 2, config.batch_size, training=True,
-                                  augment=config.augment if stage.augment else AugmentConfig.off(),
-                                  seed=config.seed + 1000 + i)
-            recalibrated = batchnorm.recalibrate(backbone, preprocessing, images, config.bn_recalibration_batches)
-        if cached:  # the head model was fitted; the full model evaluates
-            model.compile(loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-        result = StageResult(stage.name, epochs_run, _evaluate(model, ingest_dir, "val", config, num_classes),
-                             time.time() - stage_started, cached, unfrozen, recalibrated, extraction_seconds)
-        work.finish(model, result)
-        results.append(result)
-
-    kept = max(reversed(results), key=lambda r: r.val_accuracy)  # ties: the later stage
-    model.load_weights(work.weights_path(kept.name))
-    if not model.compiled:  # every stage had finished before this process started
-        model.compile(loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-    test_accuracy = _evaluate(model, ingest_dir, "test", config, num_classes) if config.evaluate_test else None
-    return results, kept, test_accuracy
 
 
 def _dedupe_csv(text: str) -> str:
