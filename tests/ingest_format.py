@@ -4,7 +4,7 @@ Unit tests of the trainer, exporter and evaluator need a small, valid ingest art
 under a second; the Beam ingest takes tens of seconds to start. This helper writes exactly the
 layout `schemas/ARTIFACTS.md` describes ("ingest -> ..."): TFDS-named shards of tf.Examples
 following `schemas/image_example.pbtxt`, TFDS metadata (so `tfds.builder_from_directory` loads
-it), `labels.txt`, `manifest.csv`, `rejected.csv`, `stats.json` and `anomalies.json`.
+it), `labels.txt`, `manifest.csv`, `rejected.csv`, `stats.json` and the `_COMPLETE` marker.
 
     from tests.ingest_format import write_synthetic_ingest_dir
     ingest_dir = write_synthetic_ingest_dir(tmp_path / "ingest", labels=["a", "b", "c"])
@@ -22,6 +22,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+
+from components.common.publish import COMPLETE_MARKER
 
 MANIFEST_FIELDS = ["path", "sha256", "label", "label_text", "split", "height", "width", "format", "bytes"]
 DATASET_VERSION = "1.0.0"
@@ -115,16 +117,27 @@ def write_ingest_dir(
         writer.writerows(manifest)
     with tf.io.gfile.GFile(os.path.join(ingest_dir, "rejected.csv"), "w") as f:
         f.write("path,reason,detail\n")
-    per_split = {s: {labels[k]: sum(1 for row in manifest if row[4] == s and row[2] == k) for k in range(len(labels))}
-                 for s in by_split}
-    stats = {"files_found": len(manifest), "files_kept": len(manifest), "files_rejected": 0, "files_ignored": 0,
-             "per_split": per_split, "rejected_by_reason": {}, "seconds": 0.0}
+    splits = sorted(by_split)
+    per_class_per_split = {name: {split: sum(1 for row in manifest if row[4] == split and row[2] == k) for split in splits}
+                           for k, name in enumerate(labels)}
+    stats = {  # the keys the Beam ingest writes (components/ingest/outputs.py); the validator reads them
+        "files": {"found": len(manifest), "kept": len(manifest), "rejected": 0, "ignored": 0},
+        "labels": list(labels),
+        "per_class_per_split": per_class_per_split,
+        "per_split": {split: len(by_split[split]) for split in splits},
+        "rejected_by_reason": {},
+        "ignored_by_reason": {},
+        "previous_ingest": None,
+        "seconds": 0.0,
+        "source": "tests/ingest_format.py (in-memory images)",
+        "splits": {split: len(by_split[split]) / max(1, len(manifest)) for split in splits},
+    }
     with tf.io.gfile.GFile(os.path.join(ingest_dir, "stats.json"), "w") as f:
-        json.dump(stats, f, indent=2)
-    with tf.io.gfile.GFile(os.path.join(ingest_dir, "anomalies.json"), "w") as f:
-        json.dump([], f)
+        json.dump(stats, f, indent=2, sort_keys=True)
     if tfds_metadata and by_split:
         _write_tfds_metadata(data_dir, labels)
+    with tf.io.gfile.GFile(os.path.join(ingest_dir, COMPLETE_MARKER), "w") as f:  # written last, as publish_dir does
+        json.dump({"complete": True}, f)
     return ingest_dir
 
 
