@@ -6,14 +6,11 @@ preprocessing inside, model_info.json and labels.txt. Two kinds:
   - a tiny CNN on the synthetic ingest images (seconds to train; `epochs=0` gives a useless one),
   - the shared pretrained MobileNetV2 (96 px) with a dense head fitted on the sign-language photos.
 """
-import io
 import json
 import os
 import pathlib
 
 import keras
-import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 import components.export

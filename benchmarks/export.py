@@ -1,0 +1,147 @@
+"""Export benchmark: TFLite variants beside the float SavedModel, and TFMA evaluation throughput.
+
+1. Per TFLite variant (float32, float16, dynamic_range, int8): file size and its ratio to
+   float32, ms per image with 1 and 2 interpreter threads (batch 1, preprocessed pixels, median
+   of the per-image times), and top-1 accuracy on the test split; beside them the float
+   SavedModel (`serving_default`, batch 1, encoded JPEG bytes in: decoding included, as served).
+   Target: int8 <= 0.3x the float32 size with <= 1 point accuracy drop.
+2. Evaluation throughput (images/s) over the same test TFRecords: our evaluation path
+   (`serve_tf_examples` predictions + the TFMA run with every gate metric and slice) versus a
+   plain loop (tf.data read, parse, `decode_and_resize`, `model.predict`, numpy accuracy).
+
+The model is the shared pretrained MobileNetV2 (alpha 0.35, 96 px, frozen) with a dense head
+fitted on the sign-language photos (tests/export_models.py builds it), unless --train-dir and
+--ingest-dir name a trained model and its ingest. Needs ../shared. Wall times on a shared
+machine vary; CPU seconds of the process are reported beside them.
+
+    python -m benchmarks.export [--train-per-class 40] [--test-per-class 30] [--timed 50]
+"""
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import components.export
+from components.common import ingested
+from components.common.image_ops import decode_and_resize
+from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
+from components.evaluate import tfma_metrics
+
+SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
+
+
+def _dir_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _d, files in os.walk(path) for f in files)
+
+
+def _median_ms(fn, items) -> float:
+    fn(items[0])  # warm-up
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 3)
+
+
+def _tflite_row(path, pixels, labels, timed) -> dict:
+    row = {"bytes": os.path.getsize(path)}
+    for threads in (1, 2):
+        runner = TFLiteRunner(path, num_threads=threads)
+        row[f"ms_per_image_{threads}_thread"] = _median_ms(lambda p: runner.predict_pixels(p[None], 1), pixels[:timed])
+    row["accuracy"] = round(float(np.mean(TFLiteRunner(path).predict_pixels(pixels).argmax(1) == labels)), 4)
+    return row
+
+
+def _plain_loop(train_dir, ingest_dir, image_size) -> tuple:
+    """(images/s, accuracy) of tf.data -> decode_and_resize -> model.predict over the test shards."""
+    model = keras.models.load_model(os.path.join(train_dir, "model.keras"), compile=False)
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+    start = time.perf_counter()
+    dataset = (tf.data.TFRecordDataset(ingested.split_files(ingest_dir, "test"))
+               .map(lambda r: tf.io.parse_single_example(r, spec))
+               .map(lambda e: (decode_and_resize(e["image"], image_size), e["label"])).batch(32))
+    correct = count = 0
+    for pixels, y in dataset:
+        predicted = model.predict_on_batch(pixels).argmax(1)
+        correct += int(np.sum(predicted == y.numpy()))
+        count += len(y)
+    return count / (time.perf_counter() - start), correct / count
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train-dir")
+    parser.add_argument("--ingest-dir")
+    parser.add_argument("--train-per-class", type=int, default=40)
+    parser.add_argument("--test-per-class", type=int, default=30)
+    parser.add_argument("--timed", type=int, default=50, help="images timed per latency measurement")
+    args = parser.parse_args(argv)
+    work = tempfile.mkdtemp(prefix="bench-export-")
+    cpu0 = time.process_time()
+    if args.train_dir:
+        train_dir, ingest_dir = args.train_dir, args.ingest_dir
+    else:
+        from tests import export_models
+
+        ingest_dir = export_models.sign_digits_ingest_dir(pathlib.Path(work) / "ingest",
+                                                          SHARED / "datasets" / "sign-language-digits",
+                                                          args.train_per_class, args.test_per_class)
+        train_dir = export_models.train_sign_digits(pathlib.Path(work) / "train", ingest_dir, SHARED / "weights")
+
+    start = time.perf_counter()
+    export = components.export.run(components.export.ExportConfig(), train_dir, ingest_dir,
+                                   os.path.join(work, "export"))
+    export_seconds = time.perf_counter() - start
+    info = json.load(open(os.path.join(export.output_dir, "model_info.json")))
+    image_size = tuple(info["image_size"])
+    serialized, images, labels = ingested.read_split(ingest_dir, "test")
+    pixels = preprocess(images, image_size)
+
+    saved = SavedModelRunner(export.output_dir)
+    float_probs = saved.predict_encoded(images)
+    float_accuracy = float(np.mean(float_probs.argmax(1) == labels))
+    result = {
+        "model": info.get("backbone"), "image_size": list(image_size), "test_images": len(labels),
+        "export_seconds": round(export_seconds, 1),
+        "saved_model": {"bytes": _dir_bytes(export.saved_model_dir), "accuracy": round(float_accuracy, 4),
+                        "ms_per_image_serving_default": _median_ms(lambda b: saved.predict_encoded([b]),
+                                                                   images[:args.timed])},
+        "tflite": {},
+    }
+    for variant, path in export.tflite_files.items():
+        row = _tflite_row(path, pixels, labels, args.timed)
+        row["size_vs_float32"] = round(row["bytes"] / os.path.getsize(export.tflite_files["float32"]), 3)
+        row["accuracy_drop_vs_saved_model"] = round(float_accuracy - row["accuracy"], 4)
+        result["tflite"][variant] = row
+    int8 = result["tflite"]["int8"]
+    result["targets"] = {"int8_size_vs_float32_max": 0.3, "int8_accuracy_drop_max": 0.01,
+                         "int8_size_met": int8["size_vs_float32"] <= 0.3,
+                         "int8_accuracy_met": int8["accuracy_drop_vs_saved_model"] <= 0.01}
+
+    start = time.perf_counter()
+    predictions = {"candidate": SavedModelRunner(export.output_dir).predict_examples(serialized)}
+    predicted = time.perf_counter()
+    tfma_metrics.compute(predictions, labels, info["labels"], 3, os.path.join(work, "tfma"))
+    done = time.perf_counter()
+    plain_rate, plain_accuracy = _plain_loop(train_dir, ingest_dir, image_size)
+    ours_rate = len(labels) / (done - start)
+    result["evaluation"] = {
+        "ours_images_per_s": round(ours_rate, 1),
+        "ours_predict_seconds": round(predicted - start, 2), "ours_tfma_seconds": round(done - predicted, 2),
+        "plain_predict_loop_images_per_s": round(plain_rate, 1), "plain_loop_accuracy": round(plain_accuracy, 4),
+        "ratio_ours_vs_plain": round(ours_rate / plain_rate, 3),
+    }
+    result["process_cpu_seconds"] = round(time.process_time() - cpu0, 1)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
