@@ -46,6 +46,8 @@ def _table(headers: list, rows: list, cls: str = "") -> str:
 
 
 def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"  # e.g. the precision of a class the model never predicted
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
