@@ -20,8 +20,8 @@ from components.train.input import AugmentConfig, make_dataset
 
 HEAD_MIN_VAL = 0.5  # measured 0.69 (20 cached epochs); chance 0.1
 DEFAULT_MIN_TEST = 0.75  # the target; measured 0.84
-SCRATCH_EPOCHS = 6
-SCRATCH_MIN_TEST = 0.4  # chance 0.1
+SCRATCH_SIZE, SCRATCH_EPOCHS = 48, 6  # small and short to keep the suite fast; 64 px reaches 0.56
+SCRATCH_MIN_TEST = 0.35  # measured 0.47; chance 0.1
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def _accuracy(probabilities, labels) -> float:
 
 
 def test_from_scratch_learns_and_inference_mode_tracks_training_mode(ingested_sign_digits, tmp_path):
-    config = TrainConfig(weights="none", image_size=64, batch_size=32,
+    config = TrainConfig(weights="none", image_size=SCRATCH_SIZE, batch_size=32,
                          stages=(StageConfig("scratch", epochs=SCRATCH_EPOCHS, learning_rate=2e-3, unfreeze="all",
                                              warmup_epochs=1, augment=False),))
     result = run(config, str(ingested_sign_digits), str(tmp_path / "train"))
@@ -73,7 +73,7 @@ def test_from_scratch_learns_and_inference_mode_tracks_training_mode(ingested_si
     images, labels = [], []
     # Shuffled batches, as in training (the split's stored order groups classes, which would bias
     # batch statistics), without augmentation.
-    shuffled = make_dataset(str(ingested_sign_digits), "train", (64, 64), 64, training=True,
+    shuffled = make_dataset(str(ingested_sign_digits), "train", (SCRATCH_SIZE,) * 2, 64, training=True,
                             augment=AugmentConfig.off(), seed=7)
     for x, y in shuffled.take(6):
         images.append(x.numpy())
