@@ -18,6 +18,7 @@ setuptools.setup(
         "tensorflow-model-analysis>=0.52,<0.53",
         "tfx-bsl>=1.21,<1.22",
         "tensorflow-datasets==4.9.10",
+        "tensorboard>=2.21,<2.22",  # the Keras TensorBoard callback needs it; TF 2.21 no longer pulls it in
         "pillow>=10",
         "pyyaml>=6",
         "matplotlib>=3.8",
