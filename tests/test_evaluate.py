@@ -2,11 +2,12 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 import components.evaluate
 from components.common.errors import UsageError
-from components.evaluate import gate
+from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
 from tests import export_models
 
@@ -39,6 +40,20 @@ def test_metrics_per_model_and_slice(evaluated):
     assert [sum(row) for row in confusion] == [8, 8, 8]
     assert sum(confusion[i][i] for i in range(3)) / 24 == pytest.approx(overall["accuracy"], abs=1e-6)
     assert os.path.exists(os.path.join(evaluated.output_dir, "tfma", "eval_config.json"))
+
+
+def test_per_class_metrics_count_the_top1_class_even_when_unconfident(tmp_path):
+    """Precision/recall/F1 per class are one-vs-rest on the predicted (top-1) class, not on p > 0.5."""
+    probabilities = np.array([[.4, .3, .3], [.3, .4, .3], [.3, .4, .3], [.3, .3, .4], [.3, .3, .4], [.4, .3, .3]],
+                             np.float32)
+    labels = np.array([0, 0, 1, 2, 2, 2])  # predicted: 0 1 1 2 2 0
+    overall = tfma_metrics.compute({"candidate": probabilities}, labels, ["a", "b", "c"], 1,
+                                   str(tmp_path))["metrics"]["candidate"]["overall"]
+    expected = {"precision/a": 1 / 2, "recall/a": 1 / 2, "precision/b": 1 / 2, "recall/b": 1.0,
+                "precision/c": 1.0, "recall/c": 2 / 3, "f1/c": 0.8, "accuracy": 4 / 6}
+    for name, value in expected.items():
+        assert overall[name] == pytest.approx(value, abs=1e-5), name
+    assert overall["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 0.8) / 3, abs=1e-5)
 
 
 def test_blessing_lists_every_check_and_tflite_deltas(evaluated):

@@ -41,13 +41,13 @@ def eval_config(model_names: list, num_classes: int, top_k: int) -> config_pb2.E
       metrics {{ class_name: "SparseTopKCategoricalAccuracy" config: '"k": {min(top_k, num_classes)}' }}
       metrics {{ class_name: "MultiClassConfusionMatrixPlot" }}
     """, config.metrics_specs.add(model_names=model_names))
+    # Per class, one-vs-rest on the top-1 class ("top_k": 1); without it TFMA thresholds each class's
+    # probability at 0.5, which is not what a classifier's precision means. TFMA's macro_average
+    # aggregation fails with top_k (KeyError in AddDerivedMetrics), so macro values are averaged below.
     per_class = config.metrics_specs.add(model_names=model_names)
     per_class.binarize.class_ids.values.extend(classes)
     for metric in ("Precision", "Recall", "F1Score"):
-        per_class.metrics.add(class_name=metric)
-    per_class.aggregate.macro_average = True
-    for c in classes:
-        per_class.aggregate.class_weights[c] = 1.0
+        per_class.metrics.add(class_name=metric, config='"top_k": 1')
     config.slicing_specs.add()
     config.slicing_specs.add(feature_keys=[LABEL_KEY])
     return config
@@ -93,11 +93,16 @@ def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int
             name = _NAMES.get(key.name)
             if name is None or key.is_diff:
                 continue
-            if key.aggregation_type.macro_average:
-                name = f"macro_{name}"
-            elif key.sub_key.HasField("class_id"):
+            if key.sub_key.HasField("class_id"):
                 name = f"{name}/{class_names[key.sub_key.class_id.value]}"
             metrics[key.model_name or names[0]].setdefault(slice_name, {})[name] = _number(kv.value.double_value.value)
+
+    for by_slice in metrics.values():
+        for values in by_slice.values():
+            for name in ("precision", "recall", "f1"):
+                per_class = [values.get(f"{name}/{c}") for c in class_names]
+                # an undefined value (no predictions of, or no examples of, a class) counts as 0
+                values[f"macro_{name}"] = _number(float(np.mean([v or 0.0 for v in per_class])))
 
     confusion = {}
     for record in tfma.load_plots(output_dir):
