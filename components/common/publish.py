@@ -77,3 +77,13 @@ def write_json(path: str, obj) -> None:
 def read_json(path: str):
     with tf.io.gfile.GFile(path, "r") as f:
         return json.load(f)
+
+
+def copy_tree(src: str, dst: str, skip=()) -> None:
+    """Copy the files under `src` into `dst` (any tf.io.gfile filesystem), leaving out paths in `skip`."""
+    for root, _dirs, files in tf.io.gfile.walk(src):
+        target = os.path.join(dst, os.path.relpath(root, src))
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            if os.path.join(root, name) not in skip:
+                tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)

@@ -16,7 +16,7 @@ import os
 import tensorflow as tf
 
 from components.common.errors import UsageError
-from components.common.publish import publish_dir, write_text_atomic
+from components.common.publish import copy_tree, publish_dir, write_text_atomic
 
 TRAIN = "train"
 
@@ -38,15 +38,6 @@ def choose(rows: list, fraction: float, seed: int = 0) -> set:
     return keep
 
 
-def _copy_tree(src: str, dst: str, skip=()) -> None:
-    for root, _dirs, files in tf.io.gfile.walk(src):
-        target = os.path.join(dst, os.path.relpath(root, src))
-        tf.io.gfile.makedirs(target)
-        for name in files:
-            if os.path.join(root, name) not in skip:
-                tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)
-
-
 def run(ingest_dir: str, fraction: float, output_dir: str, seed: int = 0) -> dict:
     """Write `ingest_dir` with its train split cut to `fraction` per class into `output_dir`.
 
@@ -63,7 +54,7 @@ def run(ingest_dir: str, fraction: float, output_dir: str, seed: int = 0) -> dic
         raise UsageError(f"{ingest_dir} has no train split to subsample")
     info_path = os.path.join(os.path.dirname(shards[0]), "dataset_info.json")
     with publish_dir(output_dir) as tmp:
-        _copy_tree(ingest_dir, tmp, skip=set(shards) | {os.path.join(ingest_dir, "_COMPLETE")})
+        copy_tree(ingest_dir, tmp, skip=set(shards) | {os.path.join(ingest_dir, "_COMPLETE")})
         dataset_dir = os.path.join(tmp, os.path.relpath(os.path.dirname(shards[0]), ingest_dir))
         name = os.path.basename(shards[0]).split(f"-{TRAIN}.tfrecord-")[0]
         out = os.path.join(dataset_dir, f"{name}-{TRAIN}.tfrecord-00000-of-00001")

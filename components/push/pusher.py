@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from components.common.errors import NotBlessedError, PipelineError, UsageError
-from components.common.publish import publish_dir, read_json, write_json
+from components.common.publish import copy_tree, publish_dir, read_json, write_json
 from components.push import versions
 from components.push.config import PushConfig
 
@@ -35,14 +35,6 @@ class PushResult:
     def summary(self) -> str:
         forced = " (FORCED: NOT BLESSED)" if self.forced else ""
         return f"pushed version {self.version} to {self.path}{forced}"
-
-
-def _copy_tree(src: str, dst: str) -> None:
-    for root, _dirs, files in tf.io.gfile.walk(src):
-        target = os.path.join(dst, os.path.relpath(root, src))
-        tf.io.gfile.makedirs(target)
-        for name in files:
-            tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)
 
 
 def _fsync_dir(path: str) -> None:
@@ -122,9 +114,9 @@ def run(config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_d
     model_info = read_json(os.path.join(export_dir, "model_info.json"))
 
     with publish_dir(final) as tmp:
-        _copy_tree(saved_model, tmp)
+        copy_tree(saved_model, tmp)
         extra = os.path.join(tmp, EXTRA)
-        _copy_tree(os.path.join(export_dir, "tflite"), os.path.join(extra, "tflite"))
+        copy_tree(os.path.join(export_dir, "tflite"), os.path.join(extra, "tflite"))
         for name in ("labels.txt", "model_info.json"):
             tf.io.gfile.copy(os.path.join(export_dir, name), os.path.join(extra, name))
         if evaluate_dir and tf.io.gfile.exists(os.path.join(evaluate_dir, "blessing.json")):

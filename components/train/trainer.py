@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from components.common.errors import DataError, UsageError
-from components.common.publish import publish_dir, read_json, write_json, write_text_atomic
+from components.common.publish import copy_tree, publish_dir, read_json, write_json, write_text_atomic
 from components.train import batchnorm, feature_cache, stages
 from components.train.backbones import build_backbone
 from components.train.callbacks import load_epochs, stage_callbacks
@@ -311,14 +311,6 @@ def _dedupe_csv(text: str) -> str:
     return "\n".join([header] + rows) + "\n"
 
 
-def _copy_tree(src: str, dst: str) -> None:
-    for root, _dirs, files in tf.io.gfile.walk(src):
-        target = os.path.join(dst, os.path.relpath(root, src))
-        tf.io.gfile.makedirs(target)
-        for name in files:
-            tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)
-
-
 def _publish(model, config, labels, counts, work_dir, result: TrainResult, output_dir) -> None:
     epochs = load_epochs(os.path.join(work_dir, "epochs.json"))
     with publish_dir(output_dir) as tmp:
@@ -355,5 +347,5 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
                 write_text_atomic(os.path.join(tmp, "training_log.csv"), _dedupe_csv(f.read()))
         tensorboard = os.path.join(work_dir, "tensorboard")
         if tf.io.gfile.exists(tensorboard):
-            _copy_tree(tensorboard, os.path.join(tmp, "tensorboard"))
+            copy_tree(tensorboard, os.path.join(tmp, "tensorboard"))
         plot_curves(epochs, os.path.join(tmp, "curves.png"))
