@@ -19,6 +19,7 @@ setuptools.setup(
         "tfx-bsl>=1.21,<1.22",
         "tensorflow-datasets==4.9.10",
         "tensorboard>=2.21,<2.22",  # the Keras TensorBoard callback needs it; TF 2.21 no longer pulls it in
+        "importlib_resources>=6",  # tensorflow-datasets 4.9.10 imports it when it downloads (--tfds-name)
         "pillow>=10",
         "pyyaml>=6",
         "matplotlib>=3.8",
