@@ -31,3 +31,19 @@ def feature_spec() -> dict:
             raise ValueError(f"schema feature {feature.name!r}: only scalar features are supported")
         spec[feature.name] = tf.io.FixedLenFeature([], _DTYPES[feature.type])
     return spec
+
+
+def tfds_features(labels):
+    """The TFDS `FeaturesDict` of the same schema, for the dataset_info.json/features.json we write.
+
+    `image` is TFDS's Image (so `builder_from_directory` decodes it), `label` a ClassLabel over
+    `labels`; every other feature maps from its schema type (BYTES → Text, INT → int64 Scalar).
+    """
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    special = {"image": tfds.features.Image(shape=(None, None, 3)),
+               "label": tfds.features.ClassLabel(names=list(labels))}
+    by_type = {schema_pb2.BYTES: tfds.features.Text, schema_pb2.INT: lambda: tfds.features.Scalar(dtype=np.int64)}
+    return tfds.features.FeaturesDict(
+        {f.name: special.get(f.name) or by_type[f.type]() for f in load_schema().feature})

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+import schemas
 from components.common.publish import COMPLETE_MARKER
 
 MANIFEST_FIELDS = ["path", "sha256", "label", "label_text", "split", "height", "width", "format", "bytes"]
@@ -145,16 +146,7 @@ def _write_tfds_metadata(data_dir: str, labels: Sequence[str]) -> None:
     """Write dataset_info.json and features.json with TFDS's own writer (it counts the shards)."""
     import tensorflow_datasets as tfds
 
-    features = tfds.features.FeaturesDict({
-        "image": tfds.features.Image(shape=(None, None, 3)),
-        "format": tfds.features.Text(),
-        "height": tfds.features.Scalar(dtype=np.int64),
-        "width": tfds.features.Scalar(dtype=np.int64),
-        "label": tfds.features.ClassLabel(names=list(labels)),
-        "label_text": tfds.features.Text(),
-        "filename": tfds.features.Text(),
-        "sha256": tfds.features.Text(),
-    })
+    features = schemas.tfds_features(labels)
     tfds.folder_dataset.write_metadata(data_dir=data_dir, features=features, check_data=True)
 
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from components.common.errors import DataError
 from components.common.publish import write_json, write_text_atomic
+import schemas
 
 DATASET_VERSION = "1.0.0"
 MANIFEST_FIELDS = ["path", "sha256", "label", "label_text", "split", "height", "width", "format", "bytes"]
@@ -83,21 +84,11 @@ def write_tfds_metadata(out_dir: str, dataset_name: str, labels: Sequence[str], 
                         description: str) -> None:
     """Write dataset_info.json and features.json so `tfds.builder_from_directory(out_dir)` loads it.
 
-    The features mirror schemas/image_example.pbtxt (TFDS's flat feature names are the keys).
+    The features come from schemas/image_example.pbtxt (TFDS's flat feature names are the keys).
     """
-    import numpy as np
     import tensorflow_datasets as tfds
 
-    features = tfds.features.FeaturesDict({
-        "image": tfds.features.Image(shape=(None, None, 3)),
-        "format": tfds.features.Text(),
-        "height": tfds.features.Scalar(dtype=np.int64),
-        "width": tfds.features.Scalar(dtype=np.int64),
-        "label": tfds.features.ClassLabel(names=list(labels)),
-        "label_text": tfds.features.Text(),
-        "filename": tfds.features.Text(),
-        "sha256": tfds.features.Text(),
-    })
+    features = schemas.tfds_features(labels)
     split_infos = [
         tfds.core.SplitInfo(name=split, shard_lengths=info["shard_lengths"], num_bytes=info["num_bytes"])
         for split, info in shards.items()
