@@ -33,7 +33,6 @@ class TrainAugment(AugmentConfig):
 PRECISIONS = ("auto", "float32", "mixed_float16")
 CLASS_WEIGHTS = ("auto", "none")
 OPTIMIZERS = ("adam", "adamw")
-UNFREEZE_KEYWORDS = ("none", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,9 +198,6 @@ class TrainConfig:
                     f"train.stages[{i}] ({stage.name}) freezes the backbone but train.weights='none': a random "
                     "backbone has nothing to transfer; use unfreeze='all' or pretrained weights")
         return self
-
-    def total_epochs(self) -> int:
-        return sum(s.epochs for s in self.effective_stages())
 
     def steps_per_epoch(self, num_examples: int) -> int:
         return max(1, math.ceil(num_examples / self.batch_size))

@@ -86,6 +86,3 @@ class Placement:
 
     def __exit__(self, *exc) -> None:
         keras.mixed_precision.set_global_policy(self._previous_policy)
-
-    def describe(self) -> dict:
-        return {"precision": self.precision, "strategy": self.strategy_name, "gpus": self.num_gpus}

@@ -21,8 +21,6 @@ import dataclasses
 
 import keras
 
-HEAD_LAYER_NAMES = ("head_pool", "head_dropout", "head_dense", "probabilities")
-
 
 @dataclasses.dataclass
 class Head:
@@ -62,14 +60,6 @@ def assemble(preprocessing, backbone: keras.Model, head: Head, image_size: int, 
         x = preprocessing(x)
     x = backbone(x) if backbone_trains_bn else backbone(x, training=False)
     return keras.Model(inputs, head(x), name="classifier")
-
-
-def find_backbone(model: keras.Model) -> keras.Model:
-    """The nested backbone model inside a classifier this module assembled."""
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if len(nested) != 1:
-        raise ValueError(f"expected exactly one nested backbone model in {model.name}, found {len(nested)}")
-    return nested[0]
 
 
 def head_model(head: Head, feature_dim: int) -> keras.Model:
