@@ -85,6 +85,11 @@ def _writing(root, component) -> bool:
     return folder.exists() and any(p.name.startswith(".tmp-") for p in folder.iterdir())
 
 
+def _versions(serving) -> list:
+    model_dir = serving / "classifier"
+    return sorted(p.name for p in model_dir.iterdir() if p.name.isdigit()) if model_dir.exists() else []
+
+
 def _check_nothing_half_visible(root, serving):
     for component in COMPONENTS:
         folder = root / component
@@ -113,6 +118,7 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
     assert "[pipeline] train: done" not in run.output, "killed too late: train had finished"
     epochs_at_kill = _epochs_done(root)
     assert 1 <= epochs_at_kill < 6
+    (work_key,) = [p.name for p in (root / "train" / "_work").iterdir()]  # where the resume state is
     _check_nothing_half_visible(root, serving)
 
     # Run 2: ingest and validate reused, train resumes; killed in export.
@@ -139,14 +145,14 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
     run.wait_for(lambda: "[pipeline] evaluate: started" in run.output, "evaluate started", timeout=600)
     for component in ("ingest", "validate", "train"):
         assert f"[pipeline] {component}: unchanged, reusing" in run.output, run.output
+    assert "left half-written by a killed run" in run.output  # the killed export's temporary, removed
     assert "[pipeline] export: done in" in run.output
     run.wait_for(lambda: _writing(root, "evaluate"), "evaluate writing")
     time.sleep(1.0)
     run.kill()
     assert "[pipeline] evaluate: done" not in run.output, "killed too late: evaluate had finished"
     _check_nothing_half_visible(root, serving)
-    assert not [p for p in (serving / "classifier").iterdir() if p.name.isdigit()] \
-        if (serving / "classifier").exists() else True
+    assert _versions(serving) == [], "nothing was pushed yet"
 
     # Run 4: completes, reusing every finished component; evaluate and push run.
     run = Run(*args)
@@ -160,11 +166,11 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
         assert f"[pipeline] {component}: done in" in out
     assert "left half-written by a killed run" in out  # the killed evaluate's temporary, removed
     _check_nothing_half_visible(root, serving)
-    assert sorted(p.name for p in (serving / "classifier").iterdir() if p.name.isdigit()) == ["1"]
+    assert _versions(serving) == ["1"]
     for component in COMPONENTS:
         assert not [p for p in (root / component).iterdir() if p.name.startswith(".tmp-")], component
         assert len([p for p in (root / component).iterdir() if not p.name.startswith((".", "_"))]) == 1, component
-    assert not list((root / "train" / "_work").glob("*")) if (root / "train" / "_work").exists() else True
+    assert not list((root / "train" / "_work").glob("*")), "the resume state is removed once train published"
 
     db = sqlite3.connect(root / "metadata.sqlite")
     killed = db.execute("SELECT component FROM executions WHERE status='interrupted' ORDER BY id").fetchall()
@@ -173,3 +179,5 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
     assert [s for (s,) in runs] == ["interrupted", "interrupted", "interrupted", "complete"]
     ran = db.execute("SELECT component FROM executions WHERE status='complete' ORDER BY id").fetchall()
     assert [c for (c,) in ran] == list(COMPONENTS) + ["push"], "each component completed exactly once"
+    (train_fp,) = db.execute("SELECT fingerprint FROM executions WHERE component='train' AND status='complete'").fetchone()
+    assert train_fp.startswith(work_key), "the rerun trained in the killed training's work directory"
