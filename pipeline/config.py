@@ -95,12 +95,15 @@ def coerce(value: Any, hint, key: str, from_text: bool = False):
             if type(None) in args:
                 return None
         # str last: "0.5" given for Union[str, float] is the number, "block_13" the name
+        errors = []
         for arg in sorted((a for a in args if a is not type(None)), key=lambda a: a is str):
             try:
                 return coerce(value, arg, key, from_text)
-            except UsageError:
-                pass
-        raise _bad(key, value, " or ".join(_type_name(a) for a in args))
+            except UsageError as e:
+                errors.append(e)
+        # an error about a key inside the value (e.g. train.stages[0].learning_rate) says more
+        nested = [e for e in errors if not str(e).startswith(f"config key {key}:")]
+        raise nested[0] if nested else _bad(key, value, " or ".join(_type_name(a) for a in args))
     if origin is typing.Literal:
         if value in args:
             return value
@@ -129,7 +132,7 @@ def coerce(value: Any, hint, key: str, from_text: bool = False):
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        if from_text and isinstance(value, str):
+        if isinstance(value, str):  # also YAML's: PyYAML (YAML 1.1) reads 2e-3 as a string
             try:
                 return float(value)
             except ValueError:

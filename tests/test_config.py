@@ -35,6 +35,8 @@ def _main(tmp_path, capsys, yaml_data=None, argv=()):
         (None, ("--set", "trainbatch=1"), ["SECTION.KEY=VALUE"]),
         (None, ("--splits", "train=0.5,val=0.2,test=0.2"), ["sum to 0.9"]),
         (None, ("--image-size", "4"), ["train.image_size=4", "16 to 1024"]),
+        (None, ("--set", "train.stages=[{name: head, epochs: 1, learning_rate: fast}]"),
+         ["train.stages[0].learning_rate", "'fast'", "a number"]),
     ],
 )
 def test_invalid_config_is_a_usage_error_naming_key_and_value(tmp_path, capsys, yaml_data, argv, expected):
@@ -79,3 +81,13 @@ def test_example_config_is_valid():
     data = config_mod.read_yaml(str(path))
     cfg = config_mod.build(data)
     assert cfg["ingest"].data_dir
+
+
+
+def test_scientific_notation_in_yaml_is_a_number():
+    """PyYAML (YAML 1.1) reads `2e-3` as a string; a float key still takes it as the number."""
+    stages = "[{name: head, epochs: 1, learning_rate: 2e-3}]"
+    base = {"ingest": {"data_dir": "images"}, "train": {"weights": "w.keras"}}
+    from_yaml = config_mod.build({**base, "train": {"stages": yaml.safe_load(stages), "weights": "w.keras"}})
+    from_flag = config_mod.build(base, [("train", "stages", stages)])
+    assert from_yaml["train"].stages[0].learning_rate == from_flag["train"].stages[0].learning_rate == 0.002
