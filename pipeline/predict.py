@@ -15,8 +15,9 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from components.common.errors import EXIT_DATA, EXIT_FAILURE, EXIT_OK, DataError, PipelineError
+from components.common.errors import EXIT_DATA, EXIT_OK, DataError
 from components.common.model_runners import OpenedModel
+from pipeline.cli import exits_with_codes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
@@ -72,38 +73,32 @@ def _score(model: OpenedModel, paths: list) -> list:
         return rows
 
 
+@exits_with_codes
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        model = OpenedModel(args.model, args.serving_dir, args.threads, args.batch_size)
-        paths = image_paths(args.inputs)
-        k = min(args.top_k, len(model.labels))
-        writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
-        if writer:
-            writer.writerow(["path"] + [f"{c}_{i}" for i in range(1, k + 1) for c in ("label", "score")] + ["error"])
-        failed = 0
-        for start in range(0, len(paths), args.batch_size):
-            for path, probabilities, error in _score(model, paths[start:start + args.batch_size]):
-                failed += error is not None
-                top = [] if probabilities is None else np.argsort(-probabilities, kind="stable")[:k]
-                labels = [model.labels[i] for i in top]
-                scores = [round(float(probabilities[i]), 6) for i in top]
-                if writer:
-                    cells = [x for pair in zip(labels, scores) for x in pair] or [""] * (2 * k)
-                    writer.writerow([path, *cells, error or ""])
-                else:
-                    row = {"path": path, "error": error} if error else {"path": path, "labels": labels, "scores": scores}
-                    print(json.dumps(row))
-        if failed:
-            print(f"error: {failed} of {len(paths)} images could not be decoded (see the error fields)", file=sys.stderr)
-            return EXIT_DATA
-        return EXIT_OK
-    except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except Exception as e:  # a bug: say so plainly, with the code for unexpected failures
-        print(f"unexpected failure: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_FAILURE
+    model = OpenedModel(args.model, args.serving_dir, args.threads, args.batch_size)
+    paths = image_paths(args.inputs)
+    k = min(args.top_k, len(model.labels))
+    writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
+    if writer:
+        writer.writerow(["path"] + [f"{c}_{i}" for i in range(1, k + 1) for c in ("label", "score")] + ["error"])
+    failed = 0
+    for start in range(0, len(paths), args.batch_size):
+        for path, probabilities, error in _score(model, paths[start:start + args.batch_size]):
+            failed += error is not None
+            top = [] if probabilities is None else np.argsort(-probabilities, kind="stable")[:k]
+            labels = [model.labels[i] for i in top]
+            scores = [round(float(probabilities[i]), 6) for i in top]
+            if writer:
+                cells = [x for pair in zip(labels, scores) for x in pair] or [""] * (2 * k)
+                writer.writerow([path, *cells, error or ""])
+            else:
+                row = {"path": path, "error": error} if error else {"path": path, "labels": labels, "scores": scores}
+                print(json.dumps(row))
+    if failed:
+        print(f"error: {failed} of {len(paths)} images could not be decoded (see the error fields)", file=sys.stderr)
+        return EXIT_DATA
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -13,11 +13,12 @@ import shutil
 import sys
 import tempfile
 
-from components.common.errors import EXIT_FAILURE, EXIT_NOT_BLESSED, EXIT_OK, PipelineError, UsageError
+from components.common.errors import EXIT_NOT_BLESSED, EXIT_OK, UsageError
 from components.common.model_runners import OpenedModel
 from components.evaluate.config import EvaluateConfig
 from components.evaluate.standalone import evaluate_model
 from components.evaluate.tfma_metrics import OVERALL
+from pipeline.cli import exits_with_codes
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -52,6 +53,7 @@ def _report_text(result, model: OpenedModel) -> str:
     return "\n".join(lines)
 
 
+@exits_with_codes
 def main(argv=None) -> int:
     args = parse_args(argv)
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="validate-")
@@ -69,12 +71,6 @@ def main(argv=None) -> int:
         else:
             print(_report_text(result, model))
         return EXIT_OK if result.blessed else EXIT_NOT_BLESSED
-    except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except Exception as e:  # a bug: say so plainly, with the code for unexpected failures
-        print(f"unexpected failure: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_FAILURE
     finally:
         if not args.output_dir:
             shutil.rmtree(output_dir, ignore_errors=True)
