@@ -46,4 +46,4 @@ def tfds_features(labels):
                "label": tfds.features.ClassLabel(names=list(labels))}
     by_type = {schema_pb2.BYTES: tfds.features.Text, schema_pb2.INT: lambda: tfds.features.Scalar(dtype=np.int64)}
     return tfds.features.FeaturesDict(
-        {f.name: special.get(f.name) or by_type[f.type]() for f in load_schema().feature})
+        {f.name: special[f.name] if f.name in special else by_type[f.type]() for f in load_schema().feature})
