@@ -1,75 +1,111 @@
-r"""The component graph: what runs in which order and which artifact feeds which.
+r"""The component graph: what runs in which order, and everything each node's orchestration needs.
 
     ingest -> validate -> train -> export -> evaluate -> push
        \________________/\________/\_______/\________/
         every later step also reads the ingest (splits, labels); push reads export + evaluate
 
-Each node says which upstream outputs it reads and how to call its component's `run` entry
-(schemas/ARTIFACTS.md). Nothing else lives here: caching, lineage and progress are in
-`pipeline/executor.py`, so this file stays readable in one screen.
+Each node declares, as a TFX component spec with its driver does: the upstream outputs it reads,
+its config section, the artifact kind it publishes (`schemas.artifacts`), the driver that resolves
+state outside the artifacts before it runs (`pipeline/drivers.py`: the data folder's listing, the
+baseline, the push destination), how its component's `run` is called, and which exit code a
+result that is not ok maps to. `pipeline/executor.py` is a loop over these that knows no
+component by name: a new component is its folder plus one `Node(...)` line below.
 """
 import dataclasses
 import importlib
-from typing import Callable
+from typing import Callable, Optional
+
+from components.common.errors import DataError, NotBlessedError
+from pipeline import artifacts, drivers
+from schemas import artifacts as kinds
 
 
 @dataclasses.dataclass(frozen=True)
 class Node:
+    """One component in the graph.
+
+    name: the component's name: its config section, its folder in the pipeline root, its CLI name.
+    inputs: upstream node names whose output artifacts this node reads.
+    artifact: the `schemas.artifacts` class of what it publishes (its lineage type, its reuse check).
+    call: (run, ctx, inputs {name: uri}, output_dir, resolved) -> the component's result.
+    config: "module:Class" of its config dataclass.
+    resolve: the driver, (ctx, inputs {name: executor.Input}) -> drivers.Resolved; None: nothing outside.
+    failure: (summary, output_uri) -> the PipelineError a result that is not ok stops the run with;
+      None: a result that is not ok lets the run go on (the evaluation: the push decides).
+    module: where its `run` lives (default `components.<name>`).
+    """
+
     name: str
-    inputs: tuple  # upstream node names whose output artifacts this node reads
-    call: Callable  # (run_fn, ctx, inputs: {name: uri}, output_dir) -> result
+    inputs: tuple
+    artifact: type
+    call: Callable
+    config: str
+    resolve: Optional[Callable] = None
+    failure: Optional[Callable] = None
+    module: str = ""
+
+    @property
+    def entry_module(self) -> str:
+        return self.module or f"components.{self.name}"
 
 
-def _ingest(run, ctx, inputs, out):
-    return run(ctx.config["ingest"], out, previous_dir=ctx.previous_output("ingest"), beam_options=ctx.beam_options)
+def _validation_failed(summary: str, uri: str) -> DataError:
+    return DataError(f"data validation failed: {summary.strip()}\n(details in "
+                     f"{kinds.ExampleAnomalies(uri).path(kinds.ExampleAnomalies.ANOMALIES)})")
 
 
-def _validate(run, ctx, inputs, out):
-    return run(ctx.config["validate"], inputs["ingest"], ctx.previous_output("ingest", before=inputs["ingest"]), out)
-
-
-def _train(run, ctx, inputs, out):
-    return run(ctx.config["train"], ctx.train_input(inputs["ingest"]), out, work_dir=ctx.train_work_dir)
-
-
-def _export(run, ctx, inputs, out):
-    return run(ctx.config["export"], inputs["train"], inputs["ingest"], out)
-
-
-def _evaluate(run, ctx, inputs, out):
-    return run(ctx.config["evaluate"], inputs["export"], inputs["ingest"], ctx.baseline_dir, out)
-
-
-def _push(run, ctx, inputs, out):
-    return run(ctx.config["push"], inputs["export"], inputs["evaluate"], ctx.serving_dir, force=ctx.force_push)
+def _not_pushed(summary: str, uri: str) -> NotBlessedError:
+    return NotBlessedError(summary.strip() or "the model was not pushed: the evaluation gate did not bless it")
 
 
 NODES = (
-    Node("ingest", (), _ingest),
-    Node("validate", ("ingest",), _validate),
-    Node("train", ("ingest",), _train),  # runs after validate, which stops the run on bad data
-    Node("export", ("train", "ingest"), _export),
-    Node("evaluate", ("export", "ingest"), _evaluate),
-    Node("push", ("export", "evaluate"), _push),
+    Node("ingest", (), kinds.Examples, config="components.ingest.config:IngestConfig", resolve=drivers.ingest,
+         call=lambda run, ctx, i, out, r: run(ctx.config["ingest"], out, previous_dir=r.args["previous"],
+                                                beam_options=ctx.beam_options)),
+    Node("validate", ("ingest",), kinds.ExampleAnomalies, config="components.validate.config:ValidateConfig",
+         resolve=drivers.validate, failure=_validation_failed,
+         call=lambda run, ctx, i, out, r: run(ctx.config["validate"], i["ingest"], r.args["previous"], out)),
+    Node("train", ("ingest",), kinds.Model, config="components.train.config:TrainConfig",
+         call=lambda run, ctx, i, out, r: run(ctx.config["train"], i["ingest"], out,
+                                               work_dir=artifacts.train_work_dir(ctx.root, r.fingerprint[:16]))),
+    Node("export", ("train", "ingest"), kinds.ExportedModel, config="components.export.config:ExportConfig",
+         call=lambda run, ctx, i, out, r: run(ctx.config["export"], i["train"], i["ingest"], out)),
+    Node("evaluate", ("export", "ingest"), kinds.ModelBlessing, config="components.evaluate.config:EvaluateConfig",
+         resolve=drivers.evaluate,
+         call=lambda run, ctx, i, out, r: run(ctx.config["evaluate"], i["export"], i["ingest"], r.args["baseline"],
+                                               out)),
+    Node("push", ("export", "evaluate"), kinds.ServingVersion, config="components.push.config:PushConfig",
+         resolve=drivers.push, failure=_not_pushed,
+         call=lambda run, ctx, i, out, r: run(ctx.config["push"], i["export"], i["evaluate"], ctx.serving_dir,
+                                               force=ctx.force_push)),
 )
-NAMES = tuple(node.name for node in NODES)
 
 
-def entry_point(name: str):
-    """The component's `run` function, or None when that component is not in this tree yet."""
+def names() -> tuple:
+    return tuple(node.name for node in NODES)
+
+
+def node(name: str) -> Node:
+    return next(n for n in NODES if n.name == name)
+
+
+def entry_point(node: Node):
+    """The component's `run` function, or None when that component is not in this tree."""
     try:
-        module = importlib.import_module(f"components.{name}")
-    except ModuleNotFoundError:
-        return None
+        module = importlib.import_module(node.entry_module)
+    except ModuleNotFoundError as e:
+        if e.name and node.entry_module.startswith(e.name):
+            return None
+        raise
     return getattr(module, "run", None)
 
 
 def downstream(name: str) -> set:
     """`name` and every node that reads its output, directly or not (what --force reruns)."""
     out = {name}
-    for node in NODES:
-        if out & set(node.inputs):
-            out.add(node.name)
+    for n in NODES:
+        if out & set(n.inputs):
+            out.add(n.name)
     return out
 
 
@@ -78,5 +114,5 @@ def select(only: str | None, stop_after: str | None) -> list:
     if only:
         return [n for n in NODES if n.name == only]
     if stop_after:
-        return list(NODES[: NAMES.index(stop_after) + 1])
+        return list(NODES[: names().index(stop_after) + 1])
     return list(NODES)

@@ -104,11 +104,13 @@ class Store:
             return cur.lastrowid
 
     def finish_execution(self, execution_id: int, status: str, seconds: float, summary: str = "",
-                         error: str = "", cached_from: int | None = None) -> None:
+                         error: str = "", output_uri: str | None = None) -> None:
+        """Close an execution; `output_uri` (when given) is where its output ended up."""
         with self._tx() as db:
             db.execute(
-                "UPDATE executions SET status=?, ended=?, seconds=?, summary=?, error=?, cached_from=? WHERE id=?",
-                (status, now(), seconds, summary, error, cached_from, execution_id),
+                "UPDATE executions SET status=?, ended=?, seconds=?, summary=?, error=?, "
+                "output_uri=COALESCE(?, output_uri) WHERE id=?",
+                (status, now(), seconds, summary, error, output_uri, execution_id),
             )
 
     def record_cached(self, run_id: str, component: str, fingerprint: str, source) -> int:
@@ -140,6 +142,20 @@ class Store:
             (component,),
         ).fetchone()
 
+    def execution(self, execution_id: int):
+        return self.db.execute("SELECT * FROM executions WHERE id=?", (execution_id,)).fetchone()
+
+    def latest_output(self, component: str, complete, before: str | None = None) -> str | None:
+        """The newest output of `component` (other than `before`) for which `complete(uri)` holds."""
+        rows = self.db.execute(
+            "SELECT output_uri FROM executions WHERE component=? AND status IN ('complete','cached') "
+            "ORDER BY id DESC", (component,)).fetchall()
+        for row in rows:
+            uri = row["output_uri"]
+            if uri and uri != before and complete(uri):
+                return uri
+        return None
+
     def executions(self, run_id: str) -> list:
         return self.db.execute("SELECT * FROM executions WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
 
@@ -164,11 +180,37 @@ class Store:
             (execution_id, kind),
         ).fetchall()
 
-    def latest_pushed(self):
-        """The artifact of the latest push that put a model into serving (the gate's baseline)."""
-        for row in self.db.execute(
-            "SELECT * FROM artifacts WHERE type='PushedModel' ORDER BY id DESC"
-        ):
-            if json.loads(row["properties"]).get("pushed"):
-                return row
+    def recent_outputs(self, type_: str, limit: int) -> list:
+        """(execution id, uri, properties) of the newest `limit` artifacts of `type_` written by complete executions."""
+        rows = self.db.execute(
+            "SELECT a.uri, a.properties, v.execution_id FROM artifacts a JOIN events v ON v.artifact_id=a.id "
+            "JOIN executions e ON e.id=v.execution_id WHERE a.type=? AND v.kind='output' "
+            "AND e.status='complete' ORDER BY a.id DESC LIMIT ?", (type_, limit)).fetchall()
+        return [(row["execution_id"], row["uri"], json.loads(row["properties"])) for row in rows]
+
+    def producer(self, artifact_id: int):
+        """The complete execution that wrote `artifact_id` (not one that reused it), or None."""
+        return self.db.execute(
+            "SELECT e.* FROM executions e JOIN events v ON v.execution_id=e.id WHERE v.artifact_id=? "
+            "AND v.kind='output' AND e.status='complete' ORDER BY e.id LIMIT 1", (artifact_id,)).fetchone()
+
+    def upstream(self, artifact_id: int, type_: str):
+        """The execution that wrote the `type_` input read by the producer of `artifact_id`, or None."""
+        producer = self.producer(artifact_id)
+        if producer is None:
+            return None
+        for artifact in self.artifacts_of(producer["id"], kind="input"):
+            if artifact["type"] == type_:
+                return self.producer(artifact["id"])
+        return None
+
+    def latest_pushed(self, destination: str):
+        """The latest model pushed to `destination` (SERVING_DIR/MODEL_NAME), the gate's baseline, or None.
+
+        Returned as a dict: id, uri, fingerprint, properties (parsed).
+        """
+        for row in self.db.execute("SELECT * FROM artifacts WHERE type='PushedModel' ORDER BY id DESC"):
+            props = json.loads(row["properties"])
+            if props.get("pushed") and props.get("destination") == destination:
+                return {**dict(row), "properties": props}
         return None

@@ -15,11 +15,11 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from components.common.image_ops import IMAGE_EXTENSIONS
 from components.common.errors import EXIT_DATA, EXIT_OK, DataError
 from components.common.model_runners import OpenedModel
 from pipeline.cli import exits_with_codes
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

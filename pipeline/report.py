@@ -7,16 +7,15 @@ the test-split predictions behind the "worst misclassified" grid, made with the 
 through the shared model runner.
 """
 import base64
-import csv
 import hashlib
 import html
-import io
 import json
 import os
 
 import tensorflow as tf
 
 from components.common import publish
+from schemas.artifacts import ExampleAnomalies, Examples, ExportedModel, Model, ModelBlessing
 
 MAX_REJECTED_THUMBNAILS = 12
 WORST_MISCLASSIFIED = 12
@@ -27,11 +26,6 @@ def _read(path: str, mode: str = "r"):
         return None
     with tf.io.gfile.GFile(path, mode) as f:
         return f.read()
-
-
-def _json(path: str):
-    text = _read(path)
-    return json.loads(text) if text else None
 
 
 def _img(png: bytes, alt: str, width: int | None = None) -> str:
@@ -65,8 +59,8 @@ class Report:
 
     # --- sections -----------------------------------------------------------------------------
     def data(self) -> None:
-        ingest = self.outputs.get("ingest")
-        stats = _json(os.path.join(ingest, "stats.json")) if ingest else None
+        ingest = Examples(self.outputs["ingest"]) if self.outputs.get("ingest") else None
+        stats = ingest.json_or_none(Examples.STATS) if ingest else None
         if not stats:
             self.add("data", "Data", "<p>The ingest did not run.</p>")
             return
@@ -79,7 +73,7 @@ class Report:
                 f"{files.get('ignored')} ignored.</p>", _table(["class", *splits], rows, "counts")]
         self.lines.append(f"data: {files.get('kept')} kept / {files.get('found')} found, "
                           + ", ".join(f"{s} {stats['per_split'].get(s, 0)}" for s in splits))
-        rejected = list(csv.DictReader(io.StringIO(_read(os.path.join(ingest, "rejected.csv")) or "")))
+        rejected = ingest.rejected()
         by_reason = {}
         for row in rejected:
             by_reason[row["reason"]] = by_reason.get(row["reason"], 0) + 1
@@ -92,9 +86,9 @@ class Report:
             self.lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())))
         else:
             body.append("<p>No file was rejected.</p>")
-        anomalies = _json(os.path.join(self.outputs["validate"], "anomalies.json")) if self.outputs.get("validate") else None
-        if anomalies:
-            items = anomalies if isinstance(anomalies, list) else anomalies.get("anomalies", [])
+        validation = ExampleAnomalies(self.outputs["validate"]) if self.outputs.get("validate") else None
+        items = validation.json_or_none(ExampleAnomalies.ANOMALIES) if validation else None
+        if items is not None:
             body.append("<h3>Data validation</h3>")
             body.append(_table(["severity", "code", "message"],
                                [[a.get("severity"), a.get("code"), a.get("message")] for a in items])
@@ -118,25 +112,17 @@ class Report:
         return '<div class="thumbs">' + "".join(tiles) + "</div>"
 
     def training(self) -> None:
-        train = self.outputs.get("train")
-        if not train:
+        if not self.outputs.get("train"):
             self.add("training", "Training", "<p>The trainer did not run.</p>")
             return
+        train = Model(self.outputs["train"])
         body = []
-        curves = _read(os.path.join(train, "curves.png"), "rb")
+        curves = _read(train.path(Model.CURVES), "rb")
         if curves:
             body.append(_img(curves, "training curves per stage", 720))
-        info = _json(os.path.join(train, "model_info.json")) or {}
-        history = _json(os.path.join(train, "history.json")) or {}
-        stages = history.get("stages") if isinstance(history, dict) else None
-        if isinstance(stages, list):
-            rows = []
-            for s in stages:
-                if isinstance(s, dict):
-                    rows.append([s.get("name"), s.get("epochs_run", s.get("epochs")),
-                                 _fmt(s.get("best_val_accuracy", s.get("val_accuracy")))])
-            if rows:
-                body.append(_table(["stage", "epochs", "best val accuracy"], rows))
+        info = train.info()
+        rows = [[s["name"], s["epochs_run"], _fmt(s["val_accuracy"])] for s in train.history()["stages"]]
+        body.append(_table(["stage", "epochs", "val accuracy after the stage"], rows))
         keys = ("backbone", "alpha", "image_size", "weights", "precision", "val_accuracy", "test_accuracy")
         body.append(_table(["model", "value"], [[k, _fmt(info[k]) if k.endswith("accuracy") else info[k]]
                                                 for k in keys if k in info]))
@@ -148,13 +134,12 @@ class Report:
         from pipeline import report_figures
 
         evaluate = self.outputs.get("evaluate")
-        metrics = _json(os.path.join(evaluate, "metrics.json")) if evaluate else None
-        if not metrics:
+        if not evaluate or not self.outputs.get("export"):
             self.add("metrics", "Metrics", "<p>The evaluation did not run.</p>")
             self.add("confusion", "Confusion matrix", "<p>The evaluation did not run.</p>")
             return
-        labels = (_read(os.path.join(self.outputs["export"], "labels.txt")) or "").split("\n") if self.outputs.get("export") else []
-        labels = [x for x in labels if x]
+        metrics = ModelBlessing(evaluate).metrics()
+        labels = ExportedModel(self.outputs["export"]).labels()
         overall = metrics["metrics"]["candidate"].get("overall", {})
         rows = [[k, _fmt(v)] for k, v in sorted(overall.items()) if "/" not in k]
         body = [f"<p>{metrics.get('examples')} examples of the {html.escape(str(metrics.get('split')))} split.</p>",
@@ -186,13 +171,12 @@ class Report:
         self.add("worst", "Worst misclassified test images", cached)
 
     def _worst_html(self, export: str, ingest: str) -> str:
-        from components.common.ingested import read_labels, read_split
         from components.common.model_runners import SavedModelRunner
         from pipeline import report_figures
 
         split = getattr(self.config["evaluate"], "split", "test") if self.config["evaluate"] is not None else "test"
-        serialized, images, y = read_split(ingest, split)
-        labels = read_labels(os.path.join(export, "labels.txt"))
+        serialized, images, y = Examples(ingest).read_split(split)
+        labels = ExportedModel(export).labels()
         probabilities = SavedModelRunner(export).predict_examples(serialized)
         predicted = probabilities.argmax(axis=1)
         wrong = [i for i in range(len(y)) if predicted[i] != y[i]]
@@ -207,10 +191,10 @@ class Report:
 
     def gate(self) -> None:
         evaluate = self.outputs.get("evaluate")
-        blessing = _json(os.path.join(evaluate, "blessing.json")) if evaluate else None
-        if not blessing:
+        if not evaluate:
             self.add("gate", "Gate", "<p>The evaluation gate did not run.</p>")
             return
+        blessing = ModelBlessing(evaluate).blessing()
         verdict = "BLESSED" if blessing.get("blessed") else "NOT BLESSED"
         rows = [[c.get("name"), c.get("model"), c.get("slice"), _fmt(c.get("threshold")), _fmt(c.get("value")),
                  "pass" if c.get("passed") else "FAIL", c.get("reason") or ""] for c in blessing.get("checks", [])]
@@ -224,13 +208,13 @@ class Report:
         if not export:
             self.add("tflite", "TFLite variants", "<p>No export in this run.</p>")
             return
-        evaluate = self.outputs.get("evaluate")
-        metrics = (_json(os.path.join(evaluate, "metrics.json")) or {}).get("metrics", {}) if evaluate else {}
-        deltas = (_json(os.path.join(evaluate, "blessing.json")) or {}).get("tflite_accuracy_delta", {}) if evaluate else {}
-        parity = _json(os.path.join(export, "parity.json")) or {}
+        evaluate = ModelBlessing(self.outputs["evaluate"]) if self.outputs.get("evaluate") else None
+        metrics = evaluate.metrics()["metrics"] if evaluate else {}
+        deltas = evaluate.blessing().get("tflite_accuracy_delta", {}) if evaluate else {}
+        exported = ExportedModel(export)
+        parity = exported.parity()
         rows = []
-        for path in sorted(tf.io.gfile.glob(os.path.join(export, "tflite", "*.tflite"))):
-            variant = os.path.basename(path)[len("model_"):-len(".tflite")]
+        for variant, path in exported.tflite_files().items():
             accuracy = metrics.get(f"tflite_{variant}", {}).get("overall", {}).get("accuracy")
             rows.append([variant, f"{tf.io.gfile.stat(path).length / 1024:.0f} KiB", _fmt(accuracy),
                          _fmt(deltas.get(variant))])
@@ -247,7 +231,7 @@ class Report:
         ingest = [e for e in self.store.executions(self.run_id) if e["component"] == "ingest"]
         push = [e for e in self.store.executions(self.run_id) if e["component"] == "push"]
         evaluate = self.outputs.get("evaluate")
-        baseline = (_json(os.path.join(evaluate, "blessing.json")) or {}).get("baseline") if evaluate else None
+        baseline = ModelBlessing(evaluate).blessing().get("baseline") if evaluate else None
         facts = [["run", self.run_id], ["code version", code_version],
                  ["data fingerprint", ingest[0]["fingerprint"] if ingest else "-"],
                  ["data", getattr(self.config["ingest"], "data_dir", None) or getattr(self.config["ingest"], "tfds_name", "-")],

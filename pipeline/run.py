@@ -26,7 +26,7 @@ from components.common.errors import PipelineError, UsageError
 FLAG_KEYS = {  # flag dest -> config key it sets ("section.key")
     "pipeline_root": "pipeline.pipeline_root",
     "serving_dir": "pipeline.serving_dir",
-    "train_fraction": "pipeline.train_fraction",
+    "train_fraction": "train.train_fraction",
     "data_dir": "ingest.data_dir",
     "tfds_name": "ingest.tfds_name",
     "max_side": "ingest.max_side",
@@ -72,12 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any config key, e.g. --set train.label_smoothing=0.1 (repeatable)")
     g.add_argument("--pipeline-root", metavar="DIR", help="where every output, the lineage store and the lock live "
                    "(default ./pipeline_root)")
-    g.add_argument("--stop-after", choices=dag.NAMES, metavar="COMPONENT",
-                   help=f"run up to and including this component ({', '.join(dag.NAMES)})")
-    g.add_argument("--only", choices=dag.NAMES, metavar="COMPONENT",
+    g.add_argument("--stop-after", choices=dag.names(), metavar="COMPONENT",
+                   help=f"run up to and including this component ({', '.join(dag.names())})")
+    g.add_argument("--only", choices=dag.names(), metavar="COMPONENT",
                    help="run only this component, its inputs taken from the latest successful run "
                    "(reused if unchanged: add --force COMPONENT to rerun it)")
-    g.add_argument("--force", choices=dag.NAMES, metavar="COMPONENT", action="append", default=[],
+    g.add_argument("--force", choices=dag.names(), metavar="COMPONENT", action="append", default=[],
                    help="rerun this component and everything downstream even if unchanged (repeatable)")
     g.add_argument("--wait", action="store_true", help="if another run holds the pipeline root, wait for it "
                    "instead of exiting with code 5")

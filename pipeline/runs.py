@@ -85,7 +85,7 @@ def show_run(store, run_id: str) -> str:
     for e in store.executions(run["id"]):
         note = e["error"] or ""
         if e["status"] == "cached":
-            source = store.db.execute("SELECT run_id FROM executions WHERE id=?", (e["cached_from"],)).fetchone()
+            source = store.execution(e["cached_from"])
             note = f"reused from run {source['run_id'] if source else '?'}"
         rows.append([e["component"], STATUS_MARK.get(e["status"], e["status"]), f"{e['seconds'] or 0:.1f}s",
                      (e["fingerprint"] or "")[:12], e["output_uri"] or "-", note])

@@ -6,13 +6,10 @@ trainer and the exporter parse with `feature_spec()`, and TFMA reads the same re
 import functools
 import os
 
-import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "image_example.pbtxt")
-
-_DTYPES = {schema_pb2.BYTES: tf.string, schema_pb2.INT: tf.int64, schema_pb2.FLOAT: tf.float32}
 
 
 @functools.lru_cache(maxsize=None)
@@ -24,12 +21,15 @@ def load_schema() -> schema_pb2.Schema:
 
 def feature_spec() -> dict:
     """`tf.io.parse_example` spec: one scalar `FixedLenFeature` per schema feature."""
+    import tensorflow as tf  # here, not at the top: Beam workers import `schemas` and must not load TensorFlow
+
+    dtypes = {schema_pb2.BYTES: tf.string, schema_pb2.INT: tf.int64, schema_pb2.FLOAT: tf.float32}
     spec = {}
     for feature in load_schema().feature:
         dims = [d.size for d in feature.shape.dim]
         if dims != [1]:
             raise ValueError(f"schema feature {feature.name!r}: only scalar features are supported")
-        spec[feature.name] = tf.io.FixedLenFeature([], _DTYPES[feature.type])
+        spec[feature.name] = tf.io.FixedLenFeature([], dtypes[feature.type])
     return spec
 
 

@@ -14,7 +14,7 @@ import keras
 from PIL import Image
 
 import components.export
-from components.common import ingested
+from schemas.artifacts import Examples
 from components.common.model_runners import preprocess
 from components.common.publish import write_json
 from tests.ingest_format import ImageRecord, write_ingest_dir, write_synthetic_ingest_dir
@@ -48,8 +48,8 @@ def tiny_cnn(num_classes: int, image_size=(32, 32), seed: int = 0) -> keras.Mode
 
 def train_tiny(train_dir, ingest_dir, epochs: int, image_size=(32, 32), seed: int = 0, learning_rate=0.05) -> str:
     """A tiny CNN fitted on the ingest dir's train split for `epochs` (0: untrained, near chance)."""
-    labels = ingested.read_labels(os.path.join(ingest_dir, "labels.txt"))
-    _, images, y = ingested.read_split(ingest_dir, "train")
+    labels = Examples(ingest_dir).labels()
+    _, images, y = Examples(ingest_dir).read_split("train")
     model = tiny_cnn(len(labels), image_size, seed)
     if epochs:
         model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy")
@@ -72,8 +72,8 @@ def sign_digits_ingest_dir(ingest_dir, sign_digits_dir: pathlib.Path, train_per_
 
 def train_sign_digits(train_dir, ingest_dir, weights_dir: pathlib.Path, epochs: int = 30) -> str:
     """The shared MobileNetV2 (frozen, 96 px) + pooling + dense head fitted on the train split."""
-    labels = ingested.read_labels(os.path.join(ingest_dir, "labels.txt"))
-    _, images, y = ingested.read_split(ingest_dir, "train")
+    labels = Examples(ingest_dir).labels()
+    _, images, y = Examples(ingest_dir).read_split("train")
     backbone = keras.models.load_model(weights_dir / "mobilenetv2_0.35_96_cifar6_notop.keras", compile=False)
     backbone.trainable = False
     keras.utils.set_random_seed(0)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import components.export
-from components.common import ingested
+from schemas.artifacts import Examples
 from components.common.errors import DataError, UsageError
 from components.common.model_runners import TFLiteRunner, preprocess
 from components.export import parity, tflite
@@ -23,7 +23,7 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def test_split(tmp_path_factory):
-    return ingested.read_split(export_models.tiny_ingest(tmp_path_factory), "test")
+    return Examples(export_models.tiny_ingest(tmp_path_factory)).read_split("test")
 
 
 def _keras_model(export_dir):

@@ -5,14 +5,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components.common import ingested
+from schemas.artifacts import Examples, ExportedModel
 from components.common.model_runners import TFLiteRunner, preprocess
 from tests import export_models
 
 
 def test_serving_default_top1_equals_keras_on_raw_jpeg_bytes(tmp_path_factory, sign_digits_dir, shared_weights_dir):
     art = export_models.sign_digits_artifacts(tmp_path_factory, sign_digits_dir, shared_weights_dir)
-    _, jpegs, labels = ingested.read_split(art["ingest"], "test")
+    _, jpegs, labels = Examples(art["ingest"]).read_split("test")
     assert all(j[:2] == b"\xff\xd8" for j in jpegs)  # the original JPEG files' bytes
     model = keras.models.load_model(os.path.join(art["train"], "model.keras"))
     keras_probs = model.predict(preprocess(jpegs, (96, 96)), verbose=0)
@@ -20,7 +20,7 @@ def test_serving_default_top1_equals_keras_on_raw_jpeg_bytes(tmp_path_factory, s
     served = tf.saved_model.load(os.path.join(art["export"], "saved_model")).signatures["serving_default"]
     out = served(images=tf.constant(jpegs))
     assert np.array_equal(out["probabilities"].numpy().argmax(1), keras_probs.argmax(1))
-    names = ingested.read_labels(os.path.join(art["export"], "labels.txt"))
+    names = ExportedModel(art["export"]).labels()
     assert [c.decode() for c in out["classes"].numpy()[:, 0]] == [names[i] for i in keras_probs.argmax(1)]
     assert np.mean(keras_probs.argmax(1) == labels) > 0.25  # well above chance (0.1) on 10 classes
 

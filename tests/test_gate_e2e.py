@@ -11,7 +11,7 @@ import pytest
 import components.evaluate
 import components.export
 import components.push
-from components.common.errors import NotBlessedError
+from schemas.artifacts import ServingModel
 from tests import export_models
 from tests.ingest_format import write_synthetic_ingest_dir
 
@@ -23,16 +23,14 @@ def ingest(tmp_path_factory):
 
 
 def _run(root, name, ingest, epochs, serving, config):
-    """One pipeline pass through the components: (evaluate result, push result or the NotBlessedError)."""
+    """One pipeline pass through the components: (evaluate result, push result)."""
     train = export_models.train_tiny(root / f"train_{name}", ingest, epochs)
     export = components.export.run(components.export.ExportConfig(tflite_variants=("float32",)), train, ingest,
                                    str(root / f"export_{name}")).output_dir
-    baseline = components.push.latest_version_dir(serving, "classifier")
-    evaluation = components.evaluate.run(config, export, ingest, baseline, str(root / f"evaluate_{name}"))
-    try:
-        return evaluation, components.push.run(components.push.PushConfig(), export, evaluation.output_dir, serving)
-    except NotBlessedError as e:
-        return evaluation, e
+    latest = ServingModel(serving, "classifier").latest()
+    evaluation = components.evaluate.run(config, export, ingest, latest.uri if latest else None,
+                                         str(root / f"evaluate_{name}"))
+    return evaluation, components.push.run(components.push.PushConfig(), export, evaluation.output_dir, serving)
 
 
 def _versions(serving):
@@ -48,13 +46,13 @@ def test_model_below_accuracy_threshold_is_not_pushed(tmp_path, ingest):
     serving = str(tmp_path / "serving")
     evaluation, outcome = _run(tmp_path, "untrained", ingest, 0, serving,
                                components.evaluate.EvaluateConfig(min_accuracy=0.5))
-    assert isinstance(outcome, NotBlessedError) and outcome.exit_code == 4
+    assert not outcome.pushed and not evaluation.ok
     assert _versions(serving) == []
     assert os.path.exists(os.path.join(evaluation.output_dir, "NOT_BLESSED"))
     failed = [c for c in _blessing(evaluation)["checks"] if not c["passed"]]
     assert [(c["name"], c["metric"], c["slice"]) for c in failed] == [("min_accuracy", "accuracy", "overall")]
     assert failed[0]["value"] < 0.5 and "below the required 0.5" in failed[0]["reason"]
-    assert failed[0]["reason"] in str(outcome)
+    assert failed[0]["reason"] in outcome.reason
 
 
 def test_worse_model_is_not_blessed_against_the_baseline_and_better_one_pushes_v2(tmp_path, ingest):
@@ -66,7 +64,7 @@ def test_worse_model_is_not_blessed_against_the_baseline_and_better_one_pushes_v
     assert not [c for c in first.checks if c.name == "max_accuracy_drop_vs_baseline"]  # first run: no baseline
 
     worse, refused = _run(tmp_path, "worse", ingest, 0, serving, config)
-    assert isinstance(refused, NotBlessedError) and _versions(serving) == ["1"]
+    assert not refused.pushed and _versions(serving) == ["1"]
     blessing = _blessing(worse)
     assert blessing["baseline"] == os.path.join(serving, "classifier", "1")
     failed = [c for c in blessing["checks"] if not c["passed"]]

@@ -12,6 +12,8 @@ import tensorflow as tf
 
 import components.push
 from components.common.errors import NotBlessedError, UsageError
+from pipeline import dag
+from schemas.artifacts import ServingModel
 from components.push import PushConfig
 from tests import export_models
 
@@ -43,7 +45,7 @@ def test_versions_increase_layout_is_tf_serving_and_old_ones_retire(tmp_path, ex
     results = [components.push.run(config, exported, blessed, serving) for _ in range(3)]
     assert [r.version for r in results] == [1, 2, 3] and results[2].retired == [1]
     assert _listing(tmp_path / "serving" / "digits") == ["2", "3"]
-    assert components.push.latest_version_dir(serving, "digits") == results[2].path
+    assert ServingModel(serving, "digits").latest().uri == results[2].path
 
     version = tmp_path / "serving" / "digits" / "3"
     assert (version / "saved_model.pb").exists() and (version / "variables").is_dir()
@@ -60,16 +62,19 @@ def test_versions_increase_layout_is_tf_serving_and_old_ones_retire(tmp_path, ex
     np.testing.assert_array_equal(served(images=image)["probabilities"], original(images=image)["probabilities"])
 
 
-def test_not_blessed_raises_exit_4_and_leaves_serving_dir_unchanged(tmp_path, exported, blessed, not_blessed):
+def test_not_blessed_is_an_outcome_exit_4_and_leaves_serving_dir_unchanged(tmp_path, exported, blessed, not_blessed):
     serving = str(tmp_path / "serving")
     components.push.run(PushConfig(), exported, blessed, serving)
     before = _listing(tmp_path / "serving" / "classifier")
-    with pytest.raises(NotBlessedError, match="accuracy 0.3 is below the required 0.5") as e:
-        components.push.run(PushConfig(), exported, not_blessed, serving)
-    assert e.value.exit_code == 4
+    result = components.push.run(PushConfig(), exported, not_blessed, serving)
+    assert not result.pushed and not result.ok and result.output_dir == "" and result.version is None
+    assert "accuracy 0.3 is below the required 0.5" in result.reason and result.reason in result.summary()
+    assert result.properties()["pushed"] is False
+    error = dag.node("push").failure(result.summary(), result.output_dir)  # how the pipeline ends the run
+    assert isinstance(error, NotBlessedError) and error.exit_code == 4
     assert _listing(tmp_path / "serving" / "classifier") == before == ["1"]
-    with pytest.raises(NotBlessedError, match="no evaluation result"):
-        components.push.run(PushConfig(), exported, str(tmp_path / "missing"), serving)
+    missing = components.push.run(PushConfig(), exported, str(tmp_path / "missing"), serving)
+    assert not missing.pushed and "no evaluation result" in missing.reason
 
 
 def test_force_push_is_loud_and_recorded(tmp_path, exported, not_blessed, capsys):

@@ -190,10 +190,10 @@ def test_bad_config_is_a_usage_error_naming_the_field(changes, field):
 
 
 def test_default_stages_depend_on_pretrained_weights():
-    pretrained = TrainConfig(weights="imagenet").validate().effective_stages()
+    pretrained = TrainConfig(weights="imagenet").effective_stages()
     assert [s.name for s in pretrained] == ["head", "finetune"]
     assert pretrained[0].freezes_backbone and not pretrained[0].augment
-    assert [s.name for s in TrainConfig(weights="none").validate().effective_stages()] == ["scratch"]
+    assert [s.name for s in TrainConfig(weights="none").effective_stages()] == ["scratch"]
 
 
 def test_precision_auto_uses_mixed_float16_only_on_capable_gpus():

@@ -1,4 +1,4 @@
-"""Data validation: each anomaly, its severity, and the published anomalies.json before exit 3."""
+"""Data validation: each anomaly, its severity, and the published anomalies.json behind exit 3."""
 import json
 import os
 
@@ -7,6 +7,7 @@ import pytest
 from components.common.errors import EXIT_DATA, DataError, UsageError
 from components.common.publish import is_complete
 from components.validate import ValidateConfig, run
+from pipeline import dag
 
 
 def ingest_dir(root, per_class, rejected=None, name="ingest"):
@@ -32,6 +33,11 @@ def split(n_train, n_val=2, n_test=2):
 HEALTHY = {"cats": split(16), "dogs": split(16)}
 
 
+def stopped(result) -> DataError:
+    """The error the pipeline ends the run with for this result (None when the data passed)."""
+    return None if result.ok else dag.node("validate").failure(result.summary(), result.output_dir)
+
+
 def anomalies(out):
     with open(os.path.join(out, "anomalies.json")) as f:
         return [(a["severity"], a["code"]) for a in json.load(f)]
@@ -43,32 +49,38 @@ def test_healthy_data_publishes_an_empty_anomaly_list(tmp_path):
     assert result.anomalies == [] and anomalies(out) == [] and is_complete(out)
 
 
-def test_real_ingest_has_no_anomalies(ingested_sign_digits, tmp_path):
-    result = run(ValidateConfig(), str(ingested_sign_digits), str(ingested_sign_digits), str(tmp_path / "v"))
-    assert result.anomalies == []
+def test_real_ingest_has_no_anomalies_and_its_drift_is_measured(ingested_sign_digits, tmp_path):
+    result = run(ValidateConfig(), str(ingested_sign_digits), None, str(tmp_path / "v"))
+    assert result.ok and result.anomalies == []
+    stats = json.loads((ingested_sign_digits / "stats.json").read_text())
+    dropped = sorted(stats["per_class_per_split"])[0]  # an earlier ingest without one of the classes
+    earlier = {name: splits for name, splits in stats["per_class_per_split"].items() if name != dropped}
+    drift = run(ValidateConfig(max_balance_change=1.0), str(ingested_sign_digits),
+                ingest_dir(str(tmp_path), earlier, name="earlier"), str(tmp_path / "v2"))
+    assert [(a.severity, a.code) for a in drift.anomalies] == [("warning", "class_set_changed")]
+    assert f"added [{dropped!r}]" in drift.anomalies[0].message
 
 
 def test_class_below_minimum_is_an_error_published_before_exit_3(tmp_path):
     out = str(tmp_path / "validate")
-    with pytest.raises(DataError) as caught:
-        run(ValidateConfig(), ingest_dir(str(tmp_path), {"cats": split(16), "dogs": split(4, 1, 1)}), None, out)
-    assert caught.value.exit_code == EXIT_DATA
-    assert "'dogs' has 6 usable images" in str(caught.value) and "anomalies.json" in str(caught.value)
+    result = run(ValidateConfig(), ingest_dir(str(tmp_path), {"cats": split(16), "dogs": split(4, 1, 1)}), None, out)
+    error = stopped(result)
+    assert not result.ok and error.exit_code == EXIT_DATA and is_complete(out)
+    assert "'dogs' has 6 usable images" in str(error) and "anomalies.json" in str(error)
     assert anomalies(out) == [("error", "class_below_minimum")]
 
 
 def test_class_missing_from_a_split_is_an_error_or_a_warning_by_config(tmp_path):
     data = ingest_dir(str(tmp_path), {"cats": split(16), "dogs": split(18, 2, 0)})
-    with pytest.raises(DataError, match="no image in split"):
-        run(ValidateConfig(), data, None, str(tmp_path / "v1"))
+    assert "no image in split" in str(stopped(run(ValidateConfig(), data, None, str(tmp_path / "v1"))))
     result = run(ValidateConfig(missing_split_severity="warning"), data, None, str(tmp_path / "v2"))
+    assert result.ok and stopped(result) is None
     assert [(a.severity, a.code) for a in result.anomalies] == [("warning", "class_missing_from_split")]
 
 
 def test_rejected_fraction_above_threshold_is_an_error_and_duplicates_do_not_count(tmp_path):
     broken = ingest_dir(str(tmp_path), HEALTHY, rejected={"truncated": 5}, name="broken")  # 5 of 45 = 11%
-    with pytest.raises(DataError, match=r"5 of 45 image files \(11.1%\)"):
-        run(ValidateConfig(), broken, None, str(tmp_path / "v1"))
+    assert "5 of 45 image files (11.1%)" in str(stopped(run(ValidateConfig(), broken, None, str(tmp_path / "v1"))))
     assert anomalies(str(tmp_path / "v1")) == [("error", "rejected_fraction_high")]
     dupes = ingest_dir(str(tmp_path), HEALTHY, rejected={"duplicate": 30, "truncated": 2}, name="dupes")
     assert run(ValidateConfig(), dupes, None, str(tmp_path / "v2")).anomalies == []
@@ -80,8 +92,8 @@ def test_class_set_change_is_a_warning_or_an_error_by_config(tmp_path):
     result = run(ValidateConfig(max_balance_change=1.0), after, before, str(tmp_path / "v1"))
     assert [(a.severity, a.code) for a in result.anomalies] == [("warning", "class_set_changed")]
     assert "added ['owls']" in result.anomalies[0].message
-    with pytest.raises(DataError, match="class_set_changed"):
-        run(ValidateConfig(change_severity="error", max_balance_change=1.0), after, before, str(tmp_path / "v2"))
+    strict = run(ValidateConfig(change_severity="error", max_balance_change=1.0), after, before, str(tmp_path / "v2"))
+    assert "class_set_changed" in str(stopped(strict))
 
 
 def test_class_balance_change_beyond_threshold(tmp_path):
@@ -99,6 +111,6 @@ def test_bad_config_and_bad_inputs(tmp_path):
         run(ValidateConfig(max_rejected_fraction=1.5), data, None, str(tmp_path / "v"))
     with pytest.raises(UsageError, match="change_severity='fatal'"):
         run(ValidateConfig(change_severity="fatal"), data, None, str(tmp_path / "v"))
-    with pytest.raises(DataError, match="no stats.json"):
+    with pytest.raises(DataError, match="stats.json not found"):
         run(ValidateConfig(), str(tmp_path), None, str(tmp_path / "v"))
     assert not os.path.exists(tmp_path / "v")

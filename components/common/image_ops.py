@@ -6,6 +6,9 @@ Models take raw RGB in 0-255 as float32; the backbone's own normalisation is ins
 """
 import tensorflow as tf
 
+# What the prediction CLIs take as an image file in a folder (the ingest tells formats by content).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
 
 def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     """Decode one JPEG/PNG/GIF/BMP string to uint8 RGB [h, w, 3] (first frame of animations)."""

@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from components.common.errors import UsageError
-from components.common.ingested import read_labels
+from components.common.errors import DataError, UsageError
 from components.common.image_ops import decode_and_resize
+from schemas.artifacts import ServingModel, model_labels
 
 
 def find_saved_model(path: str) -> str:
@@ -104,27 +104,19 @@ class TFLiteRunner:
         return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-def _labels_beside(model_dir: str) -> list:
-    """labels.txt of an export dir, or of a pushed version (in assets.extra/)."""
-    for path in (os.path.join(model_dir, "labels.txt"), os.path.join(model_dir, "assets.extra", "labels.txt")):
-        if tf.io.gfile.exists(path):
-            return read_labels(path)
-    raise UsageError(f"no labels.txt in {model_dir} or {model_dir}/assets.extra: cannot name the classes")
-
-
 def resolve_model(spec: str, serving_dir: str | None = None) -> str:
     """A model given as a path (SavedModel dir, export dir, .tflite) or as NAME[/VERSION] in `serving_dir`."""
     if tf.io.gfile.exists(spec):
         return spec
     if serving_dir:
         name, _, version = spec.partition("/")
-        model_dir = os.path.join(serving_dir, name)
-        if tf.io.gfile.isdir(model_dir):
-            found = sorted(int(v.rstrip("/")) for v in tf.io.gfile.listdir(model_dir) if v.rstrip("/").isdigit())
+        served = ServingModel(serving_dir, name)
+        if tf.io.gfile.isdir(served.uri):
+            found = served.versions()
             if version and version.isdigit() and int(version) in found:
-                return os.path.join(model_dir, version)
+                return served.version(int(version)).uri
             if not version and found:
-                return os.path.join(model_dir, str(found[-1]))
+                return served.latest().uri
             raise UsageError(f"model {name!r} in {serving_dir} has versions {found}; {version or 'latest'} not found")
     raise UsageError(f"model {spec!r} not found: give a SavedModel or export directory, a .tflite file, "
                      "or NAME[/VERSION] together with --serving-dir")
@@ -141,11 +133,18 @@ class OpenedModel:
             self.kind = "tflite"
             self.runner = TFLiteRunner(self.path, num_threads)
             # model_<variant>.tflite lives in <export>/tflite/ or <version>/assets.extra/tflite/
-            self.labels = _labels_beside(os.path.dirname(os.path.dirname(self.path)))
+            self.labels = self._labels(os.path.dirname(os.path.dirname(self.path)))
         else:
             self.kind = "saved_model"
             self.runner = SavedModelRunner(self.path, batch_size)
-            self.labels = _labels_beside(self.path)
+            self.labels = self._labels(self.path)
+
+    @staticmethod
+    def _labels(model_dir: str) -> list:
+        try:
+            return model_labels(model_dir)
+        except DataError as e:  # naming the model is the user's part here: a usage error
+            raise UsageError(str(e)) from None
 
     def predict_encoded(self, images: list) -> np.ndarray:
         if self.kind == "tflite":

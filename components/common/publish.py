@@ -11,7 +11,21 @@ import uuid
 
 import tensorflow as tf
 
-COMPLETE_MARKER = "_COMPLETE"
+from schemas.artifacts import COMPLETE_MARKER
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename inside the local directory `path` durable (object stores need nothing)."""
+    if "://" not in path:
+        _fsync(path)
 
 
 def _fsync_tree(path: str) -> None:
@@ -20,16 +34,8 @@ def _fsync_tree(path: str) -> None:
         return
     for root, _dirs, files in os.walk(path):
         for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            _fsync(os.path.join(root, name))
+        _fsync(root)
 
 
 @contextlib.contextmanager

@@ -1,22 +1,20 @@
 """The evaluate step: candidate, baseline and TFLite variants scored on one split; the gate decides."""
 import dataclasses
-import os
 import time
 
-import tensorflow as tf
-
-from components.common import ingested
 from components.common.errors import DataError
+from components.common.outcome import Outcome
 from components.common.model_runners import SavedModelRunner, TFLiteRunner
 from components.common.publish import publish_dir, write_json, write_text_atomic
 from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
+from schemas.artifacts import Examples, ExportedModel, ModelBlessing, model_labels
 
-BLESSED, NOT_BLESSED = "BLESSED", "NOT_BLESSED"
+BLESSED, NOT_BLESSED = ModelBlessing.BLESSED, ModelBlessing.NOT_BLESSED
 
 
 @dataclasses.dataclass(frozen=True)
-class EvaluateResult:
+class EvaluateResult(Outcome):
     """The verdict and the numbers behind it (all also in `output_dir`)."""
 
     output_dir: str
@@ -25,6 +23,10 @@ class EvaluateResult:
     metrics: dict  # model -> slice -> metric -> value
     baseline_dir: str | None
     seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.blessed
 
     @property
     def failed(self) -> list:
@@ -37,18 +39,10 @@ class EvaluateResult:
         return "\n  ".join([head] + [f"FAILED {c.name} ({c.model}, {c.slice}): {c.reason}" for c in self.failed])
 
 
-def baseline_labels(baseline_dir: str) -> list:
-    """Labels shipped with a baseline: an export dir's labels.txt or a pushed version's assets.extra/."""
-    for path in (os.path.join(baseline_dir, "labels.txt"), os.path.join(baseline_dir, "assets.extra", "labels.txt")):
-        if tf.io.gfile.exists(path):
-            return ingested.read_labels(path)
-    raise DataError(f"no labels.txt in {baseline_dir} or its assets.extra/")
-
-
 def _score_baseline(baseline_dir: str, labels: list, serialized: list, batch_size: int):
     """(probabilities, None) or (None, why it could not be scored)."""
     try:
-        theirs = baseline_labels(baseline_dir)
+        theirs = model_labels(baseline_dir)
         if theirs != labels:
             return None, f"its classes {theirs} differ from the candidate's {labels}"
         return SavedModelRunner(baseline_dir, batch_size).predict_examples(serialized), None
@@ -69,12 +63,13 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
     """
     config.validate()
     start = time.time()
-    labels = ingested.read_labels(os.path.join(export_dir, "labels.txt"))
-    data_labels = ingested.read_labels(os.path.join(ingest_dir, "labels.txt"))
+    export, examples = ExportedModel(export_dir), Examples(ingest_dir)
+    labels = export.labels()
+    data_labels = examples.labels()
     if data_labels != labels:
         raise DataError(f"the model's classes {labels} differ from the data's {data_labels} ({ingest_dir}); "
                         "evaluate on the ingest the model was trained from")
-    serialized, images, y = ingested.read_split(ingest_dir, config.split)
+    serialized, images, y = examples.read_split(config.split)
 
     predictions = {"candidate": SavedModelRunner(export_dir, config.batch_size).predict_examples(serialized)}
     baseline_error = None
@@ -82,12 +77,12 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
         baseline, baseline_error = _score_baseline(baseline_dir, labels, serialized, config.batch_size)
         if baseline is not None:
             predictions["baseline"] = baseline
-    for path in sorted(tf.io.gfile.glob(os.path.join(export_dir, "tflite", "model_*.tflite"))):
-        variant = os.path.basename(path)[len("model_"):-len(".tflite")]
+    for variant, path in export.tflite_files().items():
         predictions[f"tflite_{variant}"] = TFLiteRunner(path).predict_encoded(images, config.batch_size)
 
     with publish_dir(output_dir) as tmp:
-        computed = tfma_metrics.compute(predictions, y, labels, config.top_k, os.path.join(tmp, "tfma"))
+        out = ModelBlessing(tmp)
+        computed = tfma_metrics.compute(predictions, y, labels, config.top_k, out.path(ModelBlessing.TFMA))
         metrics = computed["metrics"]
         checks = gate.value_checks(config, metrics, labels)
         if "baseline" in metrics:
@@ -96,8 +91,8 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
             checks.append(gate.unloadable_baseline_check(config, baseline_error))
         checks.extend(gate.tflite_checks(config, metrics))
         blessed = all(c.passed for c in checks)
-        write_json(os.path.join(tmp, "metrics.json"), {**computed, "split": config.split, "examples": len(y)})
-        write_json(os.path.join(tmp, "blessing.json"), {
+        write_json(out.path(ModelBlessing.METRICS), {**computed, "split": config.split, "examples": len(y)})
+        write_json(out.path(ModelBlessing.BLESSING), {
             "blessed": blessed,
             "candidate": export_dir,
             "baseline": baseline_dir,
@@ -108,5 +103,5 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
             "tflite_accuracy_delta": {c.model[len("tflite_"):]: c.value for c in checks
                                       if c.name == "max_tflite_accuracy_drop"},
         })
-        write_text_atomic(os.path.join(tmp, BLESSED if blessed else NOT_BLESSED), "")
+        write_text_atomic(out.path(BLESSED if blessed else NOT_BLESSED), "")
     return EvaluateResult(output_dir, blessed, checks, metrics, baseline_dir, round(time.time() - start, 2))

@@ -9,15 +9,15 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from components.common import ingested
+from components.common.image_ops import IMAGE_EXTENSIONS
 from components.common.errors import DataError
 from components.common.model_runners import OpenedModel
 from components.common.publish import write_json
 from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
 from components.evaluate.evaluator import EvaluateResult
+from schemas.artifacts import Examples
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 
 def _folder_images(folder: str, labels: list):
@@ -43,12 +43,13 @@ def load_data(data: str, split: str, labels: list):
     """(encoded images, labels in the model's order) from an ingest directory's split or a raw folder."""
     if not tf.io.gfile.isdir(data):
         raise DataError(f"test data {data} is not a directory: give an ingest output or a folder of class folders")
-    if tf.io.gfile.exists(os.path.join(data, "labels.txt")) and tf.io.gfile.isdir(os.path.join(data, "data")):
-        names = ingested.read_labels(os.path.join(data, "labels.txt"))
+    examples = Examples(data)
+    if examples.exists(Examples.LABELS) and tf.io.gfile.isdir(examples.path(Examples.DATA)):
+        names = examples.labels()
         unknown = [n for n in names if n not in labels]
         if unknown:
             raise DataError(f"{data}: classes {unknown} are not classes of the model ({labels})")
-        _, images, y = ingested.read_split(data, split)
+        _, images, y = examples.read_split(split)
         return images, np.asarray([labels.index(names[i]) for i in y], np.int64)
     return _folder_images(data, labels)
 

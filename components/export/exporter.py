@@ -6,17 +6,18 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from components.common import ingested
 from components.common.errors import DataError
 from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
-from components.common.publish import publish_dir, read_json, write_json, write_text_atomic
+from components.common.outcome import Outcome
+from components.common.publish import publish_dir, write_json, write_text_atomic
 from components.export import parity, signatures, tflite
 from components.export.config import ExportConfig
 from components.export.float32 import float32_rebuild, load_model
+from schemas.artifacts import Examples, ExportedModel, Model, labels_text
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportResult:
+class ExportResult(Outcome):
     """Where the export went and what it measured."""
 
     output_dir: str
@@ -58,36 +59,32 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     """
     config.validate()
     start = time.time()
-    missing = [n for n in ("model.keras", "model_info.json", "labels.txt")
-               if not tf.io.gfile.exists(os.path.join(train_dir, n))]
-    if missing:
-        raise DataError(f"{train_dir} is not a complete train output (missing {', '.join(missing)}); "
-                        "run the train step first (schemas/ARTIFACTS.md, 'train -> export')")
-    info = read_json(os.path.join(train_dir, "model_info.json"))
-    labels = ingested.read_labels(os.path.join(train_dir, "labels.txt"))
-    if info.get("labels", labels) != labels:
-        raise DataError(f"{train_dir}: labels.txt and model_info.json disagree on the class names; re-run train")
+    trained, examples = Model(train_dir), Examples(ingest_dir)
+    trained.require()
+    info = trained.info()
+    labels = trained.checked_labels()
     image_size = tuple(int(x) for x in info["image_size"])
-    model = float32_rebuild(load_model(os.path.join(train_dir, "model.keras")))
+    model = float32_rebuild(load_model(trained.model_path()))
 
-    _, train_images, _ = ingested.read_split(ingest_dir, "train", limit=config.representative_examples)
+    _, train_images, _ = examples.read_split("train", limit=config.representative_examples)
     representative = preprocess(train_images, image_size)
     try:
-        _, sample_images, _ = ingested.read_split(ingest_dir, "test", limit=config.parity_examples)
+        _, sample_images, _ = examples.read_split("test", limit=config.parity_examples)
     except DataError:
         sample_images = train_images[:config.parity_examples]
     sample = preprocess(sample_images, image_size)
 
     with publish_dir(output_dir) as tmp:
-        saved_model_dir = os.path.join(tmp, "saved_model")
+        out = ExportedModel(tmp)
+        saved_model_dir = out.saved_model_dir()
         signatures.write_saved_model(model, labels, image_size, config.top_k, saved_model_dir)
-        tflite_dir = os.path.join(tmp, "tflite")
+        tflite_dir = out.path(ExportedModel.TFLITE)
         tf.io.gfile.makedirs(tflite_dir)
         files, io_types = {}, {}
         frozen = tflite.frozen_function(model, image_size)
         for variant in config.variants:
             flatbuffer = tflite.convert(frozen, variant, representative, config.int8_io)
-            path = os.path.join(tflite_dir, f"model_{variant}.tflite")
+            path = os.path.join(tflite_dir, ExportedModel.tflite_name(variant))
             with tf.io.gfile.GFile(path, "wb") as f:
                 f.write(flatbuffer)
             files[variant] = path
@@ -100,11 +97,12 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
             "saved_model": SavedModelRunner(saved_model_dir).predict_encoded(sample_images),
             "tflite_float32": TFLiteRunner(files["float32"]).predict_pixels(sample),
         }, config.parity_tolerance, [f"sample image {i}" for i in range(len(sample))])
-        write_json(os.path.join(tmp, "parity.json"), report)
-        write_text_atomic(os.path.join(tmp, "labels.txt"), "".join(f"{name}\n" for name in labels))
-        write_json(os.path.join(tmp, "model_info.json"), {**info, **_sidecar(info, labels, config, io_types)})
+        write_json(out.path(ExportedModel.PARITY), report)
+        write_text_atomic(out.path(ExportedModel.LABELS), labels_text(labels))
+        write_json(out.path(ExportedModel.INFO), {**info, **_sidecar(info, labels, config, io_types)})
 
-    final = {v: os.path.join(output_dir, "tflite", os.path.basename(p)) for v, p in files.items()}
+    exported = ExportedModel(output_dir)
+    final = exported.tflite_files()
     sizes = {v: tf.io.gfile.stat(p).length for v, p in final.items()}
-    return ExportResult(output_dir, os.path.join(output_dir, "saved_model"), final, sizes, report,
+    return ExportResult(output_dir, exported.saved_model_dir(), final, sizes, report,
                         round(time.time() - start, 2))

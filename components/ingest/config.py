@@ -46,8 +46,8 @@ class IngestConfig:
     split_seed: int = 0
     shard_bytes: int = 128 * 1024 * 1024
 
-    def validate(self) -> "IngestConfig":
-        """Raise `UsageError` naming the first bad field; return self so calls can chain."""
+    def validate(self) -> None:
+        """Raise `UsageError` naming the first bad field."""
         if (self.data_dir is None) == (self.tfds_name is None):
             raise UsageError(
                 "ingest needs exactly one source: --data-dir PATH (a folder with one sub-folder "
@@ -84,7 +84,6 @@ class IngestConfig:
                 f"ingest.dataset_name={self.dataset_name!r}: use lower-case letters, digits and '_', "
                 "starting with a letter (it becomes a TFDS dataset name)"
             )
-        return self
 
     @property
     def split_names(self) -> tuple:

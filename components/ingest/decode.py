@@ -45,26 +45,13 @@ import warnings
 from typing import Optional, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image, ImageOps
 
-# Reject reasons: one list for the whole ingest. This module returns the content reasons; the
-# pipeline adds `unreadable` (I/O errors), `bad_filename`, `duplicate` and `label_conflict`.
-EMPTY = "empty"  # zero bytes
-UNREADABLE = "unreadable"  # the file could not be read (permissions, I/O error, dangling link)
-NOT_IMAGE = "not_image"  # the bytes are not an image in any format we know
-TRUNCATED = "truncated"  # an image that does not fully decode: truncated or corrupt data
-UNSUPPORTED_FORMAT = "unsupported_format"  # an image, but in a format we do not accept
-TOO_SMALL = "too_small"  # shorter side below min_side
-TOO_LARGE = "too_large"  # more pixels than max_pixels (decompression-bomb guard)
-DUPLICATE = "duplicate"  # same content as another file of the same class (one copy is kept)
-LABEL_CONFLICT = "label_conflict"  # same content in two classes (every copy is rejected)
-BAD_FILENAME = "bad_filename"  # the file's name is not valid UTF-8 (it cannot be stored as text)
-
-REJECT_REASONS = (
-    EMPTY, UNREADABLE, NOT_IMAGE, TRUNCATED, UNSUPPORTED_FORMAT, TOO_SMALL, TOO_LARGE, DUPLICATE,
-    LABEL_CONFLICT, BAD_FILENAME,
-)
+# Reject reasons: one list for the whole project (schemas/reasons.py). This module returns the
+# content reasons; the scan and dedupe add `unreadable`, `bad_filename`, `duplicate`, `label_conflict`.
+from schemas.reasons import (  # noqa: F401  (the ingest's modules name them decode.X)
+    BAD_FILENAME, DUPLICATE, EMPTY, LABEL_CONFLICT, NOT_IMAGE, REJECT_REASONS, TOO_LARGE, TOO_SMALL, TRUNCATED,
+    UNREADABLE, UNSUPPORTED_FORMAT)
 
 # What normalisation did; `Decoded.changes` lists the codes that apply, in this order.
 CHANGE_FORMAT = "format"  # stored in another format than the source (e.g. GIF, BMP -> PNG)
@@ -200,6 +187,8 @@ def _keep_jpeg(data: bytes, width: int, height: int):
     the end-of-image marker (fuzzing found such files that Pillow keeps and training would then
     crash on). TensorFlow's decoder is as fast as Pillow's, so this is the only decode.
     """
+    import tensorflow as tf  # lazily: a worker that keeps no JPEG as it is never loads TensorFlow
+
     try:
         pixels = tf.io.decode_jpeg(data)
     except tf.errors.OpError as e:

@@ -12,9 +12,9 @@ from typing import Dict, List, Sequence
 
 import tensorflow as tf
 
-from components.common.errors import DataError
 from components.common.publish import write_json, write_text_atomic
 import schemas
+from schemas.artifacts import Examples, labels_text
 
 DATASET_VERSION = "1.0.0"
 MANIFEST_FIELDS = ["path", "sha256", "label", "label_text", "split", "height", "width", "format", "bytes"]
@@ -25,7 +25,7 @@ _COPY_CHUNK = 16 * 1024 * 1024
 
 def dataset_dir(root: str, dataset_name: str) -> str:
     """`<ingest_dir>/data/<name>/1.0.0`: the folder `tfds.builder_from_directory` is given."""
-    return os.path.join(root, "data", dataset_name, DATASET_VERSION)
+    return Examples(root).path(Examples.DATA, dataset_name, DATASET_VERSION)
 
 
 def shard_name(dataset_name: str, split: str, index: int, count: int) -> str:
@@ -115,22 +115,18 @@ def _csv_text(fields: Sequence[str], rows: List[dict]) -> str:
 
 def write_tables(root: str, labels: Sequence[str], kept: List[dict], rejected: List[dict]) -> None:
     """labels.txt, manifest.csv (every kept image) and rejected.csv (every rejected file)."""
-    write_text_atomic(os.path.join(root, "labels.txt"), "".join(f"{name}\n" for name in labels))
-    write_text_atomic(os.path.join(root, "manifest.csv"),
+    out = Examples(root)
+    write_text_atomic(out.path(Examples.LABELS), labels_text(labels))
+    write_text_atomic(out.path(Examples.MANIFEST),
                       _csv_text(MANIFEST_FIELDS, [{**r, "path": r["relpath"]} for r in kept]))
-    write_text_atomic(os.path.join(root, "rejected.csv"),
+    write_text_atomic(out.path(Examples.REJECTED),
                       _csv_text(REJECTED_FIELDS, [{**r, "path": r["relpath"]} for r in rejected]))
 
 
 def read_previous_splits(previous_dir: str) -> Dict[str, str]:
     """sha256 -> split of every image in an earlier ingest's manifest.csv."""
-    path = os.path.join(previous_dir, "manifest.csv")
-    if not tf.io.gfile.exists(path):
-        raise DataError(f"previous ingest {previous_dir!r} has no manifest.csv, so the splits of known images "
-                        "cannot be kept: point at a complete ingest output, or run without a previous ingest")
-    with tf.io.gfile.GFile(path, "r") as f:
-        return {row["sha256"]: row["split"] for row in csv.DictReader(f)}
+    return {row["sha256"]: row["split"] for row in Examples(previous_dir).manifest()}
 
 
 def write_stats(root: str, stats: dict) -> None:
-    write_json(os.path.join(root, "stats.json"), stats)
+    write_json(Examples(root).path(Examples.STATS), stats)

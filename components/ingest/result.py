@@ -2,9 +2,11 @@
 import dataclasses
 from typing import Dict, Sequence
 
+from components.common.outcome import Outcome
+
 
 @dataclasses.dataclass(frozen=True)
-class IngestResult:
+class IngestResult(Outcome):
     """Counts of one ingest run and its output paths.
 
     counts: {label_text: {split: images}}; rejected: {reason: files}; ignored: {why: files}.

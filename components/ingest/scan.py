@@ -17,13 +17,13 @@ from typing import List, Tuple
 from apache_beam.io.filesystems import FileSystems
 
 from components.common.errors import DataError
+from schemas import reasons
 
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "__macosx"}
 # Reasons a file is ignored (not an error, not a candidate): the scan's own accounting.
 IGNORED_OUTSIDE_CLASS = "outside_class_folder"
 IGNORED_HIDDEN = "hidden_or_system"
 # A file name that is not valid UTF-8 cannot be stored in the manifest or a tf.Example.
-REJECT_BAD_FILENAME = "bad_filename"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +72,7 @@ def _classify(relpath: str, scan: ScanResult, path: str) -> None:
         scan.ignored.append((_printable(relpath), IGNORED_OUTSIDE_CLASS))
     elif not _is_utf8(relpath):
         scan.rejected.append(
-            (_printable(relpath), REJECT_BAD_FILENAME, "file name is not valid UTF-8: rename the file (or folder)")
+            (_printable(relpath), reasons.BAD_FILENAME, "file name is not valid UTF-8: rename the file (or folder)")
         )
     else:
         scan.candidates.append(Candidate(path=path, relpath=relpath, label_text=parts[0]))

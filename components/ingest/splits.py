@@ -15,8 +15,9 @@ When removals leave a split above its target, nothing is moved out of it: the ne
 the splits that are short, so that class stays off target until more images are added
 (stability wins over exactness; the README says so).
 """
-import hashlib
 from typing import Dict, Iterable, List, Mapping, Sequence
+
+from components.common.ranking import seeded_rank
 
 
 def targets(total: int, fractions: Mapping[str, float], order: Sequence[str]) -> Dict[str, int]:
@@ -46,11 +47,6 @@ def _allocate(new: int, deficits: Dict[str, int], order: Sequence[str]) -> Dict[
     for s in by_remainder[: new - sum(counts.values())]:
         counts[s] += 1
     return counts
-
-
-def seeded_rank(sha256: str, seed: int) -> str:
-    """The order key of a new image: a hash of its content and the seed, not of its path."""
-    return hashlib.sha256(f"{seed}:{sha256}".encode()).hexdigest()
 
 
 def assign_class(

@@ -1,6 +1,5 @@
 """Push: a blessed export becomes the next TF Serving version, atomically (`run` is the entry)."""
 from components.push.config import PushConfig
 from components.push.pusher import PushResult, ReloadError, run
-from components.push.versions import latest_version_dir, versions
 
-__all__ = ["PushConfig", "PushResult", "ReloadError", "latest_version_dir", "run", "versions"]
+__all__ = ["PushConfig", "PushResult", "ReloadError", "run"]

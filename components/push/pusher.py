@@ -10,13 +10,13 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from components.common.errors import NotBlessedError, PipelineError, UsageError
-from components.common.publish import copy_tree, publish_dir, read_json, write_json
-from components.push import versions
+from components.common.errors import PipelineError, UsageError
+from components.common.outcome import Outcome
+from components.common.publish import copy_tree, fsync_dir, publish_dir, write_json
 from components.push.config import PushConfig
+from schemas.artifacts import ExportedModel, ModelBlessing, ServingModel, ServingVersion
 
 log = logging.getLogger(__name__)
-EXTRA = "assets.extra"
 
 
 class ReloadError(PipelineError):
@@ -24,35 +24,41 @@ class ReloadError(PipelineError):
 
 
 @dataclasses.dataclass(frozen=True)
-class PushResult:
+class PushResult(Outcome):
+    """What the push did. `pushed` is true only when a version was written; then `output_dir` is it.
+
+    A model that is not blessed is a normal outcome (TFX's pusher records `pushed=0`): `pushed`
+    false, `reason` says why, nothing was written; the pipeline maps it to exit code 4.
+    """
+
     pushed: bool
-    version: int
-    path: str
+    version: int | None
+    output_dir: str
     forced: bool
     retired: list  # versions removed by keep_versions
     seconds: float
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.pushed
+
+    @property
+    def path(self) -> str:
+        return self.output_dir
 
     def summary(self) -> str:
+        if not self.pushed:
+            return f"not pushed: {self.reason}"
         forced = " (FORCED: NOT BLESSED)" if self.forced else ""
-        return f"pushed version {self.version} to {self.path}{forced}"
-
-
-def _fsync_dir(path: str) -> None:
-    """Make a rename inside `path` durable (local filesystems only)."""
-    if "://" not in path:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        return f"pushed version {self.version} to {self.output_dir}{forced}"
 
 
 def _blessing(evaluate_dir: str | None) -> dict:
     """The evaluator's verdict; a missing or incomplete evaluation counts as not blessed."""
-    if evaluate_dir and tf.io.gfile.exists(os.path.join(evaluate_dir, "blessing.json")):
-        record = read_json(os.path.join(evaluate_dir, "blessing.json"))
-        record["blessed"] = bool(record.get("blessed")) and tf.io.gfile.exists(os.path.join(evaluate_dir, "BLESSED"))
-        return record
+    evaluation = ModelBlessing(evaluate_dir or "")
+    if evaluate_dir and evaluation.exists(ModelBlessing.BLESSING):
+        return {**evaluation.blessing(), "blessed": evaluation.blessed()}
     return {"blessed": False, "failed": [f"no evaluation result at {evaluate_dir}"]}
 
 
@@ -71,7 +77,7 @@ def reload_check(version_dir: str, model_info: dict) -> None:
 
 
 def _move_aside(path: str, why: str) -> str:
-    aside = os.path.join(os.path.dirname(path), f"{versions.TMP_PREFIX}{why}-{os.path.basename(path)}-{uuid.uuid4().hex[:8]}")
+    aside = os.path.join(os.path.dirname(path), f"{ServingModel.TMP_PREFIX}{why}-{os.path.basename(path)}-{uuid.uuid4().hex[:8]}")
     tf.io.gfile.rename(path, aside)
     return aside
 
@@ -85,17 +91,19 @@ def run(config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_d
     assets.extra/ carrying labels.txt, model_info.json, tflite/*.tflite, blessing.json and push.json
     (when, from where, forced or not). Written to a '.tmp-' sibling, fsynced, renamed into place,
     then reloaded; versions beyond `keep_versions` are retired.
-    Raises NotBlessedError (nothing written) when not blessed and not `force`; ReloadError when
-    the pushed version does not load (it is moved out of the version namespace first).
+    Returns `pushed=False` (nothing written) when not blessed and not `force`. Raises ReloadError
+    when the pushed version does not load (it is moved out of the version namespace first).
     """
     config.validate()
     start = time.time()
     blessing = _blessing(evaluate_dir)
     if not blessing["blessed"] and not force:
         reasons = "; ".join(blessing.get("failed") or ["see blessing.json"])
-        raise NotBlessedError(f"not pushed: the model was not blessed ({reasons}). The serving directory "
-                              f"{serving_dir} is unchanged. Use --force-push only in an emergency.")
-    saved_model = os.path.join(export_dir, "saved_model")
+        return PushResult(False, None, "", False, [], round(time.time() - start, 2),
+                          f"the model was not blessed ({reasons}). The serving directory {serving_dir} is "
+                          "unchanged. Use --force-push only in an emergency.")
+    export = ExportedModel(export_dir)
+    saved_model = export.saved_model_dir()
     if not tf.io.gfile.exists(os.path.join(saved_model, "saved_model.pb")):
         raise UsageError(f"no SavedModel in {saved_model}: push needs a complete export directory")
     if force and not blessing["blessed"]:
@@ -104,30 +112,33 @@ def run(config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_d
         log.warning(warning)
         print(f"WARNING: {warning}", file=sys.stderr, flush=True)
 
-    model_dir = os.path.join(serving_dir, config.model_name)
+    served = ServingModel(serving_dir, config.model_name)
+    model_dir = served.uri
     tf.io.gfile.makedirs(model_dir)
-    for stale in versions.stale_temporaries(model_dir):  # left by a push that was killed mid-way
+    for stale in served.stale_temporaries():  # left by a push that was killed mid-way
         tf.io.gfile.rmtree(stale)
-    existing = versions.versions(model_dir)
+    existing = served.versions()
     version = (existing[-1] if existing else 0) + 1
-    final = os.path.join(model_dir, str(version))
-    model_info = read_json(os.path.join(export_dir, "model_info.json"))
+    final = served.version(version).uri
+    model_info = export.info()
 
     with publish_dir(final) as tmp:
         copy_tree(saved_model, tmp)
-        extra = os.path.join(tmp, EXTRA)
-        copy_tree(os.path.join(export_dir, "tflite"), os.path.join(extra, "tflite"))
-        for name in ("labels.txt", "model_info.json"):
-            tf.io.gfile.copy(os.path.join(export_dir, name), os.path.join(extra, name))
-        if evaluate_dir and tf.io.gfile.exists(os.path.join(evaluate_dir, "blessing.json")):
-            tf.io.gfile.copy(os.path.join(evaluate_dir, "blessing.json"), os.path.join(extra, "blessing.json"))
-        write_json(os.path.join(extra, "push.json"), {
+        out = ServingVersion(tmp)
+        tf.io.gfile.makedirs(out.path(ServingVersion.EXTRA))
+        copy_tree(export.path(ExportedModel.TFLITE), out.path(ServingVersion.TFLITE))
+        tf.io.gfile.copy(export.path(ExportedModel.LABELS), out.path(ServingVersion.LABELS))
+        tf.io.gfile.copy(export.path(ExportedModel.INFO), out.path(ServingVersion.INFO))
+        evaluation = ModelBlessing(evaluate_dir or "")
+        if evaluate_dir and evaluation.exists(ModelBlessing.BLESSING):
+            tf.io.gfile.copy(evaluation.path(ModelBlessing.BLESSING), out.path(ServingVersion.BLESSING))
+        write_json(out.path(ServingVersion.PUSH), {
             "version": version, "model_name": config.model_name,
             "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "export_dir": export_dir, "evaluate_dir": evaluate_dir,
             "blessed": blessing["blessed"], "forced": bool(force and not blessing["blessed"]),
         })
-    _fsync_dir(model_dir)
+    fsync_dir(model_dir)
 
     try:
         reload_check(final, model_info)
@@ -136,7 +147,7 @@ def run(config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_d
         raise
 
     retired = []
-    for old in versions.versions(model_dir)[:-config.keep_versions]:
+    for old in served.versions()[:-config.keep_versions]:
         tf.io.gfile.rmtree(_move_aside(os.path.join(model_dir, str(old)), "retired"))
         retired.append(old)
     return PushResult(True, version, final, bool(force and not blessing["blessed"]), retired,

@@ -15,7 +15,56 @@ import math
 from typing import Optional, Tuple, Union
 
 from components.common.errors import UsageError
-from components.train.input import AugmentConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentations; each is off at 0 (or False). Evaluation never augments.
+
+    crop_area: random-resized-crop, range of the crop's fraction of the image area ((1, 1): off).
+    crop_aspect: range of the crop's width/height ratio.
+    flip: random horizontal flip.
+    rotation: maximum rotation, as a fraction of a full turn (0.05 = +/-18 degrees).
+    zoom: maximum zoom in or out, as a fraction of the image size (`keras.layers.RandomZoom`).
+    contrast: maximum contrast change, as a fraction (`keras.layers.RandomContrast`).
+    brightness: maximum brightness shift, as a fraction of 255 (`keras.layers.RandomBrightness`).
+    """
+
+    crop_area: tuple = (0.6, 1.0)
+    crop_aspect: tuple = (3 / 4, 4 / 3)
+    flip: bool = True
+    rotation: float = 0.05
+    zoom: float = 0.1
+    contrast: float = 0.2
+    brightness: float = 0.2
+
+    @classmethod
+    def off(cls) -> "AugmentConfig":
+        """No augmentation at all (images are only decoded and resized, as for evaluation)."""
+        return cls(crop_area=(1.0, 1.0), crop_aspect=(1.0, 1.0), flip=False, rotation=0.0, zoom=0.0,
+                   contrast=0.0, brightness=0.0)
+
+    def validate(self, where: str = "train.augment") -> None:
+        lo, hi = self.crop_area
+        if not 0.0 < lo <= hi <= 1.0:
+            raise UsageError(f"{where}.crop_area={self.crop_area}: needs 0 < low <= high <= 1 (fraction of the image area)")
+        lo, hi = self.crop_aspect
+        if not 0.0 < lo <= hi:
+            raise UsageError(f"{where}.crop_aspect={self.crop_aspect}: needs 0 < low <= high (width/height ratios)")
+        for name, top in (("rotation", 0.5), ("zoom", 0.9), ("contrast", 1.0), ("brightness", 1.0)):
+            value = getattr(self, name)
+            if not 0.0 <= value <= top:
+                raise UsageError(f"{where}.{name}={value}: must be between 0 (off) and {top}")
+
+    @property
+    def crops(self) -> bool:
+        return tuple(self.crop_area) != (1.0, 1.0)
+
+    @property
+    def is_off(self) -> bool:
+        """True when nothing is augmented: training then decodes exactly as evaluation does."""
+        return not (self.crops or self.flip or self.rotation or self.zoom or self.contrast or self.brightness)
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainAugment(AugmentConfig):
@@ -29,6 +78,7 @@ class TrainAugment(AugmentConfig):
     crop_area: tuple = (0.75, 1.0)
     contrast: float = 0.1
     brightness: float = 0.1
+
 
 PRECISIONS = ("auto", "float32", "mixed_float16")
 CLASS_WEIGHTS = ("auto", "none")
@@ -121,6 +171,8 @@ class TrainConfig:
     augment: the augmentations of stages with `augment=True` (`TrainAugment`, see input.AugmentConfig).
     cache_features: train a frozen, unaugmented head stage on backbone features computed once.
     evaluate_test: evaluate the final model on the test split (in inference mode).
+    train_fraction: train on this stratified fraction of each class's train images (e.g. 0.05 = 20x
+      less data), chosen by content rank (components/common/ranking.py); val and test stay whole.
     """
 
     backbone: str = "mobilenet_v2"
@@ -142,6 +194,7 @@ class TrainConfig:
     cache_features: bool = True
     evaluate_test: bool = True
     seed: int = 0
+    train_fraction: float = 1.0
 
     @property
     def pretrained(self) -> bool:
@@ -150,8 +203,8 @@ class TrainConfig:
     def effective_stages(self) -> Tuple[StageConfig, ...]:
         return tuple(self.stages) if self.stages is not None else default_stages(self.pretrained)
 
-    def validate(self) -> "TrainConfig":
-        """Raise `UsageError` for the first bad field; return self so calls can chain."""
+    def validate(self) -> None:
+        """Raise `UsageError` for the first bad field."""
         if not isinstance(self.backbone, str) or not self.backbone:
             raise UsageError(f"train.backbone={self.backbone!r}: name a backbone, e.g. 'mobilenet_v2'")
         if self.alpha is not None and (isinstance(self.alpha, bool) or not 0 < self.alpha <= 2):
@@ -183,6 +236,10 @@ class TrainConfig:
                              "must be an integer >= 0 (0 = off)")
         if not isinstance(self.seed, int):
             raise UsageError(f"train.seed={self.seed!r}: must be an integer")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise UsageError(f"train.train_fraction={self.train_fraction!r}: must be in (0, 1], e.g. 0.05 "
+                             "to train on 20x less data (val and test stay whole)")
+        self.augment.validate()
         stages = self.effective_stages()
         if not stages:
             raise UsageError("train.stages is empty: give at least one stage (e.g. the default head + finetune)")
@@ -197,7 +254,6 @@ class TrainConfig:
                 raise UsageError(
                     f"train.stages[{i}] ({stage.name}) freezes the backbone but train.weights='none': a random "
                     "backbone has nothing to transfer; use unfreeze='all' or pretrained weights")
-        return self
 
     def steps_per_epoch(self, num_examples: int) -> int:
         return max(1, math.ceil(num_examples / self.batch_size))

@@ -5,10 +5,10 @@ API (used by the rest of the trainer and by the exporter's checks):
 - `make_dataset(ingest_dir, split, image_size, batch_size, *, training, augment=None, seed=0,
   cache_budget_bytes=..., repeat=False)` -> `tf.data.Dataset` of
   `(images float32 [B, H, W, 3] in 0-255, labels int32 [B])`.
-- `AugmentConfig`: which training augmentations run and how strongly (`AugmentConfig.off()`
-  turns them all off; random-resized-crop included).
-- `read_labels(ingest_dir)`, `count_examples(ingest_dir, split)`, `class_counts(ingest_dir, split)`:
-  cheap reads of `labels.txt` and `manifest.csv`.
+  `keep`: only the records whose sha256 is in it (`train.train_fraction`, chosen from the
+  manifest by `components.common.ranking.stratified_subset`); the shards are never rewritten.
+- The split's files and counts come from `schemas.artifacts.Examples`; `AugmentConfig`
+  (components/train/config.py) says which training augmentations run and how strongly.
 
 Why it is shaped this way:
 
@@ -28,15 +28,13 @@ Why it is shaped this way:
 - The split's encoded bytes (not decoded pixels: those would be ~50x larger) are cached in memory
   when the shards fit `cache_budget_bytes`, so epochs after the first read no files.
 """
-import csv
-import dataclasses
-import os
-
 import tensorflow as tf
 
 import schemas
 from components.common.errors import DataError, UsageError
 from components.common.image_ops import decode_and_resize
+from components.train.config import AugmentConfig
+from schemas.artifacts import Examples
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_CACHE_BUDGET_BYTES = 1 << 30  # 1 GiB of encoded images
@@ -44,88 +42,17 @@ SHUFFLE_BUFFER_UNCACHED = 1024  # elements held for shuffling when the split is 
 _JPEG_RATIOS = (8, 4, 2, 1)  # libjpeg's DCT-domain downscaling factors, largest first
 
 
-@dataclasses.dataclass(frozen=True)
-class AugmentConfig:
-    """Training augmentations; each is off at 0 (or False). Evaluation never augments.
+def _kept_by_sha256(keep) -> callable:
+    """A `Dataset.filter` predicate on serialized records: True when the record's sha256 is in `keep`."""
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(sorted(keep), tf.string), tf.ones([len(keep)], tf.bool)),
+        default_value=False)
+    spec = {"sha256": schemas.feature_spec()["sha256"]}
 
-    crop_area: random-resized-crop, range of the crop's fraction of the image area ((1, 1): off).
-    crop_aspect: range of the crop's width/height ratio.
-    flip: random horizontal flip.
-    rotation: maximum rotation, as a fraction of a full turn (0.05 = +/-18 degrees).
-    zoom: maximum zoom in or out, as a fraction of the image size (`keras.layers.RandomZoom`).
-    contrast: maximum contrast change, as a fraction (`keras.layers.RandomContrast`).
-    brightness: maximum brightness shift, as a fraction of 255 (`keras.layers.RandomBrightness`).
-    """
+    def kept(record):
+        return table.lookup(tf.io.parse_single_example(record, spec)["sha256"])
 
-    crop_area: tuple = (0.6, 1.0)
-    crop_aspect: tuple = (3 / 4, 4 / 3)
-    flip: bool = True
-    rotation: float = 0.05
-    zoom: float = 0.1
-    contrast: float = 0.2
-    brightness: float = 0.2
-
-    @classmethod
-    def off(cls) -> "AugmentConfig":
-        """No augmentation at all (images are only decoded and resized, as for evaluation)."""
-        return cls(crop_area=(1.0, 1.0), crop_aspect=(1.0, 1.0), flip=False, rotation=0.0, zoom=0.0,
-                   contrast=0.0, brightness=0.0)
-
-    def __post_init__(self):
-        lo, hi = self.crop_area
-        if not 0.0 < lo <= hi <= 1.0:
-            raise UsageError(f"augment.crop_area={self.crop_area}: needs 0 < low <= high <= 1 (fraction of the image area)")
-        lo, hi = self.crop_aspect
-        if not 0.0 < lo <= hi:
-            raise UsageError(f"augment.crop_aspect={self.crop_aspect}: needs 0 < low <= high (width/height ratios)")
-        for name, top in (("rotation", 0.5), ("zoom", 0.9), ("contrast", 1.0), ("brightness", 1.0)):
-            value = getattr(self, name)
-            if not 0.0 <= value <= top:
-                raise UsageError(f"augment.{name}={value}: must be between 0 (off) and {top}")
-
-    @property
-    def crops(self) -> bool:
-        return tuple(self.crop_area) != (1.0, 1.0)
-
-    @property
-    def is_off(self) -> bool:
-        """True when nothing is augmented: training then decodes exactly as evaluation does."""
-        return not (self.crops or self.flip or self.rotation or self.zoom or self.contrast or self.brightness)
-
-
-def read_labels(ingest_dir: str) -> list:
-    """Class names from `<ingest_dir>/labels.txt`; line number = integer label."""
-    path = os.path.join(ingest_dir, "labels.txt")
-    if not tf.io.gfile.exists(path):
-        raise DataError(f"{path} not found: {ingest_dir} is not an ingest output (run the ingest step first)")
-    with tf.io.gfile.GFile(path) as f:
-        return [line.rstrip("\n") for line in f if line.strip()]
-
-
-def _manifest_rows(ingest_dir: str, split: str) -> list:
-    path = os.path.join(ingest_dir, "manifest.csv")
-    if not tf.io.gfile.exists(path):
-        raise DataError(f"{path} not found: {ingest_dir} is not an ingest output (run the ingest step first)")
-    with tf.io.gfile.GFile(path) as f:
-        return [row for row in csv.DictReader(f) if row["split"] == split]
-
-
-def count_examples(ingest_dir: str, split: str) -> int:
-    """Number of examples in `split`, from `manifest.csv` (no shard is read)."""
-    return len(_manifest_rows(ingest_dir, split))
-
-
-def class_counts(ingest_dir: str, split: str) -> list:
-    """Examples per class in `split` (index = label), from `manifest.csv`; for class weights."""
-    counts = [0] * len(read_labels(ingest_dir))
-    for row in _manifest_rows(ingest_dir, split):
-        counts[int(row["label"])] += 1
-    return counts
-
-
-def shard_paths(ingest_dir: str, split: str) -> list:
-    """The split's TFRecord shards: `<ingest_dir>/data/<dataset>/<version>/<dataset>-<split>.tfrecord-*`."""
-    return sorted(tf.io.gfile.glob(os.path.join(ingest_dir, "data", "*", "*", f"*-{split}.tfrecord-*")))
+    return kept
 
 
 def _parse(serialized):
@@ -247,6 +174,7 @@ def make_dataset(
     seed: int = 0,
     cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES,
     repeat: bool = False,
+    keep: "frozenset | None" = None,
 ) -> tf.data.Dataset:
     """Batches of `(images float32 [B, H, W, 3] 0-255, labels int32 [B])` from one split.
 
@@ -255,19 +183,20 @@ def make_dataset(
         False: fixed order, no augmentation, the shared evaluation decode.
     cache_budget_bytes: cache the split's encoded bytes in memory when its shards total at most this.
     repeat: repeat forever (then pass `steps_per_epoch` to `fit`).
+    keep: the sha256 of the examples to use (None: all of the split).
     Raises DataError when the split has no examples or no shards.
     """
     image_size = (int(image_size),) * 2 if isinstance(image_size, int) else tuple(int(s) for s in image_size)
     if batch_size < 1:
         raise UsageError(f"batch_size={batch_size}: must be at least 1")
-    files = shard_paths(ingest_dir, split)
-    num_examples = count_examples(ingest_dir, split)
-    if not files or num_examples == 0:
+    examples = Examples(ingest_dir)
+    num_examples = sum(examples.class_counts(split, keep))
+    if num_examples == 0:
         raise DataError(
-            f"split {split!r} of {ingest_dir} has no examples (manifest.csv lists {num_examples}, "
-            f"{len(files)} shard files found): add images per class, or change the split fractions so "
-            f"that {split!r} receives some"
+            f"split {split!r} of {ingest_dir} has no examples (manifest.csv lists none): add images per class, "
+            f"or change the split fractions so that {split!r} receives some"
         )
+    files = examples.shards(split)
     augment = (augment or AugmentConfig()) if training else AugmentConfig.off()
     total_bytes = sum(tf.io.gfile.stat(path).length for path in files)
 
@@ -276,6 +205,8 @@ def make_dataset(
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
                        deterministic=True)
+    if keep is not None:
+        ds = ds.filter(_kept_by_sha256(keep))
     ds = ds.map(_parse, num_parallel_calls=AUTOTUNE)
     cached = total_bytes <= cache_budget_bytes
     if cached:

@@ -35,7 +35,11 @@ from components.train.backbones import build_backbone
 from components.train.callbacks import load_epochs, stage_callbacks
 from components.train.config import TrainConfig
 from components.train.devices import Placement
-from components.train.input import AugmentConfig, class_counts, make_dataset, read_labels
+from components.common.outcome import Outcome
+from components.common.ranking import stratified_subset
+from components.train.config import AugmentConfig
+from components.train.input import make_dataset
+from schemas.artifacts import Examples, Model, labels_text
 from components.train.model import Head, assemble, build_head, head_model
 from components.train.plots import plot_curves
 
@@ -55,7 +59,7 @@ class StageResult:
 
 
 @dataclasses.dataclass
-class TrainResult:
+class TrainResult(Outcome):
     output_dir: str
     stages: list
     kept_stage: str
@@ -76,9 +80,17 @@ class TrainResult:
         return "\n".join(lines)
 
 
-def _check_data(config: TrainConfig, ingest_dir: str, labels: list) -> dict:
-    """Counts per split and class; DataError for an empty split or a class with no training data."""
-    counts = {split: class_counts(ingest_dir, split) for split in SPLITS}
+def _train_subset(config: TrainConfig, examples: Examples):
+    """The sha256 of the train images `config.train_fraction` keeps (None: the whole split)."""
+    if config.train_fraction >= 1.0:
+        return None
+    return stratified_subset(examples.manifest(), config.train_fraction, "train", config.seed)
+
+
+def _check_data(config: TrainConfig, ingest_dir: str, labels: list, keep) -> dict:
+    """Counts per split and class (train: those kept); DataError for an empty split or a class with no training data."""
+    examples = Examples(ingest_dir)
+    counts = {split: examples.class_counts(split, keep if split == "train" else None) for split in SPLITS}
     needed = ("train", "val", "test") if config.evaluate_test else ("train", "val")
     for split in needed:
         if sum(counts[split]) == 0:
@@ -95,10 +107,10 @@ def _check_warm_start_labels(weights: str, labels: list) -> None:
     """A model trained earlier whose classes are not all in the data cannot be warm-started silently."""
     if not weights.endswith(".keras"):
         return
-    info = os.path.join(os.path.dirname(weights), "model_info.json")
-    if not tf.io.gfile.exists(info):
+    earlier = Model(os.path.dirname(weights))
+    if not earlier.exists(Model.INFO):
         return
-    model_labels = read_json(info).get("labels", [])
+    model_labels = earlier.info().get("labels", [])
     missing = [name for name in model_labels if name not in labels]
     if missing:
         raise DataError(f"warm start from {weights}: its classes {missing} are missing from the data "
@@ -151,6 +163,7 @@ class _Training:
 
     config: TrainConfig
     ingest_dir: str
+    keep: Optional[frozenset]  # the train images `train_fraction` keeps (None: all)
     counts: dict
     model: keras.Model
     backbone: keras.Model
@@ -169,7 +182,7 @@ class _Training:
         """`input.make_dataset` at the model's size, labels one-hot for the loss (label smoothing)."""
         size = (self.config.image_size, self.config.image_size)
         ds = make_dataset(self.ingest_dir, split, size, self.config.batch_size, training=training, augment=augment,
-                          seed=seed)
+                          seed=seed, keep=self.keep if split == "train" else None)
         return ds.map(lambda images, labels: (images, tf.one_hot(labels, self.num_classes)))
 
     def compile_for_evaluation(self) -> None:
@@ -267,8 +280,10 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
     if tf.io.gfile.exists(output_dir):
         raise UsageError(f"{output_dir} already exists: the trainer publishes a new directory; choose another "
                          "output path or remove it")
-    labels = read_labels(ingest_dir)
-    counts = _check_data(config, ingest_dir, labels)
+    examples = Examples(ingest_dir)
+    labels = examples.labels()
+    keep = _train_subset(config, examples)
+    counts = _check_data(config, ingest_dir, labels, keep)
     if config.pretrained:
         _check_warm_start_labels(config.weights, labels)
     keras.utils.set_random_seed(config.seed)
@@ -282,7 +297,7 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
         work_dir = tempfile.mkdtemp(prefix="train-work-") if temporary_work else work_dir
         try:
             work = _WorkState(work_dir, _fingerprint(config, ingest_dir, labels))
-            training = _Training(config, ingest_dir, counts, model, backbone, preprocessing, head,
+            training = _Training(config, ingest_dir, keep, counts, model, backbone, preprocessing, head,
                                  stages.make_loss(config), work, callbacks)
             results, kept, test_accuracy = _train_stages(training)
             result = TrainResult(output_dir, results, kept.name, kept.val_accuracy, test_accuracy,
@@ -314,9 +329,10 @@ def _dedupe_csv(text: str) -> str:
 def _publish(model, config, labels, counts, work_dir, result: TrainResult, output_dir) -> None:
     epochs = load_epochs(os.path.join(work_dir, "epochs.json"))
     with publish_dir(output_dir) as tmp:
-        model.save(os.path.join(tmp, "model.keras"))
-        write_text_atomic(os.path.join(tmp, "labels.txt"), "".join(f"{name}\n" for name in labels))
-        write_json(os.path.join(tmp, "model_info.json"), {
+        out = Model(tmp)
+        model.save(out.path(Model.MODEL))
+        write_text_atomic(out.path(Model.LABELS), labels_text(labels))
+        write_json(out.path(Model.INFO), {
             "image_size": [config.image_size, config.image_size],
             "backbone": config.backbone,
             "alpha": config.alpha,
@@ -333,7 +349,7 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
         })
-        write_json(os.path.join(tmp, "history.json"), {
+        write_json(out.path(Model.HISTORY), {
             "epochs": epochs,
             "stages": [dataclasses.asdict(s) for s in result.stages],
             "kept_stage": result.kept_stage,
@@ -344,8 +360,8 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
         log = os.path.join(work_dir, "training_log.csv")
         if tf.io.gfile.exists(log):
             with tf.io.gfile.GFile(log) as f:
-                write_text_atomic(os.path.join(tmp, "training_log.csv"), _dedupe_csv(f.read()))
+                write_text_atomic(out.path(Model.TRAINING_LOG), _dedupe_csv(f.read()))
         tensorboard = os.path.join(work_dir, "tensorboard")
         if tf.io.gfile.exists(tensorboard):
-            copy_tree(tensorboard, os.path.join(tmp, "tensorboard"))
-        plot_curves(epochs, os.path.join(tmp, "curves.png"))
+            copy_tree(tensorboard, out.path(Model.TENSORBOARD))
+        plot_curves(epochs, out.path(Model.CURVES))

@@ -7,8 +7,8 @@ import dataclasses
 from typing import Dict, List, Optional
 
 from components.validate.config import ValidateConfig
+from schemas import reasons
 
-DUPLICATE = "duplicate"  # a reject reason (components/ingest/decode.py) that is no sign of a broken upload
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +41,14 @@ def class_counts(stats: dict, config: ValidateConfig) -> List[Anomaly]:
 
 def rejected_fraction(stats: dict, config: ValidateConfig) -> List[Anomaly]:
     """`rejected_fraction_high` (error): too many broken files suggests a broken upload or export."""
-    broken = sum(n for reason, n in stats["rejected_by_reason"].items() if reason != DUPLICATE)
+    broken = sum(n for reason, n in stats["rejected_by_reason"].items() if reason not in reasons.HARMLESS)
     considered = stats["files"]["kept"] + broken
     fraction = broken / considered if considered else 0.0
     if fraction <= config.max_rejected_fraction:
         return []
-    reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats["rejected_by_reason"].items()) if r != DUPLICATE)
+    listed = ", ".join(f"{r} {n}" for r, n in sorted(stats["rejected_by_reason"].items()) if r not in reasons.HARMLESS)
     return [Anomaly("error", "rejected_fraction_high",
-                    f"{broken} of {considered} image files ({fraction:.1%}) were rejected ({reasons}), above "
+                    f"{broken} of {considered} image files ({fraction:.1%}) were rejected ({listed}), above "
                     f"max_rejected_fraction={config.max_rejected_fraction:g}: check the upload (see rejected.csv)")]
 
 

@@ -25,8 +25,8 @@ class ValidateConfig:
     max_balance_change: float = 0.1
     change_severity: str = "warning"
 
-    def validate(self) -> "ValidateConfig":
-        """Raise `UsageError` naming the first bad field; return self."""
+    def validate(self) -> None:
+        """Raise `UsageError` naming the first bad field."""
         if isinstance(self.min_examples_per_class, bool) or not isinstance(self.min_examples_per_class, int) \
                 or self.min_examples_per_class < 1:
             raise UsageError(f"validate.min_examples_per_class={self.min_examples_per_class!r}: must be an integer >= 1")
@@ -38,4 +38,3 @@ class ValidateConfig:
             value = getattr(self, field)
             if value not in SEVERITIES:
                 raise UsageError(f"validate.{field}={value!r}: must be one of {list(SEVERITIES)}")
-        return self

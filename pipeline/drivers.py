@@ -1,0 +1,94 @@
+"""Drivers: what a node resolves before it runs, outside the artifacts it reads (TFX's driver role).
+
+A driver returns a `Resolved`: the extra state its output depends on (fingerprinted, so a change
+reruns the node), the arguments its call needs, properties to record with its output (for the
+next run's driver), and a fallback reuse when the fingerprint alone finds no earlier execution.
+Each reads the lineage store only through `pipeline.metadata.Store`.
+"""
+import dataclasses
+import os
+from typing import Callable, Optional
+
+from pipeline import fingerprint
+from schemas.artifacts import Examples, ModelBlessing, ServingModel, ServingVersion
+
+
+@dataclasses.dataclass
+class Resolved:
+    extra: object = None  # state outside the artifacts that the output depends on (part of the fingerprint)
+    args: dict = dataclasses.field(default_factory=dict)  # what the call needs besides the artifacts
+    properties: dict = dataclasses.field(default_factory=dict)  # recorded with the output artifact
+    reuse: Optional[Callable] = None  # () -> an earlier execution to reuse, when the fingerprint finds none
+    fingerprint: str = ""  # the node's input fingerprint, set by the executor once `extra` is known
+
+
+def normalised_path(path: str) -> str:
+    """One spelling per folder: absolute, no trailing slash (URLs of other filesystems as given)."""
+    return path.rstrip("/") if "://" in path else os.path.abspath(path)
+
+
+def ingest(ctx, inputs) -> Resolved:
+    """The data folder's listing (or the TFDS name), and the previous ingest that split stability keeps."""
+    section = ctx.config["ingest"]
+    previous = ctx.store.latest_output("ingest", complete=lambda uri: Examples(uri).is_complete())
+    if not section.data_dir:
+        return Resolved(extra={"tfds_name": section.tfds_name}, args={"previous": previous})
+    listing = fingerprint.folder_listing(section.data_dir)
+    basis = fingerprint.component("ingest", {**ctx.config.section_dict("ingest"), "data_dir": "*"}, {})
+    return Resolved(
+        extra={"data_dir": fingerprint.digest(listing)},
+        args={"previous": previous},
+        properties={"listing": listing, "basis": basis},
+        reuse=lambda: _touched_but_unchanged(ctx, listing, basis, section.data_dir),
+    )
+
+
+def _touched_but_unchanged(ctx, listing: dict, basis: str, data_dir: str):
+    """An earlier ingest of the same config whose files differ from now only in times, not content."""
+    for execution_id, uri, props in ctx.store.recent_outputs(Examples.TYPE, limit=5):
+        if props.get("basis") != basis or not Examples(uri).is_complete():
+            continue
+        manifest = {row["path"]: row["sha256"] for row in Examples(uri).manifest()}
+        if fingerprint.proven_unchanged(props["listing"], listing, data_dir, manifest):
+            ctx.log("[pipeline] ingest: files were touched but their content is unchanged (sha256)")
+            return ctx.store.execution(execution_id)
+    return None
+
+
+def validate(ctx, inputs) -> Resolved:
+    """The ingest before the one being validated: the drift checks compare with it."""
+    previous = ctx.store.latest_output("ingest", complete=lambda uri: Examples(uri).is_complete(),
+                                       before=inputs["ingest"].uri)
+    return Resolved(args={"previous": previous})
+
+
+def _destination(ctx) -> str:
+    return ServingModel(normalised_path(ctx.serving_dir), ctx.config["push"].model_name).uri
+
+
+def evaluate(ctx, inputs) -> Resolved:
+    """The baseline: the model in production at this push destination.
+
+    That is the latest model this pipeline pushed there (lineage), else the newest version in
+    the serving directory (pushed by something else). A candidate that is the model already
+    serving fingerprints like no baseline, and reuses the evaluation that put it there:
+    evaluating a model against itself and pushing it again would change only the version number.
+    """
+    candidate = inputs["export"]
+    pushed = ctx.store.latest_pushed(_destination(ctx))
+    if pushed is not None and ServingVersion(pushed["uri"]).exists():
+        if pushed["properties"].get("export_fingerprint") == candidate.fingerprint:
+            return Resolved(args={"baseline": pushed["uri"]},
+                            reuse=lambda: ctx.store.upstream(pushed["id"], ModelBlessing.TYPE))
+        return Resolved(extra={"baseline": pushed["fingerprint"]}, args={"baseline": pushed["uri"]})
+    latest = ServingModel(ctx.serving_dir, ctx.config["push"].model_name).latest()
+    if latest is None:
+        return Resolved(args={"baseline": None})
+    stamp = fingerprint.digest({"serving_version": latest.uri, "mtime": latest.mtime_ns()})
+    return Resolved(extra={"baseline": stamp}, args={"baseline": latest.uri})
+
+
+def push(ctx, inputs) -> Resolved:
+    """The destination, which decides reuse as much as the model does; the export, for the next baseline."""
+    return Resolved(extra={"destination": _destination(ctx)},
+                    properties={"export_fingerprint": inputs["export"].fingerprint, "destination": _destination(ctx)})

@@ -1,0 +1,310 @@
+"""Typed artifacts: one class per kind, the only code that knows an artifact's file names.
+
+TFX gives `standard_artifacts.Examples.path(split=...)` so that nobody globs shards by hand; this
+module does the same for every artifact the pipeline passes on (schemas/ARTIFACTS.md). Producers
+write to `Kind(tmp).path(Kind.FILE)`; every consumer, the report and the CLIs read through the
+accessors here, so a layout change is made in one place, and the checks a reader needs (file
+present, non-empty, labels consistent) are made the same way everywhere.
+
+Paths go through `tf.io.gfile` (any TensorFlow filesystem); TensorFlow is imported on first use,
+so that modules which only name an artifact (the orchestrator, Beam workers) do not load it.
+"""
+import csv
+import io
+import json
+import os
+
+from components.common.errors import DataError
+
+COMPLETE_MARKER = "_COMPLETE"  # written last by components.common.publish.publish_dir
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def read_text(path: str, what: str) -> str:
+    """The text of `path`; a DataError naming the file and the artifact when it is missing."""
+    gfile = _gfile()
+    if not gfile.exists(path):
+        raise DataError(f"{path} not found: {what} is incomplete (see schemas/ARTIFACTS.md); "
+                        "rerun the step that produced it")
+    with gfile.GFile(path, "r") as f:
+        return f.read()
+
+
+def parse_labels(text: str, path: str) -> list:
+    """Class names of a labels.txt: one per line, line number (from 0) = integer label."""
+    labels = [line.rstrip("\r") for line in text.split("\n")]
+    while labels and labels[-1] == "":
+        labels.pop()
+    if not labels:
+        raise DataError(f"{path} is empty: it must list the class names, one per line")
+    if any(not name.strip() for name in labels):
+        raise DataError(f"{path} has a blank line among the class names: every line is one class")
+    return labels
+
+
+def labels_text(labels) -> str:
+    """labels.txt content for `labels` (what `parse_labels` reads back)."""
+    return "".join(f"{name}\n" for name in labels)
+
+
+class Artifact:
+    """A published directory of one kind; `TYPE` is its type name in the lineage store."""
+
+    TYPE = "Artifact"
+    WHAT = "the artifact"
+
+    def __init__(self, uri: str):
+        self.uri = str(uri)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.uri, *parts)
+
+    def exists(self, *parts: str) -> bool:
+        return _gfile().exists(self.path(*parts))
+
+    def mtime_ns(self) -> int:
+        return _gfile().stat(self.uri).mtime_nsec
+
+    def is_complete(self) -> bool:
+        """True when the directory was published whole (its completion marker is present)."""
+        return bool(self.uri) and self.exists(COMPLETE_MARKER)
+
+    def text(self, name: str) -> str:
+        return read_text(self.path(name), f"{self.WHAT} {self.uri}")
+
+    def json(self, name: str):
+        return json.loads(self.text(name))
+
+    def json_or_none(self, name: str):
+        """The JSON file's content, or None when the artifact does not hold it (report, old outputs)."""
+        return self.json(name) if self.exists(name) else None
+
+
+class Examples(Artifact):
+    """The ingest's output: a TFDS dataset directory of tf.Example shards plus its tables."""
+
+    TYPE, WHAT = "Examples", "the ingest output"
+    LABELS, MANIFEST, REJECTED, STATS = "labels.txt", "manifest.csv", "rejected.csv", "stats.json"
+    DATA = "data"  # data/<dataset_name>/<version>/<dataset_name>-<split>.tfrecord-<i>-of-<n>
+    SPLITS = ("train", "val", "test")
+
+    def shards(self, split: str) -> list:
+        """The shard files of `split`, sorted; DataError when there are none."""
+        pattern = self.path(self.DATA, "*", "*", f"*-{split}.tfrecord-*")
+        files = sorted(_gfile().glob(pattern))
+        if not files:
+            raise DataError(f"no '{split}' split in {self.uri}: expected shards matching {pattern}. "
+                            "Point to a complete ingest output (see schemas/ARTIFACTS.md) whose split has images.")
+        return files
+
+    def dataset_dir(self) -> str:
+        """The TFDS dataset folder (`tfds.builder_from_directory` loads it)."""
+        found = _gfile().glob(self.path(self.DATA, "*", "*", "dataset_info.json"))
+        if not found:
+            raise DataError(f"{self.uri} holds no TFDS dataset (data/*/*/dataset_info.json): rerun the ingest")
+        return os.path.dirname(found[0])
+
+    def labels(self) -> list:
+        return parse_labels(self.text(self.LABELS), self.path(self.LABELS))
+
+    def manifest(self) -> list:
+        """Every kept image: dicts with path, sha256, label, label_text, split, height, width, format, bytes."""
+        return list(csv.DictReader(io.StringIO(self.text(self.MANIFEST))))
+
+    def rejected(self) -> list:
+        """Every rejected file: dicts with path, reason, detail."""
+        return list(csv.DictReader(io.StringIO(self.text(self.REJECTED))))
+
+    def stats(self) -> dict:
+        return self.json(self.STATS)
+
+    def class_counts(self, split: str, keep=None) -> list:
+        """Examples per class in `split` (index = label), from the manifest; only sha256 in `keep` if given."""
+        counts = [0] * len(self.labels())
+        for row in self.manifest():
+            if row["split"] == split and (keep is None or row["sha256"] in keep):
+                counts[int(row["label"])] += 1
+        return counts
+
+    def read_split(self, split: str, limit: int | None = None):
+        """(serialized examples, encoded images, int64 labels) of `split`, at most `limit` of each."""
+        import numpy as np
+        import tensorflow as tf
+
+        dataset = tf.data.TFRecordDataset(self.shards(split))
+        if limit is not None:
+            dataset = dataset.take(limit)
+        spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+        serialized, images, labels = [], [], []
+        for record in dataset.batch(256):
+            parsed = tf.io.parse_example(record, spec)
+            serialized.extend(record.numpy().tolist())
+            images.extend(parsed["image"].numpy().tolist())
+            labels.extend(parsed["label"].numpy().tolist())
+        if not images:
+            raise DataError(f"the '{split}' split in {self.uri} has no examples")
+        return serialized, images, np.asarray(labels, np.int64)
+
+
+class ExampleAnomalies(Artifact):
+    """The data validation's output: anomalies.json, [{severity, code, message}]."""
+
+    TYPE, WHAT = "ExampleAnomalies", "the validation output"
+    ANOMALIES = "anomalies.json"
+
+    def anomalies(self) -> list:
+        return self.json(self.ANOMALIES)
+
+
+class _ModelFiles(Artifact):
+    """What every model artifact carries beside the model: class names and the sidecar."""
+
+    LABELS, INFO = "labels.txt", "model_info.json"
+
+    def labels(self) -> list:
+        return parse_labels(self.text(self.LABELS), self.path(self.LABELS))
+
+    def info(self) -> dict:
+        return self.json(self.INFO)
+
+    def checked_labels(self) -> list:
+        """labels.txt, after checking that model_info.json names the same classes."""
+        labels = self.labels()
+        if self.info().get("labels", labels) != labels:
+            raise DataError(f"{self.uri}: labels.txt and model_info.json disagree on the class names; "
+                            "rerun the step that produced it")
+        return labels
+
+
+class Model(_ModelFiles):
+    """The trainer's output: model.keras, its sidecar, history and curves."""
+
+    TYPE, WHAT = "Model", "the train output"
+    MODEL, HISTORY, TRAINING_LOG, CURVES, TENSORBOARD = (
+        "model.keras", "history.json", "training_log.csv", "curves.png", "tensorboard")
+
+    def model_path(self) -> str:
+        return self.path(self.MODEL)
+
+    def history(self) -> dict:
+        return self.json(self.HISTORY)
+
+    def require(self) -> None:
+        """DataError unless the files the exporter needs are all present."""
+        missing = [n for n in (self.MODEL, self.INFO, self.LABELS) if not self.exists(n)]
+        if missing:
+            raise DataError(f"{self.uri} is not a complete train output (missing {', '.join(missing)}); "
+                            "run the train step first (schemas/ARTIFACTS.md, 'train -> export')")
+
+
+class ExportedModel(_ModelFiles):
+    """The exporter's output: a SavedModel, the TFLite variants and their sidecars."""
+
+    TYPE, WHAT = "ExportedModel", "the export"
+    SAVED_MODEL, TFLITE, PARITY = "saved_model", "tflite", "parity.json"
+
+    def saved_model_dir(self) -> str:
+        return self.path(self.SAVED_MODEL)
+
+    @staticmethod
+    def tflite_name(variant: str) -> str:
+        return f"model_{variant}.tflite"
+
+    def tflite_files(self) -> dict:
+        """{variant: path} of the TFLite models, in name order."""
+        found = sorted(_gfile().glob(self.path(self.TFLITE, "model_*.tflite")))
+        return {os.path.basename(p)[len("model_"):-len(".tflite")]: p for p in found}
+
+    def parity(self) -> dict:
+        return self.json(self.PARITY)
+
+
+class ModelBlessing(Artifact):
+    """The evaluator's output: the TFX-style blessing file, every check, the metrics."""
+
+    TYPE, WHAT = "ModelBlessing", "the evaluation output"
+    BLESSED, NOT_BLESSED, BLESSING, METRICS, TFMA = "BLESSED", "NOT_BLESSED", "blessing.json", "metrics.json", "tfma"
+
+    def blessing(self) -> dict:
+        return self.json(self.BLESSING)
+
+    def metrics(self) -> dict:
+        return self.json(self.METRICS)
+
+    def blessed(self) -> bool:
+        """Blessed only when both the BLESSED file and blessing.json say so (a missing output is not)."""
+        return (bool(self.uri) and self.exists(self.BLESSED) and self.exists(self.BLESSING)
+                and bool(self.blessing().get("blessed")))
+
+
+class ServingVersion(_ModelFiles):
+    """One pushed version, `SERVING_DIR/<model_name>/<version>/`: a SavedModel plus assets.extra/."""
+
+    TYPE, WHAT = "PushedModel", "the pushed version"
+    EXTRA = "assets.extra"
+    LABELS, INFO, BLESSING, PUSH = (f"{EXTRA}/labels.txt", f"{EXTRA}/model_info.json", f"{EXTRA}/blessing.json",
+                                    f"{EXTRA}/push.json")
+    TFLITE = f"{EXTRA}/tflite"
+
+    def saved_model_dir(self) -> str:
+        return self.uri
+
+    def push_record(self) -> dict:
+        return self.json(self.PUSH)
+
+    @property
+    def version(self) -> int:
+        return int(os.path.basename(self.uri.rstrip("/")))
+
+
+class ServingModel:
+    """TF Serving's model base directory, `SERVING_DIR/<model_name>/`: integer versions.
+
+    TF Serving treats every child whose name is an integer as a version and ignores the rest, so
+    a push writes a '.tmp-' sibling and renames it into place.
+    """
+
+    TMP_PREFIX = ".tmp-"
+
+    def __init__(self, serving_dir: str, model_name: str):
+        self.serving_dir, self.model_name = str(serving_dir), model_name
+        self.uri = os.path.join(self.serving_dir, model_name)
+
+    def versions(self) -> list:
+        """The integer versions present, ascending."""
+        gfile = _gfile()
+        if not gfile.isdir(self.uri):
+            return []
+        return sorted(int(n.rstrip("/")) for n in gfile.listdir(self.uri) if n.rstrip("/").isdigit())
+
+    def version(self, number: int) -> ServingVersion:
+        return ServingVersion(os.path.join(self.uri, str(number)))
+
+    def latest(self) -> ServingVersion | None:
+        """The newest pushed version (the evaluation baseline), or None when nothing is pushed."""
+        found = self.versions()
+        return self.version(found[-1]) if found else None
+
+    def stale_temporaries(self) -> list:
+        """Leftovers of interrupted pushes (never visible to TF Serving)."""
+        gfile = _gfile()
+        if not gfile.isdir(self.uri):
+            return []
+        return [os.path.join(self.uri, n.rstrip("/")) for n in gfile.listdir(self.uri) if n.startswith(self.TMP_PREFIX)]
+
+
+def model_labels(model_dir: str) -> list:
+    """Class names of a model directory: an export (labels.txt) or a pushed version (assets.extra/)."""
+    for kind in (ExportedModel, ServingVersion):
+        artifact = kind(model_dir)
+        if artifact.exists(kind.LABELS):
+            return artifact.labels()
+    raise DataError(f"no labels.txt in {model_dir} or {model_dir}/assets.extra: cannot name the classes")
