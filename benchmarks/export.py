@@ -29,10 +29,10 @@ import numpy as np
 import tensorflow as tf
 
 import components.export
-from components.common import ingested
 from components.common.image_ops import decode_and_resize
 from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
 from components.evaluate import tfma_metrics
+from schemas.artifacts import Examples, ExportedModel, Model
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
 
@@ -62,10 +62,10 @@ def _tflite_row(path, pixels, labels, timed) -> dict:
 
 def _plain_loop(train_dir, ingest_dir, image_size) -> tuple:
     """(images/s, accuracy) of tf.data -> decode_and_resize -> model.predict over the test shards."""
-    model = keras.models.load_model(os.path.join(train_dir, "model.keras"), compile=False)
+    model = keras.models.load_model(Model(train_dir).model_path(), compile=False)
     spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
     start = time.perf_counter()
-    dataset = (tf.data.TFRecordDataset(ingested.split_files(ingest_dir, "test"))
+    dataset = (tf.data.TFRecordDataset(Examples(ingest_dir).shards("test"))
                .map(lambda r: tf.io.parse_single_example(r, spec))
                .map(lambda e: (decode_and_resize(e["image"], image_size), e["label"])).batch(32))
     correct = count = 0
@@ -100,9 +100,9 @@ def main(argv=None) -> None:
     export = components.export.run(components.export.ExportConfig(), train_dir, ingest_dir,
                                    os.path.join(work, "export"))
     export_seconds = time.perf_counter() - start
-    info = json.load(open(os.path.join(export.output_dir, "model_info.json")))
+    info = ExportedModel(export.output_dir).info()
     image_size = tuple(info["image_size"])
-    serialized, images, labels = ingested.read_split(ingest_dir, "test")
+    serialized, images, labels = Examples(ingest_dir).read_split("test")
     pixels = preprocess(images, image_size)
 
     saved = SavedModelRunner(export.output_dir)

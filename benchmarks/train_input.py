@@ -38,7 +38,9 @@ from benchmarks.photos import generate_photos
 from components.ingest import IngestConfig
 from components.ingest import run as ingest
 from components.train.backbones import build_backbone
-from components.train.input import AugmentConfig, count_examples, make_dataset
+from components.train.config import AugmentConfig
+from components.train.input import make_dataset
+from schemas.artifacts import Examples
 
 
 def keras_augmentation_layers(augment: AugmentConfig) -> list:
@@ -137,7 +139,7 @@ def main() -> None:
         augment = AugmentConfig()
         ours = make_dataset(ingest_dir, "train", size, args.batch_size, training=True, augment=augment, repeat=True)
         baseline = baseline_dataset(photo_dir, size, args.batch_size, augment)
-        epoch = -(-count_examples(ingest_dir, "train") // args.batch_size) + 1
+        epoch = -(-sum(Examples(ingest_dir).class_counts("train")) // args.batch_size) + 1
         throughput(ours, epoch)  # a whole epoch: fills our in-memory cache of encoded bytes
         throughput(baseline, epoch)  # and the OS page cache with the baseline's files
         rounds = [{"ours": throughput(ours, args.batches), "baseline": throughput(baseline, args.batches)}

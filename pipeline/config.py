@@ -74,86 +74,96 @@ def _bad(key: str, value, expected: str) -> UsageError:
     return UsageError(f"config key {key}: {value!r} is not valid; expected {expected}")
 
 
-def coerce(value: Any, hint, key: str, from_text: bool = False):
-    """Convert `value` (YAML data, or text from the command line) to the type `hint`, or raise."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Any or hint is None:
+def _exactly(kind):
+    def convert(value):
+        if isinstance(value, kind):
+            return value
+        raise ValueError
+    return convert
+
+
+def _number(kind):
+    """int or float from YAML data; numeric text counts too (PyYAML, YAML 1.1, reads 2e-3 as a string)."""
+    def convert(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError
+        if kind is int and isinstance(value, float):
+            raise ValueError
+        return kind(value)
+    return convert
+
+
+_SCALARS = {  # type -> (convert or raise ValueError, what the message says is expected)
+    bool: (_exactly(bool), "true or false"),
+    int: (_number(int), "an integer"),
+    float: (_number(float), "a number"),
+    str: (_exactly(str), "a string"),
+}
+
+
+def coerce(value: Any, hint, key: str):
+    """Convert YAML data `value` to the type `hint` (dataclasses, lists and mappings recursively), or raise.
+
+    The one conversion for every section: the YAML file's values and `--set` values (parsed as
+    YAML first) both come through here, and the UsageError names the key, the value and the type.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None or (from_text and isinstance(value, str) and value.lower() in ("null", "~")):
-            if type(None) in args:
-                return None
-        # str last: "0.5" given for Union[str, float] is the number, "block_13" the name
+        if value is None and type(None) in args:
+            return None
         errors = []
-        for arg in sorted((a for a in args if a is not type(None)), key=lambda a: a is str):
+        for arg in sorted((a for a in args if a is not type(None)), key=lambda a: a is str):  # "0.5" is a number
             try:
-                return coerce(value, arg, key, from_text)
+                return coerce(value, arg, key)
             except UsageError as e:
                 errors.append(e)
-        # an error about a key inside the value (e.g. train.stages[0].learning_rate) says more
-        nested = [e for e in errors if not str(e).startswith(f"config key {key}:")]
+        nested = [e for e in errors if not str(e).startswith(f"config key {key}:")]  # e.g. stages[0].epochs
         raise nested[0] if nested else _bad(key, value, " or ".join(_type_name(a) for a in args))
     if origin is typing.Literal:
         if value in args:
             return value
         raise _bad(key, value, "one of " + ", ".join(repr(a) for a in args))
-    if from_text and isinstance(value, str) and (hint in (list, tuple, dict) or origin in (list, tuple, dict, Mapping, typing.Sequence) or dataclasses.is_dataclass(hint)):
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise _bad(key, value, f"a YAML {_type_name(hint)}")
-        from_text = False
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if from_text and isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise _bad(key, value, "true or false")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if from_text and isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise _bad(key, value, "an integer")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # also YAML's: PyYAML (YAML 1.1) reads 2e-3 as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise _bad(key, value, "a number")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise _bad(key, value, "a string")
     if dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
         if not isinstance(value, Mapping):
             raise _bad(key, value, f"a mapping of {hint.__name__} fields")
         return build_dataclass(hint, value, key)
-    if origin in (list, typing.Sequence) or hint in (list,) or origin is tuple or hint is tuple:
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+    if hint in (list, tuple) or origin in (list, tuple, typing.Sequence):
+        if not isinstance(value, (list, tuple)):
             raise _bad(key, value, "a list")
-        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise _bad(key, value, f"a list of {len(args)} items")
-            return tuple(coerce(v, a, f"{key}[{i}]", from_text) for i, (v, a) in enumerate(zip(value, args)))
-        item = args[0] if args else Any
-        items = [coerce(v, item, f"{key}[{i}]", from_text) for i, v in enumerate(value)]
-        return tuple(items) if (origin is tuple or hint is tuple) else items
-    if origin in (dict, Mapping) or hint is dict:
+            return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        items = [coerce(v, args[0] if args else Any, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if tuple in (hint, origin) else items
+    if hint is dict or origin in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise _bad(key, value, "a mapping")
-        kt, vt = args if args else (Any, Any)
-        return {coerce(k, kt, key, from_text): coerce(v, vt, f"{key}.{k}", from_text) for k, v in value.items()}
-    return value
+        kt, vt = args or (Any, Any)
+        return {coerce(k, kt, key): coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+    convert, expected = _SCALARS.get(hint, (lambda v: v, ""))
+    try:
+        return convert(value)
+    except (TypeError, ValueError):
+        raise _bad(key, value, expected) from None
+
+
+def coerce_text(raw: str, hint, key: str):
+    """A `--set` value: parsed as YAML (so 16, true, null, [a, b] and {k: v} mean what they say), then
+    coerced; text that is no valid YAML, or whose YAML value does not fit, stays text where a string fits."""
+    try:
+        return coerce(yaml.safe_load(raw), hint, key)
+    except (yaml.YAMLError, UsageError) as e:
+        try:
+            return coerce(raw, hint, key)
+        except UsageError:
+            if isinstance(e, yaml.YAMLError):
+                raise _bad(key, raw, f"YAML for {_type_name(hint)}") from None
+            raise e from None
 
 
 def build_dataclass(cls, data: Mapping, prefix: str):
@@ -270,7 +280,7 @@ def build(data: dict, text_overrides: list[tuple[str, str, str]] = ()) -> RunCon
                 f"--set {section}.{key}: unknown key; allowed keys in {section}: "
                 + ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
             )
-        data.setdefault(section, {})[key] = coerce(raw, hints[key], f"{section}.{key}", from_text=True)
+        data.setdefault(section, {})[key] = coerce_text(raw, hints[key], f"{section}.{key}")
     built = {}
     for name, cls in available.items():
         section = build_dataclass(cls, data.get(name, {}), name)

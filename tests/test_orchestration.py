@@ -100,35 +100,29 @@ def test_real_rerun_with_nothing_changed_finishes_in_seconds(tmp_path_factory):
     assert seconds < 10 and seconds < first_seconds / 5, (seconds, first_seconds)
 
 
-def test_train_fraction_subsamples_train_per_class_and_keeps_val_test(tmp_path):
-    import csv
-
+def test_train_fraction_keeps_a_stable_stratified_subset_inside_the_input_pipeline(tmp_path):
+    """`train.train_fraction` filters the train split by content rank as the trainer reads it: no copy."""
     import numpy as np
     from ingest_format import ImageRecord, write_ingest_dir
 
-    from components.common import subsample
+    from components.common.ranking import stratified_subset
+    from components.train.input import make_dataset
+    from schemas.artifacts import Examples
 
     rng = np.random.default_rng(0)
     records = [ImageRecord(split, label, rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), "png")
                for label in range(3) for split, n in (("train", 20 + 4 * label), ("val", 3), ("test", 3))
                for _ in range(n)]
-    ingest = write_ingest_dir(tmp_path / "ingest", records, ["a", "b", "c"], tfds_metadata=False)
+    examples = Examples(write_ingest_dir(tmp_path / "ingest", records, ["a", "b", "c"], tfds_metadata=False))
+    manifest = examples.manifest()
+    quarter, half = stratified_subset(manifest, 0.25), stratified_subset(manifest, 0.5)
+    assert examples.class_counts("train", quarter) == [5, 6, 7]
+    assert examples.class_counts("train", half) == [10, 12, 14]
+    assert quarter <= half, "a smaller fraction keeps a subset"
+    assert quarter <= {r["sha256"] for r in manifest if r["split"] == "train"}, "only train images are cut"
 
-    def rows(path):
-        with open(f"{path}/manifest.csv") as f:
-            return list(csv.DictReader(f))
-
-    quarter = subsample.run(ingest, 0.25, str(tmp_path / "quarter"))
-    half = subsample.run(ingest, 0.5, str(tmp_path / "half"))
-    assert quarter == {"train_before": 72, "train_after": 5 + 6 + 7, "fraction": 0.25}
-    assert half["train_after"] == 10 + 12 + 14
-    q, h, full = rows(tmp_path / "quarter"), rows(tmp_path / "half"), rows(ingest)
-    assert [r for r in q if r["split"] != "train"] == [r for r in full if r["split"] != "train"]
-    assert {r["sha256"] for r in q} <= {r["sha256"] for r in h}, "a smaller fraction keeps a subset"
-    from components.train.input import count_examples
-
-    assert count_examples(str(tmp_path / "quarter"), "train") == 18
-    import tensorflow as tf
-
-    shards = tf.io.gfile.glob(str(tmp_path / "quarter" / "data" / "*" / "*" / "*-train.tfrecord-*"))
-    assert sum(1 for _ in tf.data.TFRecordDataset(shards)) == 18
+    labels = np.concatenate([y.numpy() for _, y in make_dataset(examples.uri, "train", 8, 4, training=False,
+                                                                  keep=quarter)])
+    assert np.bincount(labels).tolist() == [5, 6, 7]
+    val = np.concatenate([y.numpy() for _, y in make_dataset(examples.uri, "val", 8, 4, training=False)])
+    assert len(val) == 9, "val stays whole"

@@ -13,12 +13,12 @@ import tensorflow as tf
 
 from components.common.errors import DataError, UsageError
 from components.common.image_ops import decode_and_resize
-from schemas.artifacts import ServingModel, model_labels
+from schemas.artifacts import ExportedModel, ServingModel, model_labels
 
 
 def find_saved_model(path: str) -> str:
     """`path` itself or its `saved_model/` child: an export dir and a serving version dir both work."""
-    for candidate in (path, os.path.join(path, "saved_model")):
+    for candidate in (path, ExportedModel(path).saved_model_dir()):
         if tf.io.gfile.exists(os.path.join(candidate, "saved_model.pb")):
             return candidate
     raise UsageError(f"no SavedModel at {path}: expected {path}/saved_model.pb or {path}/saved_model/saved_model.pb")

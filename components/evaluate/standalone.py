@@ -16,7 +16,7 @@ from components.common.publish import write_json
 from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
 from components.evaluate.evaluator import EvaluateResult
-from schemas.artifacts import Examples
+from schemas.artifacts import Examples, ModelBlessing
 
 
 
@@ -63,7 +63,7 @@ def evaluate_model(config: EvaluateConfig, model: OpenedModel, data: str, output
     computed = tfma_metrics.compute(predictions, y, model.labels, config.top_k, os.path.join(output_dir, "tfma"))
     checks = gate.value_checks(config, computed["metrics"], model.labels)
     blessed = all(c.passed for c in checks)
-    write_json(os.path.join(output_dir, "metrics.json"), {**computed, "examples": len(y)})
+    write_json(os.path.join(output_dir, ModelBlessing.METRICS), {**computed, "examples": len(y)})
     write_json(os.path.join(output_dir, "report.json"), {
         "model": model.path, "data": data, "passed": blessed, "examples": len(y),
         "checks": [c.as_dict() for c in checks], "failed": [c.reason for c in checks if not c.passed]})

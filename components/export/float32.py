@@ -37,9 +37,16 @@ def _force_float32(config):
     return config
 
 
+def _all_layers(layer):
+    """Every layer of a model, nested models' layers included (public `layers`, walked recursively)."""
+    for child in getattr(layer, "layers", ()):
+        yield child
+        yield from _all_layers(child)
+
+
 def float32_rebuild(model: keras.Model) -> keras.Model:
     """The same architecture and weights with every layer computing in float32."""
-    if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):
+    if all(layer.dtype_policy.name == "float32" for layer in _all_layers(model)):
         return model
     config = _force_float32(keras.saving.serialize_keras_object(model))
     rebuilt = keras.saving.deserialize_keras_object(config)

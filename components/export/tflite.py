@@ -9,6 +9,10 @@ The int8 calibrator sees train-split images through the shared serving preproces
 import keras
 import numpy as np
 import tensorflow as tf
+# Private API, on purpose: no public TensorFlow function folds a concrete function's variables into
+# constants, and `TFLiteConverter.from_concrete_functions` without them needs a trackable object
+# (the deprecated path that re-saves the model per variant). tests/test_private_apis.py fails
+# loudly if it moves.
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 

@@ -11,6 +11,9 @@ TensorFlow's, and the pipeline tests parse every record back with the schema's f
 """
 from typing import Mapping, Union
 
+# Private API, on purpose: Beam's TFRecord framing (with its C crc32c) is what `WriteToTFRecord` uses,
+# but Beam exposes it only through that sink, which holds every record in memory on the
+# DirectRunner when sharded. tests/test_private_apis.py fails loudly if it moves or changes.
 from apache_beam.io.tfrecordio import _TFRecordUtil
 
 _U64 = (1 << 64) - 1

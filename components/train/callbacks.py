@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from components.common.publish import read_json, write_json
+from schemas.artifacts import Model
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -44,7 +45,7 @@ def stage_callbacks(work_dir: str, stage, *, monitor_patience: int) -> list:
             monitor="val_accuracy", mode="max", patience=monitor_patience, restore_best_weights=True))
     callbacks += [
         EpochRecorder(os.path.join(work_dir, "epochs.json"), stage.name),
-        keras.callbacks.CSVLogger(os.path.join(work_dir, "training_log.csv"), append=True),
+        keras.callbacks.CSVLogger(os.path.join(work_dir, Model.TRAINING_LOG), append=True),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "tensorboard"), write_graph=False, profile_batch=0),
     ]
     return callbacks

@@ -357,7 +357,7 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
             "class_weights": {labels[i]: w for i, w in (result.class_weights or {}).items()},
             "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
         })
-        log = os.path.join(work_dir, "training_log.csv")
+        log = os.path.join(work_dir, Model.TRAINING_LOG)
         if tf.io.gfile.exists(log):
             with tf.io.gfile.GFile(log) as f:
                 write_text_atomic(out.path(Model.TRAINING_LOG), _dedupe_csv(f.read()))
