@@ -16,9 +16,6 @@ the next run holds the lock (no other run can be writing them then).
 """
 import os
 
-COMPONENT_DIRS = ("ingest", "validate", "train", "export", "evaluate", "push")
-
-
 def output_dir(root: str, component: str, run_id: str) -> str:
     return os.path.join(root, component, run_id)
 
@@ -43,12 +40,12 @@ def lock_path(root: str) -> str:
     return os.path.join(root, ".lock")
 
 
-def remove_stale_temporaries(root: str) -> list[str]:
-    """Delete `.tmp-*` directories a killed run left in the component folders; returns them."""
+def remove_stale_temporaries(root: str, components) -> list[str]:
+    """Delete `.tmp-*` directories a killed run left in the folders of `components`; returns them."""
     import tensorflow as tf  # imported here so that `pipeline.runs` starts without TensorFlow
 
     removed = []
-    for component in COMPONENT_DIRS:
+    for component in components:
         folder = os.path.join(root, component)
         if not tf.io.gfile.isdir(folder):
             continue

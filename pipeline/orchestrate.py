@@ -23,7 +23,7 @@ def run(config, beam_options, run_id: str, args, use_demo: bool, argv: list) -> 
     root = config.pipeline.pipeline_root
     tf.io.gfile.makedirs(root)
     with lock.hold(artifacts.lock_path(root), run_id, wait=args.wait, log=_log):
-        for path in artifacts.remove_stale_temporaries(root):
+        for path in artifacts.remove_stale_temporaries(root, dag.names()):
             _log(f"[pipeline] removed {path}, left half-written by a killed run")
         store = metadata.Store(artifacts.metadata_path(root))
         try:

@@ -10,6 +10,8 @@ from components.common.errors import UsageError
 from components.common.layers import CaffePreprocessing
 from components.train import backbones
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 SHARED_BACKBONE = "mobilenetv2_0.35_96_cifar6_notop"
 
 

@@ -11,6 +11,8 @@ from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
 from tests import export_models
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):

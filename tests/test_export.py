@@ -15,6 +15,8 @@ from components.export import parity, tflite
 from components.export.float32 import float32_rebuild
 from tests import export_models
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):

@@ -1,4 +1,5 @@
 """The exported model on real sign-language photos: serving_default agrees with the Keras model."""
+import pytest
 import os
 
 import keras
@@ -8,6 +9,8 @@ import tensorflow as tf
 from schemas.artifacts import Examples, ExportedModel
 from components.common.model_runners import TFLiteRunner, preprocess
 from tests import export_models
+
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
 
 def test_serving_default_top1_equals_keras_on_raw_jpeg_bytes(tmp_path_factory, sign_digits_dir, shared_weights_dir):

@@ -15,6 +15,8 @@ from schemas.artifacts import ServingModel
 from tests import export_models
 from tests.ingest_format import write_synthetic_ingest_dir
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 
 @pytest.fixture(scope="module")
 def ingest(tmp_path_factory):

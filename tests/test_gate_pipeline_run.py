@@ -20,12 +20,15 @@ pretrained backbone (../shared/weights; the test skips without it), a convex fit
 whatever labels it is given; only the training labels differ. The TFLite variants are float32 only (parity with
 the SavedModel is checked at export), so the baseline comparison is the only check that can fail.
 """
+import pytest
 import csv
 import json
 import re
 import shutil
 
 from pipeline_helpers import make_folder, pipeline_run, published
+
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
 COMMON = ("--image-size", "96", "--batch-size", "8", "--splits", "train=0.5,val=0.2,test=0.3",
           "--set", "export.tflite_variants=[float32]", "--set", "export.representative_examples=8",

@@ -4,7 +4,6 @@ Every failing case leaves nothing behind in the output's parent folder, and the 
 what is wrong and where. Cases that do not stop the run (a non-UTF-8 file name) keep the
 accounting invariant.
 """
-import json
 import os
 
 import pytest

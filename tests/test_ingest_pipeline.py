@@ -123,6 +123,7 @@ def test_shard_count_follows_data_size_and_tfds_loads_every_shard(fixture_tree, 
     assert sum(1 for _ in builder.as_dataset(split="train")) == result.split_totals["train"]
 
 
+@pytest.mark.slow
 def test_one_worker_and_two_processes_write_the_same_records(ingested, fixture_tree, tmp_path):
     root, _, _ = fixture_tree
     options = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])

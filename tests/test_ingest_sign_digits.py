@@ -14,6 +14,8 @@ import tensorflow_datasets as tfds
 from components.ingest import IngestConfig, run
 from tests.image_fixtures import rgb_jpeg_bytes
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 CLASSES = [str(d) for d in range(10)]
 
 

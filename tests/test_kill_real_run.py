@@ -12,6 +12,7 @@ killed training resumes from its work directory, no published output in the pipe
 its `_COMPLETE` marker, and the serving directory never shows anything but complete integer
 versions (TF Serving loads every integer-named child).
 """
+import pytest
 import json
 import os
 import signal
@@ -22,6 +23,8 @@ import threading
 import time
 
 from pipeline_helpers import PROJECT, env, make_folder
+
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
 COMPONENTS = ("ingest", "validate", "train", "export", "evaluate")
 ARGS = ("--image-size", "32", "--weights", "none", "--batch-size", "16", "--epochs", "6",

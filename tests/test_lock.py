@@ -13,6 +13,8 @@ from pipeline_helpers import PROJECT, env, make_folder, pipeline_popen, pipeline
 
 from pipeline import artifacts, lock
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):

@@ -68,6 +68,18 @@ def test_touched_files_are_proven_unchanged_by_content(fake, capsys):
     assert fake()[1] == ALL
 
 
+def test_a_new_push_destination_is_pushed_to_not_reused(fake, tmp_path):
+    """Issue 9, item 1: the destination is part of the push's fingerprint and of the baseline lookup."""
+    assert fake()[1] == ALL
+    assert (fake.root / "serving" / "classifier" / "1").is_dir()
+    other = tmp_path / "other-serving"
+    assert fake("--serving-dir", str(other)) == (0, ["push"]), "evaluate reused, push runs for the new place"
+    assert (other / "classifier" / "1").is_dir()
+    assert fake("--serving-dir", str(other), "--model-name", "prod") == (0, ["push"])
+    assert (other / "prod" / "1").is_dir()
+    assert fake("--serving-dir", str(other) + "/", "--model-name", "prod") == (0, []), "same place, other spelling"
+
+
 def test_force_reruns_component_and_downstream(fake):
     fake()
     assert fake("--force", "export") == (0, ["export", "evaluate", "push"])
@@ -88,6 +100,7 @@ def test_only_with_stop_after_is_a_usage_error(fake, capsys):
     assert "--only" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_real_rerun_with_nothing_changed_finishes_in_seconds(tmp_path_factory):
     root, _folder, args, first = shared_first_run(tmp_path_factory)
     assert "[pipeline] push: done" in first.stdout

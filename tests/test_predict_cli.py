@@ -10,6 +10,8 @@ import components.push
 from pipeline import predict
 from tests import export_models
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 
 @pytest.fixture(scope="module")
 def pushed(tmp_path_factory, sign_digits_dir, shared_weights_dir):

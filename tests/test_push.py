@@ -17,6 +17,8 @@ from schemas.artifacts import ServingModel
 from components.push import PushConfig
 from tests import export_models
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 from pipeline_helpers import shared_first_run
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 SECTIONS = ["data", "training", "metrics", "confusion", "worst", "gate", "tflite", "lineage"]
 
 

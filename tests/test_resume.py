@@ -8,10 +8,13 @@ execution recorded as interrupted, completed ones reused, the trainer given the 
 (where BackupAndRestore keeps its state) after the kill, and no incomplete version in serving.
 The trainer's own resume-from-last-epoch is tested in tests/test_train_resume.py.
 """
+import pytest
 import signal
 import sqlite3
 
 from pipeline_helpers import fake_run_popen, make_folder, read_log
+
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
 ALL = ["ingest", "validate", "train", "export", "evaluate", "push"]
 KILLED_IN = ["ingest", "train", "export", "evaluate", "push"]

@@ -1,10 +1,13 @@
 """The nightly-retraining story end to end: push v1, add images, the next run compares and pushes v2 only if not worse."""
+import pytest
 import csv
 import json
 import re
 import shutil
 
 from pipeline_helpers import make_folder, pipeline_run, shared_first_run
+
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
 
 def _manifest(ingest_dir) -> dict:

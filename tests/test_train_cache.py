@@ -5,6 +5,7 @@ fitted on them shares its weights with the full model. End to end on the sign-la
 with the pretrained backbone in ../shared/weights: a head stage on cached features reaches the
 same validation accuracy (full model, inference mode) as the same stage fed with images.
 """
+import pytest
 import keras
 import numpy as np
 import tensorflow as tf
@@ -12,6 +13,8 @@ import tensorflow as tf
 from components.train import StageConfig, TrainConfig, feature_cache, run
 from components.train.backbones import build_backbone
 from components.train.model import assemble, build_head, head_model
+
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
 HEAD_TOLERANCE = 0.05  # absolute validation accuracy; the runs differ only in shuffling order and dropout draws
 

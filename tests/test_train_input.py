@@ -9,7 +9,9 @@ import schemas
 from components.common.errors import DataError, UsageError
 from components.common.image_ops import decode_and_resize
 from components.train import input as train_input
-from components.train.input import AugmentConfig, make_dataset
+from components.train.config import AugmentConfig, TrainAugment, TrainConfig
+from components.train.input import make_dataset
+from schemas.artifacts import Examples
 from tests.ingest_format import ImageRecord, encode, write_ingest_dir, write_synthetic_ingest_dir
 
 SIZE = (32, 32)
@@ -31,7 +33,7 @@ def _records(ingest_dir, split):
     """(encoded, label) of every record of a split, read straight from the shards."""
     spec = schemas.feature_spec()
     out = []
-    for path in train_input.shard_paths(ingest_dir, split):
+    for path in Examples(ingest_dir).shards(split):
         for serialized in tf.data.TFRecordDataset(path):
             example = tf.io.parse_single_example(serialized, spec)
             out.append((example["image"], int(example["label"])))
@@ -141,7 +143,7 @@ def test_cached_split_is_read_from_disk_only_once(tmp_path):
     streamed = make_dataset(streamed_dir, "val", SIZE, 4, training=True, cache_budget_bytes=0)
     assert len(_epoch(cached)[0]) == len(_epoch(streamed)[0]) == 12
     for directory in (cached_dir, streamed_dir):
-        for path in train_input.shard_paths(directory, "val"):
+        for path in Examples(directory).shards("val"):
             os.remove(path)
     assert len(_epoch(cached)[0]) == 12  # second epoch from memory
     with pytest.raises(tf.errors.NotFoundError):
@@ -159,18 +161,19 @@ def test_a_split_with_no_examples_is_a_data_error(tmp_path):
                                  ["a", "b"], tfds_metadata=False)
     with pytest.raises(DataError, match="split 'val'.*no examples"):
         make_dataset(directory, "val", SIZE, 4, training=False)
-    with pytest.raises(DataError, match="not an ingest output"):
+    with pytest.raises(DataError, match="not found: the ingest output .* is incomplete"):
         make_dataset(str(tmp_path / "missing"), "train", SIZE, 4, training=True)
 
 
 def test_counts_and_labels_come_from_the_manifest(ingest_dir):
-    assert train_input.read_labels(ingest_dir) == ["cat", "dog", "fish"]
-    assert train_input.count_examples(ingest_dir, "train") == 24
-    assert train_input.class_counts(ingest_dir, "val") == [4, 4, 4]
+    examples = Examples(ingest_dir)
+    assert examples.labels() == ["cat", "dog", "fish"]
+    assert sum(examples.class_counts("train")) == 24
+    assert examples.class_counts("val") == [4, 4, 4]
 
 
 def test_bad_augmentation_settings_are_usage_errors():
-    with pytest.raises(UsageError, match="crop_area"):
-        AugmentConfig(crop_area=(0.0, 1.0))
-    with pytest.raises(UsageError, match="rotation"):
-        AugmentConfig(rotation=2.0)
+    with pytest.raises(UsageError, match="train.augment.crop_area"):
+        AugmentConfig(crop_area=(0.0, 1.0)).validate()
+    with pytest.raises(UsageError, match="train.augment.rotation"):
+        TrainConfig(augment=TrainAugment(rotation=2.0)).validate()

@@ -22,6 +22,8 @@ from components.train import StageConfig, TrainConfig, batchnorm, run
 from components.train.backbones import build_backbone
 from tests.ingest_format import write_synthetic_ingest_dir
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 SIZE = 32
 LABELS = ["cat", "dog", "fish"]
 

@@ -5,6 +5,7 @@ to its own process in the middle of an epoch of the second stage (no cleanup, no
 exactly what the OOM killer or `kill -9` does). The rerun, with the same work directory, must
 skip the finished head stage, start at the killed epoch, and publish a complete history.
 """
+import pytest
 import json
 import os
 import signal
@@ -13,6 +14,8 @@ import sys
 
 from tests.ingest_format import write_synthetic_ingest_dir
 from tests.test_train_outputs import backbone_weights_file
+
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

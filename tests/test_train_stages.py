@@ -16,6 +16,8 @@ from components.train.backbones import build_backbone
 from components.train.model import assemble, build_head
 from components.train.trainer import class_weights_for
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 SIZE = 32
 CLASSES = 3
 

@@ -16,7 +16,10 @@ import pytest
 
 import components.common.layers  # noqa: F401  (custom layers, before loading model.keras)
 from components.train import StageConfig, TrainConfig, run
-from components.train.input import AugmentConfig, make_dataset
+from components.train.config import AugmentConfig
+from components.train.input import make_dataset
+
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
 HEAD_MIN_VAL = 0.5  # measured 0.69 (20 cached epochs); chance 0.1
 DEFAULT_MIN_TEST = 0.75  # the target; measured 0.84

@@ -49,6 +49,7 @@ def test_healthy_data_publishes_an_empty_anomaly_list(tmp_path):
     assert result.anomalies == [] and anomalies(out) == [] and is_complete(out)
 
 
+@pytest.mark.slow
 def test_real_ingest_has_no_anomalies_and_its_drift_is_measured(ingested_sign_digits, tmp_path):
     result = run(ValidateConfig(), str(ingested_sign_digits), None, str(tmp_path / "v"))
     assert result.ok and result.anomalies == []

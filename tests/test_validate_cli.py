@@ -12,6 +12,8 @@ from pipeline import validate
 from tests import export_models
 from tests.ingest_format import synthetic_image
 
+pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
+
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

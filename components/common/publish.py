@@ -39,17 +39,20 @@ def _fsync_tree(path: str) -> None:
 
 
 @contextlib.contextmanager
-def publish_dir(final_path: str, overwrite: bool = False):
+def publish_dir(final_path: str, overwrite: bool = False, marker: bool = True):
     """Yield a temporary sibling directory; on success it is fsynced, marked and renamed to `final_path`.
 
     On an exception the temporary directory is removed and `final_path` is left as it was.
+    `marker=False` leaves out the completion marker, for a directory that is input data (the demo
+    images), where a stray file would be read as data.
     """
     parent = os.path.dirname(final_path.rstrip("/"))
     tmp = os.path.join(parent, f".tmp-{os.path.basename(final_path.rstrip('/'))}-{uuid.uuid4().hex[:8]}")
     tf.io.gfile.makedirs(tmp)
     try:
         yield tmp
-        write_json(os.path.join(tmp, COMPLETE_MARKER), {"complete": True})
+        if marker:
+            write_json(os.path.join(tmp, COMPLETE_MARKER), {"complete": True})
         _fsync_tree(tmp)
         if tf.io.gfile.exists(final_path):
             if not overwrite:

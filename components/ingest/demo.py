@@ -21,7 +21,6 @@ seeded generators).
 import colorsys
 import io
 import os
-import uuid
 from typing import Callable, Dict, Tuple
 
 import numpy as np
@@ -29,6 +28,7 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from components.common.errors import UsageError
+from components.common.publish import publish_dir
 
 CLASSES = ("circles", "squares", "triangles", "stripes", "checkerboard")
 # Each class also draws its shapes from its own hue band (degrees), as real classes often have
@@ -205,17 +205,10 @@ def generate_demo(dest_dir: str, seed: int = 0) -> str:
     dest_dir = dest_dir.rstrip("/")
     if tf.io.gfile.exists(dest_dir):
         raise UsageError(f"demo dataset folder {dest_dir!r} already exists: remove it or choose another folder")
-    parent = os.path.dirname(dest_dir) or "."
-    tmp = os.path.join(parent, f".tmp-{os.path.basename(dest_dir)}-{uuid.uuid4().hex[:8]}")
-    try:
+    with publish_dir(dest_dir, marker=False) as tmp:
         for label in CLASSES:
             tf.io.gfile.makedirs(os.path.join(tmp, label))
         for relpath, data in demo_files(seed).items():
             with tf.io.gfile.GFile(os.path.join(tmp, relpath), "wb") as f:
                 f.write(data)
-        tf.io.gfile.rename(tmp, dest_dir)
-    except BaseException:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.rmtree(tmp)
-        raise
     return dest_dir

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from components.common.publish import write_json, write_text_atomic
 import schemas
+from components.common.errors import DataError
 from schemas.artifacts import Examples, labels_text
 
 DATASET_VERSION = "1.0.0"
@@ -125,7 +126,11 @@ def write_tables(root: str, labels: Sequence[str], kept: List[dict], rejected: L
 
 def read_previous_splits(previous_dir: str) -> Dict[str, str]:
     """sha256 -> split of every image in an earlier ingest's manifest.csv."""
-    return {row["sha256"]: row["split"] for row in Examples(previous_dir).manifest()}
+    previous = Examples(previous_dir)
+    if not previous.exists(Examples.MANIFEST):
+        raise DataError(f"previous ingest {previous_dir!r} has no manifest.csv, so the splits of known images "
+                        "cannot be kept: point at a complete ingest output, or run without a previous ingest")
+    return {row["sha256"]: row["split"] for row in previous.manifest()}
 
 
 def write_stats(root: str, stats: dict) -> None:
