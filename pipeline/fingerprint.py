@@ -24,17 +24,25 @@ def digest(obj) -> str:
 
 
 def folder_listing(data_dir: str) -> dict:
-    """{relative path: [size, mtime_ns]} of every file under `data_dir` (any tf.io.gfile path)."""
+    """{relative path: [size, mtime_ns]} of every file the ingest's scan sees under `data_dir`.
+
+    The scan is the ingest's own (`components.ingest.scan`), so any name or folder the ingest
+    tolerates is listed too, and a folder it cannot read stops the run with its DataError (exit 3).
+    Files are only stat'ed, never opened (a named pipe would block).
+    """
+    from components.ingest.scan import scan_folder
+
     listing = {}
-    root = data_dir.rstrip("/")
-    for dirpath, _dirs, files in tf.io.gfile.walk(root):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            try:
-                stat = tf.io.gfile.stat(path)
-                listing[os.path.relpath(path, root)] = [stat.length, stat.mtime_nsec]
-            except tf.errors.OpError:  # unreadable or vanished: the ingest reports it; still part of the state
-                listing[os.path.relpath(path, root)] = [None, None]
+    for relpath, path in scan_folder(data_dir).seen:
+        try:
+            if "://" in path:
+                info = tf.io.gfile.stat(path)
+                listing[relpath] = [info.length, info.mtime_nsec]
+            else:
+                info = os.stat(path)
+                listing[relpath] = [info.st_size, info.st_mtime_ns]
+        except (OSError, tf.errors.OpError):  # unreadable or vanished: the ingest reports it; still part of the state
+            listing[relpath] = [None, None]
     return listing
 
 

@@ -11,6 +11,7 @@ Exit codes (README "Exit codes"): 0 pushed/complete, 1 unexpected, 2 usage/confi
 prints one line and the path of the log holding the full traceback.
 """
 import argparse
+import dataclasses
 import datetime
 import logging
 import os
@@ -156,7 +157,19 @@ def config_from_args(args) -> tuple:
     if args.epochs is not None:
         data.setdefault("train", {})["stages"] = _stages_with_epochs(data.get("train", {}), args.epochs)
     overrides = [config_mod.parse_override(text) for text in args.overrides]
-    return config_mod.build(data, overrides), use_demo
+    return _normalised_paths(config_mod.build(data, overrides)), use_demo
+
+
+def _normalised_paths(config):
+    """The same folder spelled another way (relative, trailing slash) is the same input: absolute paths
+    in the effective config, so fingerprints, lineage and the report name one folder one way."""
+    from pipeline.drivers import normalised_path
+
+    for section, key in (("ingest", "data_dir"), ("pipeline", "pipeline_root"), ("pipeline", "serving_dir")):
+        value = getattr(config[section], key, None) if config[section] is not None else None
+        if isinstance(value, str) and value:
+            config.sections[section] = dataclasses.replace(config[section], **{key: normalised_path(value)})
+    return config
 
 
 def _stages_with_epochs(train: dict, text: str) -> list:

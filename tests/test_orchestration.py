@@ -80,6 +80,14 @@ def test_a_new_push_destination_is_pushed_to_not_reused(fake, tmp_path):
     assert fake("--serving-dir", str(other) + "/", "--model-name", "prod") == (0, []), "same place, other spelling"
 
 
+def test_the_same_folder_spelled_another_way_is_the_same_input(fake, monkeypatch):
+    """Issue 9, item 11: a trailing slash or a relative path used to re-ingest, retrain and push again."""
+    assert fake()[1] == ALL
+    assert fake("--data-dir", str(fake.folder) + "/") == (0, [])
+    monkeypatch.chdir(fake.folder.parent)
+    assert fake("--data-dir", fake.folder.name) == (0, [])
+
+
 def test_force_reruns_component_and_downstream(fake):
     fake()
     assert fake("--force", "export") == (0, ["export", "evaluate", "push"])

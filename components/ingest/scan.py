@@ -2,8 +2,13 @@
 
 The class of a file is its first-level folder under the data folder; deeper folders belong to
 that class. Files directly in the data folder, hidden/system files (`.DS_Store`, `Thumbs.db`,
-`._*`, anything under a hidden folder or `__MACOSX`) are ignored and counted, so that
-kept + rejected + ignored = found holds for every file the scan sees.
+`._*`, anything under a hidden folder or `__MACOSX`) and entries that are no regular file (named
+pipes, sockets, devices: reading a named pipe would wait forever) are ignored and counted, so
+that kept + rejected + ignored = found holds for every file the scan sees. A symlink to a regular
+file is read; a dangling one is a candidate that the read rejects as `unreadable`.
+
+The orchestrator fingerprints the data folder from this same scan (`ScanResult.seen`), so it
+tolerates every name and folder the ingest does and stops with the same messages.
 
 Local folders are walked with `os.scandir` rather than Beam's local `FileSystems.match`, which
 silently skips unreadable directories and does not follow symlinked folders; here an unreadable
@@ -12,9 +17,8 @@ listed with `FileSystems.match(prefix/**)`: object stores have no folders, links
 """
 import dataclasses
 import os
+import stat
 from typing import List, Tuple
-
-from apache_beam.io.filesystems import FileSystems
 
 from components.common.errors import DataError
 from schemas import reasons
@@ -23,6 +27,7 @@ IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "__macosx"}
 # Reasons a file is ignored (not an error, not a candidate): the scan's own accounting.
 IGNORED_OUTSIDE_CLASS = "outside_class_folder"
 IGNORED_HIDDEN = "hidden_or_system"
+IGNORED_NOT_REGULAR = "not_a_regular_file"  # a named pipe, socket or device
 # A file name that is not valid UTF-8 cannot be stored in the manifest or a tf.Example.
 
 
@@ -40,6 +45,7 @@ class ScanResult:
     candidates: List[Candidate]
     ignored: List[Tuple[str, str]]  # (relpath, why)
     rejected: List[Tuple[str, str, str]]  # (relpath, reason, detail)
+    seen: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (relpath, path) of every file
 
     @property
     def found(self) -> int:
@@ -66,6 +72,7 @@ def _is_utf8(name: str) -> bool:
 def _classify(relpath: str, scan: ScanResult, path: str) -> None:
     """Put one file (by its path under the data folder) into candidates, ignored or rejected."""
     parts = relpath.split("/")
+    scan.seen.append((_printable(relpath), path))
     if any(_is_hidden(p) for p in parts):
         scan.ignored.append((_printable(relpath), IGNORED_HIDDEN))
     elif len(parts) == 1:
@@ -97,7 +104,11 @@ def _walk_local(root: str, scan: ScanResult) -> None:
             except OSError:
                 is_dir = False
             if not is_dir:
-                _classify(entry_rel, scan, entry.path)
+                if _special(entry):
+                    scan.seen.append((_printable(entry_rel), entry.path))
+                    scan.ignored.append((_printable(entry_rel), IGNORED_NOT_REGULAR))
+                else:
+                    _classify(entry_rel, scan, entry.path)
                 continue
             real = os.path.realpath(entry.path)
             if real in ancestors:
@@ -108,7 +119,18 @@ def _walk_local(root: str, scan: ScanResult) -> None:
             stack.append((entry.path, entry_rel, ancestors + (real,)))
 
 
+def _special(entry: os.DirEntry) -> bool:
+    """A named pipe, socket or device (followed through symlinks); a dangling link is not special."""
+    try:
+        mode = entry.stat(follow_symlinks=True).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode)
+
+
 def _walk_remote(root: str, scan: ScanResult) -> None:
+    from apache_beam.io.filesystems import FileSystems  # here: a local scan (and the orchestrator) needs no Beam
+
     prefix = root.rstrip("/") + "/"
     for match in FileSystems.match([prefix + "**"]):
         for meta in sorted(match.metadata_list, key=lambda m: m.path):
@@ -119,6 +141,8 @@ def scan_folder(data_dir: str) -> ScanResult:
     """List every file under `data_dir`; raise `DataError` when it is missing or unreadable."""
     scan = ScanResult(candidates=[], ignored=[], rejected=[])
     if "://" in data_dir:
+        from apache_beam.io.filesystems import FileSystems
+
         if not FileSystems.exists(data_dir.rstrip("/") + "/") and not FileSystems.exists(data_dir):
             raise DataError(f"data folder {data_dir!r} does not exist: check --data-dir")
         _walk_remote(data_dir, scan)
