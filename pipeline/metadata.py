@@ -17,6 +17,8 @@ import datetime
 import json
 import sqlite3
 
+from components.common.errors import DataError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, started TEXT, ended TEXT, status TEXT, exit_code INTEGER,
@@ -45,8 +47,16 @@ class Store:
         self.path = path
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(SCHEMA)
+            self.db.execute("PRAGMA quick_check").fetchone()
+        except sqlite3.DatabaseError as e:
+            self.db.close()
+            raise DataError(
+                f"the lineage store {path} is damaged ({e}): move it aside (e.g. mv {path} {path}.damaged) to "
+                "start a new lineage; published outputs stay where they are, but the next run reuses none of them"
+            ) from None
 
     def close(self):
         self.db.close()
@@ -87,11 +97,17 @@ class Store:
         return self.db.execute("SELECT * FROM runs ORDER BY started DESC LIMIT ?", (limit,)).fetchall()
 
     def run(self, run_id: str):
+        """The run with this id or unique id prefix (as git takes commits), else None."""
         row = self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
-        if row is None:  # allow a unique prefix, as git does for commits
-            rows = self.db.execute("SELECT * FROM runs WHERE id LIKE ?", (run_id + "%",)).fetchall()
-            row = rows[0] if len(rows) == 1 else None
+        if row is None:
+            matches = self.runs_starting_with(run_id)
+            row = self.run(matches[0]) if len(matches) == 1 else None
         return row
+
+    def runs_starting_with(self, prefix: str) -> list:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return [r["id"] for r in self.db.execute(
+            "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id", (escaped + "%",))]
 
     # --- executions ---
     def start_execution(self, run_id: str, component: str, fingerprint: str, output_uri: str) -> int:

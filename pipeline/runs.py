@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from components.common.errors import EXIT_USAGE
+from components.common.errors import EXIT_USAGE, PipelineError
 from pipeline import artifacts, metadata
 
 STATUS_MARK = {"complete": "ran", "cached": "reused", "failed": "FAILED", "running": "running",
@@ -75,7 +75,9 @@ def list_runs(store) -> str:
 def show_run(store, run_id: str) -> str:
     run = store.run(run_id)
     if run is None:
-        raise LookupError(run_id)
+        matches = store.runs_starting_with(run_id)
+        raise LookupError(f"{len(matches)} runs start with {run_id!r} ({', '.join(matches[:5])}): give more of the id"
+                          if len(matches) > 1 else f"no run {run_id!r}")
     out = [f"run {run['id']}: {run['status']} (exit {run['exit_code']}), started {run['started']}, "
            f"took {_duration(run['started'], run['ended'])}",
            f"command: {run['command']}", f"code: {run['code_version']}"]
@@ -115,11 +117,15 @@ def main(argv=None) -> int:
         print(f"error: no lineage store at {path}: no run has used --pipeline-root {args.pipeline_root} yet",
               file=sys.stderr)
         return EXIT_USAGE
-    store = metadata.Store(path)
+    try:
+        store = metadata.Store(path)
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     try:
         print(list_runs(store) if args.command == "list" else show_run(store, args.run))
-    except LookupError:
-        print(f"error: no run {args.run!r} in {path}; see python -m pipeline.runs list", file=sys.stderr)
+    except LookupError as e:
+        print(f"error: {e.args[0]} in {path}; see python -m pipeline.runs list", file=sys.stderr)
         return EXIT_USAGE
     finally:
         store.close()

@@ -46,3 +46,29 @@ def ingested_sign_digits(sign_digits_dir, tmp_path_factory) -> pathlib.Path:
     output = tmp_path_factory.mktemp("ingest-sign-digits") / "ingest"
     run(IngestConfig(data_dir=str(sign_digits_dir)), str(output))
     return output
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """`pipeline.run` in-process on the stand-in components (tests/pipeline_helpers.py) over a tiny folder.
+
+    Returns main(*extra_args) -> (exit code, the components that ran); `.root` and `.folder` are its paths.
+    """
+    from pipeline_helpers import install_fakes, make_folder, read_log
+
+    from pipeline import run as run_mod
+
+    install_fakes(monkeypatch)
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    folder = make_folder(tmp_path / "images", per_class=2, size=8)
+    base = ["--data-dir", str(folder), "--pipeline-root", str(tmp_path / "root"), "--weights", "none"]
+
+    def main(*extra):
+        before = len(read_log(log))
+        code = run_mod.main(base + list(extra))
+        return code, [c["component"] for c in read_log(log)[before:]]
+
+    main.root = tmp_path / "root"
+    main.folder = folder
+    return main

@@ -148,24 +148,3 @@ def test_tfds_offline_points_to_data_dir(tmp_path, monkeypatch):
     fails(IngestConfig(tfds_name="mnist", tfds_data_dir=str(tmp_path / "tfds")), tmp_path, DataError,
           "'mnist'", "ConnectionError", "--data-dir")
 
-
-def test_named_pipe_is_ignored_not_read(tmp_path):
-    """Issue 9, item 4: a FIFO among the images used to block the ingest forever, holding the lock."""
-    data = make_tree(str(tmp_path / "data"))
-    os.mkfifo(os.path.join(data, "cats", "pipe.jpg"))
-    result = run(IngestConfig(data_dir=data), str(tmp_path / "out"))
-    assert result.ignored == {"not_a_regular_file": 1} and result.kept == 6
-    assert result.found == result.kept + sum(result.rejected.values()) + sum(result.ignored.values())
-
-
-def test_orchestrator_listing_tolerates_what_the_ingest_tolerates(tmp_path):
-    """Issue 9, item 5: the fingerprint's listing is the ingest's scan (non-UTF-8 names, FIFOs), stat only."""
-    from pipeline import fingerprint
-
-    data = make_tree(str(tmp_path / "data"))
-    os.mkfifo(os.path.join(data, "cats", "pipe.jpg"))
-    bad_name = os.path.join(data.encode(), b"dogs", b"caf\xe9.jpg")
-    with open(bad_name, "wb") as f:
-        f.write(rgb_jpeg_bytes(32, 32, seed=7))
-    listing = fingerprint.folder_listing(data)
-    assert "cats/pipe.jpg" in listing and "dogs/caf\\xe9.jpg" in listing and len(listing) == 8

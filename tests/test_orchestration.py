@@ -7,30 +7,10 @@ decisions are checked in milliseconds; the last test reruns a real end-to-end ru
 import re
 
 import pytest
-from pipeline_helpers import install_fakes, make_folder, pipeline_run, read_log, shared_first_run
+from pipeline_helpers import make_folder, pipeline_run, shared_first_run
 
-from pipeline import run as run_mod
 
 ALL = ["ingest", "validate", "train", "export", "evaluate", "push"]
-
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch):
-    """Run pipeline.run in-process on stand-in components; returns main(*extra_args) -> (code, calls)."""
-    install_fakes(monkeypatch)
-    log = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("FAKE_LOG", str(log))
-    folder = make_folder(tmp_path / "images", per_class=2, size=8)
-    base = ["--data-dir", str(folder), "--pipeline-root", str(tmp_path / "root"), "--weights", "none"]
-
-    def main(*extra):
-        before = len(read_log(log))
-        code = run_mod.main(base + list(extra))
-        return code, [c["component"] for c in read_log(log)[before:]]
-
-    main.root = tmp_path / "root"
-    main.folder = folder
-    return main
 
 
 def test_unchanged_rerun_skips_every_component(fake, capsys):
@@ -66,26 +46,6 @@ def test_touched_files_are_proven_unchanged_by_content(fake, capsys):
     image.write_bytes(bytes(data))
     os.utime(image, (2_000_000, 2_000_000))
     assert fake()[1] == ALL
-
-
-def test_a_new_push_destination_is_pushed_to_not_reused(fake, tmp_path):
-    """Issue 9, item 1: the destination is part of the push's fingerprint and of the baseline lookup."""
-    assert fake()[1] == ALL
-    assert (fake.root / "serving" / "classifier" / "1").is_dir()
-    other = tmp_path / "other-serving"
-    assert fake("--serving-dir", str(other)) == (0, ["push"]), "evaluate reused, push runs for the new place"
-    assert (other / "classifier" / "1").is_dir()
-    assert fake("--serving-dir", str(other), "--model-name", "prod") == (0, ["push"])
-    assert (other / "prod" / "1").is_dir()
-    assert fake("--serving-dir", str(other) + "/", "--model-name", "prod") == (0, []), "same place, other spelling"
-
-
-def test_the_same_folder_spelled_another_way_is_the_same_input(fake, monkeypatch):
-    """Issue 9, item 11: a trailing slash or a relative path used to re-ingest, retrain and push again."""
-    assert fake()[1] == ALL
-    assert fake("--data-dir", str(fake.folder) + "/") == (0, [])
-    monkeypatch.chdir(fake.folder.parent)
-    assert fake("--data-dir", fake.folder.name) == (0, [])
 
 
 def test_force_reruns_component_and_downstream(fake):

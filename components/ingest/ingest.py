@@ -5,6 +5,7 @@ Inputs:  config.data_dir (or config.tfds_name), and previous_dir: the last succe
 Outputs: output_dir (must not exist), published atomically; layout in schemas/ARTIFACTS.md.
 """
 import collections
+import unicodedata
 import json
 import os
 import shutil
@@ -40,6 +41,11 @@ def _check_classes(found: scan.ScanResult, data_dir: str) -> list:
             f"only one class folder ({labels[0]!r}) in {data_dir!r}: a classifier needs at least two "
             "class sub-folders"
         )
+    for name in labels:  # class names become lines of labels.txt and strings a client compares
+        if not name.strip() or name != name.strip() or any(unicodedata.category(c).startswith("C") for c in name):
+            raise DataError(
+                f"class folder {name!r} in {data_dir!r}: a class name must not be blank, start or end with "
+                "spaces, or hold control characters (a newline, a tab); rename the folder")
     return labels
 
 
@@ -84,6 +90,19 @@ def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
     return _load_json(plan_path), _load_json(files_path), _counters(result)
 
 
+def _check_splits(kept: list, labels: list, split_names: tuple) -> None:
+    """DataError when a configured split would hold no image at all (a class missing from one is validate's)."""
+    per_class = collections.Counter(row["label_text"] for row in kept)
+    empty = [s for s in split_names if not any(row["split"] == s for row in kept)]
+    if empty:
+        smallest = min(labels, key=lambda name: per_class[name])
+        raise DataError(
+            f"split {empty[0]!r} would hold no image: each class needs at least {len(split_names)} usable images "
+            f"(one per split {'/'.join(split_names)}), and class {smallest!r} has {per_class[smallest]}. Add "
+            f"images (at least {len(split_names) - per_class[smallest]} more to {smallest!r}), or give fewer "
+            "splits, e.g. --splits train=0.8,val=0.2")
+
+
 def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = None,
         beam_options: Optional[PipelineOptions] = None) -> IngestResult:
     """Ingest config.data_dir (or config.tfds_name) into `output_dir`; see the module docstring.
@@ -115,6 +134,7 @@ def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = Non
             if not kept:
                 raise DataError(f"no usable images in {data_dir!r}: all {len(found.candidates)} candidate files "
                                 "were rejected (see the reasons above); fix or replace them")
+            _check_splits(kept, labels, config.split_names)
             rejected = [{"relpath": r, "reason": why, "detail": d} for r, why, d in found.rejected] + plan["rejected"]
             ds_dir = outputs.dataset_dir(tmp, config.dataset_name)
             shards = outputs.finalise_shards(files, ds_dir, config.dataset_name, config.split_names,

@@ -1,0 +1,123 @@
+"""The reliability catalogue: hostile folders, damaged state, faults and CLI misuse (issue 9).
+
+One test per case, each asserting the exit code (or the documented outcome), the key words of the
+message, that nothing partial was published or reused, and the accounting invariant where an
+ingest ran. Each docstring names the case; README.md "When things go wrong" lists them.
+"""
+import os
+import sqlite3
+
+import pytest
+from pipeline_helpers import pipeline_run
+
+from components.common.errors import EXIT_DATA, EXIT_USAGE, DataError
+from components.ingest import IngestConfig, run
+from tests.image_fixtures import rgb_jpeg_bytes, write_file
+
+ALL = ["ingest", "validate", "train", "export", "evaluate", "push"]
+
+
+def make_tree(root, classes=("cats", "dogs"), per_class=3):
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            write_file(os.path.join(root, name, f"{i}.jpg"), rgb_jpeg_bytes(32, 32, seed=100 * c + i))
+    return root
+
+
+# --- silently wrong or hanging ---------------------------------------------------------------------
+
+def test_a_new_push_destination_is_pushed_to_not_reused(fake, tmp_path):
+    """Issue 9, item 1: the destination is part of the push's fingerprint and of the baseline lookup."""
+    assert fake()[1] == ALL
+    assert (fake.root / "serving" / "classifier" / "1").is_dir()
+    other = tmp_path / "other-serving"
+    assert fake("--serving-dir", str(other)) == (0, ["push"]), "evaluate reused, push runs for the new place"
+    assert (other / "classifier" / "1").is_dir()
+    assert fake("--serving-dir", str(other), "--model-name", "prod") == (0, ["push"])
+    assert (other / "prod" / "1").is_dir()
+    assert fake("--serving-dir", str(other) + "/", "--model-name", "prod") == (0, []), "same place, other spelling"
+
+
+def test_the_same_folder_spelled_another_way_is_the_same_input(fake, monkeypatch):
+    """Issue 9, item 11: a trailing slash or a relative path used to re-ingest, retrain and push again."""
+    assert fake()[1] == ALL
+    assert fake("--data-dir", str(fake.folder) + "/") == (0, [])
+    monkeypatch.chdir(fake.folder.parent)
+    assert fake("--data-dir", fake.folder.name) == (0, [])
+
+
+def test_named_pipe_is_ignored_not_read(tmp_path):
+    """Issue 9, item 4: a FIFO among the images used to block the ingest forever, holding the lock."""
+    data = make_tree(str(tmp_path / "data"))
+    os.mkfifo(os.path.join(data, "cats", "pipe.jpg"))
+    result = run(IngestConfig(data_dir=data), str(tmp_path / "out"))
+    assert result.ignored == {"not_a_regular_file": 1} and result.kept == 6
+    assert result.found == result.kept + sum(result.rejected.values()) + sum(result.ignored.values())
+
+
+def test_orchestrator_listing_tolerates_what_the_ingest_tolerates(tmp_path):
+    """Issue 9, item 5: the fingerprint's listing is the ingest's scan (non-UTF-8 names, FIFOs), stat only."""
+    from pipeline import fingerprint
+
+    data = make_tree(str(tmp_path / "data"))
+    os.mkfifo(os.path.join(data, "cats", "pipe.jpg"))
+    bad_name = os.path.join(data.encode(), b"dogs", b"caf\xe9.jpg")
+    with open(bad_name, "wb") as f:
+        f.write(rgb_jpeg_bytes(32, 32, seed=7))
+    listing = fingerprint.folder_listing(data)
+    assert "cats/pipe.jpg" in listing and "dogs/caf\\xe9.jpg" in listing and len(listing) == 8
+
+
+def test_too_few_images_for_every_split_says_how_many_are_needed(tmp_path):
+    """Issue 9, item 6: 2 classes x 2 images used to end in TFDS's ValueError about splits."""
+    data = make_tree(str(tmp_path / "data"), per_class=2)
+    with pytest.raises(DataError) as caught:
+        run(IngestConfig(data_dir=data), str(tmp_path / "out"))
+    message = str(caught.value)
+    assert caught.value.exit_code == EXIT_DATA and "would hold no image" in message
+    assert "at least 3 usable images" in message and "has 2" in message and "--splits" in message
+    assert not os.path.exists(tmp_path / "out") and not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
+@pytest.mark.parametrize("name", [" ", " padded", "new\nline", "tab\there"])
+def test_class_names_that_cannot_be_a_label_line_are_data_errors(tmp_path, name):
+    """Issue 9, item 7: a blank class name trained into IndexError; a newline wrote a 4-line labels.txt."""
+    data = make_tree(str(tmp_path / "data"), per_class=3)
+    os.makedirs(os.path.join(data, name))
+    for i in range(3):
+        write_file(os.path.join(data, name, f"{i}.jpg"), rgb_jpeg_bytes(32, 32, seed=900 + i))
+    with pytest.raises(DataError, match="rename the folder") as caught:
+        run(IngestConfig(data_dir=data), str(tmp_path / "out"))
+    assert repr(name) in str(caught.value) and caught.value.exit_code == EXIT_DATA
+    assert not os.path.exists(tmp_path / "out")
+
+
+# --- damaged state and CLI misuse ---------------------------------------------------------------------
+
+def test_corrupt_lineage_store_names_the_file_and_the_remedy(fake):
+    """Item 10: a corrupt metadata.sqlite gave a raw traceback (runs list) or an unnamed error (run)."""
+    assert fake()[0] == 0
+    store = fake.root / "metadata.sqlite"
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(str(store) + suffix):
+            os.remove(str(store) + suffix)
+    store.write_bytes(b"this is not a database" * 100)
+    code, calls = fake()
+    assert (code, calls) == (EXIT_DATA, []), "nothing runs on a damaged lineage"
+    listing = pipeline_run("list", "--pipeline-root", fake.root, module="pipeline.runs")
+    assert listing.returncode == EXIT_DATA and "Traceback" not in listing.stderr
+    assert str(store) in listing.stderr and "move it aside" in listing.stderr
+
+
+def test_ambiguous_run_prefix_says_so(fake):
+    """Item 12: `runs show 2026` (a prefix of several runs) said "no run"."""
+    from pipeline import metadata, runs
+
+    assert fake()[0] == 0 and fake()[0] == 0
+    store = metadata.Store(str(fake.root / "metadata.sqlite"))
+    try:
+        with pytest.raises(LookupError, match="2 runs start with '20'"):
+            runs.show_run(store, "20")
+        assert runs.show_run(store, store.runs()[0]["id"][:-1]).startswith("run ")
+    finally:
+        store.close()
