@@ -9,6 +9,7 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
+from components.common.errors import DataError
 from pipeline import fingerprint
 from schemas.artifacts import Examples, ModelBlessing, ServingModel, ServingVersion
 
@@ -30,7 +31,7 @@ def normalised_path(path: str) -> str:
 def ingest(ctx, inputs) -> Resolved:
     """The data folder's listing (or the TFDS name), and the previous ingest that split stability keeps."""
     section = ctx.config["ingest"]
-    previous = ctx.store.latest_output("ingest", complete=lambda uri: Examples(uri).is_complete())
+    previous = _trusted_previous_ingest(ctx)
     if not section.data_dir:
         return Resolved(extra={"tfds_name": section.tfds_name}, args={"previous": previous})
     listing = fingerprint.folder_listing(section.data_dir)
@@ -41,6 +42,22 @@ def ingest(ctx, inputs) -> Resolved:
         properties={"listing": listing, "basis": basis},
         reuse=lambda: _touched_but_unchanged(ctx, listing, basis, section.data_dir),
     )
+
+
+def _trusted_previous_ingest(ctx) -> str | None:
+    """The last complete ingest, whose manifest.csv keeps every known image in its split.
+
+    Split stability rests on that one file, so it is checked in full (sha256) against what was
+    published; a damaged one stops the run rather than letting images change split silently.
+    """
+    previous = ctx.store.latest_output("ingest", complete=lambda uri: Examples(uri).is_complete())
+    damage = Examples(previous).damage(deep=True, only={Examples.MANIFEST}) if previous else ""
+    if damage:
+        raise DataError(
+            f"the previous ingest's manifest.csv, which keeps every known image in its split, is damaged: {damage}. "
+            f"Restore {previous} from a backup; or move that folder out of the pipeline root to start a new split "
+            "memory (images may then change split, and the test metrics are no longer comparable)")
+    return previous
 
 
 def _touched_but_unchanged(ctx, listing: dict, basis: str, data_dir: str):

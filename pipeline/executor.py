@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 
-from components.common.errors import UsageError
+from components.common.errors import DataError, UsageError
 from pipeline import artifacts, dag, drivers, fingerprint
 
 
@@ -35,13 +35,26 @@ class Context:
     beam_options: object
     serving_dir: str
     force_push: bool = False
+    verify: bool = False  # compare every reused file's sha256 too, not only its size
     log: object = print
 
 
-def _reusable(node, execution) -> bool:
-    """An earlier output can be reused only while it is still there, complete ("" = nothing was published)."""
+def _damage(ctx: Context, node, execution) -> str:
+    """Why an earlier output cannot be reused ("" when it can: complete, every file as published)."""
     uri = execution["output_uri"]
-    return not uri or node.artifact(uri).is_complete()
+    return node.artifact(uri).damage(deep=ctx.verify) if uri else ""
+
+
+def _usable(ctx: Context, node, execution):
+    """`execution` when its output can be reused; None (saying why, when it is damaged) otherwise."""
+    if execution is None:
+        return None
+    damage = _damage(ctx, node, execution)
+    if damage:
+        ctx.log(f"[pipeline] WARNING {node.name}: the earlier output of run {execution['run_id']} is damaged "
+                f"({damage}); running {node.name} again")
+        return None
+    return execution
 
 
 def _artifact_fingerprint(ctx: Context, execution) -> str:
@@ -57,11 +70,15 @@ def _resolve_inputs(ctx: Context, node, produced: dict) -> dict:
             inputs[name] = produced[name]
             continue
         row = ctx.store.latest_complete(name)
-        if row is None or not _reusable(dag.node(name), row):
+        if row is None:
             raise UsageError(
                 f"{node.name} needs the output of {name}, and no earlier run produced one in "
                 f"{ctx.root}: run the pipeline without --only first (or with --stop-after {name})"
             )
+        damage = _damage(ctx, dag.node(name), row)
+        if damage:
+            raise DataError(f"{node.name} needs the output of {name}, and the latest one is damaged: {damage}. "
+                            f"Run the pipeline without --only (or with --stop-after {name}) to produce it again")
         inputs[name] = Input(row["output_uri"], _artifact_fingerprint(ctx, row), row["id"])
     return inputs
 
@@ -128,10 +145,10 @@ def execute(ctx: Context, nodes: list, forced: set) -> dict:
             resolved.extra)
         hit = None
         if node.name not in forced:
-            hit = ctx.store.find_complete(node.name, resolved.fingerprint)
-            if (hit is None or not _reusable(node, hit)) and resolved.reuse is not None:
-                hit = resolved.reuse()
-        if hit is not None and _reusable(node, hit):
+            hit = _usable(ctx, node, ctx.store.find_complete(node.name, resolved.fingerprint))
+            if hit is None and resolved.reuse is not None:
+                hit = _usable(ctx, node, resolved.reuse())
+        if hit is not None:
             produced[node.name] = _reuse(ctx, node, resolved.fingerprint, hit)
         else:
             produced[node.name] = _run(ctx, node, run, inputs, resolved, started_run)

@@ -46,7 +46,8 @@ def _run_locked(config, beam_options, run_id, args, use_demo, argv, root, store)
         forced = set().union(*(dag.downstream(name) for name in args.force)) if args.force else set()
         ctx = executor.Context(
             config=config, store=store, run_id=run_id, root=root, beam_options=beam_options,
-            serving_dir=config.pipeline.effective_serving_dir, force_push=args.force_push, log=_log,
+            serving_dir=config.pipeline.effective_serving_dir, force_push=args.force_push,
+            verify=args.verify, log=_log,
         )
         executor.execute(ctx, dag.select(args.only, args.stop_after), forced)
     except PipelineError as e:

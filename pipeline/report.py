@@ -231,7 +231,8 @@ class Report:
         ingest = [e for e in self.store.executions(self.run_id) if e["component"] == "ingest"]
         push = [e for e in self.store.executions(self.run_id) if e["component"] == "push"]
         evaluate = self.outputs.get("evaluate")
-        baseline = ModelBlessing(evaluate).blessing().get("baseline") if evaluate else None
+        blessing = ModelBlessing(evaluate).json_or_none(ModelBlessing.BLESSING) if evaluate else None
+        baseline = (blessing or {}).get("baseline")
         facts = [["run", self.run_id], ["code version", code_version],
                  ["data fingerprint", ingest[0]["fingerprint"] if ingest else "-"],
                  ["data", getattr(self.config["ingest"], "data_dir", None) or getattr(self.config["ingest"], "tfds_name", "-")],

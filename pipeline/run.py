@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(reused if unchanged: add --force COMPONENT to rerun it)")
     g.add_argument("--force", choices=dag.names(), metavar="COMPONENT", action="append", default=[],
                    help="rerun this component and everything downstream even if unchanged (repeatable)")
+    g.add_argument("--verify", action="store_true", help="before reusing an earlier output, compare every file's "
+                   "sha256 with what was published (sizes are always compared)")
     g.add_argument("--wait", action="store_true", help="if another run holds the pipeline root, wait for it "
                    "instead of exiting with code 5")
     g = p.add_argument_group("data (default: the built-in demo dataset)")

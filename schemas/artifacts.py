@@ -10,13 +10,15 @@ Paths go through `tf.io.gfile` (any TensorFlow filesystem); TensorFlow is import
 so that modules which only name an artifact (the orchestrator, Beam workers) do not load it.
 """
 import csv
+import hashlib
 import io
 import json
 import os
 
 from components.common.errors import DataError
 
-COMPLETE_MARKER = "_COMPLETE"  # written last by components.common.publish.publish_dir
+COMPLETE_MARKER = "_COMPLETE"  # written last by components.common.publish.publish_dir, with the inventory
+_CHUNK = 8 << 20
 
 
 def _gfile():
@@ -33,6 +35,30 @@ def read_text(path: str, what: str) -> str:
                         "rerun the step that produced it")
     with gfile.GFile(path, "r") as f:
         return f.read()
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with _gfile().GFile(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def inventory(root: str) -> dict:
+    """{relative path: {bytes, sha256}} of every file under `root` (the completion marker left out).
+
+    Written into the marker when a directory is published, so that reuse can tell a damaged
+    artifact (a deleted or truncated shard, a missing labels file) from a complete one.
+    """
+    gfile, files = _gfile(), {}
+    for folder, _dirs, names in gfile.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            relpath = os.path.relpath(path, root)
+            if relpath != COMPLETE_MARKER:
+                files[relpath] = {"bytes": gfile.stat(path).length, "sha256": file_sha256(path)}
+    return files
 
 
 def parse_labels(text: str, path: str) -> list:
@@ -76,6 +102,32 @@ class Artifact:
     def is_complete(self) -> bool:
         """True when the directory was published whole (its completion marker is present)."""
         return bool(self.uri) and self.exists(COMPLETE_MARKER)
+
+    def damage(self, deep: bool = False, only=None) -> str:
+        """What is wrong with the published files ("" when nothing is), against the marker's inventory.
+
+        Sizes are always compared (cheap: a deleted or truncated file); `deep` also compares every
+        file's sha256. `only` limits the check to those relative paths. A directory published before
+        inventories were written is judged by its marker alone.
+        """
+        if not self.is_complete():
+            return f"{self.uri} is incomplete (no {COMPLETE_MARKER} marker)"
+        expected = json.loads(self.text(COMPLETE_MARKER)).get("files")
+        if expected is None:
+            return ""
+        gfile = _gfile()
+        for relpath, facts in sorted(expected.items()):
+            if only is not None and relpath not in only:
+                continue
+            path = self.path(relpath)
+            if not gfile.exists(path):
+                return f"{path} is missing"
+            size = gfile.stat(path).length
+            if size != facts["bytes"]:
+                return f"{path} has {size} bytes, {facts['bytes']} when it was published (truncated or changed)"
+            if deep and file_sha256(path) != facts["sha256"]:
+                return f"{path} differs from what was published (sha256 mismatch)"
+        return ""
 
     def text(self, name: str) -> str:
         return read_text(self.path(name), f"{self.WHAT} {self.uri}")

@@ -133,7 +133,11 @@ def _fake_push(config, export_dir, evaluate_dir, serving_dir, force=False):
     final = os.path.join(model_dir, str(version))
     from components.common import publish
 
-    with publish.publish_dir(final):
+    with publish.publish_dir(final) as tmp:  # a SavedModel's layout, so tests can damage it
+        os.makedirs(os.path.join(tmp, "variables"))
+        for name in ("saved_model.pb", "variables/variables.index", "variables/variables.data-00000-of-00001"):
+            with open(os.path.join(tmp, name), "w") as f:
+                f.write(f"{name} of {export_dir}\n")
         if os.environ.get("FAKE_HANG_IN") == "push":
             print("inside push", flush=True)
             time.sleep(600)

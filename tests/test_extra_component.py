@@ -90,7 +90,7 @@ def test_a_registered_component_is_cached_recorded_reported_and_mapped_to_exit_c
 
     store_rows = runs_mod.list_runs(runs_mod.metadata.Store(str(root / "metadata.sqlite")))
     assert "count:ran" in store_rows and "count:reused" in store_rows
-    latest = sorted((root / "runs").iterdir())[-1]
-    assert "<td>count</td>" in (latest / "report.html").read_text()
+    reports = [run_dir / "report.html" for run_dir in (root / "runs").iterdir()]
+    assert len(reports) == 5 and all("<td>count</td>" in r.read_text() for r in reports), "in every run's lineage"
     outputs = [p for p in (root / "count").iterdir() if not p.name.startswith(".")]
     assert {json.loads((p / Counts.FILE).read_text())["images"] for p in outputs} == {6}

@@ -121,3 +121,106 @@ def test_ambiguous_run_prefix_says_so(fake):
         assert runs.show_run(store, store.runs()[0]["id"][:-1]).startswith("run ")
     finally:
         store.close()
+
+
+# --- damaged artifacts: never reused ------------------------------------------------------------------
+
+@pytest.fixture
+def ingested(tmp_path, monkeypatch):
+    """The real ingest and validation, in-process, on a small folder cut into several shards per split."""
+    from pipeline import run as run_mod
+
+    folder = make_tree(str(tmp_path / "images"), per_class=12)
+    root = tmp_path / "root"
+    args = ["--data-dir", folder, "--pipeline-root", str(root), "--weights", "none",
+            "--set", "ingest.shard_bytes=2048", "--set", "validate.min_examples_per_class=1"]
+
+    def main(*extra):
+        return run_mod.main(args + (list(extra) if "--only" in extra else ["--stop-after", "validate", *extra]))
+
+    assert main() == 0
+    main.root, main.folder = root, folder
+    return main
+
+
+def _only_ingest(root):
+    outputs = [p for p in (root / "ingest").iterdir() if not p.name.startswith(".")]
+    assert len(outputs) == 1
+    return outputs[0]
+
+
+def _ingests(root):
+    return sorted(p for p in (root / "ingest").iterdir() if not p.name.startswith("."))
+
+
+def _reingested_in_full(ingested, capsys, words):
+    code = ingested()
+    out = capsys.readouterr().out
+    assert code == 0 and "WARNING ingest: the earlier output" in out and words in out, out[-2000:]
+    newest = _ingests(ingested.root)[-1]
+    from schemas.artifacts import Examples
+
+    examples = Examples(str(newest))
+    assert examples.damage(deep=True) == "" and len(examples.manifest()) == 24
+    stats = examples.stats()
+    assert stats["files"]["kept"] + stats["files"]["rejected"] + stats["files"]["ignored"] == stats["files"]["found"]
+
+
+def test_deleted_shard_is_not_reused(ingested, capsys):
+    """Item 2: with half the train shards deleted, the rerun said "ingest: unchanged" and trained on half."""
+    shards = sorted(_only_ingest(ingested.root).glob("data/*/*/*-train.tfrecord-*"))
+    assert len(shards) >= 2
+    shards[0].unlink()
+    _reingested_in_full(ingested, capsys, "is missing")
+
+
+def test_truncated_shard_is_not_reused(ingested, capsys):
+    """Item 2: a truncated shard gave DataLossError, with no file named, on every rerun."""
+    shard = sorted(_only_ingest(ingested.root).glob("data/*/*/*-train.tfrecord-*"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    _reingested_in_full(ingested, capsys, "truncated or changed")
+
+
+def test_missing_labels_file_is_not_reused(ingested, capsys):
+    (_only_ingest(ingested.root) / "labels.txt").unlink()
+    _reingested_in_full(ingested, capsys, "labels.txt is missing")
+
+
+def test_changed_file_of_the_same_size_is_caught_by_verify(ingested, capsys):
+    labels = _only_ingest(ingested.root) / "labels.txt"
+    labels.write_text(labels.read_text().upper())
+    assert ingested() == 0 and "unchanged, reusing" in capsys.readouterr().out, "sizes alone cannot see it"
+    assert ingested("--verify") == 0
+    assert "sha256 mismatch" in capsys.readouterr().out
+
+
+def test_truncated_previous_manifest_stops_instead_of_moving_images_between_splits(ingested, capsys):
+    """Item 3: a truncated manifest.csv let a known image move from train to val without a word."""
+    manifest = _only_ingest(ingested.root) / "manifest.csv"
+    manifest.write_text("".join(manifest.read_text().splitlines(keepends=True)[:10]))
+    for name in ("cats", "dogs"):  # new images: the ingest must run, and would re-split
+        for i in range(4):
+            write_file(os.path.join(ingested.folder, name, f"new_{i}.jpg"), rgb_jpeg_bytes(32, 32, seed=500 + i))
+    assert ingested() == EXIT_DATA
+    err = capsys.readouterr().err
+    assert "manifest.csv" in err and "is damaged" in err and "Restore" in err
+    assert len(_ingests(ingested.root)) == 1, "nothing new was published"
+
+
+def test_damaged_serving_version_is_pushed_again(fake, capsys):
+    """A pushed version whose variables were removed is not "unchanged": the push runs again."""
+    assert fake()[1] == ALL
+    version = fake.root / "serving" / "classifier" / "1"
+    (version / "variables" / "variables.data-00000-of-00001").unlink()
+    capsys.readouterr()
+    assert fake() == (0, ["push"])
+    assert "WARNING push: the earlier output" in capsys.readouterr().out
+    assert (fake.root / "serving" / "classifier" / "2" / "variables" / "variables.data-00000-of-00001").exists()
+
+
+def test_only_with_a_damaged_input_stops_naming_it(ingested, capsys):
+    """--only takes its inputs from the lineage: a damaged one is never used."""
+    (_only_ingest(ingested.root) / "stats.json").unlink()
+    assert ingested("--only", "validate", "--force", "validate") == EXIT_DATA
+    err = capsys.readouterr().err
+    assert "the output of ingest" in err and "stats.json is missing" in err and "--stop-after ingest" in err

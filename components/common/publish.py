@@ -11,7 +11,7 @@ import uuid
 
 import tensorflow as tf
 
-from schemas.artifacts import COMPLETE_MARKER
+from schemas.artifacts import COMPLETE_MARKER, inventory
 
 
 def _fsync(path: str) -> None:
@@ -52,7 +52,7 @@ def publish_dir(final_path: str, overwrite: bool = False, marker: bool = True):
     try:
         yield tmp
         if marker:
-            write_json(os.path.join(tmp, COMPLETE_MARKER), {"complete": True})
+            write_json(os.path.join(tmp, COMPLETE_MARKER), {"complete": True, "files": inventory(tmp)})
         _fsync_tree(tmp)
         if tf.io.gfile.exists(final_path):
             if not overwrite:
