@@ -41,36 +41,48 @@ def image_paths(inputs: list) -> list:
     """Files as given, folders expanded (recursively, sorted) to their image files."""
     paths = []
     for item in inputs:
-        if tf.io.gfile.isdir(item):
-            for root, _dirs, files in sorted(tf.io.gfile.walk(item)):
-                paths.extend(os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS))
-        elif tf.io.gfile.exists(item):
-            paths.append(item)
-        else:
-            raise DataError(f"{item}: no such file or folder")
+        try:
+            if tf.io.gfile.isdir(item):
+                for root, _dirs, files in sorted(tf.io.gfile.walk(item)):
+                    paths.extend(os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS))
+            elif tf.io.gfile.exists(item) or os.path.islink(item):  # a dangling link: reported in its row
+                paths.append(item)
+            else:
+                raise DataError(f"{item}: no such file or folder")
+        except tf.errors.OpError as e:  # e.g. an https:// URL: TensorFlow has no filesystem for it
+            raise DataError(f"{item}: cannot be read ({e.message.splitlines()[0]}): give a local path, or one "
+                            "on a filesystem TensorFlow reads (gs://, s3://, hdfs://); download URLs first") from None
     if not paths:
         raise DataError(f"no images found in {inputs} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return paths
 
 
-def _read(path: str) -> bytes:
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return f.read()
+def _read(path: str):
+    """(bytes, None) or (None, why it cannot be read): a dangling link or unreadable file is one row's error."""
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read(), None
+    except (tf.errors.OpError, OSError) as e:
+        return None, f"cannot read the file: {getattr(e, 'message', str(e)).splitlines()[0]}"
 
 
 def _score(model: OpenedModel, paths: list) -> list:
     """(path, probabilities or None, error or None) for each path; a bad image does not stop the rest."""
-    images = [_read(p) for p in paths]
+    read = [_read(p) for p in paths]
+    readable = [(path, data) for path, (data, error) in zip(paths, read) if error is None]
+    scored = {}
     try:
-        return list(zip(paths, model.predict_encoded(images), [None] * len(paths)))
+        if readable:
+            scored = dict(zip([p for p, _ in readable], model.predict_encoded([d for _, d in readable])))
     except tf.errors.InvalidArgumentError:  # find the undecodable image(s) one by one
-        rows = []
-        for path, image in zip(paths, images):
+        for path, data in readable:
             try:
-                rows.append((path, model.predict_encoded([image])[0], None))
+                scored[path] = model.predict_encoded([data])[0]
             except tf.errors.InvalidArgumentError:
-                rows.append((path, None, "cannot decode image: not a JPEG/PNG/GIF/BMP file, or truncated"))
-        return rows
+                pass
+    undecodable = "cannot decode image: not a JPEG/PNG/GIF/BMP file, or truncated"
+    return [(path, scored.get(path), error or (None if path in scored else undecodable))
+            for path, (_, error) in zip(paths, read)]
 
 
 @exits_with_codes
@@ -96,7 +108,8 @@ def main(argv=None) -> int:
                 row = {"path": path, "error": error} if error else {"path": path, "labels": labels, "scores": scores}
                 print(json.dumps(row))
     if failed:
-        print(f"error: {failed} of {len(paths)} images could not be decoded (see the error fields)", file=sys.stderr)
+        print(f"error: {failed} of {len(paths)} images could not be decoded or read (see the error fields)",
+              file=sys.stderr)
         return EXIT_DATA
     return EXIT_OK
 

@@ -224,3 +224,56 @@ def test_only_with_a_damaged_input_stops_naming_it(ingested, capsys):
     assert ingested("--only", "validate", "--force", "validate") == EXIT_DATA
     err = capsys.readouterr().err
     assert "the output of ingest" in err and "stats.json is missing" in err and "--stop-after ingest" in err
+
+
+# --- faults during a run ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", ["deleted", "replaced_by_a_folder", "rewritten"])
+def test_file_changed_between_inspection_and_writing_is_exit_3(tmp_path, monkeypatch, fault):
+    """Item 8: a file deleted or replaced by a folder after it was inspected gave Beam's traceback (exit 1)."""
+    from components.ingest import transforms
+
+    folder = make_tree(str(tmp_path / "images"), per_class=4)
+    reads, original = [], transforms._read
+
+    def read(path):  # the 9th read is the first of the writing pass (8 files were inspected)
+        reads.append(path)
+        if len(reads) == 9:
+            if fault == "deleted":
+                os.remove(path)
+            elif fault == "replaced_by_a_folder":
+                os.remove(path)
+                os.mkdir(path)
+            else:
+                write_file(path, rgb_jpeg_bytes(32, 32, seed=999))
+        return original(path)
+
+    monkeypatch.setattr(transforms, "_read", read)
+    with pytest.raises(DataError, match="changed during the ingest") as caught:
+        run(IngestConfig(data_dir=folder, splits={"train": 0.5, "val": 0.25, "test": 0.25}), str(tmp_path / "out"))
+    victim = os.path.relpath(reads[8], folder)
+    assert caught.value.exit_code == EXIT_DATA and f"1 file(s) changed during the ingest (e.g. {victim!r})" in str(caught.value)
+    assert not os.path.exists(tmp_path / "out") and not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
+def test_predict_reports_a_dangling_link_in_its_row_and_an_url_as_unreadable(tmp_path):
+    """Item 9: a dangling symlink made pipeline.predict predict nothing (exit 1); an https:// path printed
+    TensorFlow's UnimplementedError."""
+    from pipeline import predict
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    os.symlink(tmp_path / "gone.jpg", folder / "dangling.jpg")
+    assert predict.image_paths([str(folder)]) == [str(folder / "dangling.jpg")]
+    write_file(str(folder / "good.jpg"), rgb_jpeg_bytes(32, 32, seed=1))
+
+    class Halves:  # a stand-in model: the rows, not the scores, are under test
+        def predict_encoded(self, images):
+            return [[0.5, 0.5]] * len(images)
+
+    rows = predict._score(Halves(), [str(folder / "dangling.jpg"), str(folder / "good.jpg")])
+    assert rows[0][1] is None and rows[0][2].startswith("cannot read the file")
+    assert rows[1][1] == [0.5, 0.5] and rows[1][2] is None, "the other images are still predicted"
+    with pytest.raises(DataError, match="cannot be read .* download URLs first") as caught:
+        predict.image_paths(["https://example.invalid/cat.jpg"])
+    assert caught.value.exit_code == EXIT_DATA

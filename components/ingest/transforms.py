@@ -127,7 +127,8 @@ class _WriteBundleFiles(beam.DoFn):
 
     A file is closed and a new one opened once it reaches `shard_bytes`, so no file outgrows a
     shard; each closed file is emitted as {"split", "path", "count", "bytes"}. A file whose
-    content changed since it was inspected is emitted as {"changed": relpath} and not written.
+    content changed since it was inspected, or that is gone, is emitted as {"changed": relpath}
+    and not written (the driver then stops with exit 3).
     """
 
     def __init__(self, work_dir: str, config: IngestConfig):
@@ -142,7 +143,11 @@ class _WriteBundleFiles(beam.DoFn):
         self._closed: List[dict] = []
 
     def process(self, row):
-        data = _read(row["path"])
+        try:
+            data = _read(row["path"])
+        except OSError:  # deleted, or replaced by a folder, since it was inspected
+            yield {"changed": row["relpath"]}
+            return
         if hashlib.sha256(data).hexdigest() != row["sha256"]:
             yield {"changed": row["relpath"]}  # the driver stops the run with a DataError
             return
