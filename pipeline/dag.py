@@ -32,6 +32,8 @@ class Node:
     resolve: the driver, (ctx, inputs {name: executor.Input}) -> drivers.Resolved; None: nothing outside.
     failure: (summary, output_uri) -> the PipelineError a result that is not ok stops the run with;
       None: a result that is not ok lets the run go on (the evaluation: the push decides).
+    preflight: (ctx) -> None, raising UsageError: what can be checked without the data, run for every
+      selected node before the first one starts (drivers.py).
     module: where its `run` lives (default `components.<name>`).
     """
 
@@ -42,6 +44,7 @@ class Node:
     config: str
     resolve: Optional[Callable] = None
     failure: Optional[Callable] = None
+    preflight: Optional[Callable] = None
     module: str = ""
 
     @property
@@ -60,12 +63,14 @@ def _not_pushed(summary: str, uri: str) -> NotBlessedError:
 
 NODES = (
     Node("ingest", (), kinds.Examples, config="components.ingest.config:IngestConfig", resolve=drivers.ingest,
+         preflight=drivers.ingest_preflight,
          call=lambda run, ctx, i, out, r: run(ctx.config["ingest"], out, previous_dir=r.args["previous"],
                                                 beam_options=ctx.beam_options)),
     Node("validate", ("ingest",), kinds.ExampleAnomalies, config="components.validate.config:ValidateConfig",
          resolve=drivers.validate, failure=_validation_failed,
          call=lambda run, ctx, i, out, r: run(ctx.config["validate"], i["ingest"], r.args["previous"], out)),
     Node("train", ("ingest",), kinds.Model, config="components.train.config:TrainConfig",
+         preflight=drivers.train_preflight,
          call=lambda run, ctx, i, out, r: run(ctx.config["train"], i["ingest"], out,
                                                work_dir=artifacts.train_work_dir(ctx.root, r.fingerprint[:16]))),
     Node("export", ("train", "ingest"), kinds.ExportedModel, config="components.export.config:ExportConfig",
@@ -75,7 +80,7 @@ NODES = (
          call=lambda run, ctx, i, out, r: run(ctx.config["evaluate"], i["export"], i["ingest"], r.args["baseline"],
                                                out)),
     Node("push", ("export", "evaluate"), kinds.ServingVersion, config="components.push.config:PushConfig",
-         resolve=drivers.push, failure=_not_pushed,
+         resolve=drivers.push, failure=_not_pushed, preflight=drivers.push_preflight,
          call=lambda run, ctx, i, out, r: run(ctx.config["push"], i["export"], i["evaluate"], ctx.serving_dir,
                                                force=ctx.force_push)),
 )

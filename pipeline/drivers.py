@@ -9,7 +9,7 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
-from components.common.errors import DataError
+from components.common.errors import DataError, UsageError
 from pipeline import fingerprint
 from schemas.artifacts import Examples, ModelBlessing, ServingModel, ServingVersion
 
@@ -26,6 +26,37 @@ class Resolved:
 def normalised_path(path: str) -> str:
     """One spelling per folder: absolute, no trailing slash (URLs of other filesystems as given)."""
     return path.rstrip("/") if "://" in path else os.path.abspath(path)
+
+
+def ingest_preflight(ctx) -> None:
+    """The pipeline root must not sit inside the data folder: it would be ingested as a class."""
+    data_dir, root = ctx.config["ingest"].data_dir, normalised_path(ctx.root)
+    if data_dir and "://" not in data_dir and (root + os.sep).startswith(normalised_path(data_dir) + os.sep):
+        raise UsageError(f"the pipeline root {root} is inside the data folder {data_dir}: its outputs would be "
+                         "ingested as a class; put the pipeline root (--pipeline-root) outside the data folder")
+
+
+def train_preflight(ctx) -> None:
+    """Backbone, alpha, image size, weights file and every stage's unfreeze block (components/train/preflight.py)."""
+    from components.train import preflight
+
+    preflight.check(ctx.config["train"])
+
+
+def push_preflight(ctx) -> None:
+    """The serving directory must be a folder this run can write (checked by creating it)."""
+    import tensorflow as tf
+
+    serving = ctx.serving_dir
+    try:
+        tf.io.gfile.makedirs(serving)
+        probe = os.path.join(serving, f".tmp-write-check-{os.getpid()}")
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        raise UsageError(f"the serving directory {serving} is not writable ({getattr(e, 'message', e)}): fix its "
+                         "permissions or choose another --serving-dir") from None
 
 
 def ingest(ctx, inputs) -> Resolved:

@@ -133,6 +133,9 @@ def execute(ctx: Context, nodes: list, forced: set) -> dict:
     """Run `nodes` in order; returns {name: Input of its output}. Raises the first failure."""
     produced = {}
     started_run = time.monotonic()
+    for node in nodes:  # every check that needs no data, before any work
+        if node.preflight is not None and ctx.config[node.name] is not None:
+            node.preflight(ctx)
     for node in nodes:
         run = dag.entry_point(node)
         if run is None or ctx.config[node.name] is None:

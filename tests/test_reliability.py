@@ -277,3 +277,46 @@ def test_predict_reports_a_dangling_link_in_its_row_and_an_url_as_unreadable(tmp
     with pytest.raises(DataError, match="cannot be read .* download URLs first") as caught:
         predict.image_paths(["https://example.invalid/cat.jpg"])
     assert caught.value.exit_code == EXIT_DATA
+
+
+# --- checked before any work (exit 2, nothing ingested) --------------------------------------------------
+
+def _preflight(fake, tmp_path, *args):
+    import time
+
+    started = time.monotonic()
+    code, calls = fake(*args)
+    return code, calls, time.monotonic() - started
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--backbone", "resnet51"), "resnet51"),
+    (("--backbone", "efficientnet_b0", "--alpha", "0.5", "--image-size", "32"), "width multiplier"),
+    (("--weights", "{tmp}/missing.weights.h5"), "not found"),
+    (("--weights", "{tmp}/corrupt.keras"), "damaged or not a .keras file"),
+    (("--set", "train.stages=[{name: head, epochs: 1, learning_rate: 0.01, unfreeze: block_99}]",
+      "--weights", "{weights}"), "no block of that name"),
+    (("--serving-dir", "{tmp}/a-file/serving"), "not writable"),
+    (("--pipeline-root", "{data}/pipeline_root"), "inside the data folder"),
+])
+def test_mistakes_that_need_no_data_stop_before_the_ingest(fake, tmp_path, args, words, capsys):
+    """Item 12: an unknown backbone or a bad weights file was reported only after ingest and validate ran;
+    a corrupt .keras file was reported as "File not found"; a pipeline root inside the data folder was
+    ingested as a class."""
+    import keras
+
+    (tmp_path / "corrupt.keras").write_bytes(b"not a zip archive")
+    (tmp_path / "a-file").write_text("a file, not a folder")
+    weights = tmp_path / "random.weights.h5"
+    keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights=None,
+                                   input_shape=(96, 96, 3)).save_weights(weights)
+    places = {"{tmp}": str(tmp_path), "{data}": str(fake.folder), "{weights}": str(weights)}
+    for place, value in places.items():
+        args = [a.replace(place, value) for a in args]
+    capsys.readouterr()
+    code, calls, seconds = _preflight(fake, tmp_path, *args)
+    err = capsys.readouterr().err
+    assert (code, calls) == (EXIT_USAGE, []), err
+    assert words in err and "Traceback" not in err
+    assert not (fake.root / "ingest").exists() and not (fake.folder / "pipeline_root" / "ingest").exists()
+    assert seconds < 60

@@ -171,12 +171,30 @@ def _imagenet_backbone(spec: BackboneSpec, image_size, alpha):
         ) from None
 
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIGNATURE = b"PK\x03\x04"
+
+
+def _check_file_format(path: str) -> None:
+    """A damaged weights file says so (Keras reports a corrupt .keras file as "File not found")."""
+    expected = {".h5": (_HDF5_SIGNATURE, "an HDF5 file (backbone.save_weights)"),
+                ".keras": (_ZIP_SIGNATURE, "a zip archive (model.save)")}
+    for suffix, (signature, what) in expected.items():
+        if path.endswith(suffix):
+            with tf.io.gfile.GFile(path, "rb") as f:
+                head = f.read(len(signature))
+            if head != signature:
+                raise UsageError(f"weights file {path} is damaged or not a {suffix} file: a {suffix} file is {what}, "
+                                 f"this one starts with {head!r}. Save it again, or pass another file")
+
+
 def _load_file_weights(backbone: keras.Model, path: str, spec: BackboneSpec, alpha) -> None:
     """Fill `backbone` from a `.weights.h5` or `.keras` file; UsageError when it does not fit."""
     wanted = f"{spec.name}" + (f" (alpha={1.0 if alpha is None else alpha})" if spec.has_alpha else "")
     if not tf.io.gfile.exists(path):
         raise UsageError(f"weights file {path} not found: pass an existing .weights.h5 or .keras file, "
                          "--weights imagenet or --weights none")
+    _check_file_format(path)
     if path.endswith(".weights.h5"):
         try:
             with warnings.catch_warnings():  # Keras warns once per unmatched variable before it raises

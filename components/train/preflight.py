@@ -1,0 +1,22 @@
+"""What a training config promises that can be checked without the data, checked before any work.
+
+Keras checks a layer's arguments in its constructor; a pipeline that ingests for minutes before it
+says "unknown backbone" or "no block named block_13" wastes the user's time. `check` builds the
+backbone with its weights (seconds) and resolves every stage's `unfreeze` against it, so each
+such mistake is a UsageError (exit 2) before the ingest starts.
+"""
+from components.common.errors import UsageError
+from components.train.backbones import build_backbone
+from components.train.config import TrainConfig
+from components.train.stages import first_unfrozen_index
+
+
+def check(config: TrainConfig) -> None:
+    """UsageError for a backbone, alpha, image size, weights file or unfreeze block that cannot work."""
+    config.validate()
+    _, backbone = build_backbone(config.backbone, config.image_size, config.weights, alpha=config.alpha)
+    for i, stage in enumerate(config.effective_stages()):
+        try:
+            first_unfrozen_index(backbone, stage.unfreeze)
+        except UsageError as e:
+            raise UsageError(f"train.stages[{i}] ({stage.name}): {e}") from None
