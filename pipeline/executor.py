@@ -13,7 +13,7 @@ import dataclasses
 import json
 import time
 
-from components.common.errors import DataError, UsageError
+from components.common.errors import DataError, Terminated, UsageError
 from pipeline import artifacts, dag, drivers, fingerprint
 
 
@@ -114,7 +114,9 @@ def _run(ctx: Context, node, run, inputs: dict, resolved, started_run: float) ->
     try:
         result = node.call(run, ctx, {k: v.uri for k, v in inputs.items()}, out, resolved)
     except BaseException as e:
-        ctx.store.finish_execution(execution_id, "failed", time.monotonic() - started, error=f"{type(e).__name__}: {e}")
+        stopped = isinstance(e, (KeyboardInterrupt, Terminated))
+        ctx.store.finish_execution(execution_id, "interrupted" if stopped else "failed", time.monotonic() - started,
+                                   error=f"{type(e).__name__}: {e}")
         raise
     seconds = time.monotonic() - started
     summary = result.summary()

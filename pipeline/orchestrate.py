@@ -10,7 +10,8 @@ import time
 import tensorflow as tf
 
 from components.common import publish
-from components.common.errors import EXIT_FAILURE, EXIT_OK, NotBlessedError, PipelineError
+from components.common.errors import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, NotBlessedError,
+                                      PipelineError, Terminated, UsageError)
 from pipeline import artifacts, dag, demo, executor, fingerprint, lock, metadata, report
 
 
@@ -21,6 +22,8 @@ def _log(message: str) -> None:
 def run(config, beam_options, run_id: str, args, use_demo: bool, argv: list) -> int:
     """Execute one run; returns the exit code (raises `PipelineError` for the failures it maps)."""
     root = config.pipeline.pipeline_root
+    if tf.io.gfile.exists(root) and not tf.io.gfile.isdir(root):
+        raise UsageError(f"--pipeline-root {root} is a file: give a folder (it is created when missing)")
     tf.io.gfile.makedirs(root)
     with lock.hold(artifacts.lock_path(root), run_id, wait=args.wait, log=_log):
         for path in artifacts.remove_stale_temporaries(root, dag.names()):
@@ -53,6 +56,11 @@ def _run_locked(config, beam_options, run_id, args, use_demo, argv, root, store)
     except PipelineError as e:
         status, code = ("not blessed" if isinstance(e, NotBlessedError) else "failed"), e.exit_code
         store.end_run(run_id, status, code, str(e))
+        raise
+    except (KeyboardInterrupt, Terminated) as e:
+        status = "interrupted"
+        code = EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+        store.end_run(run_id, status, code, "stopped by SIGTERM" if isinstance(e, Terminated) else "stopped by Ctrl-C")
         raise
     except BaseException as e:
         status, code = "failed", EXIT_FAILURE

@@ -16,8 +16,10 @@ import datetime
 import logging
 import os
 import secrets
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -202,8 +204,14 @@ def new_run_id() -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
+def _terminate(signum, frame):
+    raise errors.Terminated()
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     run_id = new_run_id()
     log_dir = None
     try:
@@ -222,8 +230,12 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted (Ctrl-C): the run is recorded as interrupted; rerun the same command to go on", file=sys.stderr)
+        return errors.EXIT_INTERRUPTED
+    except errors.Terminated:
+        print("terminated (SIGTERM): the run is recorded as interrupted and the lock released; rerun the same "
+              "command to go on", file=sys.stderr)
+        return errors.EXIT_TERMINATED
     except Exception as e:  # a bug or an unforeseen environment problem: one line + where the traceback is
         path = _write_traceback(log_dir)
         print(f"unexpected error: {type(e).__name__}: {e} (full traceback in {path})", file=sys.stderr)

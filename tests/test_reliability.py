@@ -320,3 +320,60 @@ def test_mistakes_that_need_no_data_stop_before_the_ingest(fake, tmp_path, args,
     assert words in err and "Traceback" not in err
     assert not (fake.root / "ingest").exists() and not (fake.folder / "pipeline_root" / "ingest").exists()
     assert seconds < 60
+
+
+@pytest.mark.slow
+def test_sigterm_stops_gracefully_records_interrupted_and_releases_the_lock(tmp_path):
+    """Item 12: SIGTERM (a scheduler's timeout) left the run marked "running"."""
+    import signal
+
+    from pipeline_helpers import fake_run_popen, make_folder, read_log
+
+    from pipeline import metadata
+
+    folder = make_folder(tmp_path / "images", per_class=2, size=8)
+    root, log = tmp_path / "root", tmp_path / "calls.jsonl"
+    args = ("--data-dir", folder, "--pipeline-root", root, "--weights", "none")
+    proc = fake_run_popen(*args, log_path=log, hang_in="train")
+    for line in proc.stdout:
+        if line.strip() == "inside train":
+            break
+    else:
+        raise AssertionError(proc.stderr.read())
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "terminated (SIGTERM)" in err and "Traceback" not in err, err
+    store = metadata.Store(str(root / "metadata.sqlite"))
+    try:
+        run = store.runs()[0]
+        assert (run["status"], run["exit_code"]) == ("interrupted", 143)
+        assert {e["component"]: e["status"] for e in store.executions(run["id"])}["train"] == "interrupted"
+    finally:
+        store.close()
+    again = fake_run_popen(*args, log_path=log)
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err  # the lock was released
+    assert [c["component"] for c in read_log(log)][-4:] == ["train", "export", "evaluate", "push"]
+
+
+def test_empty_class_folder_is_a_validation_warning(tmp_path):
+    """Item 12: an empty class folder was dropped without a word."""
+    from components.validate import ValidateConfig
+    from components.validate import run as validate
+
+    data = make_tree(str(tmp_path / "data"), classes=("cats", "dogs", "owls"), per_class=10)
+    os.makedirs(os.path.join(data, "fish"))
+    write_file(os.path.join(data, "fish", ".DS_Store"), b"x")
+    ingested = run(IngestConfig(data_dir=data), str(tmp_path / "ingest"))
+    assert list(ingested.labels) == ["cats", "dogs", "owls"]
+    result = validate(ValidateConfig(min_examples_per_class=1), ingested.output_dir, None, str(tmp_path / "v"))
+    assert result.ok and [(a.severity, a.code) for a in result.anomalies] == [("warning", "class_folder_empty")]
+    assert "'fish'" in result.anomalies[0].message
+
+
+def test_pipeline_root_that_is_a_file_is_a_usage_error(fake, tmp_path, capsys):
+    """Item 12: a pipeline root that is a file ended with exit 1."""
+    target = tmp_path / "root-file"
+    target.write_text("not a folder")
+    assert fake("--pipeline-root", str(target)) == (EXIT_USAGE, [])
+    assert "is a file: give a folder" in capsys.readouterr().err and target.read_text() == "not a folder"

@@ -11,6 +11,13 @@ EXIT_USAGE = 2  # bad flag, bad config value (argparse uses 2 as well)
 EXIT_DATA = 3  # input data unusable or data validation failed (anomalies.json has errors)
 EXIT_NOT_BLESSED = 4  # the model failed the evaluation gate: nothing was pushed
 EXIT_LOCKED = 5  # another run holds the pipeline root's lock
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15): a scheduler, a timeout or `kill` stopped the run
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived. Raised in the main thread (like KeyboardInterrupt for Ctrl-C), so that every
+    `finally` runs: the lineage records the run as interrupted and the lock is released."""
 
 
 class PipelineError(Exception):

@@ -145,7 +145,7 @@ def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = Non
             outputs.write_tables(tmp, labels, kept, rejected)
             result = _result(config, output_dir, labels, found, kept, rejected, start)
             _check_accounting(result, counters, shards)
-            outputs.write_stats(tmp, _stats(result, counters, config, data_dir, previous_dir))
+            outputs.write_stats(tmp, _stats(result, counters, config, data_dir, previous_dir, found))
         return result
     finally:
         if staging:
@@ -181,7 +181,7 @@ def _check_accounting(result: IngestResult, counters: Dict[str, int], shards: Di
             raise RuntimeError(f"ingest wrote {written} records to split {split!r} but planned {total}")
 
 
-def _stats(result: IngestResult, counters, config: IngestConfig, data_dir: str, previous_dir) -> dict:
+def _stats(result: IngestResult, counters, config: IngestConfig, data_dir: str, previous_dir, found) -> dict:
     return {
         "source": config.tfds_name and f"tfds:{config.tfds_name}" or data_dir,
         "previous_ingest": previous_dir,
@@ -196,6 +196,7 @@ def _stats(result: IngestResult, counters, config: IngestConfig, data_dir: str, 
         "rejected_by_reason": result.rejected,
         "ignored_by_reason": result.ignored,
         "labels": list(result.labels),
+        "empty_class_folders": found.empty_class_folders,
         "splits": dict(config.splits),
         "beam_counters": counters,
         "seconds": round(result.seconds, 3),

@@ -46,6 +46,12 @@ class ScanResult:
     ignored: List[Tuple[str, str]]  # (relpath, why)
     rejected: List[Tuple[str, str, str]]  # (relpath, reason, detail)
     seen: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (relpath, path) of every file
+    class_folders: List[str] = dataclasses.field(default_factory=list)  # first-level folders (local scans)
+
+    @property
+    def empty_class_folders(self) -> List[str]:
+        """Class folders holding no candidate file: no class of the model, which the user may not expect."""
+        return sorted(set(self.class_folders) - {c.label_text for c in self.candidates})
 
     @property
     def found(self) -> int:
@@ -110,6 +116,8 @@ def _walk_local(root: str, scan: ScanResult) -> None:
                 else:
                     _classify(entry_rel, scan, entry.path)
                 continue
+            if not rel and not _is_hidden(entry.name):
+                scan.class_folders.append(_printable(entry.name))
             real = os.path.realpath(entry.path)
             if real in ancestors:
                 raise DataError(

@@ -23,8 +23,10 @@ def _class_totals(stats: dict) -> Dict[str, int]:
 
 
 def class_counts(stats: dict, config: ValidateConfig) -> List[Anomaly]:
-    """`class_below_minimum` (error) and `class_missing_from_split`."""
-    found = []
+    """`class_below_minimum` (error), `class_missing_from_split` and `class_folder_empty` (warning)."""
+    found = [Anomaly("warning", "class_folder_empty",
+                     f"class folder {name!r} holds no image file, so it is no class of this model: add images to it "
+                     "or remove the folder") for name in stats.get("empty_class_folders", [])]
     for name, total in sorted(_class_totals(stats).items()):
         if total < config.min_examples_per_class:
             found.append(Anomaly("error", "class_below_minimum",
