@@ -29,8 +29,12 @@ def normalised_path(path: str) -> str:
 
 
 def ingest_preflight(ctx) -> None:
-    """The pipeline root must not sit inside the data folder: it would be ingested as a class."""
+    """The data folder must exist, and the pipeline root must not sit inside it (it would become a class)."""
+    from components.ingest.scan import check_root
+
     data_dir, root = ctx.config["ingest"].data_dir, normalised_path(ctx.root)
+    if data_dir:
+        check_root(data_dir)
     if data_dir and "://" not in data_dir and (root + os.sep).startswith(normalised_path(data_dir) + os.sep):
         raise UsageError(f"the pipeline root {root} is inside the data folder {data_dir}: its outputs would be "
                          "ingested as a class; put the pipeline root (--pipeline-root) outside the data folder")
@@ -76,18 +80,21 @@ def ingest(ctx, inputs) -> Resolved:
 
 
 def _trusted_previous_ingest(ctx) -> str | None:
-    """The last complete ingest, whose manifest.csv keeps every known image in its split.
+    """The last successful ingest, whose manifest.csv keeps every known image in its split.
 
-    Split stability rests on that one file, so it is checked in full (sha256) against what was
-    published; a damaged one stops the run rather than letting images change split silently.
+    Split stability rests on that one file, so the lineage's latest ingest must still be there,
+    complete, with its manifest as published (sha256); otherwise the run stops rather than let
+    images change split silently.
     """
-    previous = ctx.store.latest_output("ingest", complete=lambda uri: Examples(uri).is_complete())
-    damage = Examples(previous).damage(deep=True, only={Examples.MANIFEST}) if previous else ""
+    previous = ctx.store.latest_output("ingest", complete=lambda uri: True)
+    if previous is None:
+        return None
+    damage = Examples(previous).damage(deep=True, only={Examples.MANIFEST})
     if damage:
         raise DataError(
-            f"the previous ingest's manifest.csv, which keeps every known image in its split, is damaged: {damage}. "
-            f"Restore {previous} from a backup; or move that folder out of the pipeline root to start a new split "
-            "memory (images may then change split, and the test metrics are no longer comparable)")
+            f"the previous ingest, whose manifest.csv keeps every known image in its split, is damaged: {damage}. "
+            f"Restore {previous} from a backup; or, to start a new split memory on purpose (images may change "
+            "split, and test metrics are then not comparable with earlier runs), use a new --pipeline-root")
     return previous
 
 

@@ -130,8 +130,10 @@ def beam_options(args: list):
     finally:
         beam_log.setLevel(level)
     if unknown:
+        typed = [a.split("=")[0] for a in args if a.startswith("--")]  # as the user spelled it (Beam uses _)
+        flag = next((a for a in typed if a[2:].replace("-", "_") == unknown[0]), f"--{unknown[0]}")
         raise UsageError(
-            f"unknown flag --{unknown[0]}: it is neither a pipeline.run flag nor an Apache Beam pipeline option; "
+            f"unknown flag {flag}: it is neither a pipeline.run flag nor an Apache Beam pipeline option; "
             "see python -m pipeline.run --help for ours and Beam's PipelineOptions for the runner's"
         )
     return options

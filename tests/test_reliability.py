@@ -377,3 +377,106 @@ def test_pipeline_root_that_is_a_file_is_a_usage_error(fake, tmp_path, capsys):
     target.write_text("not a folder")
     assert fake("--pipeline-root", str(target)) == (EXIT_USAGE, [])
     assert "is a file: give a folder" in capsys.readouterr().err and target.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("damage", ["folder_deleted", "marker_deleted"])
+def test_lost_previous_ingest_stops_instead_of_starting_a_new_split_memory(ingested, capsys, damage):
+    """The lineage says which ingest holds the split memory: if it is gone or cannot be verified,
+    images would re-split silently."""
+    import shutil
+
+    if damage == "folder_deleted":
+        shutil.rmtree(_only_ingest(ingested.root))
+    else:
+        (_only_ingest(ingested.root) / "_COMPLETE").unlink()
+    assert ingested() == EXIT_DATA
+    err = capsys.readouterr().err
+    assert "previous ingest" in err and "incomplete" in err and "--pipeline-root" in err
+    assert len(_ingests(ingested.root)) == (0 if damage == "folder_deleted" else 1), "nothing was published"
+
+
+@pytest.mark.parametrize("damage", ["marker_removed", "version_removed"])
+def test_pushed_version_removed_or_unmarked_is_pushed_again(fake, capsys, damage):
+    """A pushed version deleted by hand (or left without its completion marker) is not "unchanged"."""
+    import shutil
+
+    assert fake()[1] == ALL
+    version = fake.root / "serving" / "classifier" / "1"
+    if damage == "marker_removed":
+        (version / "_COMPLETE").unlink()
+    else:
+        shutil.rmtree(version)
+    assert fake() == (0, ["push"])
+    assert (fake.root / "serving" / "classifier" / ("2" if damage == "marker_removed" else "1")).is_dir()
+
+
+@pytest.mark.parametrize("component", ["validate", "train", "export", "evaluate"])
+def test_an_output_without_its_marker_is_produced_again(fake, capsys, component):
+    """Any output whose completion marker is gone is rerun, with everything after it (the ingest's is the
+    split memory: see the previous test)."""
+    from pipeline import dag
+
+    assert fake()[1] == ALL
+    (next(p for p in (fake.root / component).iterdir() if not p.name.startswith((".", "_"))) / "_COMPLETE").unlink()
+    capsys.readouterr()
+    code, calls = fake()
+    assert code == 0 and calls[0] == component and set(calls) <= dag.downstream(component)
+    assert f"WARNING {component}: the earlier output" in capsys.readouterr().out
+
+
+# --- command-line misuse (exit 2, nothing run) --------------------------------------------------------
+
+@pytest.mark.parametrize("args, words", [
+    (("--config", "{tmp}/missing.yaml"), "file not found"),
+    (("--config", "{tmp}/bad.yaml"), "not valid YAML"),
+    (("--config", "{tmp}/list.yaml"), "top level must be a mapping"),
+    (("--set", "train.no_such_key=1"), "unknown key"),
+    (("--set", "nosection.key=1"), "unknown section"),
+    (("--set", "train.batch_size=abc"), "train.batch_size: 'abc' is not valid; expected an integer"),
+    (("--set", "train.stages=[{name: a, epochs: x, learning_rate: 0.1}]"), "train.stages[0].epochs"),
+    (("--set", "ingest.splits={train: 0.9, val: 0.3}"), "sum to"),
+    (("--set", "train.train_fraction=0"), "train.train_fraction=0.0"),
+    (("--epochs", "1,2,3"), "one per stage"),
+    (("--splits", "train=0.8,val"), "expected NAME=FRACTION"),
+    (("--only", "train", "--stop-after", "ingest"), "cannot be combined"),
+    (("stray",), "unexpected argument 'stray'"),
+    (("--no-such-flag",), "unknown flag --no-such-flag"),
+    (("--only", "export"), "no earlier run produced one"),
+])
+def test_command_line_mistakes_are_usage_errors(fake, tmp_path, capsys, args, words):
+    (tmp_path / "bad.yaml").write_text("train: [unclosed")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    capsys.readouterr()
+    try:
+        code, calls = fake(*args)
+    except SystemExit as e:  # argparse's own errors (the CLI exits with them the same way)
+        code, calls = e.code, []
+    err = capsys.readouterr().err
+    assert (code, calls) == (EXIT_USAGE, []), err
+    assert words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (("list", "--pipeline-root", "{tmp}/nowhere"), "no lineage store"),
+    (("show", "nosuchrun", "--pipeline-root", "{root}"), "no run 'nosuchrun'"),
+])
+def test_runs_cli_misuse(fake, tmp_path, args, words):
+    assert fake()[0] == 0
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{root}", str(fake.root)) for a in args]
+    proc = pipeline_run(*args, module="pipeline.runs")
+    assert proc.returncode == EXIT_USAGE and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["missing", "a_file"])
+def test_unusable_data_folder_is_exit_3_before_anything_is_published(fake, tmp_path, capsys, where):
+    """Caught by the orchestrator's listing (the ingest's own scan), before the ingest starts; the other
+    unusable folders (no class folders, one class, nothing decodable) in tests/test_ingest_bad_input.py."""
+    data = tmp_path / "data"
+    if where == "a_file":
+        data.write_text("x")
+    code, calls = fake("--data-dir", str(data))
+    err = capsys.readouterr().err
+    assert code == EXIT_DATA and "Traceback" not in err
+    assert not (fake.root / "ingest").exists() or not [p for p in (fake.root / "ingest").iterdir()
+                                                       if not p.name.startswith(".")]

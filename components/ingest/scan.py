@@ -145,22 +145,27 @@ def _walk_remote(root: str, scan: ScanResult) -> None:
             _classify(meta.path[len(prefix) :], scan, meta.path)
 
 
-def scan_folder(data_dir: str) -> ScanResult:
-    """List every file under `data_dir`; raise `DataError` when it is missing or unreadable."""
-    scan = ScanResult(candidates=[], ignored=[], rejected=[])
+def check_root(data_dir: str) -> None:
+    """DataError when `data_dir` is missing or is a file (the cheap check, before anything runs)."""
     if "://" in data_dir:
         from apache_beam.io.filesystems import FileSystems
 
         if not FileSystems.exists(data_dir.rstrip("/") + "/") and not FileSystems.exists(data_dir):
             raise DataError(f"data folder {data_dir!r} does not exist: check --data-dir")
+    elif not os.path.exists(data_dir):
+        raise DataError(f"data folder {data_dir!r} does not exist: check --data-dir")
+    elif not os.path.isdir(data_dir):
+        raise DataError(
+            f"--data-dir {data_dir!r} is a file, not a folder: give the folder that holds one sub-folder per class")
+
+
+def scan_folder(data_dir: str) -> ScanResult:
+    """List every file under `data_dir`; raise `DataError` when it is missing or unreadable."""
+    scan = ScanResult(candidates=[], ignored=[], rejected=[])
+    check_root(data_dir)
+    if "://" in data_dir:
         _walk_remote(data_dir, scan)
     else:
-        if not os.path.exists(data_dir):
-            raise DataError(f"data folder {data_dir!r} does not exist: check --data-dir")
-        if not os.path.isdir(data_dir):
-            raise DataError(
-                f"--data-dir {data_dir!r} is a file, not a folder: give the folder that holds one sub-folder per class"
-            )
         _walk_local(data_dir, scan)
     return scan
 
