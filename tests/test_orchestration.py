@@ -7,7 +7,7 @@ decisions are checked in milliseconds; the last test reruns a real end-to-end ru
 import re
 
 import pytest
-from pipeline_helpers import make_folder, pipeline_run, shared_first_run
+from pipeline_helpers import pipeline_run, shared_first_run
 
 
 ALL = ["ingest", "validate", "train", "export", "evaluate", "push"]

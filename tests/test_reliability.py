@@ -5,7 +5,6 @@ message, that nothing partial was published or reused, and the accounting invari
 ingest ran. Each docstring names the case; README.md "When things go wrong" lists them.
 """
 import os
-import sqlite3
 
 import pytest
 from pipeline_helpers import pipeline_run
