@@ -91,6 +91,21 @@ def test_class_names_that_cannot_be_a_label_line_are_data_errors(tmp_path, name)
     assert not os.path.exists(tmp_path / "out")
 
 
+def test_unreadable_subfolder_stops_the_orchestrator_with_the_ingests_message(fake, monkeypatch, capsys):
+    """Item 5: the folder fingerprint crashed with PermissionDeniedError before the ingest could judge it."""
+    real_scandir = os.scandir
+
+    def scandir(path):  # tests run as root, which reads chmod-000 folders anyway: the OS error is simulated
+        if str(path).endswith("class_1"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert fake() == (EXIT_DATA, [])
+    err = capsys.readouterr().err
+    assert "cannot read the folder" in err and "class_1" in err and "permissions" in err and "Traceback" not in err
+
+
 # --- damaged state and CLI misuse ---------------------------------------------------------------------
 
 def test_corrupt_lineage_store_names_the_file_and_the_remedy(fake):
