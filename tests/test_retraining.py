@@ -1,4 +1,11 @@
-"""The nightly-retraining story end to end: push v1, add images, the next run compares and pushes v2 only if not worse."""
+"""The nightly-retraining story end to end: push v1, add images, the next run re-ingests (no known image
+changes split), retrains, compares with the model in serving and pushes v2.
+
+The change threshold is opened for the second run (`max_accuracy_drop_vs_baseline=1`), so the verdict
+does not depend on how a 1-epoch model happens to train on this CPU; the comparison itself is still
+made and recorded. That a worse model is refused is tests/test_gate_pipeline_run.py's job, with
+models whose quality does not depend on training luck.
+"""
 import pytest
 import csv
 import json
@@ -15,7 +22,7 @@ def _manifest(ingest_dir) -> dict:
         return {row["sha256"]: row["split"] for row in csv.DictReader(f)}
 
 
-def test_added_images_retrain_and_push_only_if_not_worse(tmp_path_factory):
+def test_added_images_are_ingested_in_stable_splits_compared_with_serving_and_pushed(tmp_path_factory):
     root, folder, args, first = shared_first_run(tmp_path_factory)
     serving = root / "serving" / "classifier"
     assert sorted(p.name for p in serving.iterdir() if p.name.isdigit()) == ["1"]
@@ -25,8 +32,8 @@ def test_added_images_retrain_and_push_only_if_not_worse(tmp_path_factory):
     shutil.copytree(folder, grown)
     make_folder(grown, per_class=6, start=100, seed=1)
     args = [str(grown) if str(a) == str(folder) else a for a in args]
-    second = pipeline_run(*args, timeout=900)
-    assert second.returncode in (0, 4), second.stdout[-3000:] + second.stderr[-3000:]
+    second = pipeline_run(*args, "--set", "evaluate.max_accuracy_drop_vs_baseline=1.0", timeout=900)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     second_id = re.search(r"\[pipeline\] run (\S+) in", second.stdout).group(1)
     for component in ("ingest", "train", "export", "evaluate"):
         assert f"[pipeline] {component}: done in" in second.stdout, component
@@ -39,15 +46,11 @@ def test_added_images_retrain_and_push_only_if_not_worse(tmp_path_factory):
     assert blessing["baseline"] == str(serving / "1"), "compared with the model in serving"
     change = [c for c in blessing["checks"] if "baseline" in c["name"]]
     assert change, blessing["checks"]
-    versions = sorted(p.name for p in serving.iterdir() if p.name.isdigit())
-    if blessing["blessed"]:
-        assert second.returncode == 0 and versions == ["1", "2"]
-    else:
-        assert second.returncode == 4 and versions == ["1"]
-        assert any(not c["passed"] for c in blessing["checks"])
+    assert blessing["blessed"] and change[0]["passed"] and isinstance(change[0]["value"], float)
+    assert sorted(p.name for p in serving.iterdir() if p.name.isdigit()) == ["1", "2"]
 
     listing = pipeline_run("list", "--pipeline-root", root, module="pipeline.runs")
     assert listing.returncode == 0, listing.stderr
     rows = {line.split()[0]: line for line in listing.stdout.splitlines()[2:]}
     assert str(serving / "1") in rows[first_id]
-    assert (str(serving / "2") if blessing["blessed"] else "not blessed") in rows[second_id]
+    assert str(serving / "2") in rows[second_id]
