@@ -12,6 +12,7 @@ def folder(tmp_path_factory):
     return make_folder(tmp_path_factory.mktemp("cli") / "images")
 
 
+@pytest.mark.slow  # a fresh interpreter importing TensorFlow: ~10 s
 def test_unknown_flag_is_a_usage_error_not_a_beam_warning(tmp_path):
     proc = pipeline_run("--runner=DirectRunner", "--no_such_flag=1", "--pipeline-root", tmp_path / "root")
     assert proc.returncode == 2, proc.stderr
@@ -39,12 +40,14 @@ def test_ingest_runs_with_beam_flags_then_reuses_its_output(folder, tmp_path):
     assert len(published(root / "ingest")) == 1
 
 
+@pytest.mark.slow  # a fresh interpreter importing TensorFlow: ~10 s
 def test_bad_data_dir_gets_its_exit_code_and_no_traceback(tmp_path):
     proc = pipeline_run("--data-dir", tmp_path / "missing", "--pipeline-root", tmp_path / "root")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "missing" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter importing TensorFlow: ~10 s
 def test_help_lists_flags_and_exit_codes():
     proc = pipeline_run("--help")
     assert proc.returncode == 0
