@@ -145,5 +145,6 @@ def evaluate(ctx, inputs) -> Resolved:
 
 def push(ctx, inputs) -> Resolved:
     """The destination, which decides reuse as much as the model does; the export, for the next baseline."""
-    return Resolved(extra={"destination": _destination(ctx)},
-                    properties={"export_fingerprint": inputs["export"].fingerprint, "destination": _destination(ctx)})
+    destination = _destination(ctx)
+    return Resolved(extra={"destination": destination},
+                    properties={"export_fingerprint": inputs["export"].fingerprint, "destination": destination})

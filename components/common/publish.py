@@ -11,7 +11,7 @@ import uuid
 
 import tensorflow as tf
 
-from schemas.artifacts import COMPLETE_MARKER, inventory
+from schemas.artifacts import COMPLETE_MARKER, Artifact, inventory
 
 
 def _fsync(path: str) -> None:
@@ -67,7 +67,7 @@ def publish_dir(final_path: str, overwrite: bool = False, marker: bool = True):
 
 def is_complete(path: str) -> bool:
     """True when `path` is a directory published by `publish_dir` (its marker is present)."""
-    return tf.io.gfile.exists(os.path.join(path, COMPLETE_MARKER))
+    return Artifact(path).is_complete()
 
 
 def write_text_atomic(path: str, text: str) -> None:

@@ -12,9 +12,9 @@ from typing import Dict, List, Sequence
 
 import tensorflow as tf
 
-from components.common.publish import write_json, write_text_atomic
 import schemas
 from components.common.errors import DataError
+from components.common.publish import write_json, write_text_atomic
 from schemas.artifacts import Examples, labels_text
 
 DATASET_VERSION = "1.0.0"
