@@ -12,7 +12,7 @@ import tensorflow as tf
 from components.common import publish
 from components.common.errors import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, NotBlessedError,
                                       PipelineError, Terminated, UsageError)
-from pipeline import artifacts, dag, demo, executor, fingerprint, lock, metadata, report
+from pipeline import artifacts, dag, demo, executor, fingerprint, library_logs, lock, metadata, report
 
 
 def _log(message: str) -> None:
@@ -44,15 +44,16 @@ def _run_locked(config, beam_options, run_id, args, use_demo, argv, root, store)
     _log(f"[pipeline] run {run_id} in {root} (effective config: {os.path.join(run_dir, 'config.yaml')})")
     status, code = "complete", EXIT_OK
     try:
-        if use_demo:
-            demo.ensure_dataset(root, log=_log)
-        forced = set().union(*(dag.downstream(name) for name in args.force)) if args.force else set()
-        ctx = executor.Context(
-            config=config, store=store, run_id=run_id, root=root, beam_options=beam_options,
-            serving_dir=config.pipeline.effective_serving_dir, force_push=args.force_push,
-            verify=args.verify, log=_log,
-        )
-        executor.execute(ctx, dag.select(args.only, args.stop_after), forced)
+        with library_logs.to_file(os.path.join(run_dir, "library.log")):
+            if use_demo:
+                demo.ensure_dataset(root, log=_log)
+            forced = set().union(*(dag.downstream(name) for name in args.force)) if args.force else set()
+            ctx = executor.Context(
+                config=config, store=store, run_id=run_id, root=root, beam_options=beam_options,
+                serving_dir=config.pipeline.effective_serving_dir, force_push=args.force_push,
+                verify=args.verify, log=_log,
+            )
+            executor.execute(ctx, dag.select(args.only, args.stop_after), forced)
     except PipelineError as e:
         status, code = ("not blessed" if isinstance(e, NotBlessedError) else "failed"), e.exit_code
         store.end_run(run_id, status, code, str(e))

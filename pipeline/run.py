@@ -13,6 +13,7 @@ prints one line and the path of the log holding the full traceback.
 import argparse
 import dataclasses
 import datetime
+import errno
 import logging
 import os
 import secrets
@@ -136,6 +137,9 @@ def beam_options(args: list):
             f"unknown flag {flag}: it is neither a pipeline.run flag nor an Apache Beam pipeline option; "
             "see python -m pipeline.run --help for ours and Beam's PipelineOptions for the runner's"
         )
+    from components.ingest.beam_runner import check_options
+
+    check_options(options)
     return options
 
 
@@ -215,7 +219,7 @@ def main(argv=None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     run_id = new_run_id()
-    log_dir = None
+    log_dir = root = None
     try:
         parser = build_parser()
         args, rest = parser.parse_known_args(argv)
@@ -239,21 +243,44 @@ def main(argv=None) -> int:
               "command to go on", file=sys.stderr)
         return errors.EXIT_TERMINATED
     except Exception as e:  # a bug or an unforeseen environment problem: one line + where the traceback is
-        path = _write_traceback(log_dir)
-        print(f"unexpected error: {type(e).__name__}: {e} (full traceback in {path})", file=sys.stderr)
+        where = _write_traceback(log_dir)
+        where = f"full traceback in {where}" if where else "no room to write the traceback"
+        if _disk_full(e):
+            print(f"no space left on the device holding {root or 'the output'}: free space there (or give a "
+                  "--pipeline-root on another disk) and rerun the same command; what finished is reused and "
+                  f"nothing half-written was kept ({where})", file=sys.stderr)
+        else:  # Beam re-raises a worker's error with the worker's traceback in the message: first line only
+            first = (str(e).strip().splitlines() or [""])[0]
+            print(f"unexpected error: {type(e).__name__}: {first} ({where})", file=sys.stderr)
         return errors.EXIT_FAILURE
 
 
-def _write_traceback(log_dir) -> str:
+def _disk_full(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a full disk or quota; Beam passes worker errors on as text."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(text in str(error) for text in ("No space left on device", "Disk quota exceeded")):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _write_traceback(log_dir):
+    """Append the current traceback to the run's error.log (a temp file before the run has a folder); the path,
+    or None when even that cannot be written (e.g. the disk is full)."""
     text = traceback.format_exc()
     try:
-        os.makedirs(log_dir, exist_ok=True)
-        path = os.path.join(log_dir, "error.log")
-    except (OSError, TypeError):
-        fd, path = tempfile.mkstemp(prefix="transferline-error-", suffix=".log")
-        os.close(fd)
-    with open(path, "a") as f:
-        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(sys.argv)}\n{text}\n")
+        try:
+            os.makedirs(log_dir, exist_ok=True)
+            path = os.path.join(log_dir, "error.log")
+        except (OSError, TypeError):
+            fd, path = tempfile.mkstemp(prefix="transferline-error-", suffix=".log")
+            os.close(fd)
+        with open(path, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(sys.argv)}\n{text}\n")
+    except OSError:
+        return None
     return path
 
 

@@ -24,7 +24,7 @@ def test_unknown_flag_is_a_usage_error_not_a_beam_warning(tmp_path):
 @pytest.mark.slow
 def test_ingest_runs_with_beam_flags_then_reuses_its_output(folder, tmp_path):
     root = tmp_path / "root"
-    proc = pipeline_run("--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_threading",
+    proc = pipeline_run("--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing",
                         "--data-dir", folder, "--pipeline-root", root, "--stop-after", "ingest")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "36 kept" in proc.stdout  # the ingest's own summary is printed

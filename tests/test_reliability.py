@@ -9,7 +9,7 @@ import os
 import pytest
 from pipeline_helpers import pipeline_run
 
-from components.common.errors import EXIT_DATA, EXIT_USAGE, DataError
+from components.common.errors import EXIT_DATA, EXIT_USAGE, DataError, UsageError
 from components.ingest import IngestConfig, run
 from tests.image_fixtures import rgb_jpeg_bytes, write_file
 
@@ -494,3 +494,47 @@ def test_unusable_data_folder_is_exit_3_before_anything_is_published(fake, tmp_p
     assert code == EXIT_DATA and "Traceback" not in err
     assert not (fake.root / "ingest").exists() or not [p for p in (fake.root / "ingest").iterdir()
                                                        if not p.name.startswith(".")]
+
+
+def test_multi_threading_mode_is_refused_before_any_work(tmp_path, capsys):
+    """Issue 9, item 13: Beam's multi_threading mode lost records under load (its time-flushed data
+    stream drops elements written during a send, tests/test_beam_threading.py): refused, exit 2."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline import run as pipeline_run_module
+
+    data = make_tree(str(tmp_path / "data"))
+    root = tmp_path / "root"
+    code = pipeline_run_module.main(["--runner=DirectRunner", "--direct_num_workers=2",
+                                     "--direct_running_mode=multi_threading", "--data-dir", data,
+                                     "--pipeline-root", str(root)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and "multi_threading is refused" in err and "multi_processing" in err
+    assert "Traceback" not in err and not (root / "ingest").exists()
+    with pytest.raises(UsageError, match="multi_threading is refused"):  # the library path refuses it too
+        run(IngestConfig(data_dir=data), str(tmp_path / "out"),
+            beam_options=PipelineOptions(["--direct_running_mode=multi_threading"]))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_stops_with_one_clear_line_and_publishes_nothing(tmp_path, monkeypatch, capsys):
+    """Issue 9, item 12: a full disk during the ingest printed Beam's worker traceback (inside its
+    RuntimeError's message). Now: what ran out, where to free space, exit 1, nothing half-written left."""
+    import errno
+
+    from components.ingest import records
+    from pipeline import run as pipeline_run_module
+
+    def disk_full(file_handle, record):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(records, "write_record", disk_full)
+    data = make_tree(str(tmp_path / "data"))
+    root = tmp_path / "root"
+    code = pipeline_run_module.main(["--data-dir", data, "--pipeline-root", str(root), "--stop-after", "ingest"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "no space left on the device" in err and "free space" in err and str(root) in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not list((root / "ingest").iterdir()), "no half-written ingest is left behind"
+    assert list((root / "runs").glob("*/error.log")), "the full traceback is kept for a bug report"
