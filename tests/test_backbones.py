@@ -8,7 +8,7 @@ import pytest
 
 from components.common.errors import UsageError
 from components.common.layers import CaffePreprocessing
-from components.train import backbones
+from components.train import backbones, families, stages
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
@@ -26,14 +26,14 @@ def _raw_pixels(size, batch=2, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (batch, size, size, 3)).astype("float32")
 
 
-@pytest.mark.parametrize("name", backbones.backbone_names())
+@pytest.mark.parametrize("name", families.names())
 def test_every_backbone_builds_on_raw_pixels_with_its_weights_preprocessing(name):
-    spec = backbones.get_spec(name)
+    spec = families.get(name)
     preprocessing, backbone = backbones.build_backbone(name, spec.min_size, weights="none")
     x = _raw_pixels(spec.min_size)
     reference = importlib.import_module(f"keras.applications.{spec.module}").preprocess_input(x.copy())
 
-    if spec.preprocessing == backbones.BUILTIN:
+    if spec.preprocessing == families.BUILTIN:
         # Keras documents preprocess_input as a pass-through for these families: their weights
         # expect 0-255, normalised by the model's own first layers, which must be present.
         assert preprocessing is None
@@ -50,6 +50,11 @@ def test_every_backbone_builds_on_raw_pixels_with_its_weights_preprocessing(name
     assert features.ndim == 4 and features.shape[0] == 2
     assert np.isfinite(features).all()
 
+    # the default fine-tune stage's block exists and leaves about MobileNetV2 block_13's share (25%)
+    layers = [layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)]
+    share = (len(layers) - stages.first_unfrozen_index(backbone, spec.finetune_from)) / len(layers)
+    assert 0.15 <= share <= 0.40, f"{spec.finetune_from} leaves {share:.0%} of {name}'s layers trainable"
+
 
 def test_unknown_backbone_lists_the_valid_names():
     with pytest.raises(UsageError) as err:
@@ -59,9 +64,9 @@ def test_unknown_backbone_lists_the_valid_names():
 
 
 def test_names_match_ignoring_case_and_separators():
-    assert backbones.get_spec("mobilenet_v2").name == "MobileNetV2"
-    assert backbones.get_spec("efficientnet-v2-s").name == "EfficientNetV2S"
-    assert backbones.get_spec("CONVNEXTTINY").name == "ConvNeXtTiny"
+    assert families.get("mobilenet_v2").name == "MobileNetV2"
+    assert families.get("efficientnet-v2-s").name == "EfficientNetV2S"
+    assert families.get("CONVNEXTTINY").name == "ConvNeXtTiny"
 
 
 def test_image_size_below_the_family_minimum_is_a_usage_error():

@@ -15,6 +15,7 @@ import math
 from typing import Optional, Tuple, Union
 
 from components.common.errors import UsageError
+from components.train import families
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,15 +138,19 @@ class StageConfig:
         return self.unfreeze == "none"
 
 
-def default_stages(pretrained: bool) -> Tuple[StageConfig, ...]:
-    """The stages used when the config names none (tuned on the sign-language folder, README)."""
+def default_stages(pretrained: bool, finetune_from: str) -> Tuple[StageConfig, ...]:
+    """The stages used when the config names none (tuned on the sign-language folder, README).
+
+    finetune_from: the backbone block the fine-tune stage starts at, the family's
+    `families.Family.finetune_from` (MobileNetV2's is block_13).
+    """
     if not pretrained:
         return (StageConfig("scratch", epochs=12, learning_rate=2e-3, unfreeze="all", warmup_epochs=1,
                             patience=0, augment=True),)
     return (
         StageConfig("head", epochs=20, learning_rate=3e-3, unfreeze="none", cosine_decay=False,
                     patience=5, augment=False),
-        StageConfig("finetune", epochs=8, learning_rate=1e-3, unfreeze="block_13", warmup_epochs=1,
+        StageConfig("finetune", epochs=8, learning_rate=1e-3, unfreeze=finetune_from, warmup_epochs=1,
                     patience=4, augment=True),
     )
 
@@ -154,13 +159,15 @@ def default_stages(pretrained: bool) -> Tuple[StageConfig, ...]:
 class TrainConfig:
     """Everything the trainer may be told (field names are the YAML keys; flags use dashes).
 
-    backbone / alpha / image_size: the `components.train.backbones` registry name, MobileNet
-      width multiplier (None = the family default) and the square input size in pixels.
+    backbone / alpha / image_size: the registry name (`components/train/families.py`), the MobileNet
+      width multiplier (None = the family's default: 0.35 for MobileNetV2, 1.0 for MobileNetV3;
+      other families take none) and the square input size in pixels (at least the family's minimum).
     weights: "imagenet" (Keras's download cache), "none" (random init, trained from scratch),
       or a path to a `.weights.h5`/`.keras` backbone or a model this pipeline trained (warm start).
     precision: "auto" (mixed_float16 on GPUs of compute capability >= 7.0, else float32),
       "float32" or "mixed_float16". The softmax output is float32 either way.
-    stages: the fine-tuning stages in order; None = `default_stages(weights != "none")`.
+    stages: the fine-tuning stages in order; None = `default_stages(weights != "none")`, whose
+      fine-tune stage starts at the family's `finetune_from` block.
     label_smoothing: applied by the one loss object shared by all stages.
     class_weights: "auto" weights classes by inverse frequency when the largest training class
       is more than `imbalance_ratio` times the smallest; "none" never does.
@@ -176,7 +183,7 @@ class TrainConfig:
     """
 
     backbone: str = "mobilenet_v2"
-    alpha: Optional[float] = 0.35
+    alpha: Optional[float] = None
     image_size: int = 96
     batch_size: int = 32
     weights: str = "imagenet"
@@ -200,17 +207,31 @@ class TrainConfig:
     def pretrained(self) -> bool:
         return str(self.weights).lower() != "none"
 
+    @property
+    def family(self) -> families.Family:
+        return families.get(self.backbone)
+
+    @property
+    def effective_alpha(self) -> Optional[float]:
+        """The width the backbone is built with (the family's default when alpha is None)."""
+        return families.check_alpha(self.family, self.alpha)
+
     def effective_stages(self) -> Tuple[StageConfig, ...]:
-        return tuple(self.stages) if self.stages is not None else default_stages(self.pretrained)
+        if self.stages is not None:
+            return tuple(self.stages)
+        return default_stages(self.pretrained, self.family.finetune_from)
 
     def validate(self) -> None:
         """Raise `UsageError` for the first bad field."""
         if not isinstance(self.backbone, str) or not self.backbone:
             raise UsageError(f"train.backbone={self.backbone!r}: name a backbone, e.g. 'mobilenet_v2'")
-        if self.alpha is not None and (isinstance(self.alpha, bool) or not 0 < self.alpha <= 2):
-            raise UsageError(f"train.alpha={self.alpha!r}: the width multiplier must be in (0, 2], e.g. 0.35")
         if not isinstance(self.image_size, int) or not 16 <= self.image_size <= 1024:
             raise UsageError(f"train.image_size={self.image_size!r}: must be an integer from 16 to 1024 pixels")
+        try:  # the family's own limits, without building anything
+            families.check_image_size(self.family, self.image_size)
+            families.check_alpha(self.family, self.alpha)
+        except UsageError as e:
+            raise UsageError(f"train: {e}") from None
         if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 4096:
             raise UsageError(f"train.batch_size={self.batch_size!r}: must be an integer from 1 to 4096")
         if not isinstance(self.weights, str) or not self.weights:
