@@ -168,10 +168,11 @@ def _ingests(root):
 
 
 def _reingested_in_full(ingested, capsys, words):
+    before = _ingests(ingested.root)
     code = ingested()
     out = capsys.readouterr().out
     assert code == 0 and "WARNING ingest: the earlier output" in out and words in out, out[-2000:]
-    newest = _ingests(ingested.root)[-1]
+    (newest,) = set(_ingests(ingested.root)) - set(before)  # run ids of one second do not sort by time
     from schemas.artifacts import Examples
 
     examples = Examples(str(newest))
@@ -306,6 +307,8 @@ def _preflight(fake, tmp_path, *args):
 @pytest.mark.parametrize("args, words", [
     (("--backbone", "resnet51"), "resnet51"),
     (("--backbone", "efficientnet_b0", "--alpha", "0.5", "--image-size", "32"), "width multiplier"),
+    (("--backbone", "xception", "--image-size", "64"), "at least 71x71"),
+    (("--backbone", "resnet50_v2", "--weights", "{weights}"), "does not fit the backbone ResNet50V2"),
     (("--weights", "{tmp}/missing.weights.h5"), "not found"),
     (("--weights", "{tmp}/corrupt.keras"), "damaged or not a .keras file"),
     (("--set", "train.stages=[{name: head, epochs: 1, learning_rate: 0.01, unfreeze: block_99}]",
