@@ -18,6 +18,7 @@ from components.common.model_runners import OpenedModel
 from components.evaluate.config import EvaluateConfig
 from components.evaluate.standalone import evaluate_model
 from components.evaluate.tfma_metrics import OVERALL
+from pipeline import library_logs
 from pipeline.cli import exits_with_codes
 
 
@@ -63,8 +64,10 @@ def main(argv=None) -> int:
         config.validate()
         if args.output_dir and os.path.exists(args.output_dir):
             raise UsageError(f"--output-dir {args.output_dir} exists; give a new path")
-        model = OpenedModel(args.model, args.serving_dir)
-        result = evaluate_model(config, model, args.data, output_dir)
+        os.makedirs(output_dir, exist_ok=True)
+        with library_logs.to_file(os.path.join(output_dir, "library.log")):  # TFMA's and Beam's, off the console
+            model = OpenedModel(args.model, args.serving_dir)
+            result = evaluate_model(config, model, args.data, output_dir)
         if args.json:
             print(json.dumps({"model": model.path, "passed": result.blessed, "metrics": result.metrics,
                               "checks": [c.as_dict() for c in result.checks]}, indent=2))

@@ -1,6 +1,7 @@
 """Helpers of the orchestration tests: a tiny class-per-folder tree and `pipeline.run` as a subprocess."""
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -209,3 +210,14 @@ def shared_first_run(tmp_path_factory):
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         _SHARED["first"] = (root, folder, args, proc)
     return _SHARED["first"]
+
+
+# Lines a library prints on its own: native logs (I0000 ...], absl's preamble), Python warnings, and
+# any mention of the libraries by name. The pipeline's own lines never match.
+LIBRARY_NOISE = re.compile(r"^[IWEF]\d{4} |absl::|Warning|warnings\.warn|WARNING:(?!\s*ingest)|tensorflow|apache_beam|"
+                           r"keras\.src|tfx_bsl|tensorflow_model_analysis|Traceback")
+
+
+def library_noise(*texts: str) -> list:
+    """The lines of `texts` that a library printed (see LIBRARY_NOISE)."""
+    return [line for text in texts for line in text.splitlines() if LIBRARY_NOISE.search(line)]

@@ -7,7 +7,7 @@ decisions are checked in milliseconds; the last test reruns a real end-to-end ru
 import re
 
 import pytest
-from pipeline_helpers import pipeline_run, shared_first_run
+from pipeline_helpers import library_noise, pipeline_run, shared_first_run
 
 
 ALL = ["ingest", "validate", "train", "export", "evaluate", "push"]
@@ -66,6 +66,19 @@ def test_stop_after_and_only(fake, capsys):
 def test_only_with_stop_after_is_a_usage_error(fake, capsys):
     assert fake("--only", "train", "--stop-after", "train") == (2, [])
     assert "--only" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_real_runs_console_holds_only_the_pipelines_own_lines(tmp_path_factory):
+    """Issue 10: TensorFlow's C++ lines, Keras and TFMA warnings and Beam's logs stay off the console
+    (they are in the run's library.log); training shows one line per epoch in a log, not a progress bar."""
+    root, _folder, _args, first = shared_first_run(tmp_path_factory)
+    assert library_noise(first.stdout, first.stderr) == []
+    assert "\r" not in first.stdout and "\x1b[" not in first.stdout
+    assert re.search(r"^\[train\] stage head: up to \d+ epochs", first.stdout, re.M)
+    assert re.search(r"^Epoch 1/\d+$", first.stdout, re.M), "Keras's one line per epoch"
+    kept = "".join(log.read_text() for log in root.glob("runs/*/library.log"))
+    assert "cuda" in kept.lower() or "oneDNN" in kept, "the native lines are kept, not lost"
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from pipeline_helpers import library_noise
 
 from pipeline import validate
 from tests import export_models
@@ -59,6 +60,7 @@ def test_cli_validates_an_int8_tflite_on_a_raw_image_folder(tmp_path_factory, tm
             Image.fromarray(synthetic_image(label, 3, (40, 48), rng)).save(tmp_path / "images" / name / f"{i}.png")
     proc = subprocess.run([sys.executable, "-m", "pipeline.validate", os.path.join(good, "tflite", "model_int8.tflite"),
                            str(tmp_path / "images"), "--min-accuracy", "0.9"], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                          text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "(tflite): 15 images" in proc.stdout and "PASSED" in proc.stdout
+    assert library_noise(proc.stdout, proc.stderr) == [], "TFMA's, Beam's and TensorFlow's lines stay off the console"

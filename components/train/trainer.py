@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 from typing import Optional, Sequence
@@ -222,9 +223,12 @@ def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
     fit_model.compile(optimizer=stages.make_optimizer(config, stage, steps), loss=t.loss,
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
                       steps_per_execution=steps if cached else 1)
+    print(f"[train] stage {stage.name}: up to {stage.epochs} epochs of {steps} batches"
+          f"{' on cached backbone features' if cached else ''}, {len(unfrozen)} backbone layers training", flush=True)
     history = fit_model.fit(
         train, validation_data=val, initial_epoch=initial_epoch, epochs=initial_epoch + stage.epochs,
-        class_weight=class_weights_for(config, t.counts["train"]), shuffle=False, verbose=0,  # datasets shuffle
+        class_weight=class_weights_for(config, t.counts["train"]), shuffle=False,  # the datasets shuffle
+        verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in a log
         callbacks=stage_callbacks(t.work.dir, stage, monitor_patience=stage.patience) + list(t.callbacks))
     if cached:  # the head model was fitted; the full model evaluates
         t.compile_for_evaluation()
@@ -335,7 +339,7 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
         write_json(out.path(Model.INFO), {
             "image_size": [config.image_size, config.image_size],
             "backbone": config.backbone,
-            "alpha": config.alpha,
+            "alpha": config.effective_alpha,
             "weights": config.weights,
             "labels": labels,
             "num_classes": len(labels),
