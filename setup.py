@@ -8,7 +8,7 @@ setuptools.setup(
         "Transfer-learning pipeline for image classifiers: Beam ingest, staged Keras "
         "fine-tuning, a TFMA gate and an atomic TF-Serving push."
     ),
-    python_requires=">=3.11,<3.12",
+    python_requires=">=3.11,<3.14",  # TF 2.21, Beam 2.77 and tfx-bsl 1.21 publish wheels for 3.11-3.13
     packages=setuptools.find_packages(include=["pipeline*", "components*", "schemas*"]),
     package_data={"schemas": ["*.pbtxt", "*.md"]},
     install_requires=[
