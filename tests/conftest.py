@@ -15,6 +15,9 @@ SHARED_WEIGHTS_DIR = SHARED_DIR / "weights"
 
 # Keep TensorFlow quiet and on the CPU in tests, whatever machine runs them.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `precision: auto` is float32 on every CPU here (no bfloat16 measurement): a test's result must not
+# depend on the CPU it runs on. tests/test_precision.py tests the measured decision itself.
+os.environ["TRANSFERLINE_PRECISION_AUTO"] = "float32"
 
 
 def _require(path: pathlib.Path, what: str) -> pathlib.Path:

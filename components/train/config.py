@@ -81,7 +81,7 @@ class TrainAugment(AugmentConfig):
     brightness: float = 0.1
 
 
-PRECISIONS = ("auto", "float32", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 CLASS_WEIGHTS = ("auto", "none")
 OPTIMIZERS = ("adam", "adamw")
 
@@ -164,8 +164,10 @@ class TrainConfig:
       other families take none) and the square input size in pixels (at least the family's minimum).
     weights: "imagenet" (Keras's download cache), "none" (random init, trained from scratch),
       or a path to a `.weights.h5`/`.keras` backbone or a model this pipeline trained (warm start).
-    precision: "auto" (mixed_float16 on GPUs of compute capability >= 7.0, else float32),
-      "float32" or "mixed_float16". The softmax output is float32 either way.
+    precision: "auto" (mixed_float16 on GPUs of compute capability >= 7.0; on CPUs with bfloat16
+      units the faster of float32 and mixed_bfloat16, measured once per machine, backbone and
+      size (components/train/precision.py); else float32), "float32", "mixed_float16" or
+      "mixed_bfloat16". The softmax output is float32 either way.
     stages: the fine-tuning stages in order; None = `default_stages(weights != "none")`, whose
       fine-tune stage starts at the family's `finetune_from` block.
     label_smoothing: applied by the one loss object shared by all stages.

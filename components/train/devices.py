@@ -4,14 +4,15 @@ The decisions are pure functions of what was detected (`choose_precision`, `choo
 they can be tested without the hardware; `detect_gpus` and `make_strategy` touch TensorFlow.
 
 - Precision "auto": `mixed_float16` only when every visible GPU has compute capability >= 7.0
-  (Volta and later have float16 tensor cores; older GPUs run it slower than float32), float32
-  otherwise, including on CPUs, where bfloat16 and XLA were measured slower for these models.
+  (Volta and later have float16 tensor cores; older GPUs run it slower than float32); on a CPU
+  with bfloat16 units, whichever of float32 and `mixed_bfloat16` trains the model faster, measured
+  once and cached (precision.py); float32 on other CPUs. XLA was measured slower on CPU.
 - Strategy: `MultiWorkerMirroredStrategy` when `TF_CONFIG` describes a cluster (set by the
   launcher on each worker), `MirroredStrategy` with more than one local GPU, else the default.
 """
 import json
 import os
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
@@ -70,9 +71,14 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 class Placement:
     """The precision policy and strategy for one training run; restores Keras's policy on exit."""
 
-    def __init__(self, requested_precision: str):
+    def __init__(self, requested_precision: str, measure_cpu: Optional[Callable[[], dict]] = None):
+        """measure_cpu: for "auto" on a machine without GPUs, returns `precision.decide`'s decision."""
         gpus = detect_gpus()
         self.precision = choose_precision(requested_precision, gpus)
+        self.decision = None
+        if requested_precision == "auto" and not gpus and measure_cpu is not None:
+            self.decision = measure_cpu()
+            self.precision = self.decision["policy"]
         self.strategy_name = choose_strategy(len(gpus), os.environ.get("TF_CONFIG"))
         self.num_gpus = len(gpus)
         self._previous_policy = None

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from components.common.errors import DataError, UsageError
 from components.common.publish import copy_tree, publish_dir, read_json, write_json, write_text_atomic
-from components.train import batchnorm, feature_cache, stages
+from components.train import batchnorm, feature_cache, precision, stages
 from components.train.backbones import build_backbone
 from components.train.callbacks import load_epochs, stage_callbacks
 from components.train.config import TrainConfig
@@ -70,6 +70,7 @@ class TrainResult(Outcome):
     precision: str
     strategy: str
     class_weights: Optional[dict]
+    precision_decision: Optional[dict] = None  # how "auto" chose on a CPU (precision.decide)
 
     def summary(self) -> str:
         lines = [f"train: {self.output_dir} ({self.seconds:.0f} s, {self.precision}, {self.strategy} strategy)"]
@@ -271,6 +272,13 @@ def _train_stages(t: _Training):
     return results, kept, test_accuracy
 
 
+def _measured_cpu_precision(config: TrainConfig) -> dict:
+    """`precision: auto` on a CPU: precision.decide for this backbone, width, size and batch."""
+    alpha, size, batch = config.effective_alpha, config.image_size, config.batch_size
+    return precision.decide(precision.cache_key(config.family.name, alpha, size, batch), precision.cpu_bf16_flags(),
+                            lambda: precision.measure_rates(config.family.name, alpha, size, batch))
+
+
 def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optional[str] = None,
         callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
     """Train `config`'s stages on `ingest_dir` and publish the train artifact at `output_dir`.
@@ -290,8 +298,9 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
     counts = _check_data(config, ingest_dir, labels, keep)
     if config.pretrained:
         _check_warm_start_labels(config.weights, labels)
-    keras.utils.set_random_seed(config.seed)
-    with Placement(config.precision) as placement, placement.strategy.scope():
+    placement = Placement(config.precision, measure_cpu=lambda: _measured_cpu_precision(config))
+    keras.utils.set_random_seed(config.seed)  # after any measurement: the model starts the same either way
+    with placement, placement.strategy.scope():
         preprocessing, backbone = build_backbone(config.backbone, config.image_size, config.weights, alpha=config.alpha)
         if not config.pretrained:
             batchnorm.set_momentum(backbone, config.bn_momentum)
@@ -306,7 +315,7 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
             results, kept, test_accuracy = _train_stages(training)
             result = TrainResult(output_dir, results, kept.name, kept.val_accuracy, test_accuracy,
                                  time.time() - started, placement.precision, placement.strategy_name,
-                                 class_weights_for(config, counts["train"]))
+                                 class_weights_for(config, counts["train"]), placement.decision)
             _publish(model, config, labels, counts, work_dir, result, output_dir)
         finally:
             if temporary_work and tf.io.gfile.exists(work_dir):
@@ -346,6 +355,7 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
             "input": {"name": "image", "dtype": "float32", "range": [0, 255], "channels": "RGB"},
             "output": {"name": "probabilities", "dtype": "float32", "kind": "softmax"},
             "precision": result.precision,
+            "precision_decision": result.precision_decision,
             "kept_stage": result.kept_stage,
             "val_accuracy": result.best_val_accuracy,
             "test_accuracy": result.test_accuracy,
