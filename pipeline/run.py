@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "or a .weights.h5/.keras file")
     g.add_argument("--train-fraction", type=float, metavar="F", help="train on this stratified fraction of the "
                    "train split (e.g. 0.05 = 20x less data); val and test stay whole")
-    g.add_argument("--precision", metavar="auto|float32|mixed_float16", help="training precision policy")
+    g.add_argument("--precision", metavar="auto|float32|mixed_float16|mixed_bfloat16", help="training precision policy")
     g = p.add_argument_group("serving")
     g.add_argument("--serving-dir", metavar="DIR", help="TF Serving model base directory "
                    "(default <pipeline-root>/serving)")
