@@ -208,6 +208,8 @@ def make_dataset(
     if keep is not None:
         ds = ds.filter(_kept_by_sha256(keep))
     ds = ds.map(_parse, num_parallel_calls=AUTOTUNE)
+    if not repeat:  # Keras then knows each epoch's length (no "ran out of data" at an epoch's end), and a
+        ds = ds.apply(tf.data.experimental.assert_cardinality(num_examples))  # shard/manifest mismatch fails
     cached = total_bytes <= cache_budget_bytes
     if cached:
         ds = ds.cache()

@@ -185,7 +185,12 @@ class _Training:
         size = (self.config.image_size, self.config.image_size)
         ds = make_dataset(self.ingest_dir, split, size, self.config.batch_size, training=training, augment=augment,
                           seed=seed, keep=self.keep if split == "train" else None)
-        return ds.map(lambda images, labels: (images, tf.one_hot(labels, self.num_classes)))
+        num_classes = self.num_classes
+
+        def one_hot(images, labels):  # a named function: AutoGraph cannot read a lambda's source here
+            return images, tf.one_hot(labels, num_classes)
+
+        return ds.map(one_hot)
 
     def compile_for_evaluation(self) -> None:
         self.model.compile(loss=self.loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
