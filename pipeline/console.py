@@ -45,15 +45,21 @@ class _Filter(threading.Thread):
     def run(self):
         with os.fdopen(self._read_fd, "rb", buffering=0) as pipe:
             for line in iter(pipe.readline, b""):
-                if not NATIVE_LINE.match(line):
-                    os.write(self._console_fd, line)
-                    continue
-                with self._lock:
-                    if self._sink:
-                        self._sink.write(line)
-                        self._sink.flush()
-                    elif len(self._kept) < _KEPT_IN_MEMORY:
-                        self._kept.append(line)
+                try:
+                    self._route(line)
+                except (OSError, ValueError):
+                    pass  # the console or the log went away: keep draining, or every writer to fd 2 would block
+
+    def _route(self, line: bytes) -> None:
+        if not NATIVE_LINE.match(line):
+            os.write(self._console_fd, line)
+            return
+        with self._lock:
+            if self._sink:
+                self._sink.write(line)
+                self._sink.flush()
+            elif len(self._kept) < _KEPT_IN_MEMORY:
+                self._kept.append(line)
 
 
 _filter = None
