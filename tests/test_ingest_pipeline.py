@@ -182,3 +182,17 @@ def test_published_output_is_complete_and_summary_names_the_counts(ingested):
     text = ingested.summary()
     assert "ants" in text and "rejected:" in text and "truncated" in text and "ignored:" in text
     assert f"{ingested.kept} kept" in text
+
+
+def test_a_long_ingest_prints_its_progress(tmp_path, monkeypatch, capsys):
+    """Issue 10: nothing showed that an ingest of thousands of files was moving."""
+    from components.ingest import IngestConfig, run, transforms
+    from tests.image_fixtures import rgb_jpeg_bytes, write_file
+
+    for c, name in enumerate(["cats", "dogs"]):
+        for i in range(4):
+            write_file(str(tmp_path / "data" / name / f"{i}.jpg"), rgb_jpeg_bytes(32, 32, seed=10 * c + i))
+    monkeypatch.setattr(transforms, "PROGRESS_SECONDS", 0.0)  # a line per file instead of one per 10 s
+    run(IngestConfig(data_dir=str(tmp_path / "data")), str(tmp_path / "out"))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[ingest] inspecting:")]
+    assert lines and lines[-1].endswith("of 8 files done by this worker") and "\r" not in "".join(lines)

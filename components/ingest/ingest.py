@@ -73,7 +73,7 @@ def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
         pipeline
         # InspectFiles spreads the files over workers itself, so Create need not reshuffle too.
         | "ListFiles" >> beam.Create([(c.path, c.relpath, c.label_text) for c in candidates], reshuffle=False)
-        | "InspectFiles" >> transforms.InspectFiles(config)
+        | "InspectFiles" >> transforms.InspectFiles(config, len(candidates))
         | "GatherMetadata" >> beam.combiners.ToList()
         | "PlanSplits" >> beam.Map(transforms.plan, labels, previous, config)
     )

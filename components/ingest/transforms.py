@@ -12,6 +12,7 @@ packs those files into TFDS-named shards (`outputs.finalise_shards`).
 """
 import hashlib
 import json
+import time
 import uuid
 from typing import Dict, List, Mapping, Sequence
 
@@ -25,6 +26,7 @@ from components.ingest import decode, records, splits
 from components.ingest.config import IngestConfig
 
 COUNTER_NAMESPACE = "ingest"
+PROGRESS_SECONDS = 10.0
 
 
 def _read(path: str) -> bytes:
@@ -33,17 +35,32 @@ def _read(path: str) -> bytes:
 
 
 class _InspectFile(beam.DoFn):
-    """Read, hash and fully decode one file; emit its metadata (never its bytes)."""
+    """Read, hash and fully decode one file; emit its metadata (never its bytes).
 
-    def __init__(self, config: IngestConfig):
+    Every PROGRESS_SECONDS a worker prints how many files it has inspected, so a long ingest shows
+    it is moving (one plain line each time: readable in a cron log).
+    """
+
+    def __init__(self, config: IngestConfig, total: int):
         self._min_side = config.min_side
         self._max_pixels = config.max_pixels
         self._max_side = config.max_side
+        self._total = total
 
     def setup(self):
         self._read_counter = Metrics.counter(COUNTER_NAMESPACE, "files_read")
+        self._inspected = 0
+        self._last_report = time.monotonic()
+
+    def _report_progress(self):
+        self._inspected += 1
+        now = time.monotonic()
+        if now - self._last_report >= PROGRESS_SECONDS:
+            print(f"[ingest] inspecting: {self._inspected} of {self._total} files done by this worker", flush=True)
+            self._last_report = now
 
     def process(self, candidate):
+        self._report_progress()
         path, relpath, label_text = candidate
         row = {"path": path, "relpath": relpath, "label_text": label_text}
         try:
@@ -73,14 +90,17 @@ class InspectFiles(beam.PTransform):
     """(path, relpath, label_text) tuples -> one metadata dict per file, kept or with a reject reason.
 
     config: supplies the decode limits (min_side, max_pixels, max_side).
+    total: how many files there are (for the progress lines).
     """
 
-    def __init__(self, config: IngestConfig):
+    def __init__(self, config: IngestConfig, total: int):
         super().__init__()
         self._config = config
+        self._total = total
 
     def expand(self, candidates):
-        return candidates | "Spread" >> beam.Reshuffle() | "ReadHashDecode" >> beam.ParDo(_InspectFile(self._config))
+        inspect = _InspectFile(self._config, self._total)
+        return candidates | "Spread" >> beam.Reshuffle() | "ReadHashDecode" >> beam.ParDo(inspect)
 
 
 def plan(rows: List[dict], labels: Sequence[str], previous: Mapping[str, str], config: IngestConfig) -> dict:
