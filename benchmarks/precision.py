@@ -4,7 +4,7 @@
 
 For MobileNetV2 alpha 0.35 at 96 px and ResNet50V2 at 160 px (issue 10's two cases), times the
 classifier's training steps under each policy (components/train/precision.measure_rates: one
-warm-up step, then --steps timed steps, batch 32) and runs `precision.decide` with a fresh cache,
+warm-up step, then the best of two alternating rounds of --steps timed steps, batch 32) and runs `precision.decide` with a fresh cache,
 as `auto` would on this CPU. Prints one JSON object: the CPU, its bfloat16 flags, per case the
 img/s of both policies, their ratio and the choice. On a CPU without bfloat16 flags `auto` keeps
 float32 without measuring; the rates are still measured and printed for reference.

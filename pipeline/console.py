@@ -5,7 +5,9 @@ are on", "failed call to cuInit", "All log messages before absl::InitializeLog()
 Python's logging, and so do Beam's worker processes, which inherit it. Setting
 TF_CPP_MIN_LOG_LEVEL does not reach the lines logged before absl is initialised. So a command-line
 tool points fd 2 at a pipe, and a thread copies every line to the real stderr except the lines in
-the native log format (`I0000 00:00:... file.cc:12] ...` and absl's two preamble lines), which it
+the native log format (`I0000 00:00:... file.cc:12] ...`, absl's two preamble lines, and the two
+lines TFLite's converter and interpreter print on every export: "fully_quantize: 0, ..." and
+"INFO: Created TensorFlow Lite XNNPACK delegate"), which it
 keeps: in memory until a run opens its `library.log` (`library_logs.to_file` calls `attach`), then
 there. Our own messages and Python tracebacks pass through unchanged.
 
@@ -19,7 +21,8 @@ import sys
 import threading
 
 NATIVE_LINE = re.compile(rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]]+\] |WARNING: All log messages before "
-                         rb"absl::InitializeLog\(\) is called|To enable the following instructions: )")
+                         rb"absl::InitializeLog\(\) is called|To enable the following instructions: "
+                         rb"|INFO: Created TensorFlow Lite |fully_quantize: \d)")  # the last two: TFLite's runtime, converter
 _KEPT_IN_MEMORY = 200  # lines kept until a library.log is attached (the import-time preamble is ~10)
 
 

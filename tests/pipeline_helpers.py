@@ -215,7 +215,7 @@ def shared_first_run(tmp_path_factory):
 # Lines a library prints on its own: native logs (I0000 ...], absl's preamble), Python warnings, and
 # any mention of the libraries by name. The pipeline's own lines never match.
 LIBRARY_NOISE = re.compile(r"^[IWEF]\d{4} |absl::|Warning|warnings\.warn|WARNING:(?!\s*ingest)|tensorflow|apache_beam|"
-                           r"keras\.src|tfx_bsl|tensorflow_model_analysis|Traceback")
+                           r"keras\.src|tfx_bsl|tensorflow_model_analysis|Traceback|TensorFlow Lite|XNNPACK|fully_quantize")
 
 
 def library_noise(*texts: str) -> list:

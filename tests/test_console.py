@@ -10,6 +10,8 @@ from pipeline import console
 console.install()
 os.write(2, b"I0000 00:00:1796198556.784796   11843 port.cc:153] oneDNN custom operations are on.\n")
 os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: UINT8\n")
+os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
 print("error: our own message", file=sys.stderr, flush=True)
 console.attach(sys.argv[1])
 os.write(2, b"E0000 00:00:1796198569.716076   11843 cuda_platform.cc:52] failed call to cuInit\n")
@@ -23,7 +25,7 @@ def test_native_lines_go_to_the_library_log_and_our_lines_to_the_console(tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == ["error: our own message", "done"]
     kept = log.read_text()
-    assert "oneDNN" in kept and "absl::InitializeLog" in kept and "cuInit" in kept
+    assert "oneDNN" in kept and "absl::InitializeLog" in kept and "cuInit" in kept and "XNNPACK" in kept
 
 
 def test_installed_only_for_python_dash_m_pipeline_tools():

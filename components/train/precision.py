@@ -6,7 +6,8 @@ ResNet50V2 at 160 px trained 1.78x faster than float32 but MobileNetV2 alpha 0.3
 of thumb predicts that, so on a CPU whose flags show bfloat16 support (`amx_bf16`, `avx512_bf16`)
 `auto` times a few training steps of the real classifier under both policies and keeps the faster.
 The decision is cached in `$XDG_CACHE_HOME/transferline/precision.json` (default `~/.cache`), keyed
-by CPU model, TensorFlow version, backbone, width, size and batch size, so it is measured once.
+by CPU model, TensorFlow version, backbone, width, size and batch size, so it is measured once
+(delete the file to measure again, e.g. after a measurement on a busy machine).
 GPUs keep `mixed_float16` from compute capability 7.0 (devices.choose_precision); other CPUs
 keep float32 without measuring. `TRANSFERLINE_PRECISION_AUTO=float32` makes `auto` mean float32 on
 every CPU without measuring (the test suite sets it, so no test depends on the CPU it runs on).
@@ -106,8 +107,13 @@ def cache_key(backbone: str, alpha, image_size: int, batch_size: int) -> str:
     return f"{cpu_model()}|tf {tf.__version__}|{backbone}|alpha {alpha}|{image_size}px|batch {batch_size}"
 
 
-def measure_rates(backbone: str, alpha, image_size: int, batch_size: int, steps: int = 4) -> Dict[str, float]:
-    """Training img/s of the classifier (backbone + head, all trainable) under each policy in POLICIES."""
+def measure_rates(backbone: str, alpha, image_size: int, batch_size: int, steps: int = 4,
+                  rounds: int = 2) -> Dict[str, float]:
+    """Training img/s of the classifier (backbone + head, all trainable) under each policy in POLICIES.
+
+    Both models are built first, then timed in alternating rounds and the best round of each kept,
+    so a burst of load from another process does not decide the comparison on its own.
+    """
     import keras
     import numpy as np
     import tensorflow as tf
@@ -119,18 +125,20 @@ def measure_rates(backbone: str, alpha, image_size: int, batch_size: int, steps:
     labels = keras.utils.to_categorical(np.arange(batch_size) % 2, 2)
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
     previous = keras.mixed_precision.global_policy()
-    rates = {}
+    models, rates = {}, {policy: 0.0 for policy in POLICIES}
     try:
         for policy in POLICIES:
             keras.mixed_precision.set_global_policy(policy)
             preprocessing, network = build_backbone(backbone, image_size, "none", alpha=alpha)
-            model = assemble(preprocessing, network, build_head(2, 0.0), image_size, backbone_trains_bn=False)
-            model.compile(optimizer="adam", loss="categorical_crossentropy")
-            model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)  # trace and warm up
-            started = time.perf_counter()
-            model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
-            rates[policy] = steps * batch_size / (time.perf_counter() - started)
-            keras.backend.clear_session()
+            models[policy] = assemble(preprocessing, network, build_head(2, 0.0), image_size, backbone_trains_bn=False)
+            models[policy].compile(optimizer="adam", loss="categorical_crossentropy")
+            models[policy].fit(data, steps_per_epoch=1, epochs=1, verbose=0)  # trace and warm up
+        for _ in range(rounds):
+            for policy in POLICIES:
+                started = time.perf_counter()
+                models[policy].fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+                rates[policy] = max(rates[policy], steps * batch_size / (time.perf_counter() - started))
     finally:
         keras.mixed_precision.set_global_policy(previous)
+        keras.backend.clear_session()
     return rates
