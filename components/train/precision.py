@@ -25,14 +25,18 @@ ENV = "TRANSFERLINE_PRECISION_AUTO"  # "measure" (default) or "float32"
 POLICIES = ("float32", "mixed_bfloat16")
 
 
+def _cpuinfo() -> str:
+    """/proc/cpuinfo ("" where there is none: then no flags and the platform's name)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def cpu_bf16_flags(cpuinfo: Optional[str] = None) -> list:
     """The bfloat16 flags of this CPU (from /proc/cpuinfo; empty elsewhere)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return []
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
     flags = set()
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
@@ -41,16 +45,11 @@ def cpu_bf16_flags(cpuinfo: Optional[str] = None) -> list:
 
 
 def cpu_model(cpuinfo: Optional[str] = None) -> str:
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return platform.processor() or platform.machine()
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
     for line in cpuinfo.splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
-    return platform.machine()
+    return platform.processor() or platform.machine()
 
 
 def cache_path() -> str:
