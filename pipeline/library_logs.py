@@ -18,10 +18,16 @@ from pipeline import console
 LIBRARIES = ("apache_beam", "absl", "tensorflow", "tensorflow_model_analysis", "tfx_bsl", "keras", "py.warnings")
 
 
+class _FileHandler(logging.FileHandler):
+    def handleError(self, record):
+        """A log that cannot be written (a full disk) stays silent: logging's default prints a traceback
+        on the console, and the run's own one-line message already says what went wrong."""
+
+
 @contextlib.contextmanager
 def to_file(path: str):
     """While inside, records of LIBRARIES go only to `path` (created on the first record)."""
-    handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+    handler = _FileHandler(path, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     loggers = [logging.getLogger(name) for name in LIBRARIES]
     saved = [(logger.handlers, logger.propagate) for logger in loggers]
