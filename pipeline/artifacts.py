@@ -16,6 +16,9 @@ the next run holds the lock (no other run can be writing them then).
 """
 import os
 
+from components.common import fileio
+
+
 def output_dir(root: str, component: str, run_id: str) -> str:
     return os.path.join(root, component, run_id)
 
@@ -42,16 +45,14 @@ def lock_path(root: str) -> str:
 
 def remove_stale_temporaries(root: str, components) -> list[str]:
     """Delete `.tmp-*` directories a killed run left in the folders of `components`; returns them."""
-    import tensorflow as tf  # imported here so that `pipeline.runs` starts without TensorFlow
-
     removed = []
     for component in components:
         folder = os.path.join(root, component)
-        if not tf.io.gfile.isdir(folder):
+        if not fileio.isdir(folder):
             continue
-        for name in tf.io.gfile.listdir(folder):
+        for name in fileio.listdir(folder):
             if name.startswith(".tmp-"):
                 path = os.path.join(folder, name.rstrip("/"))
-                tf.io.gfile.rmtree(path)
+                fileio.rmtree(path)
                 removed.append(path)
     return removed

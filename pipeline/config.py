@@ -13,9 +13,9 @@ import types
 import typing
 from typing import Any, Mapping
 
-import tensorflow as tf
 import yaml
 
+from components.common import fileio
 from components.common.errors import UsageError
 
 DEFAULT_PIPELINE_ROOT = "./pipeline_root"
@@ -221,9 +221,9 @@ def to_plain(value):
 
 def read_yaml(path: str) -> dict:
     """Read the `--config` file: a mapping of section name to a mapping of keys."""
-    if not tf.io.gfile.exists(path):
+    if not fileio.exists(path):
         raise UsageError(f"--config {path}: file not found; give the path of a YAML file like pipeline.yaml")
-    with tf.io.gfile.GFile(path, "r") as f:
+    with fileio.GFile(path, "r") as f:
         try:
             data = yaml.safe_load(f.read())
         except yaml.YAMLError as e:

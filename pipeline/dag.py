@@ -13,6 +13,7 @@ component by name: a new component is its folder plus one `Node(...)` line below
 """
 import dataclasses
 import importlib
+import importlib.util
 from typing import Callable, Optional
 
 from components.common.errors import DataError, NotBlessedError
@@ -32,8 +33,10 @@ class Node:
     resolve: the driver, (ctx, inputs {name: executor.Input}) -> drivers.Resolved; None: nothing outside.
     failure: (summary, output_uri) -> the PipelineError a result that is not ok stops the run with;
       None: a result that is not ok lets the run go on (the evaluation: the push decides).
-    preflight: (ctx) -> None, raising UsageError: what can be checked without the data, run for every
-      selected node before the first one starts (drivers.py).
+    preflight: (ctx) -> None, raising UsageError: what can be checked without the data, cheaply (no
+      TensorFlow), run for every selected node before the first one starts (drivers.py).
+    costly_preflight: the same for checks that load heavy libraries (building the backbone): run for
+      every selected node just before the first node that executes, so a fully cached run skips them.
     module: where its `run` lives (default `components.<name>`).
     """
 
@@ -45,11 +48,18 @@ class Node:
     resolve: Optional[Callable] = None
     failure: Optional[Callable] = None
     preflight: Optional[Callable] = None
+    costly_preflight: Optional[Callable] = None
     module: str = ""
 
     @property
     def entry_module(self) -> str:
         return self.module or f"components.{self.name}"
+
+
+def _beam_options(args: list):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    return PipelineOptions(args)
 
 
 def _validation_failed(summary: str, uri: str) -> DataError:
@@ -65,12 +75,12 @@ NODES = (
     Node("ingest", (), kinds.Examples, config="components.ingest.config:IngestConfig", resolve=drivers.ingest,
          preflight=drivers.ingest_preflight,
          call=lambda run, ctx, i, out, r: run(ctx.config["ingest"], out, previous_dir=r.args["previous"],
-                                                beam_options=ctx.beam_options)),
+                                                beam_options=_beam_options(ctx.beam_args))),
     Node("validate", ("ingest",), kinds.ExampleAnomalies, config="components.validate.config:ValidateConfig",
          resolve=drivers.validate, failure=_validation_failed,
          call=lambda run, ctx, i, out, r: run(ctx.config["validate"], i["ingest"], r.args["previous"], out)),
     Node("train", ("ingest",), kinds.Model, config="components.train.config:TrainConfig",
-         preflight=drivers.train_preflight,
+         costly_preflight=drivers.train_preflight,
          call=lambda run, ctx, i, out, r: run(ctx.config["train"], i["ingest"], out,
                                                work_dir=artifacts.train_work_dir(ctx.root, r.fingerprint[:16]))),
     Node("export", ("train", "ingest"), kinds.ExportedModel, config="components.export.config:ExportConfig",
@@ -95,14 +105,22 @@ def node(name: str) -> Node:
 
 
 def entry_point(node: Node):
-    """The component's `run` function, or None when that component is not in this tree."""
+    """The component's `run`, or None when that component is not in this tree.
+
+    Its module is imported when `run` is first called, not here: a run that reuses a component's
+    output never loads what that component computes with (TensorFlow, Beam, TFMA).
+    """
     try:
-        module = importlib.import_module(node.entry_module)
-    except ModuleNotFoundError as e:
-        if e.name and node.entry_module.startswith(e.name):
-            return None
-        raise
-    return getattr(module, "run", None)
+        found = importlib.util.find_spec(node.entry_module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        found = False
+    if not found:
+        return None
+
+    def run(*args, **kwargs):
+        return importlib.import_module(node.entry_module).run(*args, **kwargs)
+
+    return run
 
 
 def downstream(name: str) -> set:

@@ -8,9 +8,7 @@ still override every one of them.
 """
 import os
 
-import tensorflow as tf
-
-from components.common import publish
+from components.common import fileio, publish
 from pipeline import artifacts
 
 
@@ -34,13 +32,13 @@ def images_dir(root: str) -> str:
 
 def ensure_dataset(root: str, log=print) -> str:
     """Generate the demo dataset into `root/demo/images` unless a complete one is already there."""
-    from components.ingest.demo import generate_demo
-
     dest = artifacts.demo_dir(root)
     if publish.is_complete(dest):
         return images_dir(root)
-    if tf.io.gfile.exists(dest):  # an earlier generation was interrupted before it was published
-        tf.io.gfile.rmtree(dest)
+    from components.ingest.demo import generate_demo  # TensorFlow, Pillow: only when generating
+
+    if fileio.exists(dest):  # an earlier generation was interrupted before it was published
+        fileio.rmtree(dest)
     log(f"[pipeline] generating the built-in demo dataset in {dest}")
     with publish.publish_dir(dest) as tmp:
         generate_demo(os.path.join(tmp, "images"))

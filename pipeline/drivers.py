@@ -9,6 +9,7 @@ import dataclasses
 import os
 from typing import Callable, Optional
 
+from components.common import fileio
 from components.common.errors import DataError, UsageError
 from pipeline import fingerprint
 from schemas.artifacts import Examples, ModelBlessing, ServingModel, ServingVersion
@@ -49,16 +50,14 @@ def train_preflight(ctx) -> None:
 
 def push_preflight(ctx) -> None:
     """The serving directory must be a folder this run can write (checked by creating it)."""
-    import tensorflow as tf
-
     serving = ctx.serving_dir
     try:
-        tf.io.gfile.makedirs(serving)
+        fileio.makedirs(serving)
         probe = os.path.join(serving, f".tmp-write-check-{os.getpid()}")
-        with tf.io.gfile.GFile(probe, "w") as f:
+        with fileio.GFile(probe, "w") as f:
             f.write("")
-        tf.io.gfile.remove(probe)
-    except (tf.errors.OpError, OSError) as e:
+        fileio.remove(probe)
+    except fileio.errors() as e:
         raise UsageError(f"the serving directory {serving} is not writable ({getattr(e, 'message', e)}): fix its "
                          "permissions or choose another --serving-dir") from None
 

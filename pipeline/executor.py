@@ -32,7 +32,7 @@ class Context:
     store: object  # pipeline.metadata.Store
     run_id: str
     root: str
-    beam_options: object
+    beam_args: list  # Beam's flags (pipeline/run.py checked them); the ingest builds its PipelineOptions
     serving_dir: str
     force_push: bool = False
     verify: bool = False  # compare every reused file's sha256 too, not only its size
@@ -135,9 +135,11 @@ def execute(ctx: Context, nodes: list, forced: set) -> dict:
     """Run `nodes` in order; returns {name: Input of its output}. Raises the first failure."""
     produced = {}
     started_run = time.monotonic()
-    for node in nodes:  # every check that needs no data, before any work
-        if node.preflight is not None and ctx.config[node.name] is not None:
+    selected = [node for node in nodes if ctx.config[node.name] is not None]
+    for node in selected:  # every check that needs no data, before any work
+        if node.preflight is not None:
             node.preflight(ctx)
+    costly_checks = [node.costly_preflight for node in selected if node.costly_preflight is not None]
     for node in nodes:
         run = dag.entry_point(node)
         if run is None or ctx.config[node.name] is None:
@@ -156,5 +158,7 @@ def execute(ctx: Context, nodes: list, forced: set) -> dict:
         if hit is not None:
             produced[node.name] = _reuse(ctx, node, resolved.fingerprint, hit)
         else:
+            while costly_checks:  # before the first execution; a fully cached run needs none of them
+                costly_checks.pop(0)(ctx)
             produced[node.name] = _run(ctx, node, run, inputs, resolved, started_run)
     return produced

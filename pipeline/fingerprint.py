@@ -13,7 +13,8 @@ import json
 import os
 import pathlib
 
-import tensorflow as tf
+from components.common import fileio
+
 
 _PROJECT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -35,13 +36,9 @@ def folder_listing(data_dir: str) -> dict:
     listing = {}
     for relpath, path in scan_folder(data_dir).seen:
         try:
-            if "://" in path:
-                info = tf.io.gfile.stat(path)
-                listing[relpath] = [info.length, info.mtime_nsec]
-            else:
-                info = os.stat(path)
-                listing[relpath] = [info.st_size, info.st_mtime_ns]
-        except (OSError, tf.errors.OpError):  # unreadable or vanished: the ingest reports it; still part of the state
+            info = fileio.stat(path)
+            listing[relpath] = [info.length, info.mtime_nsec]
+        except fileio.errors():  # unreadable or vanished: the ingest reports it; still part of the state
             listing[relpath] = [None, None]
     return listing
 
@@ -94,7 +91,7 @@ def proven_unchanged(old: dict, new: dict, data_dir: str, manifest_sha256: dict)
         expected = manifest_sha256.get(path)
         if expected is None:
             return False
-        with tf.io.gfile.GFile(os.path.join(data_dir.rstrip("/"), path), "rb") as f:
+        with fileio.GFile(os.path.join(data_dir.rstrip("/"), path), "rb") as f:
             if hashlib.sha256(f.read()).hexdigest() != expected:
                 return False
     return True

@@ -24,6 +24,14 @@ class _FileHandler(logging.FileHandler):
         on the console, and the run's own one-line message already says what went wrong."""
 
 
+class _Handlers(list):
+    """A logger's handler list that keeps only ours: TensorFlow adds a stderr handler to its logger when
+    it is first imported, which happens inside the run now that the orchestrator does not load it."""
+
+    def append(self, handler):
+        pass
+
+
 @contextlib.contextmanager
 def to_file(path: str):
     """While inside, records of LIBRARIES go only to `path` (created on the first record)."""
@@ -32,7 +40,7 @@ def to_file(path: str):
     loggers = [logging.getLogger(name) for name in LIBRARIES]
     saved = [(logger.handlers, logger.propagate) for logger in loggers]
     for logger in loggers:
-        logger.handlers = [handler]
+        logger.handlers = _Handlers([handler])
         logger.propagate = False
     logging.captureWarnings(True)
     console.attach(path)

@@ -7,9 +7,8 @@ import os
 import sys
 import time
 
-import tensorflow as tf
 
-from components.common import publish
+from components.common import fileio, publish
 from components.common.errors import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, NotBlessedError,
                                       PipelineError, Terminated, UsageError)
 from pipeline import artifacts, dag, demo, executor, fingerprint, library_logs, lock, metadata, report
@@ -19,27 +18,27 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def run(config, beam_options, run_id: str, args, use_demo: bool, argv: list) -> int:
+def run(config, beam_args, run_id: str, args, use_demo: bool, argv: list) -> int:
     """Execute one run; returns the exit code (raises `PipelineError` for the failures it maps)."""
     root = config.pipeline.pipeline_root
-    if tf.io.gfile.exists(root) and not tf.io.gfile.isdir(root):
+    if fileio.exists(root) and not fileio.isdir(root):
         raise UsageError(f"--pipeline-root {root} is a file: give a folder (it is created when missing)")
-    tf.io.gfile.makedirs(root)
+    fileio.makedirs(root)
     with lock.hold(artifacts.lock_path(root), run_id, wait=args.wait, log=_log):
         for path in artifacts.remove_stale_temporaries(root, dag.names()):
             _log(f"[pipeline] removed {path}, left half-written by a killed run")
         store = metadata.Store(artifacts.metadata_path(root))
         try:
-            return _run_locked(config, beam_options, run_id, args, use_demo, argv, root, store)
+            return _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store)
         finally:
             store.close()
 
 
-def _run_locked(config, beam_options, run_id, args, use_demo, argv, root, store) -> int:
+def _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store) -> int:
     started = time.monotonic()
     store.start_run(run_id, " ".join(["python -m pipeline.run", *argv]), config.to_dict(), fingerprint.code_version())
     run_dir = artifacts.run_dir(root, run_id)
-    tf.io.gfile.makedirs(run_dir)
+    fileio.makedirs(run_dir)
     publish.write_text_atomic(os.path.join(run_dir, "config.yaml"), config.to_yaml())
     _log(f"[pipeline] run {run_id} in {root} (effective config: {os.path.join(run_dir, 'config.yaml')})")
     status, code = "complete", EXIT_OK
@@ -49,7 +48,7 @@ def _run_locked(config, beam_options, run_id, args, use_demo, argv, root, store)
                 demo.ensure_dataset(root, log=_log)
             forced = set().union(*(dag.downstream(name) for name in args.force)) if args.force else set()
             ctx = executor.Context(
-                config=config, store=store, run_id=run_id, root=root, beam_options=beam_options,
+                config=config, store=store, run_id=run_id, root=root, beam_args=beam_args,
                 serving_dir=config.pipeline.effective_serving_dir, force_push=args.force_push,
                 verify=args.verify, log=_log,
             )

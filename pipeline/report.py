@@ -12,9 +12,8 @@ import html
 import json
 import os
 
-import tensorflow as tf
 
-from components.common import publish
+from components.common import fileio, publish
 from schemas.artifacts import ExampleAnomalies, Examples, ExportedModel, Model, ModelBlessing
 
 MAX_REJECTED_THUMBNAILS = 12
@@ -22,9 +21,9 @@ WORST_MISCLASSIFIED = 12
 
 
 def _read(path: str, mode: str = "r"):
-    if not tf.io.gfile.exists(path):
+    if not fileio.exists(path):
         return None
-    with tf.io.gfile.GFile(path, mode) as f:
+    with fileio.GFile(path, mode) as f:
         return f.read()
 
 
@@ -105,7 +104,7 @@ class Report:
             if data_dir:
                 try:
                     data = _read(os.path.join(data_dir, row["path"]), "rb")
-                except tf.errors.OpError:  # unreadable is one of the reasons a file is rejected
+                except fileio.errors():  # unreadable is one of the reasons a file is rejected
                     data = None
             tiles.append(f'<figure>{_img(report_figures.thumbnail(data, row["reason"]), row["path"])}'
                          f'<figcaption>{html.escape(row["path"])}</figcaption></figure>')
@@ -131,8 +130,6 @@ class Report:
         self.add("training", "Training", "".join(body))
 
     def metrics(self) -> None:
-        from pipeline import report_figures
-
         evaluate = self.outputs.get("evaluate")
         if not evaluate or not self.outputs.get("export"):
             self.add("metrics", "Metrics", "<p>The evaluation did not run.</p>")
@@ -151,9 +148,16 @@ class Report:
         self.lines.append(f"evaluate: accuracy {_fmt(overall.get('accuracy'))}, macro F1 {_fmt(overall.get('macro_f1'))}")
         self.add("metrics", "Metrics", "".join(body))
         matrix = metrics.get("confusion_matrix", {}).get("candidate")
-        self.add("confusion", "Confusion matrix",
-                 _img(report_figures.confusion_heatmap(matrix, labels), "confusion matrix heatmap") if matrix
-                 else "<p>No confusion matrix in metrics.json.</p>")
+        if not matrix:
+            self.add("confusion", "Confusion matrix", "<p>No confusion matrix in metrics.json.</p>")
+            return
+
+        def heatmap():
+            from pipeline import report_figures
+
+            return _img(report_figures.confusion_heatmap(matrix, labels), "confusion matrix heatmap")
+
+        self.add("confusion", "Confusion matrix", self._cached("confusion", evaluate, heatmap))
 
     def worst(self) -> None:
         export, ingest = self.outputs.get("export"), self.outputs.get("ingest")
@@ -161,14 +165,20 @@ class Report:
             self.add("worst", "Worst misclassified test images", "<p>No exported model in this run.</p>")
             return
         # Predicting the test split costs seconds; a rerun that reused the model reuses the grid.
+        self.add("worst", "Worst misclassified test images",
+                 self._cached("worst", f"{export}\n{ingest}", lambda: self._worst_html(export, ingest)))
+
+    def _cached(self, name: str, key: str, build) -> str:
+        """`build()`'s HTML, kept in runs/.cache under `key` (published output paths, which never change), so
+        a rerun that reused the components neither recomputes nor redraws (matplotlib alone takes a second)."""
         cache = os.path.join(self.run_dir, os.pardir, ".cache",
-                             "worst-" + hashlib.sha256(f"{export}\n{ingest}".encode()).hexdigest()[:16] + ".html")
+                             f"{name}-" + hashlib.sha256(key.encode()).hexdigest()[:16] + ".html")
         cached = _read(cache)
         if cached is None:
-            cached = self._worst_html(export, ingest)
-            tf.io.gfile.makedirs(os.path.dirname(cache))
+            cached = build()
+            fileio.makedirs(os.path.dirname(cache))
             publish.write_text_atomic(cache, cached)
-        self.add("worst", "Worst misclassified test images", cached)
+        return cached
 
     def _worst_html(self, export: str, ingest: str) -> str:
         from components.common.model_runners import SavedModelRunner
@@ -216,7 +226,7 @@ class Report:
         rows = []
         for variant, path in exported.tflite_files().items():
             accuracy = metrics.get(f"tflite_{variant}", {}).get("overall", {}).get("accuracy")
-            rows.append([variant, f"{tf.io.gfile.stat(path).length / 1024:.0f} KiB", _fmt(accuracy),
+            rows.append([variant, f"{fileio.stat(path).length / 1024:.0f} KiB", _fmt(accuracy),
                          _fmt(deltas.get(variant))])
         body = _table(["variant", "size", "accuracy", "accuracy drop vs float"], rows)
         if parity:

@@ -6,18 +6,24 @@ components' artifacts; nothing here trains, evaluates or decides.
 """
 import io
 
-import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw
 
-matplotlib.use("Agg")  # headless: no display on servers, in cron or in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+
+def _pyplot():
+    """matplotlib, headless (no display on servers, in cron or in CI); loaded for charts only (a second)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -46,7 +52,7 @@ def confusion_heatmap(matrix: list, labels: list) -> bytes:
     """Rows: true class; columns: predicted class; cells annotated with counts."""
     m = np.asarray(matrix, dtype=float)
     n = len(labels)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n))
+    fig, ax = _pyplot().subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n))
     ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(n), labels, rotation=45, ha="right")
     ax.set_yticks(range(n), labels)
@@ -63,7 +69,7 @@ def confusion_heatmap(matrix: list, labels: list) -> bytes:
 def image_grid(images: list, titles: list, columns: int = 6) -> bytes:
     """Encoded images in a grid with a title under each (true vs predicted, score)."""
     rows = max(1, -(-len(images) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), squeeze=False)
+    fig, axes = _pyplot().subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, data, title in zip(axes.flat, images, titles):
@@ -77,7 +83,7 @@ def image_grid(images: list, titles: list, columns: int = 6) -> bytes:
 
 def bar_chart(values: dict, title: str) -> bytes:
     """Horizontal bars (e.g. images per class)."""
-    fig, ax = plt.subplots(figsize=(5, 0.3 * len(values) + 0.8))
+    fig, ax = _pyplot().subplots(figsize=(5, 0.3 * len(values) + 0.8))
     names = list(values)
     ax.barh(names, [values[k] for k in names], color="#4477aa")
     ax.invert_yaxis()

@@ -114,8 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def beam_options(args: list):
-    """`PipelineOptions` from the flags we do not own; a flag Beam does not know either is a usage error."""
+def _only_runner(args: list) -> bool:
+    """Whether `args` only name the runner (`--runner=X` or `--runner X`): nothing for Beam to check."""
+    flags = [a for i, a in enumerate(args) if not (i and args[i - 1] == "--runner" and not a.startswith("-"))]
+    return all(a == "--runner" or a.startswith("--runner=") for a in flags)
+
+
+def beam_args(args: list) -> list:
+    """The flags we do not own, checked: a flag Apache Beam does not know either is a usage error.
+
+    Beam (seconds to import) is loaded for the check only when there is more than `--runner`, so a
+    run whose every component is reused never loads it; the ingest builds its `PipelineOptions`.
+    """
+    if _only_runner(args):
+        return list(args)
     from apache_beam.options.pipeline_options import PipelineOptions
 
     for i, arg in enumerate(args):  # a bare word that is no flag's value, e.g. a stray `foo`
@@ -140,7 +152,7 @@ def beam_options(args: list):
     from components.ingest.beam_runner import check_options
 
     check_options(options)
-    return options
+    return list(args)
 
 
 def config_from_args(args) -> tuple:
@@ -223,7 +235,7 @@ def main(argv=None) -> int:
     try:
         parser = build_parser()
         args, rest = parser.parse_known_args(argv)
-        options = beam_options(rest)
+        options = beam_args(rest)
         if args.only and args.stop_after:
             raise UsageError("--only runs one component: it cannot be combined with --stop-after")
         config, use_demo = config_from_args(args)

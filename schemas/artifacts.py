@@ -6,8 +6,9 @@ write to `Kind(tmp).path(Kind.FILE)`; every consumer, the report and the CLIs re
 accessors here, so a layout change is made in one place, and the checks a reader needs (file
 present, non-empty, labels consistent) are made the same way everywhere.
 
-Paths go through `tf.io.gfile` (any TensorFlow filesystem); TensorFlow is imported on first use,
-so that modules which only name an artifact (the orchestrator, Beam workers) do not load it.
+Paths go through `components.common.fileio` (the local disk, or any TensorFlow filesystem), so
+that modules which only name or check an artifact (the orchestrator, a cached rerun, Beam workers)
+do not load TensorFlow.
 """
 import csv
 import hashlib
@@ -15,31 +16,25 @@ import io
 import json
 import os
 
+from components.common import fileio
 from components.common.errors import DataError
 
 COMPLETE_MARKER = "_COMPLETE"  # written last by components.common.publish.publish_dir, with the inventory
 _CHUNK = 8 << 20
 
 
-def _gfile():
-    import tensorflow as tf
-
-    return tf.io.gfile
-
-
 def read_text(path: str, what: str) -> str:
     """The text of `path`; a DataError naming the file and the artifact when it is missing."""
-    gfile = _gfile()
-    if not gfile.exists(path):
+    if not fileio.exists(path):
         raise DataError(f"{path} not found: {what} is incomplete (see schemas/ARTIFACTS.md); "
                         "rerun the step that produced it")
-    with gfile.GFile(path, "r") as f:
+    with fileio.GFile(path, "r") as f:
         return f.read()
 
 
 def file_sha256(path: str) -> str:
     h = hashlib.sha256()
-    with _gfile().GFile(path, "rb") as f:
+    with fileio.GFile(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -51,13 +46,13 @@ def inventory(root: str) -> dict:
     Written into the marker when a directory is published, so that reuse can tell a damaged
     artifact (a deleted or truncated shard, a missing labels file) from a complete one.
     """
-    gfile, files = _gfile(), {}
-    for folder, _dirs, names in gfile.walk(root):
+    files = {}
+    for folder, _dirs, names in fileio.walk(root):
         for name in names:
             path = os.path.join(folder, name)
             relpath = os.path.relpath(path, root)
             if relpath != COMPLETE_MARKER:
-                files[relpath] = {"bytes": gfile.stat(path).length, "sha256": file_sha256(path)}
+                files[relpath] = {"bytes": fileio.stat(path).length, "sha256": file_sha256(path)}
     return files
 
 
@@ -94,10 +89,10 @@ class Artifact:
         return os.path.join(self.uri, *parts)
 
     def exists(self, *parts: str) -> bool:
-        return _gfile().exists(self.path(*parts))
+        return fileio.exists(self.path(*parts))
 
     def mtime_ns(self) -> int:
-        return _gfile().stat(self.uri).mtime_nsec
+        return fileio.stat(self.uri).mtime_nsec
 
     def is_complete(self) -> bool:
         """True when the directory was published whole (its completion marker is present)."""
@@ -115,14 +110,13 @@ class Artifact:
         expected = json.loads(self.text(COMPLETE_MARKER)).get("files")
         if expected is None:
             return ""
-        gfile = _gfile()
         for relpath, facts in sorted(expected.items()):
             if only is not None and relpath not in only:
                 continue
             path = self.path(relpath)
-            if not gfile.exists(path):
+            if not fileio.exists(path):
                 return f"{path} is missing"
-            size = gfile.stat(path).length
+            size = fileio.stat(path).length
             if size != facts["bytes"]:
                 return f"{path} has {size} bytes, {facts['bytes']} when it was published (truncated or changed)"
             if deep and file_sha256(path) != facts["sha256"]:
@@ -151,7 +145,7 @@ class Examples(Artifact):
     def shards(self, split: str) -> list:
         """The shard files of `split`, sorted; DataError when there are none."""
         pattern = self.path(self.DATA, "*", "*", f"*-{split}.tfrecord-*")
-        files = sorted(_gfile().glob(pattern))
+        files = sorted(fileio.glob(pattern))
         if not files:
             raise DataError(f"no '{split}' split in {self.uri}: expected shards matching {pattern}. "
                             "Point to a complete ingest output (see schemas/ARTIFACTS.md) whose split has images.")
@@ -159,7 +153,7 @@ class Examples(Artifact):
 
     def dataset_dir(self) -> str:
         """The TFDS dataset folder (`tfds.builder_from_directory` loads it)."""
-        found = _gfile().glob(self.path(self.DATA, "*", "*", "dataset_info.json"))
+        found = fileio.glob(self.path(self.DATA, "*", "*", "dataset_info.json"))
         if not found:
             raise DataError(f"{self.uri} holds no TFDS dataset (data/*/*/dataset_info.json): rerun the ingest")
         return os.path.dirname(found[0])
@@ -272,7 +266,7 @@ class ExportedModel(_ModelFiles):
 
     def tflite_files(self) -> dict:
         """{variant: path} of the TFLite models, in name order."""
-        found = sorted(_gfile().glob(self.path(self.TFLITE, "model_*.tflite")))
+        found = sorted(fileio.glob(self.path(self.TFLITE, "model_*.tflite")))
         return {os.path.basename(p)[len("model_"):-len(".tflite")]: p for p in found}
 
     def parity(self) -> dict:
@@ -332,10 +326,9 @@ class ServingModel:
 
     def versions(self) -> list:
         """The integer versions present, ascending."""
-        gfile = _gfile()
-        if not gfile.isdir(self.uri):
+        if not fileio.isdir(self.uri):
             return []
-        return sorted(int(n.rstrip("/")) for n in gfile.listdir(self.uri) if n.rstrip("/").isdigit())
+        return sorted(int(n.rstrip("/")) for n in fileio.listdir(self.uri) if n.rstrip("/").isdigit())
 
     def version(self, number: int) -> ServingVersion:
         return ServingVersion(os.path.join(self.uri, str(number)))
@@ -347,10 +340,9 @@ class ServingModel:
 
     def stale_temporaries(self) -> list:
         """Leftovers of interrupted pushes (never visible to TF Serving)."""
-        gfile = _gfile()
-        if not gfile.isdir(self.uri):
+        if not fileio.isdir(self.uri):
             return []
-        return [os.path.join(self.uri, n.rstrip("/")) for n in gfile.listdir(self.uri) if n.startswith(self.TMP_PREFIX)]
+        return [os.path.join(self.uri, n.rstrip("/")) for n in fileio.listdir(self.uri) if n.startswith(self.TMP_PREFIX)]
 
 
 def model_labels(model_dir: str) -> list:

@@ -31,9 +31,11 @@ def env(**extra) -> dict:
 
 
 def pipeline_run(*args, env_extra=None, timeout=300, module="pipeline.run"):
-    """Run `python -m pipeline.run ARGS` in the project root; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=PROJECT, capture_output=True,
-                          text=True, timeout=timeout, env=env(**(env_extra or {})))
+    """Run `python -m pipeline.run ARGS` in the project root (`module=None`: `python ARGS`); returns the
+    CompletedProcess."""
+    command = [sys.executable, *(["-m", module] if module else []), *map(str, args)]
+    return subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
+                          env=env(**(env_extra or {})))
 
 
 def pipeline_popen(*args, env_extra=None, module="pipeline.run"):

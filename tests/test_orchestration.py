@@ -85,10 +85,15 @@ def test_a_real_runs_console_holds_only_the_pipelines_own_lines(tmp_path_factory
 def test_real_rerun_with_nothing_changed_finishes_in_seconds(tmp_path_factory):
     root, _folder, args, first = shared_first_run(tmp_path_factory)
     assert "[pipeline] push: done" in first.stdout
-    again = pipeline_run(*args)
+    # Issue 11: a fully cached run loads none of the libraries the components compute with.
+    again = pipeline_run("-c", "import sys; from pipeline import run; code = run.main(sys.argv[1:]); "
+                         "print('loaded:', sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', "
+                         "'tensorflow_model_analysis', 'apache_beam', 'matplotlib'})); sys.exit(code)", *args,
+                         module=None)
     assert again.returncode == 0, again.stdout + again.stderr
     for component in ALL:
         assert f"[pipeline] {component}: unchanged, reusing" in again.stdout, again.stdout
+    assert "loaded: []" in again.stdout, again.stdout[-500:]
     seconds = float(re.search(r"complete \(exit code 0\) in ([\d.]+) s", again.stdout).group(1))
     first_seconds = float(re.search(r"complete \(exit code 0\) in ([\d.]+) s", first.stdout).group(1))
     assert seconds < 10 and seconds < first_seconds / 5, (seconds, first_seconds)

@@ -1,7 +1,7 @@
 """Write-to-temporary-then-rename publishing, so no reader ever sees a half-written artifact.
 
-Paths go through `tf.io.gfile` so that the same code publishes to local disk and to object
-stores. On a local filesystem `rename` of a directory is atomic; on object stores it is not,
+Paths go through `components.common.fileio` so that the same code publishes to local disk and to
+object stores. On a local filesystem `rename` of a directory is atomic; on object stores it is not,
 which is why every published directory also carries a completion marker written last.
 """
 import contextlib
@@ -9,8 +9,7 @@ import json
 import os
 import uuid
 
-import tensorflow as tf
-
+from components.common import fileio
 from schemas.artifacts import COMPLETE_MARKER, Artifact, inventory
 
 
@@ -48,20 +47,20 @@ def publish_dir(final_path: str, overwrite: bool = False, marker: bool = True):
     """
     parent = os.path.dirname(final_path.rstrip("/"))
     tmp = os.path.join(parent, f".tmp-{os.path.basename(final_path.rstrip('/'))}-{uuid.uuid4().hex[:8]}")
-    tf.io.gfile.makedirs(tmp)
+    fileio.makedirs(tmp)
     try:
         yield tmp
         if marker:
             write_json(os.path.join(tmp, COMPLETE_MARKER), {"complete": True, "files": inventory(tmp)})
         _fsync_tree(tmp)
-        if tf.io.gfile.exists(final_path):
+        if fileio.exists(final_path):
             if not overwrite:
                 raise FileExistsError(f"{final_path} already exists")
-            tf.io.gfile.rmtree(final_path)
-        tf.io.gfile.rename(tmp, final_path)
+            fileio.rmtree(final_path)
+        fileio.rename(tmp, final_path)
     except BaseException:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.rmtree(tmp)
+        if fileio.exists(tmp):
+            fileio.rmtree(tmp)
         raise
 
 
@@ -73,9 +72,9 @@ def is_complete(path: str) -> bool:
 def write_text_atomic(path: str, text: str) -> None:
     """Write a file through a temporary sibling and a rename."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
+    with fileio.GFile(tmp, "w") as f:
         f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    fileio.rename(tmp, path, overwrite=True)
 
 
 def write_json(path: str, obj) -> None:
@@ -84,15 +83,15 @@ def write_json(path: str, obj) -> None:
 
 
 def read_json(path: str):
-    with tf.io.gfile.GFile(path, "r") as f:
+    with fileio.GFile(path, "r") as f:
         return json.load(f)
 
 
 def copy_tree(src: str, dst: str, skip=()) -> None:
-    """Copy the files under `src` into `dst` (any tf.io.gfile filesystem), leaving out paths in `skip`."""
-    for root, _dirs, files in tf.io.gfile.walk(src):
+    """Copy the files under `src` into `dst` (any filesystem), leaving out paths in `skip`."""
+    for root, _dirs, files in fileio.walk(src):
         target = os.path.join(dst, os.path.relpath(root, src))
-        tf.io.gfile.makedirs(target)
+        fileio.makedirs(target)
         for name in files:
             if os.path.join(root, name) not in skip:
-                tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)
+                fileio.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)

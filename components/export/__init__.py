@@ -1,5 +1,6 @@
 """Export: SavedModel signatures, TFLite variants and the parity check (`run` is the entry)."""
+from components.common.lazy import lazy_attributes
 from components.export.config import ExportConfig
-from components.export.exporter import ExportResult, run
 
 __all__ = ["ExportConfig", "ExportResult", "run"]
+__getattr__ = lazy_attributes(__name__, {"ExportResult": "exporter", "run": "exporter"})

@@ -9,9 +9,11 @@ Decisions, and why:
 
 * **Validation is a full decode**, never a header check: `Image.verify()` and header checks pass
   truncated JPEGs (TFDS's `cats_vs_dogs` filter lets them through). An RGB JPEG that is stored as
-  it is (the common case) is decoded by TensorFlow's own JPEG decoder, the one that reads the
-  records in training: Pillow keeps some corrupt JPEGs that TensorFlow then fails on (found by
-  fuzzing), and the two decoders cost the same. Everything else is decoded by Pillow (`load()`,
+  it is (the common case) must be one TensorFlow's decoder reads in training: Pillow alone keeps
+  some corrupt JPEGs that TensorFlow fails on (found by fuzzing), so its full decode is followed
+  by the one check TensorFlow adds (`_keep_jpeg`); TensorFlow's decoder itself decides only the
+  damaged files that check cannot vouch for. Everything
+  else is decoded by Pillow (`load()`,
   `ImageFile.LOAD_TRUNCATED_IMAGES` left off) and re-encoded by Pillow; PNGs are also CRC-checked
   (`verify()`), because Pillow's decoder skips the IDAT checksums that libpng, and so TensorFlow,
   enforce.
@@ -153,14 +155,7 @@ def _validate(image, data, min_side, max_pixels, max_side):
         )
     if fmt in ("JPEG", "MPO") and image.mode == "RGB" and _orientation(image) == 1 \
             and (max_side is None or max(width, height) <= max_side):
-        if not data.endswith(b"\xff\xd9"):
-            # Not ending on the end-of-image marker: most likely truncated. Pillow says so quietly,
-            # where TensorFlow's decoder would also log an error line for every such file.
-            try:
-                image.load()
-            except Exception as e:  # noqa: BLE001 - see below
-                return _undecodable(fmt, e)
-        return _keep_jpeg(data, width, height)
+        return _keep_jpeg(image, data, width, height)
     try:
         if fmt == "PNG":
             _check_png_checksums(data)
@@ -179,15 +174,34 @@ def _undecodable(fmt: str, error: Exception) -> Rejected:
                                "the file is truncated or corrupt")
 
 
-def _keep_jpeg(data: bytes, width: int, height: int):
-    """The fast path: an RGB JPEG stored as it is, fully decoded by TensorFlow's own decoder.
+def _keep_jpeg(image, data: bytes, width: int, height: int):
+    """The fast path: an RGB JPEG stored as it is, accepted exactly when TensorFlow's decoder reads it.
 
-    TensorFlow, not Pillow, reads the stored records, and the two libjpeg front ends disagree on
-    corrupt scans: Pillow returns the image once every row is out, TensorFlow also needs to reach
-    the end-of-image marker (fuzzing found such files that Pillow keeps and training would then
-    crash on). TensorFlow's decoder is as fast as Pillow's, so this is the only decode.
+    TensorFlow, not Pillow, reads the stored records, and the two libjpeg front ends differ in one
+    place: Pillow returns the image once every row is out, TensorFlow's reader also needs the input
+    to reach the end-of-image marker (it reads on through `jpeg_finish_decompress`, and running out
+    of data there is an error). So the image is decoded in full by Pillow, then `_reaches_end_marker`
+    looks for that marker: a file that passes both is one TensorFlow reads. Any other file (damaged:
+    Pillow fails, or the marker walk cannot vouch for it) is decided by TensorFlow's decoder itself,
+    loaded only then, so an ingest of sound photos never loads TensorFlow in its workers (seconds
+    each, issue 11) and every verdict is TensorFlow's.
+    tests/test_decode_jpeg_parity.py compares the verdicts with `tf.io.decode_jpeg` on damaged files.
     """
-    import tensorflow as tf  # lazily: a worker that keeps no JPEG as it is never loads TensorFlow
+    if width * height * 3 >= 1 << 29:  # TensorFlow's "Image too large" guard (jpeg_mem.cc)
+        return Rejected(TOO_LARGE, f"{width}x{height} RGB is too large for TensorFlow's JPEG decoder "
+                                   "(2^29 bytes of pixels or more): downscale it, e.g. with --max-side")
+    try:
+        image.load()
+    except Exception:  # noqa: BLE001 - a damaged file: decided below (Pillow refuses a few TensorFlow reads)
+        return _tensorflow_verdict(data, width, height)
+    if _reaches_end_marker(data):
+        return Decoded(data, "jpeg", height, width, "jpeg")
+    return _tensorflow_verdict(data, width, height)
+
+
+def _tensorflow_verdict(data: bytes, width: int, height: int):
+    """Keep or reject a JPEG by decoding it with TensorFlow's own decoder (the one training uses)."""
+    import tensorflow as tf  # lazily: only for the rare files the marker walk cannot vouch for
 
     try:
         pixels = tf.io.decode_jpeg(data)
@@ -198,6 +212,53 @@ def _keep_jpeg(data: bytes, width: int, height: int):
     if tuple(pixels.shape) != (height, width, 3):
         return Rejected(TRUNCATED, f"JPEG header says {width}x{height} RGB but it decodes to {tuple(pixels.shape)}")
     return Decoded(data, "jpeg", height, width, "jpeg")
+
+
+_STANDALONE = set(range(0xD0, 0xD8)) | {0x01}  # RST0-7, TEM: markers without a length field
+# Markers libjpeg accepts after the first scan (jdmarker.c read_markers): DHT, DAC, DNL, DQT, DRI, APP0-15,
+# COM and further SOS (progressive); any other one there (a second SOI or SOF, JPG0-13, reserved) is fatal.
+_AFTER_SCAN = {0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, 0xFE} | set(range(0xE0, 0xF0))
+
+
+def _reaches_end_marker(data: bytes) -> bool:
+    """Whether libjpeg, reading `data` from the start, meets the EOI marker before the data ends.
+
+    Marker segments are skipped by their length (Pillow has already read everything up to the first
+    scan through libjpeg); after an SOS header the entropy-coded data runs to the first 0xFF
+    followed by a byte other than 0x00 (stuffing), 0xFF (fill) or RST0-7; bytes that are no marker
+    between segments are skipped, as libjpeg's `next_marker` does (with a warning).
+    """
+    pos, end, scanned = 2, len(data), False  # after SOI (Pillow opened the file, so it starts with FFD8)
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0:
+            return False
+        while pos < end and data[pos] == 0xFF:  # fill bytes
+            pos += 1
+        if pos >= end:
+            return False
+        marker = data[pos]
+        pos += 1
+        if marker == 0xD9:
+            return True
+        if marker == 0x00 or marker in _STANDALONE:  # a stuffed zero or a parameterless marker: read on
+            continue
+        if scanned and marker not in _AFTER_SCAN:
+            return False
+        if pos + 2 > end:
+            return False
+        pos += (data[pos] << 8) | data[pos + 1]  # the length counts its own two bytes
+        if marker != 0xDA:
+            continue
+        scanned = True
+        while True:  # the scan's entropy-coded data
+            pos = data.find(b"\xff", pos)
+            if pos < 0 or pos + 1 >= end:
+                return False
+            following = data[pos + 1]
+            if following != 0x00 and not 0xD0 <= following <= 0xD7:
+                break  # a marker, perhaps after fill bytes: the outer loop reads it
+            pos += 2
 
 
 def _orientation(image) -> int:

@@ -1,0 +1,112 @@
+"""File operations for any path: the local disk through `os`, every other filesystem through `tf.io.gfile`.
+
+TFX does the same in `tfx.dsl.io.fileio` (a local plugin beside the TensorFlow one). Here the
+reason is start-up: importing TensorFlow costs seconds, and the orchestrator, the lineage checks
+and a fully cached rerun only stat, read and rename small local files. So a path with a scheme
+(`gs://`, `s3://`, `hdfs://`, ...) loads TensorFlow on first use, and a plain path never does.
+Components that compute with TensorFlow anyway may call `tf.io.gfile` directly.
+
+The functions keep `tf.io.gfile`'s names and meaning (e.g. `rename` refuses an existing
+destination unless `overwrite=True`; `stat` returns `.length`, `.mtime_nsec`, `.is_directory`).
+A failure is an `OSError` on the local disk and a `tf.errors.OpError` elsewhere: catch `errors()`.
+"""
+import collections
+import glob as _glob
+import os
+import shutil
+import sys
+
+Stat = collections.namedtuple("Stat", ["length", "mtime_nsec", "is_directory"])
+
+
+def _remote(path) -> bool:
+    return "://" in os.fspath(path)
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def errors() -> tuple:
+    """The exception types a file operation raises: OSError, plus TensorFlow's when it is loaded."""
+    tf = sys.modules.get("tensorflow")
+    op_error = getattr(getattr(tf, "errors", None), "OpError", None)
+    return (OSError,) if op_error is None else (OSError, op_error)
+
+
+def exists(path) -> bool:
+    return _gfile().exists(path) if _remote(path) else os.path.exists(path)
+
+
+def isdir(path) -> bool:
+    return _gfile().isdir(path) if _remote(path) else os.path.isdir(path)
+
+
+def listdir(path) -> list:
+    return _gfile().listdir(path) if _remote(path) else os.listdir(path)
+
+
+def walk(top):
+    """(folder, sub-folders, files) for every folder under `top`, top first; nothing when it is missing."""
+    return _gfile().walk(top) if _remote(top) else os.walk(top)
+
+
+def glob(pattern) -> list:
+    return _gfile().glob(pattern) if _remote(pattern) else _glob.glob(pattern)
+
+
+def stat(path) -> Stat:
+    if _remote(path):
+        info = _gfile().stat(path)
+        return Stat(info.length, info.mtime_nsec, info.is_directory)
+    info = os.stat(path)
+    return Stat(info.st_size, info.st_mtime_ns, os.path.isdir(path))
+
+
+def makedirs(path) -> None:
+    if _remote(path):
+        _gfile().makedirs(path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def remove(path) -> None:
+    if _remote(path):
+        _gfile().remove(path)
+    else:
+        os.remove(path)
+
+
+def rmtree(path) -> None:
+    if _remote(path):
+        _gfile().rmtree(path)
+    else:
+        shutil.rmtree(path)
+
+
+def rename(src, dst, overwrite: bool = False) -> None:
+    """Move `src` to `dst`; an existing `dst` is an error unless `overwrite` (then a file is replaced)."""
+    if _remote(src) or _remote(dst):
+        _gfile().rename(src, dst, overwrite=overwrite)
+        return
+    if not overwrite and os.path.lexists(dst):
+        raise FileExistsError(f"{dst} already exists")
+    os.replace(src, dst)
+
+
+def copy(src, dst, overwrite: bool = False) -> None:
+    if _remote(src) or _remote(dst):
+        _gfile().copy(src, dst, overwrite=overwrite)
+        return
+    if not overwrite and os.path.lexists(dst):
+        raise FileExistsError(f"{dst} already exists")
+    shutil.copyfile(src, dst)
+
+
+def GFile(path, mode: str = "r"):  # noqa: N802 - tf.io.gfile's name, so call sites read the same
+    """An open file object; text modes read and write UTF-8 on every filesystem."""
+    if _remote(path):
+        return _gfile().GFile(path, mode)
+    return open(path, mode) if "b" in mode else open(path, mode, encoding="utf-8")
