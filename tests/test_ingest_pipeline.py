@@ -8,6 +8,7 @@ import csv
 import hashlib
 import json
 import os
+import pathlib
 import socket
 
 import pytest
@@ -135,6 +136,12 @@ def test_one_worker_and_two_processes_write_the_same_records(ingested, fixture_t
                 for split, examples in records(ingest_dir).items()}
 
     assert digest(parallel.output_dir) == digest(ingested.output_dir)
+
+    def shards(result):  # issue 11: shards are filled in path order, so they are the same bytes
+        return {name: (pathlib.Path(result.dataset_dir) / name).read_bytes()
+                for name in os.listdir(result.dataset_dir) if ".tfrecord-" in name}
+
+    assert shards(parallel) == shards(ingested)
 
 
 def test_direct_runner_never_touches_the_network(fixture_tree, tmp_path, monkeypatch):

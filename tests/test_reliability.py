@@ -244,29 +244,31 @@ def test_only_with_a_damaged_input_stops_naming_it(ingested, capsys):
 # --- faults during a run ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fault", ["deleted", "replaced_by_a_folder", "rewritten"])
-def test_file_changed_between_inspection_and_writing_is_exit_3(tmp_path, monkeypatch, fault):
-    """Item 8: a file deleted or replaced by a folder after it was inspected gave Beam's traceback (exit 1)."""
+def test_file_changed_after_it_was_read_is_exit_3(tmp_path, monkeypatch, fault):
+    """Item 8: a file deleted or replaced by a folder after it was inspected gave Beam's traceback (exit 1).
+    Issue 11: each file is read once, so a change after that read is caught by its size and mtime."""
     from components.ingest import transforms
 
     folder = make_tree(str(tmp_path / "images"), per_class=4)
     reads, original = [], transforms._read
 
-    def read(path):  # the 9th read is the first of the writing pass (8 files were inspected)
+    def read(path):  # while the last of the 8 files is read, the first one read changes
         reads.append(path)
-        if len(reads) == 9:
+        if len(reads) == 8:
+            victim = reads[0]
             if fault == "deleted":
-                os.remove(path)
+                os.remove(victim)
             elif fault == "replaced_by_a_folder":
-                os.remove(path)
-                os.mkdir(path)
+                os.remove(victim)
+                os.mkdir(victim)
             else:
-                write_file(path, rgb_jpeg_bytes(32, 32, seed=999))
+                write_file(victim, rgb_jpeg_bytes(32, 32, seed=999))
         return original(path)
 
     monkeypatch.setattr(transforms, "_read", read)
     with pytest.raises(DataError, match="changed during the ingest") as caught:
         run(IngestConfig(data_dir=folder, splits={"train": 0.5, "val": 0.25, "test": 0.25}), str(tmp_path / "out"))
-    victim = os.path.relpath(reads[8], folder)
+    victim = os.path.relpath(reads[0], folder)
     assert caught.value.exit_code == EXIT_DATA and f"1 file(s) changed during the ingest (e.g. {victim!r})" in str(caught.value)
     assert not os.path.exists(tmp_path / "out") and not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
 

@@ -64,30 +64,36 @@ def _load_json(path: str):
 
 
 def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
-    """Inspect every candidate, plan the splits and write the examples; return (plan, files, counters)."""
-    shards_dir = os.path.join(work_dir, "shards")
-    tf.io.gfile.makedirs(shards_dir)
-    plan_path, files_path = os.path.join(work_dir, "plan.json"), os.path.join(work_dir, "files.json")
+    """Inspect every candidate (writing usable images' records) and plan the splits; return (plan, counters)."""
+    records_dir = os.path.join(work_dir, "records")
+    tf.io.gfile.makedirs(records_dir)
+    plan_path = os.path.join(work_dir, "plan.json")
     pipeline = make_pipeline(beam_options)
-    planned = (
+    _ = (
         pipeline
         # InspectFiles spreads the files over workers itself, so Create need not reshuffle too.
         | "ListFiles" >> beam.Create([(c.path, c.relpath, c.label_text) for c in candidates], reshuffle=False)
-        | "InspectFiles" >> transforms.InspectFiles(config, len(candidates))
+        | "InspectFiles" >> transforms.InspectFiles(config, labels, records_dir, len(candidates))
         | "GatherMetadata" >> beam.combiners.ToList()
         | "PlanSplits" >> beam.Map(transforms.plan, labels, previous, config)
-    )
-    _ = planned | "SavePlan" >> beam.Map(transforms.save_json, plan_path)
-    _ = (
-        planned
-        | "KeptImages" >> beam.FlatMap(transforms.kept_rows)
-        | "WriteExamples" >> transforms.WriteExamples(shards_dir, config)
-        | "GatherFiles" >> beam.combiners.ToList()
-        | "SaveFiles" >> beam.Map(transforms.save_json, files_path)
+        | "SavePlan" >> beam.Map(transforms.save_json, plan_path)
     )
     result = pipeline.run()
     result.wait_until_finish()
-    return _load_json(plan_path), _load_json(files_path), _counters(result)
+    return _load_json(plan_path), _counters(result)
+
+
+def _changed(rows: list) -> list:
+    """Relative paths of files whose size or modification time differs from when they were read."""
+    changed = []
+    for row in rows:
+        try:
+            now = transforms.stamp(row["path"])
+        except OSError:  # deleted, or replaced by something unreadable, since it was read
+            now = None
+        if now != row["stamp"]:
+            changed.append(row["relpath"])
+    return changed
 
 
 def _check_splits(kept: list, labels: list, split_names: tuple) -> None:
@@ -125,20 +131,19 @@ def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = Non
         labels = _check_classes(found, data_dir)
         with publish_dir(output_dir) as tmp:
             work_dir = os.path.join(tmp, "_work")
-            plan, files, counters = _run_beam(config, found.candidates, labels, previous, work_dir, beam_options)
-            changed = [f["changed"] for f in files if "changed" in f]
+            plan, counters = _run_beam(config, found.candidates, labels, previous, work_dir, beam_options)
+            kept = plan["kept"]
+            changed = _changed(kept)
             if changed:
                 raise DataError(f"{len(changed)} file(s) changed during the ingest (e.g. {changed[0]!r}): "
                                 "rerun once the data folder is no longer being written")
-            kept = plan["kept"]
             if not kept:
                 raise DataError(f"no usable images in {data_dir!r}: all {len(found.candidates)} candidate files "
                                 "were rejected (see the reasons above); fix or replace them")
             _check_splits(kept, labels, config.split_names)
             rejected = [{"relpath": r, "reason": why, "detail": d} for r, why, d in found.rejected] + plan["rejected"]
             ds_dir = outputs.dataset_dir(tmp, config.dataset_name)
-            shards = outputs.finalise_shards(files, ds_dir, config.dataset_name, config.split_names,
-                                             config.shard_bytes)
+            shards = outputs.write_shards(kept, ds_dir, config.dataset_name, config.split_names, config.shard_bytes)
             tf.io.gfile.rmtree(work_dir)
             outputs.write_tfds_metadata(ds_dir, config.dataset_name, labels, shards,
                                         description=f"Ingested by transferline from {config.tfds_name or data_dir}")

@@ -21,7 +21,6 @@ DATASET_VERSION = "1.0.0"
 MANIFEST_FIELDS = ["path", "sha256", "label", "label_text", "split", "height", "width", "format", "bytes"]
 REJECTED_FIELDS = ["path", "reason", "detail"]
 SHARD_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
-_COPY_CHUNK = 16 * 1024 * 1024
 
 
 def dataset_dir(root: str, dataset_name: str) -> str:
@@ -33,51 +32,55 @@ def shard_name(dataset_name: str, split: str, index: int, count: int) -> str:
     return f"{dataset_name}-{split}.tfrecord-{index:05d}-of-{count:05d}"
 
 
-def _pack(files: List[dict], shard_bytes: int) -> List[List[dict]]:
-    """Group bundle files into shards of at most ~shard_bytes (first fit, largest first)."""
-    total = sum(f["bytes"] for f in files)
-    bins: List[List[dict]] = [[] for _ in range(max(1, math.ceil(total / shard_bytes)))]
-    sizes = [0] * len(bins)
-    for f in sorted(files, key=lambda f: (-f["bytes"], f["path"])):
-        target = next((i for i, s in enumerate(sizes) if s + f["bytes"] <= shard_bytes), None)
-        if target is None:
-            target = sizes.index(min(sizes))
-        bins[target].append(f)
-        sizes[target] += f["bytes"]
-    return [b for b in bins if b] or [[]]
+class _Records:
+    """Reads framed records by offset from the inspection's bundle files, keeping each file open once."""
+
+    def __init__(self):
+        self._open = {}
+
+    def read(self, row: dict) -> bytes:
+        f = self._open.get(row["file"])
+        if f is None:
+            f = self._open[row["file"]] = tf.io.gfile.GFile(row["file"], "rb")
+        f.seek(row["offset"])
+        data = f.read(row["length"])
+        if len(data) != row["length"]:
+            raise RuntimeError(f"record of {row['relpath']!r} is cut short in {row['file']} (a bug, or the disk)")
+        return data
+
+    def close(self):
+        for f in self._open.values():
+            f.close()
 
 
-def _concatenate(sources: List[str], destination: str) -> None:
-    """TFRecord files are sequences of self-framed records, so byte concatenation is a valid file."""
-    with tf.io.gfile.GFile(destination, "wb") as out:
-        for source in sources:
-            with tf.io.gfile.GFile(source, "rb") as f:
-                while chunk := f.read(_COPY_CHUNK):
-                    out.write(chunk)
-            tf.io.gfile.remove(source)
+def write_shards(kept: List[dict], out_dir: str, dataset_name: str, split_names: Sequence[str],
+                 shard_bytes: int) -> Dict[str, dict]:
+    """Copy every kept record into its split's TFDS-named shards; return {split: {shard_lengths, num_bytes}}.
 
-
-def finalise_shards(files: List[dict], out_dir: str, dataset_name: str, split_names: Sequence[str],
-                    shard_bytes: int) -> Dict[str, dict]:
-    """Move the per-bundle files into TFDS-named shards; return {split: {shard_lengths, num_bytes}}.
-
-    The shard count of a split is ceil(bytes / shard_bytes) (one at least, an empty file for an
-    empty split), so it follows the data size, not the number of workers or bundles.
+    Records are framed already (`row["file"]`, `["offset"]`, `["length"]`), so this is a byte copy.
+    A split gets ceil(bytes / shard_bytes) shards of about equal size (one at least, an empty file
+    for an empty split), filled in `kept`'s order (by path): the shards are the same bytes whatever
+    the number of workers or bundles that inspected the files.
     """
     tf.io.gfile.makedirs(out_dir)
-    result = {}
-    for split in split_names:
-        bins = _pack([f for f in files if f["split"] == split], shard_bytes)
-        lengths, num_bytes = [], 0
-        for index, group in enumerate(bins):
-            destination = os.path.join(out_dir, shard_name(dataset_name, split, index, len(bins)))
-            if len(group) == 1:
-                tf.io.gfile.rename(group[0]["path"], destination)
-            else:
-                _concatenate([f["path"] for f in group], destination)
-            lengths.append(sum(f["count"] for f in group))
-            num_bytes += sum(f["bytes"] for f in group)
-        result[split] = {"shard_lengths": lengths, "num_bytes": num_bytes}
+    source, result = _Records(), {}
+    try:
+        for split in split_names:
+            rows = [r for r in kept if r["split"] == split]
+            total = sum(r["length"] for r in rows)
+            count = max(1, math.ceil(total / shard_bytes))
+            lengths, done, next_row = [0] * count, 0, 0
+            for index in range(count):
+                with tf.io.gfile.GFile(os.path.join(out_dir, shard_name(dataset_name, split, index, count)), "wb") as out:
+                    while next_row < len(rows) and (index == count - 1 or done < total * (index + 1) / count):
+                        row = rows[next_row]
+                        out.write(source.read(row))
+                        lengths[index] += 1
+                        done += row["length"]
+                        next_row += 1
+            result[split] = {"shard_lengths": lengths, "num_bytes": total}
+    finally:
+        source.close()
     return result
 
 

@@ -1,17 +1,20 @@
-"""The Beam steps of the ingest. Image bytes never leave the worker that read them.
+"""The Beam steps of the ingest. Each file is read once, and its bytes never leave that worker.
 
-    candidates | InspectFiles        read + sha256 + full decode in the worker; emit small metadata
-               | PlanSplits          dedupe, label conflicts, stable stratified splits (metadata only)
-               | WriteExamples       re-read each kept file, write tf.Examples, one file per bundle
+    candidates | InspectFiles   read + sha256 + full decode; a usable image's tf.Example goes into
+                                this bundle's own TFRecord file; emit small metadata (where it is)
+               | PlanSplits     dedupe, label conflicts, stable stratified splits (metadata only)
 
 Grouping image bytes (as `WriteToTFRecord(num_shards=N)` does) holds the whole dataset in memory
 on the DirectRunner, and shipping bytes between the runner and its worker processes costs more
-than it saves; so the only grouped data is the per-file metadata (~200 bytes an image), and the
-examples are written by a DoFn that opens its own TFRecord files per bundle. The driver then
-packs those files into TFDS-named shards (`outputs.finalise_shards`).
+than it saves; so the only grouped data is the per-file metadata (~250 bytes an image). Which
+split an image goes to is known only once every file is inspected, so the driver then copies
+each kept record, by its offset, from the bundle files into its split's shards
+(`outputs.write_shards`): a sequential copy, not a second read, hash and decode of the originals.
+A file that changes after it was read is caught by comparing its size and modification time.
 """
 import hashlib
 import json
+import os
 import time
 import uuid
 from typing import Dict, List, Mapping, Sequence
@@ -19,8 +22,6 @@ from typing import Dict, List, Mapping, Sequence
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.windowed_value import WindowedValue
 
 from components.ingest import decode, records, splits
 from components.ingest.config import IngestConfig
@@ -34,23 +35,38 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
-class _InspectFile(beam.DoFn):
-    """Read, hash and fully decode one file; emit its metadata (never its bytes).
+def stamp(path: str) -> list:
+    """[size, modification time] of a file now; compared after the ingest to catch files that changed."""
+    if "://" not in path:
+        info = os.stat(path)
+        return [info.st_size, info.st_mtime_ns]
+    meta = FileSystems.metadata(path)
+    return [meta.size_in_bytes, meta.last_updated_in_seconds]
 
-    Every PROGRESS_SECONDS a worker prints how many files it has inspected, so a long ingest shows
-    it is moving (one plain line each time: readable in a cron log).
+
+class _InspectFile(beam.DoFn):
+    """Read, hash and fully decode one file; write a usable image's tf.Example to this bundle's file.
+
+    Emits the file's metadata (never its bytes), with where its record is: {"file", "offset",
+    "length"} of the framed record. Every PROGRESS_SECONDS a worker prints how many files it has
+    inspected, so a long ingest shows it is moving (one plain line each time: readable in a cron log).
     """
 
-    def __init__(self, config: IngestConfig, total: int):
+    def __init__(self, config: IngestConfig, labels: Sequence[str], work_dir: str, total: int):
         self._min_side = config.min_side
         self._max_pixels = config.max_pixels
         self._max_side = config.max_side
+        self._labels = {name: i for i, name in enumerate(labels)}
+        self._work_dir = work_dir
         self._total = total
 
     def setup(self):
         self._read_counter = Metrics.counter(COUNTER_NAMESPACE, "files_read")
         self._inspected = 0
         self._last_report = time.monotonic()
+
+    def start_bundle(self):
+        self._file, self._path, self._offset = None, None, 0
 
     def _report_progress(self):
         self._inspected += 1
@@ -64,6 +80,7 @@ class _InspectFile(beam.DoFn):
         path, relpath, label_text = candidate
         row = {"path": path, "relpath": relpath, "label_text": label_text}
         try:
+            row["stamp"] = stamp(path)
             data = _read(path)
         except Exception as e:  # noqa: BLE001 - any I/O failure of one file rejects that file only
             Metrics.counter(COUNTER_NAMESPACE, f"rejected_{decode.UNREADABLE}").inc()
@@ -76,31 +93,36 @@ class _InspectFile(beam.DoFn):
             Metrics.counter(COUNTER_NAMESPACE, f"rejected_{result.reason}").inc()
             yield {**row, "reason": result.reason, "detail": result.detail}
             return
-        yield {
-            **row,
-            "format": result.format,
-            "height": result.height,
-            "width": result.width,
-            "bytes": len(result.data),
-            "normalised": result.normalised,
-        }
+        row.update(format=result.format, height=result.height, width=result.width, bytes=len(result.data),
+                   normalised=result.normalised, label=self._labels[label_text])
+        if self._file is None:
+            self._path = FileSystems.join(self._work_dir, f"{uuid.uuid4().hex}.tfrecord")
+            self._file = FileSystems.create(self._path, compression_type="uncompressed")
+        length = records.write_record(self._file, _example(row, result.data))
+        yield {**row, "file": self._path, "offset": self._offset, "length": length}
+        self._offset += length
+
+    def finish_bundle(self):
+        if self._file is not None:
+            self._file.close()  # before the bundle commits: the driver reads it once the pipeline is done
+            self._file = None
 
 
 class InspectFiles(beam.PTransform):
     """(path, relpath, label_text) tuples -> one metadata dict per file, kept or with a reject reason.
 
     config: supplies the decode limits (min_side, max_pixels, max_side).
+    labels: the class names in label order (a record holds its label's index).
+    work_dir: where the bundle files go (inside the ingest's temporary output).
     total: how many files there are (for the progress lines).
     """
 
-    def __init__(self, config: IngestConfig, total: int):
+    def __init__(self, config: IngestConfig, labels: Sequence[str], work_dir: str, total: int):
         super().__init__()
-        self._config = config
-        self._total = total
+        self._inspect = _InspectFile(config, labels, work_dir, total)
 
     def expand(self, candidates):
-        inspect = _InspectFile(self._config, self._total)
-        return candidates | "Spread" >> beam.Reshuffle() | "ReadHashDecode" >> beam.ParDo(inspect)
+        return candidates | "Spread" >> beam.Reshuffle() | "ReadHashDecodeWrite" >> beam.ParDo(self._inspect)
 
 
 def plan(rows: List[dict], labels: Sequence[str], previous: Mapping[str, str], config: IngestConfig) -> dict:
@@ -142,61 +164,6 @@ def plan(rows: List[dict], labels: Sequence[str], previous: Mapping[str, str], c
     return {"kept": kept, "rejected": rejected}
 
 
-class _WriteBundleFiles(beam.DoFn):
-    """Write each kept image as a tf.Example into this bundle's own TFRecord file per split.
-
-    A file is closed and a new one opened once it reaches `shard_bytes`, so no file outgrows a
-    shard; each closed file is emitted as {"split", "path", "count", "bytes"}. A file whose
-    content changed since it was inspected, or that is gone, is emitted as {"changed": relpath}
-    and not written (the driver then stops with exit 3).
-    """
-
-    def __init__(self, work_dir: str, config: IngestConfig):
-        self._work_dir = work_dir
-        self._shard_bytes = config.shard_bytes
-        self._min_side = config.min_side
-        self._max_pixels = config.max_pixels
-        self._max_side = config.max_side
-
-    def start_bundle(self):
-        self._open: Dict[str, dict] = {}
-        self._closed: List[dict] = []
-
-    def process(self, row):
-        try:
-            data = _read(row["path"])
-        except OSError:  # deleted, or replaced by a folder, since it was inspected
-            yield {"changed": row["relpath"]}
-            return
-        if hashlib.sha256(data).hexdigest() != row["sha256"]:
-            yield {"changed": row["relpath"]}  # the driver stops the run with a DataError
-            return
-        if row["normalised"]:
-            data = decode.decode_and_normalise(data, self._min_side, self._max_pixels, self._max_side).data
-        current = self._open.get(row["split"])
-        if current is None:
-            path = FileSystems.join(self._work_dir, f"{row['split']}-{uuid.uuid4().hex}.tfrecord")
-            current = {"split": row["split"], "path": path, "count": 0, "bytes": 0,
-                       "file": FileSystems.create(path, compression_type="uncompressed")}
-            self._open[row["split"]] = current
-        current["bytes"] += records.write_record(current["file"], _example(row, data))
-        current["count"] += 1
-        Metrics.counter(COUNTER_NAMESPACE, f"written_{row['split']}").inc()
-        if current["bytes"] >= self._shard_bytes:
-            self._close(row["split"])
-
-    def _close(self, split: str) -> None:
-        current = self._open.pop(split)
-        current.pop("file").close()
-        self._closed.append(current)
-
-    def finish_bundle(self):
-        for split in list(self._open):
-            self._close(split)
-        for info in self._closed:
-            yield WindowedValue(info, GlobalWindow().max_timestamp(), [GlobalWindow()])
-
-
 def _example(row: dict, data: bytes) -> bytes:
     """The tf.Example of one kept image: the features of schemas/image_example.pbtxt."""
     return records.serialize_example({
@@ -209,32 +176,6 @@ def _example(row: dict, data: bytes) -> bytes:
         "filename": row["relpath"].encode(),
         "sha256": row["sha256"].encode(),
     })
-
-
-class WriteExamples(beam.PTransform):
-    """Kept rows (with label and split) -> info dicts of the TFRecord files written under work_dir.
-
-    work_dir: a folder inside the ingest's temporary output, on the same filesystem as the shards.
-    config: supplies shard_bytes and, for images that were normalised, the decode limits.
-    """
-
-    def __init__(self, work_dir: str, config: IngestConfig):
-        super().__init__()
-        self._work_dir = work_dir
-        self._config = config
-
-    def expand(self, kept):
-        return (
-            kept
-            | "Spread" >> beam.Reshuffle()
-            | "ReadAndWriteTFRecords" >> beam.ParDo(_WriteBundleFiles(self._work_dir, self._config))
-        )
-
-
-
-def kept_rows(planned: dict) -> List[dict]:
-    """The kept images of a plan, one element each, for the writing step."""
-    return planned["kept"]
 
 
 def save_json(value, path: str) -> None:
