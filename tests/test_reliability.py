@@ -267,7 +267,8 @@ def test_file_changed_after_it_was_read_is_exit_3(tmp_path, monkeypatch, fault):
 
     monkeypatch.setattr(transforms, "_read", read)
     with pytest.raises(DataError, match="changed during the ingest") as caught:
-        run(IngestConfig(data_dir=folder, splits={"train": 0.5, "val": 0.25, "test": 0.25}), str(tmp_path / "out"))
+        run(IngestConfig(data_dir=folder, splits={"train": 0.5, "val": 0.25, "test": 0.25}, threads=1),
+            str(tmp_path / "out"))
     victim = os.path.relpath(reads[0], folder)
     assert caught.value.exit_code == EXIT_DATA and f"1 file(s) changed during the ingest (e.g. {victim!r})" in str(caught.value)
     assert not os.path.exists(tmp_path / "out") and not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]

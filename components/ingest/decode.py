@@ -43,6 +43,7 @@ Decisions, and why:
 """
 import dataclasses
 import io
+import re
 import warnings
 from typing import Optional, Tuple, Union
 
@@ -214,51 +215,32 @@ def _tensorflow_verdict(data: bytes, width: int, height: int):
     return Decoded(data, "jpeg", height, width, "jpeg")
 
 
-_STANDALONE = set(range(0xD0, 0xD8)) | {0x01}  # RST0-7, TEM: markers without a length field
 # Markers libjpeg accepts after the first scan (jdmarker.c read_markers): DHT, DAC, DNL, DQT, DRI, APP0-15,
 # COM and further SOS (progressive); any other one there (a second SOI or SOF, JPG0-13, reserved) is fatal.
 _AFTER_SCAN = {0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, 0xFE} | set(range(0xE0, 0xF0))
+# The next marker as libjpeg's readers find it: 0xFF, fill bytes (more 0xFF), then a code that is not
+# 0x00 (a stuffed data byte), RST0-7 or TEM (parameterless: read over). Anything before it is skipped.
+_NEXT_MARKER = re.compile(rb"\xff\xff*([^\x00\x01\xd0-\xd7\xff])")
 
 
 def _reaches_end_marker(data: bytes) -> bool:
     """Whether libjpeg, reading `data` from the start, meets the EOI marker before the data ends.
 
     Marker segments are skipped by their length (Pillow has already read everything up to the first
-    scan through libjpeg); after an SOS header the entropy-coded data runs to the first 0xFF
-    followed by a byte other than 0x00 (stuffing), 0xFF (fill) or RST0-7; bytes that are no marker
-    between segments are skipped, as libjpeg's `next_marker` does (with a warning).
+    scan through libjpeg); a scan's entropy-coded data runs to the next marker (see `_NEXT_MARKER`).
     """
     pos, end, scanned = 2, len(data), False  # after SOI (Pillow opened the file, so it starts with FFD8)
     while True:
-        pos = data.find(b"\xff", pos)
-        if pos < 0:
+        found = _NEXT_MARKER.search(data, pos)
+        if found is None:
             return False
-        while pos < end and data[pos] == 0xFF:  # fill bytes
-            pos += 1
-        if pos >= end:
-            return False
-        marker = data[pos]
-        pos += 1
+        marker, pos = data[found.end() - 1], found.end()
         if marker == 0xD9:
             return True
-        if marker == 0x00 or marker in _STANDALONE:  # a stuffed zero or a parameterless marker: read on
-            continue
-        if scanned and marker not in _AFTER_SCAN:
-            return False
-        if pos + 2 > end:
+        if (scanned and marker not in _AFTER_SCAN) or pos + 2 > end:
             return False
         pos += (data[pos] << 8) | data[pos + 1]  # the length counts its own two bytes
-        if marker != 0xDA:
-            continue
-        scanned = True
-        while True:  # the scan's entropy-coded data
-            pos = data.find(b"\xff", pos)
-            if pos < 0 or pos + 1 >= end:
-                return False
-            following = data[pos + 1]
-            if following != 0x00 and not 0xD0 <= following <= 0xD7:
-                break  # a marker, perhaps after fill bytes: the outer loop reads it
-            pos += 2
+        scanned = scanned or marker == 0xDA
 
 
 def _orientation(image) -> int:

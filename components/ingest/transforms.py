@@ -12,16 +12,20 @@ each kept record, by its offset, from the bundle files into its split's shards
 (`outputs.write_shards`): a sequential copy, not a second read, hash and decode of the originals.
 A file that changes after it was read is caught by comparing its size and modification time.
 """
+import collections
 import hashlib
 import json
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from components.ingest import decode, records, splits
 from components.ingest.config import IngestConfig
@@ -44,18 +48,39 @@ def stamp(path: str) -> list:
     return [meta.size_in_bytes, meta.last_updated_in_seconds]
 
 
-class _InspectFile(beam.DoFn):
-    """Read, hash and fully decode one file; write a usable image's tf.Example to this bundle's file.
+def _inspect(candidate, min_side: int, max_pixels: int, max_side) -> tuple:
+    """Read, hash and fully decode one file: (metadata row, bytes to store or None when rejected).
 
-    Emits the file's metadata (never its bytes), with where its record is: {"file", "offset",
-    "length"} of the framed record. Every PROGRESS_SECONDS a worker prints how many files it has
-    inspected, so a long ingest shows it is moving (one plain line each time: readable in a cron log).
+    Pure (no Beam state), so that it can run on a worker's threads."""
+    path, relpath, label_text = candidate
+    row = {"path": path, "relpath": relpath, "label_text": label_text}
+    try:
+        row["stamp"] = stamp(path)
+        data = _read(path)
+    except Exception as e:  # noqa: BLE001 - any I/O failure of one file rejects that file only
+        return {**row, "reason": decode.UNREADABLE, "detail": f"cannot read the file ({e}): check its permissions"}, None
+    result = decode.decode_and_normalise(data, min_side, max_pixels, max_side)
+    row["sha256"] = hashlib.sha256(data).hexdigest()
+    if isinstance(result, decode.Rejected):
+        return {**row, "reason": result.reason, "detail": result.detail}, None
+    row.update(format=result.format, height=result.height, width=result.width, bytes=len(result.data),
+               normalised=result.normalised)
+    return row, result.data
+
+
+class _InspectFile(beam.DoFn):
+    """Inspect files (`_inspect`) on `threads` threads; write each usable image's tf.Example to this
+    bundle's file, in this bundle's thread (Beam's counters and the file belong to it).
+
+    Emits each file's metadata (never its bytes), with where its record is: {"file", "offset",
+    "length"} of the framed record. At most 2 x threads files are in flight, so memory stays flat.
+    Every PROGRESS_SECONDS a worker prints how many files it has inspected, so a long ingest shows
+    it is moving (one plain line each time: readable in a cron log).
     """
 
     def __init__(self, config: IngestConfig, labels: Sequence[str], work_dir: str, total: int):
-        self._min_side = config.min_side
-        self._max_pixels = config.max_pixels
-        self._max_side = config.max_side
+        self._limits = (config.min_side, config.max_pixels, config.max_side)
+        self._threads = config.threads
         self._labels = {name: i for i, name in enumerate(labels)}
         self._work_dir = work_dir
         self._total = total
@@ -64,54 +89,62 @@ class _InspectFile(beam.DoFn):
         self._read_counter = Metrics.counter(COUNTER_NAMESPACE, "files_read")
         self._inspected = 0
         self._last_report = time.monotonic()
+        threads = self._threads or len(os.sched_getaffinity(0))
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="inspect") if threads > 1 else None
+        self._window = 2 * threads
+
+    def teardown(self):
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def start_bundle(self):
         self._file, self._path, self._offset = None, None, 0
+        self._pending = collections.deque()
 
-    def _report_progress(self):
+    def process(self, candidate):
+        if self._pool is None:
+            yield self._record(*_inspect(candidate, *self._limits))
+            return
+        self._pending.append(self._pool.submit(_inspect, candidate, *self._limits))
+        while len(self._pending) > self._window or self._pending[0].done():
+            yield self._record(*self._pending.popleft().result())
+            if not self._pending:
+                break
+
+    def finish_bundle(self):
+        while self._pending:
+            row = self._record(*self._pending.popleft().result())
+            yield WindowedValue(row, GlobalWindow().max_timestamp(), [GlobalWindow()])
+        if self._file is not None:
+            self._file.close()  # before the bundle commits: the driver reads it once the pipeline is done
+            self._file = None
+
+    def _record(self, row: dict, data) -> dict:
+        """Count, report progress and write the record of one inspected file; return its metadata."""
         self._inspected += 1
         now = time.monotonic()
         if now - self._last_report >= PROGRESS_SECONDS:
             print(f"[ingest] inspecting: {self._inspected} of {self._total} files done by this worker", flush=True)
             self._last_report = now
-
-    def process(self, candidate):
-        self._report_progress()
-        path, relpath, label_text = candidate
-        row = {"path": path, "relpath": relpath, "label_text": label_text}
-        try:
-            row["stamp"] = stamp(path)
-            data = _read(path)
-        except Exception as e:  # noqa: BLE001 - any I/O failure of one file rejects that file only
-            Metrics.counter(COUNTER_NAMESPACE, f"rejected_{decode.UNREADABLE}").inc()
-            yield {**row, "reason": decode.UNREADABLE, "detail": f"cannot read the file ({e}): check its permissions"}
-            return
-        self._read_counter.inc()
-        result = decode.decode_and_normalise(data, self._min_side, self._max_pixels, self._max_side)
-        row["sha256"] = hashlib.sha256(data).hexdigest()
-        if isinstance(result, decode.Rejected):
-            Metrics.counter(COUNTER_NAMESPACE, f"rejected_{result.reason}").inc()
-            yield {**row, "reason": result.reason, "detail": result.detail}
-            return
-        row.update(format=result.format, height=result.height, width=result.width, bytes=len(result.data),
-                   normalised=result.normalised, label=self._labels[label_text])
+        if row.get("reason") != decode.UNREADABLE:
+            self._read_counter.inc()
+        if data is None:
+            Metrics.counter(COUNTER_NAMESPACE, f"rejected_{row['reason']}").inc()
+            return row
+        row["label"] = self._labels[row["label_text"]]
         if self._file is None:
             self._path = FileSystems.join(self._work_dir, f"{uuid.uuid4().hex}.tfrecord")
             self._file = FileSystems.create(self._path, compression_type="uncompressed")
-        length = records.write_record(self._file, _example(row, result.data))
-        yield {**row, "file": self._path, "offset": self._offset, "length": length}
+        length = records.write_record(self._file, _example(row, data))
+        row.update(file=self._path, offset=self._offset, length=length)
         self._offset += length
-
-    def finish_bundle(self):
-        if self._file is not None:
-            self._file.close()  # before the bundle commits: the driver reads it once the pipeline is done
-            self._file = None
+        return row
 
 
 class InspectFiles(beam.PTransform):
     """(path, relpath, label_text) tuples -> one metadata dict per file, kept or with a reject reason.
 
-    config: supplies the decode limits (min_side, max_pixels, max_side).
+    config: supplies the decode limits (min_side, max_pixels, max_side) and the threads per worker.
     labels: the class names in label order (a record holds its label's index).
     work_dir: where the bundle files go (inside the ingest's temporary output).
     total: how many files there are (for the progress lines).
