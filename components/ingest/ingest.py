@@ -14,10 +14,10 @@ import time
 from typing import Dict, Optional
 
 import apache_beam as beam
-import tensorflow as tf
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from components.common import fileio
 from components.common.errors import DataError, UsageError
 from components.common.publish import publish_dir
 from components.ingest import outputs, scan, tfds_source, transforms
@@ -59,20 +59,21 @@ def _counters(result) -> Dict[str, int]:
 
 
 def _load_json(path: str):
-    with tf.io.gfile.GFile(path, "r") as f:
+    with fileio.GFile(path, "r") as f:
         return json.load(f)
 
 
 def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
     """Inspect every candidate (writing usable images' records) and plan the splits; return (plan, counters)."""
     records_dir = os.path.join(work_dir, "records")
-    tf.io.gfile.makedirs(records_dir)
+    fileio.makedirs(records_dir)
     plan_path = os.path.join(work_dir, "plan.json")
     pipeline = make_pipeline(beam_options)
     _ = (
         pipeline
         # InspectFiles spreads the files over workers itself, so Create need not reshuffle too.
-        | "ListFiles" >> beam.Create([(c.path, c.relpath, c.label_text) for c in candidates], reshuffle=False)
+        | "ListFiles" >> beam.Create(transforms.batches([(c.path, c.relpath, c.label_text) for c in candidates]),
+                                    reshuffle=False)
         | "InspectFiles" >> transforms.InspectFiles(config, labels, records_dir, len(candidates))
         | "GatherMetadata" >> beam.combiners.ToList()
         | "PlanSplits" >> beam.Map(transforms.plan, labels, previous, config)
@@ -118,7 +119,7 @@ def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = Non
     """
     config.validate()
     start = time.monotonic()
-    if tf.io.gfile.exists(output_dir):
+    if fileio.exists(output_dir):
         raise UsageError(f"ingest output {output_dir!r} already exists: give a new output directory")
     previous = outputs.read_previous_splits(previous_dir) if previous_dir else {}
     staging = None
@@ -144,7 +145,7 @@ def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = Non
             rejected = [{"relpath": r, "reason": why, "detail": d} for r, why, d in found.rejected] + plan["rejected"]
             ds_dir = outputs.dataset_dir(tmp, config.dataset_name)
             shards = outputs.write_shards(kept, ds_dir, config.dataset_name, config.split_names, config.shard_bytes)
-            tf.io.gfile.rmtree(work_dir)
+            fileio.rmtree(work_dir)
             outputs.write_tfds_metadata(ds_dir, config.dataset_name, labels, shards,
                                         description=f"Ingested by transferline from {config.tfds_name or data_dir}")
             outputs.write_tables(tmp, labels, kept, rejected)

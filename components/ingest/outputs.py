@@ -10,9 +10,8 @@ import math
 import os
 from typing import Dict, List, Sequence
 
-import tensorflow as tf
-
 import schemas
+from components.common import fileio
 from components.common.errors import DataError
 from components.common.publish import write_json, write_text_atomic
 from schemas.artifacts import Examples, labels_text
@@ -41,7 +40,7 @@ class _Records:
     def read(self, row: dict) -> bytes:
         f = self._open.get(row["file"])
         if f is None:
-            f = self._open[row["file"]] = tf.io.gfile.GFile(row["file"], "rb")
+            f = self._open[row["file"]] = fileio.GFile(row["file"], "rb")
         f.seek(row["offset"])
         data = f.read(row["length"])
         if len(data) != row["length"]:
@@ -62,7 +61,7 @@ def write_shards(kept: List[dict], out_dir: str, dataset_name: str, split_names:
     for an empty split), filled in `kept`'s order (by path): the shards are the same bytes whatever
     the number of workers or bundles that inspected the files.
     """
-    tf.io.gfile.makedirs(out_dir)
+    fileio.makedirs(out_dir)
     source, result = _Records(), {}
     try:
         for split in split_names:
@@ -71,7 +70,7 @@ def write_shards(kept: List[dict], out_dir: str, dataset_name: str, split_names:
             count = max(1, math.ceil(total / shard_bytes))
             lengths, done, next_row = [0] * count, 0, 0
             for index in range(count):
-                with tf.io.gfile.GFile(os.path.join(out_dir, shard_name(dataset_name, split, index, count)), "wb") as out:
+                with fileio.GFile(os.path.join(out_dir, shard_name(dataset_name, split, index, count)), "wb") as out:
                     while next_row < len(rows) and (index == count - 1 or done < total * (index + 1) / count):
                         row = rows[next_row]
                         out.write(source.read(row))
