@@ -44,3 +44,17 @@ def test_real_photos_records_are_unchanged_with_two_worker_processes(tmp_path):
     options = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
     result = run(IngestConfig(data_dir=str(SIGN_DIGITS)), str(tmp_path / "out"), beam_options=options)
     assert split_digests(result.dataset_dir) == GOLDEN["sign_language_digits"]
+
+
+def test_records_are_unchanged_where_the_kernel_cannot_copy(tmp_path, monkeypatch):
+    """Shards are filled by os.copy_file_range on local disks; where it fails (another filesystem on an
+    old kernel), by reads and writes, with the same bytes."""
+    import errno
+
+    def refuse(*args):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    build_fixture_tree(str(tmp_path / "tree"))
+    result = run(IngestConfig(data_dir=str(tmp_path / "tree")), str(tmp_path / "out"))
+    assert split_digests(result.dataset_dir) == GOLDEN["fixture_tree"]

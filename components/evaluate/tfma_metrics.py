@@ -53,6 +53,30 @@ def eval_config(model_names: list, num_classes: int, top_k: int) -> config_pb2.E
     return config
 
 
+def _run_tfma(config: config_pb2.EvalConfig, data: str, output_dir: str) -> None:
+    """`tfma.run_model_analysis` for precomputed predictions, on the local FnApiRunner.
+
+    The same read and the same `ExtractEvaluateAndWriteResults` as `run_model_analysis`, whose own
+    `beam.Pipeline` takes the DirectRunner route: Beam >= 2.68 first tries to download the Prism
+    runner there, which offline costs seconds of every evaluation before it falls back to this
+    runner (components/ingest/beam_runner.py).
+    """
+    from tensorflow_model_analysis import constants
+    from tensorflow_model_analysis.utils import config_util
+    from tfx_bsl.public.tfxio import TFExampleRecord
+
+    from components.ingest.beam_runner import make_pipeline
+
+    config = config_util.update_eval_config_with_defaults(config, has_baseline=False, rubber_stamp=False)
+    examples = TFExampleRecord(file_pattern=data, raw_record_column_name=constants.ARROW_INPUT_COLUMN,
+                               telemetry_descriptors=["transferline"])
+    with make_pipeline(PipelineOptions([])) as pipeline:
+        _ = (pipeline
+             | "ReadPredictions" >> examples.BeamSource()
+             | "ExtractEvaluateAndWriteResults" >> tfma.ExtractEvaluateAndWriteResults(
+                 eval_config=config, output_path=output_dir, display_only_data_location=data))
+
+
 def _number(value: float):
     return None if value is None or math.isnan(value) else round(float(value), 6)
 
@@ -82,8 +106,7 @@ def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int
         for i, label in enumerate(labels):
             writer.write(_example(label, {name: p[i] for name, p in predictions.items()}))
     names = list(predictions)  # with a single model TFMA reports it under the name ""
-    tfma.run_model_analysis(eval_config=eval_config(names, len(class_names), top_k), data_location=data,
-                            output_path=output_dir, pipeline_options=PipelineOptions(["--runner=DirectRunner"]))
+    _run_tfma(eval_config(names, len(class_names), top_k), data, output_dir)
 
     metrics = {name: {} for name in names}
     for record in tfma.load_metrics(output_dir):

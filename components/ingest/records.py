@@ -9,6 +9,7 @@ written here directly, and records are framed with Beam's own TFRecord coder (th
 `WriteToTFRecord` uses, with a C crc32c). tests/test_ingest_records.py checks the bytes equal
 TensorFlow's, and the pipeline tests parse every record back with the schema's feature spec.
 """
+import functools
 from typing import Mapping, Union
 
 # Private API, on purpose: Beam's TFRecord framing (with its C crc32c) is what `WriteToTFRecord` uses,
@@ -34,25 +35,32 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2) with its one-byte `tag` (field number << 3 | 2)."""
+    n = len(payload)
+    return tag + (_SMALL[n] if n < 0x80 else _varint(n)) + payload
+
+
+_F1, _F2, _F3 = b"\x0a", b"\x12", b"\x1a"  # tags of fields 1, 2 and 3 (wire type 2)
+
+
+@functools.lru_cache(maxsize=None)
+def _key(name: str) -> bytes:
+    return _field(_F1, name.encode())  # the map entry's key (field 1)
 
 
 def _feature(value: Union[bytes, int]) -> bytes:
     """A `tf.train.Feature` holding one bytes value (bytes_list = 1) or one int64 (int64_list = 3)."""
     if isinstance(value, bytes):
-        return _field(1, _field(1, value))  # BytesList.value = 1
-    return _field(3, _field(1, _varint(value & _U64)))  # Int64List.value = 1, packed
+        return _field(_F1, _field(_F1, value))  # BytesList.value = 1
+    return _field(_F3, _field(_F1, _varint(value & _U64)))  # Int64List.value = 1, packed
 
 
 def serialize_example(features: Mapping[str, Union[bytes, int]]) -> bytes:
-    """The bytes of `tf.train.Example(features=...)` for scalar bytes/int features."""
-    entries = b"".join(
-        _field(1, _field(1, name.encode()) + _field(2, _feature(value)))  # Features.feature map entry
-        for name, value in sorted(features.items())
-    )
-    return _field(1, entries)  # Example.features = 1
+    """The bytes of `tf.train.Example(features=...)` for scalar bytes/int features (called once per image)."""
+    entries = b"".join(_field(_F1, _key(name) + _field(_F2, _feature(features[name])))  # Features.feature entry
+                       for name in sorted(features))
+    return _field(_F1, entries)  # Example.features = 1
 
 
 def write_record(file_handle, record: bytes) -> int:
