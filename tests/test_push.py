@@ -92,21 +92,28 @@ def test_sigkill_mid_push_leaves_no_partial_version_and_next_push_succeeds(tmp_p
     """A push killed while copying files, or just before the rename, never shows a version."""
     serving = str(tmp_path / "serving")
     components.push.run(PushConfig(), exported, blessed, serving)
+    # The push copies and renames through components.common.fileio (publish_dir, copy_tree) and
+    # tf.io.gfile (its sidecar files): both are wrapped, the kill comes from whichever is called.
     script = textwrap.dedent(f"""
         import os, signal, tensorflow as tf
         import components.push
-        real_copy, real_rename = tf.io.gfile.copy, tf.io.gfile.rename
+        from components.common import fileio
         calls = []
-        def copy(src, dst, overwrite=False):
-            calls.append(dst)
-            if {kill_at!r} == "copy" and len(calls) == 3:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real_copy(src, dst, overwrite=overwrite)
-        def rename(src, dst, overwrite=False):
-            if {kill_at!r} == "rename" and os.path.basename(dst).isdigit():
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real_rename(src, dst, overwrite=overwrite)
-        tf.io.gfile.copy, tf.io.gfile.rename = copy, rename
+        def copying(real):
+            def copy(src, dst, overwrite=False):
+                calls.append(dst)
+                if {kill_at!r} == "copy" and len(calls) == 3:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return real(src, dst, overwrite=overwrite)
+            return copy
+        def renaming(real):
+            def rename(src, dst, overwrite=False):
+                if {kill_at!r} == "rename" and os.path.basename(dst).isdigit():
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return real(src, dst, overwrite=overwrite)
+            return rename
+        fileio.copy, fileio.rename = copying(fileio.copy), renaming(fileio.rename)
+        tf.io.gfile.copy, tf.io.gfile.rename = copying(tf.io.gfile.copy), renaming(tf.io.gfile.rename)
         components.push.run(components.push.PushConfig(), {exported!r}, {blessed!r}, {serving!r})
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
