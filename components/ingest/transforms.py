@@ -57,7 +57,8 @@ def _inspect(candidate, min_side: int, max_pixels: int, max_side) -> tuple:
         row["stamp"] = stamp(path)
         data = _read(path)
     except Exception as e:  # noqa: BLE001 - any I/O failure of one file rejects that file only
-        return {**row, "reason": decode.UNREADABLE, "detail": f"cannot read the file ({e}): check its permissions"}, None
+        detail = f"cannot read the file ({e}): check its permissions"
+        return {**row, "reason": decode.UNREADABLE, "detail": detail}, None
     result = decode.decode_and_normalise(data, min_side, max_pixels, max_side)
     row["sha256"] = hashlib.sha256(data).hexdigest()
     if isinstance(result, decode.Rejected):
@@ -90,7 +91,8 @@ class _InspectBatch(beam.DoFn):
         self._read_counter = Metrics.counter(COUNTER_NAMESPACE, "files_read")
         self._inspected = 0
         self._last_report = time.monotonic()
-        threads = self._threads or len(os.sched_getaffinity(0))
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # Linux / else
+        threads = self._threads or usable
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="inspect") if threads > 1 else None
         self._window = 2 * threads
 
