@@ -86,10 +86,6 @@ def rmtree(path) -> None:
         shutil.rmtree(path)
 
 
-def _remote_pair(src, dst) -> bool:
-    return _remote(src) or _remote(dst)
-
-
 def _refuse_existing(dst, overwrite: bool) -> None:
     if not overwrite and os.path.lexists(dst):
         raise FileExistsError(f"{dst} already exists")
@@ -97,14 +93,14 @@ def _refuse_existing(dst, overwrite: bool) -> None:
 
 def rename(src, dst, overwrite: bool = False) -> None:
     """Move `src` to `dst`; an existing `dst` is an error unless `overwrite` (then a file is replaced)."""
-    if _remote_pair(src, dst):
+    if _remote(src) or _remote(dst):
         return _gfile().rename(src, dst, overwrite=overwrite)
     _refuse_existing(dst, overwrite)
     os.replace(src, dst)
 
 
 def copy(src, dst, overwrite: bool = False) -> None:
-    if _remote_pair(src, dst):
+    if _remote(src) or _remote(dst):
         return _gfile().copy(src, dst, overwrite=overwrite)
     _refuse_existing(dst, overwrite)
     shutil.copyfile(src, dst)
