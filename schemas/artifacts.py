@@ -180,24 +180,55 @@ class Examples(Artifact):
                 counts[int(row["label"])] += 1
         return counts
 
-    def read_split(self, split: str, limit: int | None = None):
-        """(serialized examples, encoded images, int64 labels) of `split`, at most `limit` of each."""
-        import numpy as np
+    def _batches(self, split: str, limit: int | None = None):
+        """(serialized, encoded images, labels) lists of `split`'s records, 256 at a time, in shard order."""
         import tensorflow as tf
 
         dataset = tf.data.TFRecordDataset(self.shards(split))
         if limit is not None:
             dataset = dataset.take(limit)
         spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
-        serialized, images, labels = [], [], []
         for record in dataset.batch(256):
             parsed = tf.io.parse_example(record, spec)
-            serialized.extend(record.numpy().tolist())
-            images.extend(parsed["image"].numpy().tolist())
-            labels.extend(parsed["label"].numpy().tolist())
+            yield record.numpy().tolist(), parsed["image"].numpy().tolist(), parsed["label"].numpy().tolist()
+
+    def _checked(self, split: str, serialized: list, images: list, labels: list):
+        import numpy as np
+
         if not images:
             raise DataError(f"the '{split}' split in {self.uri} has no examples")
         return serialized, images, np.asarray(labels, np.int64)
+
+    def read_split(self, split: str, limit: int | None = None):
+        """(serialized examples, encoded images, int64 labels) of `split`, at most `limit` of each."""
+        serialized, images, labels = [], [], []
+        for batch in self._batches(split, limit):
+            for whole, part in zip((serialized, images, labels), batch):
+                whole.extend(part)
+        return self._checked(split, serialized, images, labels)
+
+    def sample_split(self, split: str, count: int, num_classes: int):
+        """Like `read_split`, but up to `count` examples spread evenly over the classes.
+
+        Shards hold records in path order, so a class folder's images are contiguous and the first
+        `count` records are often one or two classes: a calibration or parity sample taken that way
+        describes a model that never sees the others. This keeps the first ceil(count / classes)
+        records of each class, reading until every class has its share (at most the whole split);
+        a class with fewer leaves its share unfilled. Returned in class-interleaved order.
+        """
+        share = -(-count // num_classes)
+        kept = {}
+        for batch in self._batches(split):
+            for record in zip(*batch):
+                taken = kept.setdefault(record[2], [])
+                if len(taken) < share:
+                    taken.append(record)
+            if len(kept) == num_classes and all(len(v) == share for v in kept.values()):
+                break
+        interleaved = [kept[label][rank] for rank in range(share) for label in sorted(kept)
+                       if rank < len(kept[label])][:count]
+        columns = [list(column) for column in zip(*interleaved)] or [[], [], []]
+        return self._checked(split, *columns)
 
 
 class ExampleAnomalies(Artifact):

@@ -1,7 +1,7 @@
 """Metrics of several models on one split, computed side by side by TensorFlow Model Analysis.
 
 Why predictions are computed outside TFMA: TFMA 0.52 loads models through its TF2/Keras model
-loaders, which do not know Keras 3 SavedModels written by `ExportArchive`, and it has no TFLite
+loaders, which predate Keras 3 and our signature layout, and it has no TFLite
 path for a uint8-quantized classifier with our preprocessing. TFMA's supported alternative for
 models it cannot run is used instead: every model's probabilities are stored in the examples
 under a prediction key (`predictions/<model>`), and one TFMA run evaluates all model specs

@@ -15,8 +15,10 @@ class ExportConfig:
       float32 is always written because the parity check needs it.
     int8_io: "uint8" (the usual edge-device I/O: raw pixels in, quantized scores out) or
       "float32" (float in/out around an int8 body) for the full-integer model.
-    representative_examples: train-split images fed to the int8 calibrator.
-    parity_examples: images on which Keras, SavedModel and TFLite float32 must agree.
+    representative_examples: train-split images fed to the int8 calibrator, drawn evenly from
+      every class (`Examples.sample_split`).
+    parity_examples: test-split images (evenly from every class) on which Keras, SavedModel and
+      TFLite float32 must agree.
     parity_tolerance: largest allowed absolute difference between their probabilities.
     """
 

@@ -1,13 +1,19 @@
 """The exported SavedModel: three serving signatures around one Keras model.
 
-Written with Keras's own `keras.export.ExportArchive` (what `model.export()` uses), so TF
-Serving finds `serving_default`, and every signature preprocesses with the trainer's
-`decode_and_resize`: what serving sees is exactly what evaluation saw.
+Written with TensorFlow's own `tf.saved_model.save` of a `tf.Module` that holds the model's
+weights and the signature functions, so TF Serving finds `serving_default`, and every signature
+preprocesses with the trainer's `decode_and_resize`: what serving sees is exactly what
+evaluation saw.
 
   serving_default(images: string[batch])       encoded JPEG/PNG/GIF/BMP bytes
   serve_images(images: uint8[batch, h, w, 3])   pixels of any size, resized in the graph
   serve_tf_examples(examples: string[batch])    serialized tf.Examples with an `image` feature
 each returning probabilities [batch, classes], classes [batch, k] (label strings) and scores [batch, k].
+
+Why not Keras's `keras.export.ExportArchive` (what `model.export()` uses): it walks every Keras
+layer's trackable children and retraces the model for the save, 4.8-8.3 s for the demo's
+MobileNetV2 against 2.4 s for this module, which saves the same functions and weights (3.0 MB
+against 5.0 MB on disk; issue 11). The Keras model is traced once, shared by the signatures.
 """
 import keras
 import tensorflow as tf
@@ -23,7 +29,6 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
     label_table = tf.constant(labels)
     k = min(top_k, len(labels))
 
-    # One traced inference function shared by the signatures: MobileNetV2 is traced once, not three times.
     infer = tf.function(lambda pixels: model(pixels, training=False),
                         input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
 
@@ -36,21 +41,19 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
         return tf.map_fn(lambda b: decode_and_resize(b, (height, width)), encoded,
                          fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
 
-    def serving_default(images):
-        return outputs(decode_batch(images))
+    def signature(fn, spec):
+        return tf.function(fn, input_signature=[spec], autograph=False).get_concrete_function()
 
-    def serve_images(images):
-        return outputs(resize_for_model(images, (height, width)))
-
-    def serve_tf_examples(examples):
-        return outputs(decode_batch(tf.io.parse_example(examples, _EXAMPLE_SPEC)["image"]))
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", serving_default,
-                         input_signature=[tf.TensorSpec([None], tf.string, name="images")])
-    archive.add_endpoint("serve_images", serve_images,
-                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
-    archive.add_endpoint("serve_tf_examples", serve_tf_examples,
-                         input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    archive.write_out(path, verbose=False)
+    module = tf.Module()
+    module.weights = [w.value for w in model.weights]  # the tf.Variables the traced model reads
+    module.infer = infer
+    signatures = {
+        "serving_default": signature(lambda images: outputs(decode_batch(images)),
+                                     tf.TensorSpec([None], tf.string, name="images")),
+        "serve_images": signature(lambda images: outputs(resize_for_model(images, (height, width))),
+                                  tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")),
+        "serve_tf_examples": signature(
+            lambda examples: outputs(decode_batch(tf.io.parse_example(examples, _EXAMPLE_SPEC)["image"])),
+            tf.TensorSpec([None], tf.string, name="examples")),
+    }
+    tf.saved_model.save(module, path, signatures=signatures)
