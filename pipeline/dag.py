@@ -88,7 +88,7 @@ NODES = (
     Node("evaluate", ("export", "ingest"), kinds.ModelBlessing, config="components.evaluate.config:EvaluateConfig",
          resolve=drivers.evaluate,
          call=lambda run, ctx, i, out, r: run(ctx.config["evaluate"], i["export"], i["ingest"], r.args["baseline"],
-                                               out)),
+                                               out, beam_options=_beam_options(ctx.beam_args))),
     Node("push", ("export", "evaluate"), kinds.ServingVersion, config="components.push.config:PushConfig",
          resolve=drivers.push, failure=_not_pushed, preflight=drivers.push_preflight,
          call=lambda run, ctx, i, out, r: run(ctx.config["push"], i["export"], i["evaluate"], ctx.serving_dir,

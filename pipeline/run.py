@@ -130,6 +130,10 @@ def beam_args(args: list) -> list:
         return list(args)
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from components.ingest.beam_runner import check_options, load_runner_options
+
+    load_runner_options(args)
+
     for i, arg in enumerate(args):  # a bare word that is no flag's value, e.g. a stray `foo`
         if not arg.startswith("-") and (i == 0 or not args[i - 1].startswith("--") or "=" in args[i - 1]):
             raise UsageError(f"unexpected argument {arg!r}: pipeline.run takes flags only (see --help)")
@@ -149,8 +153,6 @@ def beam_args(args: list) -> list:
             f"unknown flag {flag}: it is neither a pipeline.run flag nor an Apache Beam pipeline option; "
             "see python -m pipeline.run --help for ours and Beam's PipelineOptions for the runner's"
         )
-    from components.ingest.beam_runner import check_options
-
     check_options(options)
     return list(args)
 

@@ -84,7 +84,7 @@ def test_every_file_is_kept_rejected_or_ignored_as_expected(fixture_tree, ingest
     assert sum(ingested.ignored.values()) == n_ignored
     assert ingested.kept == len(kept) and sum(ingested.rejected.values()) == len(rejected)
     stats = json.load(open(os.path.join(out, "stats.json")))
-    assert stats["beam_counters"]["files_read"] == ingested.found - n_ignored - ingested.rejected.get("unreadable", 0)
+    assert stats["inspection_counts"]["files_read"] == ingested.found - n_ignored - ingested.rejected.get("unreadable", 0)
     assert (root / "ants").exists()  # the input folder is only read
 
 

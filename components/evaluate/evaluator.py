@@ -51,7 +51,7 @@ def _score_baseline(baseline_dir: str, labels: list, serialized: list, batch_siz
 
 
 def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: str | None,
-        output_dir: str) -> EvaluateResult:
+        output_dir: str, beam_options=None) -> EvaluateResult:
     """Evaluate the export in `export_dir` on `ingest_dir`'s `config.split`; write the verdict to `output_dir`.
 
     Inputs: export_dir (saved_model/, tflite/*.tflite, labels.txt), ingest_dir (the split's
@@ -60,6 +60,7 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
     Outputs (schemas/ARTIFACTS.md, "evaluate"): BLESSED or NOT_BLESSED, blessing.json (every check),
     metrics.json (per model, per slice; confusion matrices), tfma/ (TFMA's own output).
     A model that fails the gate is a normal outcome (`blessed` False), not an exception.
+    beam_options: Beam `PipelineOptions` for the TFMA run (default: the local FnApiRunner).
     """
     config.validate()
     start = time.time()
@@ -82,7 +83,8 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
 
     with publish_dir(output_dir) as tmp:
         out = ModelBlessing(tmp)
-        computed = tfma_metrics.compute(predictions, y, labels, config.top_k, out.path(ModelBlessing.TFMA))
+        computed = tfma_metrics.compute(predictions, y, labels, config.top_k, out.path(ModelBlessing.TFMA),
+                                        beam_options)
         metrics = computed["metrics"]
         checks = gate.value_checks(config, metrics, labels)
         if "baseline" in metrics:

@@ -11,10 +11,10 @@ metrics and slices (overall, and per true class).
 import math
 import os
 
+import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-from apache_beam.options.pipeline_options import PipelineOptions
 from google.protobuf import text_format
 from tensorflow_model_analysis.proto import config_pb2
 
@@ -53,26 +53,31 @@ def eval_config(model_names: list, num_classes: int, top_k: int) -> config_pb2.E
     return config
 
 
-def _run_tfma(config: config_pb2.EvalConfig, data: str, output_dir: str) -> None:
-    """`tfma.run_model_analysis` for precomputed predictions, on the local FnApiRunner.
+def _run_tfma(config: config_pb2.EvalConfig, records: list, data: str, output_dir: str, beam_options=None) -> None:
+    """`tfma.run_model_analysis` for precomputed predictions, on the pipeline's Beam runner
+    (`beam_options`, as the ingest's: the local FnApiRunner by default, or a distributed one).
 
-    The same read and the same `ExtractEvaluateAndWriteResults` as `run_model_analysis`, whose own
-    `beam.Pipeline` takes the DirectRunner route: Beam >= 2.68 first tries to download the Prism
+    The same decoding and the same `ExtractEvaluateAndWriteResults` as `run_model_analysis`, whose
+    own `beam.Pipeline` takes the DirectRunner route: Beam >= 2.68 first tries to download the Prism
     runner there, which offline costs seconds of every evaluation before it falls back to this
-    runner (components/ingest/beam_runner.py).
+    runner (components/ingest/beam_runner.py). The serialized `records` (labels and probabilities,
+    no images: kilobytes) enter with `beam.Create` rather than a file source, because Beam's
+    DaskRunner translates no source transform but Create (a file read becomes an empty input there).
+    `data` is the same records' file, named in TFMA's output as where the data came from.
     """
     from tensorflow_model_analysis import constants
     from tensorflow_model_analysis.utils import config_util
     from tfx_bsl.public.tfxio import TFExampleRecord
 
-    from components.ingest.beam_runner import make_pipeline
+    from components.ingest.beam_runner import make_pipeline, tfma_options
 
     config = config_util.update_eval_config_with_defaults(config, has_baseline=False, rubber_stamp=False)
     examples = TFExampleRecord(file_pattern=data, raw_record_column_name=constants.ARROW_INPUT_COLUMN,
                                telemetry_descriptors=["transferline"])
-    with make_pipeline(PipelineOptions([])) as pipeline:
+    with make_pipeline(tfma_options(beam_options)) as pipeline:
         _ = (pipeline
-             | "ReadPredictions" >> examples.BeamSource()
+             | "Predictions" >> beam.Create(records, reshuffle=False)
+             | "Decode" >> examples.RawRecordToRecordBatch()
              | "ExtractEvaluateAndWriteResults" >> tfma.ExtractEvaluateAndWriteResults(
                  eval_config=config, output_path=output_dir, display_only_data_location=data))
 
@@ -92,7 +97,8 @@ _NAMES = {"example_count": "example_count", "sparse_categorical_accuracy": "accu
           "recall": "recall", "f1_score": "f1"}
 
 
-def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int, output_dir: str) -> dict:
+def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int, output_dir: str,
+            beam_options=None) -> dict:
     """Evaluate every model's `predictions` ([n, classes] arrays) against `labels` with TFMA.
 
     Writes the TFMA outputs (and the examples it read) to `output_dir`; returns
@@ -102,11 +108,12 @@ def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int
     """
     tf.io.gfile.makedirs(output_dir)
     data = os.path.join(output_dir, "predictions.tfrecord")
+    records = [_example(label, {name: p[i] for name, p in predictions.items()}) for i, label in enumerate(labels)]
     with tf.io.TFRecordWriter(data) as writer:
-        for i, label in enumerate(labels):
-            writer.write(_example(label, {name: p[i] for name, p in predictions.items()}))
+        for record in records:
+            writer.write(record)
     names = list(predictions)  # with a single model TFMA reports it under the name ""
-    _run_tfma(eval_config(names, len(class_names), top_k), data, output_dir)
+    _run_tfma(eval_config(names, len(class_names), top_k), records, data, output_dir, beam_options)
 
     metrics = {name: {} for name in names}
     for record in tfma.load_metrics(output_dir):

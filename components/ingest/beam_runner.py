@@ -7,6 +7,10 @@ DirectRunner falls back to, with the options in its provision info exactly as Di
 so `--direct_num_workers=2 --direct_running_mode=multi_processing` keep working. Any other
 `--runner` (Dataflow, Flink, Spark, Prism) is left to Beam.
 
+A runner's own options (DaskRunner's `--dask_client_address`, ...) are registered with
+`PipelineOptions` only once its module is imported, so `load_runner_options` imports the module
+that `--runner` names before the flags are checked.
+
 `--direct_running_mode=multi_threading` is refused (`check_options`): that mode moves elements
 through Beam's `TimeBasedBufferingClosableOutputStream`, whose background flush thread sends the
 buffer and then clears it while the bundle thread keeps writing to it, so every element written
@@ -15,6 +19,7 @@ during a send is silently dropped. Under load 1 of 3 ingests of 20k photos lost 
 tests/test_beam_threading.py reproduces the race in Beam itself and fails once Beam fixes it,
 which is the signal to lift the refusal.
 """
+import importlib
 from typing import Optional
 
 import apache_beam as beam
@@ -23,6 +28,13 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from components.common.errors import UsageError
 
 _DIRECT_NAMES = {None, "DirectRunner", "SwitchingDirectRunner", "FnApiRunner"}
+# Runners on which TFMA's metric combiners fail: Beam 2.77's DaskRunner hands a combiner's
+# merge_accumulators a key where an accumulator belongs ("'str' object has no attribute
+# 'len_inputs'" in TFMA's tf_metric_wrapper; tests/test_distributed_runners.py).
+_NO_TFMA = ("apache_beam.runners.dask.dask_runner.DaskRunner",)
+# Runners Beam ships but leaves out of StandardOptions.ALL_KNOWN_RUNNERS (its create_runner then
+# wants the fully qualified class name); the short name works here as for the others.
+_UNLISTED_RUNNERS = ("apache_beam.runners.dask.dask_runner.DaskRunner",)
 
 
 def _fn_api_runner(options: PipelineOptions):
@@ -33,6 +45,55 @@ def _fn_api_runner(options: PipelineOptions):
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
     return fn_runner.FnApiRunner(provision_info=info)
+
+
+def runner_name(args: list) -> Optional[str]:
+    """The value of `--runner` in command-line `args` (either spelling), or None."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--runner="):
+            return arg.split("=", 1)[1]
+        if arg == "--runner" and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def _runner_path(name: str) -> str:
+    """The fully qualified class of runner `name`, resolved as Beam's `create_runner` does."""
+    known = {path.rsplit(".", 1)[-1].lower(): path for path in (*StandardOptions.ALL_KNOWN_RUNNERS, *_UNLISTED_RUNNERS)}
+    return known.get(name.lower(), known.get(name.lower() + "runner", name))
+
+
+def load_runner_options(args: list) -> None:
+    """Import the module of the runner `args` name, so its PipelineOptions subclass is registered.
+
+    Resolves the name as Beam's `create_runner` does (a known short name such as `DaskRunner`, or a
+    fully qualified class). UsageError, with what to install, when the runner's module cannot load.
+    """
+    name = runner_name(args)
+    if name in _DIRECT_NAMES:
+        return
+    path = _runner_path(name)
+    if "." not in path:
+        return  # Beam itself reports an unknown runner, listing the known ones
+    try:
+        importlib.import_module(path.rsplit(".", 1)[0])
+    except (ImportError, AttributeError) as e:  # dask_runner without dask fails with AttributeError
+        extra = {"dask": "transferline[dask] (dask[distributed])", "dataflow": "apache-beam[gcp]",
+                 "interactive": "apache-beam[interactive]"}
+        hint = next((v for k, v in extra.items() if k in path.lower()), "the package that provides it")
+        raise UsageError(f"--runner={name}: its module {path.rsplit('.', 1)[0]} cannot be loaded ({e}); "
+                         f"install {hint} in this environment") from e
+
+
+def tfma_options(options: Optional[PipelineOptions]) -> PipelineOptions:
+    """`options` for a TFMA run, or the local runner's where their runner cannot run TFMA (saying so)."""
+    name = options.view_as(StandardOptions).runner if options is not None else None
+    if name in _DIRECT_NAMES or _runner_path(name) not in _NO_TFMA:
+        return options if options is not None else PipelineOptions([])
+    print(f"[evaluate] TFMA runs on the local runner, not {name}: that runner fails on TFMA's metric "
+          "combiners in this Apache Beam (see README, 'Distributed runners'); the evaluation's input is "
+          "the test split's predictions, small enough for one machine", flush=True)
+    return PipelineOptions([])
 
 
 def check_options(options: PipelineOptions) -> None:
@@ -50,7 +111,10 @@ def make_pipeline(options: Optional[PipelineOptions] = None) -> beam.Pipeline:
     """A `beam.Pipeline` for `options`; the local, offline FnApiRunner for the DirectRunner."""
     options = options if options is not None else PipelineOptions([])
     check_options(options)
-    runner_name = options.view_as(StandardOptions).runner
-    if runner_name in _DIRECT_NAMES:
+    name = options.view_as(StandardOptions).runner
+    if name in _DIRECT_NAMES:
         return beam.Pipeline(runner=_fn_api_runner(options), options=options)
+    if _runner_path(name) in _UNLISTED_RUNNERS:
+        module, cls = _runner_path(name).rsplit(".", 1)
+        return beam.Pipeline(runner=getattr(importlib.import_module(module), cls)(), options=options)
     return beam.Pipeline(options=options)

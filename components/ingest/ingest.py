@@ -14,7 +14,6 @@ import time
 from typing import Dict, Optional
 
 import apache_beam as beam
-from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.common import fileio
@@ -49,22 +48,13 @@ def _check_classes(found: scan.ScanResult, data_dir: str) -> list:
     return labels
 
 
-def _counters(result) -> Dict[str, int]:
-    """Beam counters of the run, {name: value} (committed values where the runner has them)."""
-    values: Dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace(transforms.COUNTER_NAMESPACE))["counters"]:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        values[counter.key.metric.name] = values.get(counter.key.metric.name, 0) + int(value or 0)
-    return values
-
-
 def _load_json(path: str):
     with fileio.GFile(path, "r") as f:
         return json.load(f)
 
 
 def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
-    """Inspect every candidate (writing usable images' records) and plan the splits; return (plan, counters)."""
+    """Inspect every candidate (writing usable images' records) and plan the splits; return the plan."""
     records_dir = os.path.join(work_dir, "records")
     fileio.makedirs(records_dir)
     plan_path = os.path.join(work_dir, "plan.json")
@@ -79,9 +69,8 @@ def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
         | "PlanSplits" >> beam.Map(transforms.plan, labels, previous, config)
         | "SavePlan" >> beam.Map(transforms.save_json, plan_path)
     )
-    result = pipeline.run()
-    result.wait_until_finish()
-    return _load_json(plan_path), _counters(result)
+    pipeline.run().wait_until_finish()
+    return _load_json(plan_path)
 
 
 def _changed(rows: list) -> list:
@@ -132,7 +121,7 @@ def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = Non
         labels = _check_classes(found, data_dir)
         with publish_dir(output_dir) as tmp:
             work_dir = os.path.join(tmp, "_work")
-            plan, counters = _run_beam(config, found.candidates, labels, previous, work_dir, beam_options)
+            plan = _run_beam(config, found.candidates, labels, previous, work_dir, beam_options)
             kept = plan["kept"]
             changed = _changed(kept)
             if changed:
@@ -150,8 +139,8 @@ def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = Non
                                         description=f"Ingested by transferline from {config.tfds_name or data_dir}")
             outputs.write_tables(tmp, labels, kept, rejected)
             result = _result(config, output_dir, labels, found, kept, rejected, start)
-            _check_accounting(result, counters, shards)
-            outputs.write_stats(tmp, _stats(result, counters, config, data_dir, previous_dir, found))
+            _check_accounting(result, shards)
+            outputs.write_stats(tmp, _stats(result, plan["inspection"], config, data_dir, previous_dir, found))
         return result
     finally:
         if staging:
@@ -175,7 +164,7 @@ def _result(config, output_dir, labels, found, kept, rejected, start) -> IngestR
     )
 
 
-def _check_accounting(result: IngestResult, counters: Dict[str, int], shards: Dict[str, dict]) -> None:
+def _check_accounting(result: IngestResult, shards: Dict[str, dict]) -> None:
     """kept + rejected + ignored = found, and every kept image is in exactly one written record."""
     accounted = result.kept + sum(result.rejected.values()) + sum(result.ignored.values())
     if accounted != result.found:
@@ -187,7 +176,7 @@ def _check_accounting(result: IngestResult, counters: Dict[str, int], shards: Di
             raise RuntimeError(f"ingest wrote {written} records to split {split!r} but planned {total}")
 
 
-def _stats(result: IngestResult, counters, config: IngestConfig, data_dir: str, previous_dir, found) -> dict:
+def _stats(result: IngestResult, inspection: Dict[str, int], config: IngestConfig, data_dir: str, previous_dir, found) -> dict:
     return {
         "source": config.tfds_name and f"tfds:{config.tfds_name}" or data_dir,
         "previous_ingest": previous_dir,
@@ -204,6 +193,6 @@ def _stats(result: IngestResult, counters, config: IngestConfig, data_dir: str, 
         "labels": list(result.labels),
         "empty_class_folders": found.empty_class_folders,
         "splits": dict(config.splits),
-        "beam_counters": counters,
+        "inspection_counts": inspection,
         "seconds": round(result.seconds, 3),
     }

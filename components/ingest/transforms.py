@@ -171,10 +171,15 @@ def plan(batches: List[List[dict]], labels: Sequence[str], previous: Mapping[str
 
     Duplicates (same sha256 twice in one class) keep the copy with the smallest path; content
     found in two classes is a label conflict and every copy is rejected. Returns
-    {"kept": [row + label + split], "rejected": [row with reason/detail]}.
+    {"kept": [row + label + split], "rejected": [row with reason/detail], "inspection": counts}, where
+    the counts (`files_read`, `rejected_<reason>` at inspection) are the ones the inspecting DoFn
+    also reports as Beam counters: computed here from the pipeline's own output because not every
+    runner has metrics (DaskRunner raises), so the counters are for runner UIs only.
     """
     rows = [row for batch in batches for row in batch]
     rejected = [r for r in rows if "reason" in r]
+    inspection = collections.Counter(f"rejected_{r['reason']}" for r in rejected)
+    inspection["files_read"] = sum(r.get("reason") != decode.UNREADABLE for r in rows)
     decoded = sorted((r for r in rows if "reason" not in r), key=lambda r: r["relpath"])
     by_sha: Dict[str, List[dict]] = {}
     for row in decoded:
@@ -203,7 +208,7 @@ def plan(batches: List[List[dict]], labels: Sequence[str], previous: Mapping[str
             kept.append({**r, "label": label_index[label_text], "split": split_of[r["sha256"]]})
     kept.sort(key=lambda r: r["relpath"])
     rejected.sort(key=lambda r: r["relpath"])
-    return {"kept": kept, "rejected": rejected}
+    return {"kept": kept, "rejected": rejected, "inspection": dict(sorted(inspection.items()))}
 
 
 def _example(row: dict, data: bytes) -> bytes:
