@@ -8,8 +8,6 @@ import collections
 import unicodedata
 import json
 import os
-import shutil
-import tempfile
 import time
 from typing import Dict, Optional
 
@@ -111,40 +109,36 @@ def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = Non
     if fileio.exists(output_dir):
         raise UsageError(f"ingest output {output_dir!r} already exists: give a new output directory")
     previous = outputs.read_previous_splits(previous_dir) if previous_dir else {}
-    staging = None
-    try:
+    # Everything the workers read or write lives in the output's temporary directory, under the
+    # pipeline root: on a distributed runner the driver's own temp directory is not theirs.
+    with publish_dir(output_dir) as tmp:
+        work_dir = os.path.join(tmp, "_work")
         data_dir = config.data_dir
         if config.tfds_name:
-            staging = tempfile.mkdtemp(prefix="transferline-tfds-")
-            data_dir = tfds_source.materialise(config.tfds_name, config.tfds_data_dir, staging)
+            data_dir = tfds_source.materialise(config.tfds_name, config.tfds_data_dir, os.path.join(work_dir, "tfds"))
         found = scan.scan_folder(data_dir)
         labels = _check_classes(found, data_dir)
-        with publish_dir(output_dir) as tmp:
-            work_dir = os.path.join(tmp, "_work")
-            plan = _run_beam(config, found.candidates, labels, previous, work_dir, beam_options)
-            kept = plan["kept"]
-            changed = _changed(kept)
-            if changed:
-                raise DataError(f"{len(changed)} file(s) changed during the ingest (e.g. {changed[0]!r}): "
-                                "rerun once the data folder is no longer being written")
-            if not kept:
-                raise DataError(f"no usable images in {data_dir!r}: all {len(found.candidates)} candidate files "
-                                "were rejected (see the reasons above); fix or replace them")
-            _check_splits(kept, labels, config.split_names)
-            rejected = [{"relpath": r, "reason": why, "detail": d} for r, why, d in found.rejected] + plan["rejected"]
-            ds_dir = outputs.dataset_dir(tmp, config.dataset_name)
-            shards = outputs.write_shards(kept, ds_dir, config.dataset_name, config.split_names, config.shard_bytes)
-            fileio.rmtree(work_dir)
-            outputs.write_tfds_metadata(ds_dir, config.dataset_name, labels, shards,
-                                        description=f"Ingested by transferline from {config.tfds_name or data_dir}")
-            outputs.write_tables(tmp, labels, kept, rejected)
-            result = _result(config, output_dir, labels, found, kept, rejected, start)
-            _check_accounting(result, shards)
-            outputs.write_stats(tmp, _stats(result, plan["inspection"], config, data_dir, previous_dir, found))
-        return result
-    finally:
-        if staging:
-            shutil.rmtree(staging, ignore_errors=True)
+        plan = _run_beam(config, found.candidates, labels, previous, work_dir, beam_options)
+        kept = plan["kept"]
+        changed = _changed(kept)
+        if changed:
+            raise DataError(f"{len(changed)} file(s) changed during the ingest (e.g. {changed[0]!r}): "
+                            "rerun once the data folder is no longer being written")
+        if not kept:
+            raise DataError(f"no usable images in {data_dir!r}: all {len(found.candidates)} candidate files "
+                            "were rejected (see the reasons above); fix or replace them")
+        _check_splits(kept, labels, config.split_names)
+        rejected = [{"relpath": r, "reason": why, "detail": d} for r, why, d in found.rejected] + plan["rejected"]
+        ds_dir = outputs.dataset_dir(tmp, config.dataset_name)
+        shards = outputs.write_shards(kept, ds_dir, config.dataset_name, config.split_names, config.shard_bytes)
+        fileio.rmtree(work_dir)
+        outputs.write_tfds_metadata(ds_dir, config.dataset_name, labels, shards,
+                                    description=f"Ingested by transferline from {config.tfds_name or data_dir}")
+        outputs.write_tables(tmp, labels, kept, rejected)
+        result = _result(config, output_dir, labels, found, kept, rejected, start)
+        _check_accounting(result, shards)
+        outputs.write_stats(tmp, _stats(result, plan["inspection"], config, data_dir, previous_dir, found))
+    return result
 
 
 def _result(config, output_dir, labels, found, kept, rejected, start) -> IngestResult:

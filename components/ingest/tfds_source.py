@@ -7,6 +7,7 @@ fractions, so that every split holds every class and the split of an image is re
 """
 import os
 
+from components.common import fileio
 from components.common.errors import DataError, UsageError
 
 OFFLINE_HINT = (
@@ -55,11 +56,11 @@ def materialise(name: str, data_dir, staging: str) -> str:
     names = [n.replace("/", "_") for n in label_feature.names]
     root = os.path.join(staging, name.replace("/", "_"))
     for class_name in names:
-        os.makedirs(os.path.join(root, class_name), exist_ok=True)
+        fileio.makedirs(os.path.join(root, class_name))
     dataset = builder.as_dataset(split="all", shuffle_files=False, decoders={image_key: tfds.decode.SkipDecoding()})
     for index, example in enumerate(dataset.as_numpy_iterator()):
         data = example[image_key]
         path = os.path.join(root, names[int(example[label_key])], f"{index:07d}{_extension(data)}")
-        with open(path, "wb") as f:  # our own temporary folder, always local
+        with fileio.GFile(path, "wb") as f:  # the ingest's temporary output: any filesystem
             f.write(data)
     return root
