@@ -23,6 +23,12 @@ def _remote(path) -> bool:
     return "://" in os.fspath(path)
 
 
+def atomic_rename(path) -> bool:
+    """Whether renaming a directory at `path` is atomic: on local disks yes; on object stores
+    (`gs://`, `s3://`) a directory rename copies object by object, so callers must not count on it."""
+    return not _remote(path)
+
+
 def _gfile():
     import tensorflow as tf
 

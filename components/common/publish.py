@@ -1,8 +1,12 @@
 """Write-to-temporary-then-rename publishing, so no reader ever sees a half-written artifact.
 
 Paths go through `components.common.fileio` so that the same code publishes to local disk and to
-object stores. On a local filesystem `rename` of a directory is atomic; on object stores it is not,
-which is why every published directory also carries a completion marker written last.
+object stores. Readers take a directory as published only when its completion marker is there
+(`Artifact.is_complete`), so the marker is the commit point. On a local filesystem `rename` of a
+directory is atomic, and the marker is written into the temporary directory before the rename; on
+object stores a directory rename copies object by object, so the marker is written into the final
+directory after every other file has arrived (a reader meanwhile sees an incomplete directory,
+never a marked one with files missing).
 """
 import contextlib
 import json
@@ -50,7 +54,8 @@ def publish_dir(final_path: str, overwrite: bool = False, marker: bool = True):
     fileio.makedirs(tmp)
     try:
         yield tmp
-        if marker:
+        atomic = fileio.atomic_rename(final_path)
+        if marker and atomic:
             write_json(os.path.join(tmp, COMPLETE_MARKER), {"complete": True, "files": inventory(tmp)})
         _fsync_tree(tmp)
         if fileio.exists(final_path):
@@ -58,6 +63,8 @@ def publish_dir(final_path: str, overwrite: bool = False, marker: bool = True):
                 raise FileExistsError(f"{final_path} already exists")
             fileio.rmtree(final_path)
         fileio.rename(tmp, final_path)
+        if marker and not atomic:
+            write_json(os.path.join(final_path, COMPLETE_MARKER), {"complete": True, "files": inventory(final_path)})
     except BaseException:
         if fileio.exists(tmp):
             fileio.rmtree(tmp)
