@@ -24,5 +24,10 @@ setuptools.setup(
         "pyyaml>=6",
         "matplotlib>=3.8",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        # Beam's DaskRunner (--runner=DaskRunner --dask_client_address=...): README, "Distributed runners".
+        "dask": ["dask[distributed]>=2026.8,<2027"],
+        # The tests start a dask.distributed cluster (tests/test_distributed_runners.py).
+        "test": ["pytest>=8", "dask[distributed]>=2026.8,<2027"],
+    },
 )

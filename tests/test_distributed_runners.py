@@ -1,0 +1,176 @@
+"""The ingest and the TFMA evaluation on distributed Beam runners with out-of-process workers (issue 12).
+
+Each runner is started here as separate processes, as on a real cluster but on localhost:
+- Beam's portable runner: `local_job_service_main` (the job service) and `worker_pool_main` (an
+  external SDK worker pool), then `pipeline.run --runner=PortableRunner --job_endpoint=...
+  --environment_type=EXTERNAL --environment_config=...`;
+- Beam's DaskRunner: `dask scheduler` and two `dask worker` processes, then `pipeline.run
+  --runner=DaskRunner --dask_client_address=tcp://...`.
+The ingest's output (records, tables, stats.json but its timing) must be byte-identical to the
+in-process run's on the same folder; the evaluation's metrics equal to the in-process ones.
+"""
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from components.common import fileio
+from image_fixtures import build_fixture_tree
+from tests import export_models
+
+pytestmark = pytest.mark.slow  # starts clusters: tens of seconds per test
+
+BIN = os.path.dirname(sys.executable)
+# The worker pool starts each SDK worker as plain `python`: it must find this environment's.
+ENV = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, process, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"nothing listens on port {port} after {seconds} s ({process.args})")
+
+
+@contextlib.contextmanager
+def _processes(tmp_path, *commands):
+    logs, started = [], []
+    try:
+        for i, command in enumerate(commands):
+            log = open(tmp_path / f"process-{i}.log", "w")
+            logs.append(log)
+            started.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ENV, cwd=tmp_path))
+        yield started
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def portable_flags(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("portable")
+    job, pool = _free_port(), _free_port()
+    with _processes(tmp,
+                    [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(job)],
+                    [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(pool)],
+                    ) as (job_service, worker_pool):
+        _wait_for_port(job, job_service)
+        _wait_for_port(pool, worker_pool)
+        yield ["--runner=PortableRunner", f"--job_endpoint=localhost:{job}", "--environment_type=EXTERNAL",
+               f"--environment_config=localhost:{pool}"]
+
+
+@pytest.fixture(scope="module")
+def dask_flags(tmp_path_factory):
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install -e '.[test]')")
+    tmp = tmp_path_factory.mktemp("dask")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1",
+              "--no-dashboard"]
+    with _processes(tmp, [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                          "--port", str(port), "--no-dashboard"], worker, worker) as (scheduler, *_):
+        _wait_for_port(port, scheduler)
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+            assert len(client.scheduler_info()["workers"]) == 2
+        yield ["--runner=DaskRunner", f"--dask_client_address={address}"]
+
+
+def _ingest_cli(data_dir, root, flags) -> str:
+    """`pipeline.run ... --stop-after ingest`; the published ingest directory."""
+    proc = subprocess.run([sys.executable, "-m", "pipeline.run", *flags, "--data-dir", str(data_dir),
+                           "--pipeline-root", str(root), "--stop-after", "ingest"],
+                          capture_output=True, text=True, env=ENV, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run_dir,) = [d for d in fileio.listdir(str(root / "ingest")) if not d.startswith((".", "_"))]
+    return str(root / "ingest" / run_dir)
+
+
+def _tree(path) -> dict:
+    """{relative path: bytes} of every file; stats.json without its wall time."""
+    files = {}
+    for folder, _dirs, names in os.walk(path):
+        for name in names:
+            full = os.path.join(folder, name)
+            with open(full, "rb") as f:
+                files[os.path.relpath(full, path)] = f.read()
+    stats = json.loads(files.pop("stats.json"))
+    stats.pop("seconds")
+    files["stats.json"] = json.dumps(stats, sort_keys=True).encode()
+    files.pop("_COMPLETE")  # its inventory holds stats.json's digest; every other file is compared itself
+    return files
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("in_process")
+    build_fixture_tree(str(tmp / "tree"))
+    return tmp / "tree", _tree(_ingest_cli(tmp / "tree", tmp / "root", []))
+
+
+@pytest.mark.parametrize("runner", ["portable", "dask"])
+def test_ingest_on_a_distributed_runner_writes_what_the_in_process_run_writes(runner, in_process, tmp_path, request):
+    tree, expected = in_process
+    flags = request.getfixturevalue(f"{runner}_flags")
+    got = _tree(_ingest_cli(tree, tmp_path / "root", flags))
+    assert sorted(got) == sorted(expected)
+    assert [name for name in expected if got[name] != expected[name]] == []
+    assert json.loads(got["stats.json"])["files"]["rejected"] > 0  # the tree's bad files were seen and counted
+
+
+def _metrics(export, ingest, out, flags) -> dict:
+    import components.evaluate
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from components.ingest.beam_runner import load_runner_options
+
+    load_runner_options(flags)
+    result = components.evaluate.run(components.evaluate.EvaluateConfig(), export, ingest, None, str(out),
+                                     beam_options=PipelineOptions(flags))
+    with open(os.path.join(result.output_dir, "metrics.json")) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    export = export_models.tiny_export(tmp_path_factory)
+    return export, export_models.tiny_ingest(tmp_path_factory)
+
+
+def test_tfma_evaluation_on_the_portable_runner_equals_in_process(tiny_model, portable_flags, tmp_path):
+    export, ingest = tiny_model
+    expected = _metrics(export, ingest, tmp_path / "local", [])
+    assert _metrics(export, ingest, tmp_path / "portable", portable_flags) == expected
+    assert expected["metrics"]["candidate"]["overall"]["example_count"] == 24
+
+
+def test_tfma_on_dask_runs_locally_and_says_so(tiny_model, dask_flags, tmp_path, capsys):
+    """Beam's DaskRunner fails inside TFMA's metric combiners; the evaluation says so and runs them locally."""
+    export, ingest = tiny_model
+    expected = _metrics(export, ingest, tmp_path / "local", [])
+    assert _metrics(export, ingest, tmp_path / "dask", dask_flags) == expected
+    assert "TFMA runs on the local runner, not DaskRunner" in capsys.readouterr().out
