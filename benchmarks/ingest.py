@@ -12,6 +12,12 @@ fresh child process so that imports and peak memory do not leak between measurem
   (d) ingest_2_processes: --direct_num_workers=2 --direct_running_mode=multi_processing (default threads).
   (--direct_running_mode=multi_threading is not measured: the ingest refuses it, it loses records
    in Beam 2.77; see components/ingest/beam_runner.py.)
+  (f) ingest_dask_2_workers: Beam's DaskRunner on a local dask.distributed cluster (a scheduler and
+      two single-threaded workers, separate processes started before the clock: benchmarks/clusters.py).
+  (g) ingest_portable_2_workers: Beam's PortableRunner against a local job service with an external
+      SDK worker pool asked for 2 workers (--direct_num_workers=2), started likewise.
+  For (f) and (g) the peak RSS of each process tree (driver, scheduler or job service, workers or
+  worker pool) is reported beside their sum; the clusters are fresh for each measurement.
 
 Timings are wall-clock seconds of the work itself (after imports), so pipeline construction,
 worker start-up, planning, the shard copy, the TFDS metadata and publishing are inside (b)-(d).
@@ -38,6 +44,7 @@ MODES = {  # name: (Beam flags, IngestConfig.threads)
     "ingest_1_worker": ([], 0),
     "ingest_2_processes": (TWO_PROCESSES, 0),
 }
+DISTRIBUTED = {"ingest_dask_2_workers": "dask", "ingest_portable_2_workers": "portable"}  # name: cluster kind
 
 
 def _files(data_dir):
@@ -74,7 +81,9 @@ def _ingest(data_dir, out_dir, beam_args, threads):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from components.ingest import IngestConfig, run
+    from components.ingest.beam_runner import load_runner_options
 
+    load_runner_options(beam_args)
     start = time.perf_counter()
     result = run(IngestConfig(data_dir=data_dir, threads=threads), out_dir, beam_options=PipelineOptions(beam_args))
     assert result.kept == result.found, result.summary()
@@ -96,12 +105,14 @@ def _beam_floor(data_dir, out_dir):
     return 2000, time.perf_counter() - start
 
 
-def child(mode, data_dir, out_dir):
+def child(mode, data_dir, out_dir, cluster_flags):
     """Run one measurement in this process; print {"images", "seconds"}."""
     if mode == "loop":
         images, seconds = _loop(data_dir, out_dir)
     elif mode == "beam_floor_2_processes":
         images, seconds = _beam_floor(data_dir, out_dir)
+    elif mode in DISTRIBUTED:
+        images, seconds = _ingest(data_dir, out_dir, cluster_flags, 0)
     else:
         images, seconds = _ingest(data_dir, out_dir, *MODES[mode])
     print(json.dumps({"images": images, "seconds": seconds}))
@@ -124,20 +135,37 @@ def _tree_rss(proc):
 
 
 def measure(mode, data_dir, work_dir):
-    """Run `mode` in a child process; return its images/s, seconds and peak tree RSS (MiB)."""
+    """Run `mode` in a child process (on a fresh local cluster for DISTRIBUTED modes)."""
+    if mode not in DISTRIBUTED:
+        return _measure(mode, data_dir, work_dir)
+    from benchmarks.clusters import local_cluster
+
+    log_dir = os.path.join(work_dir, f"cluster-{mode}")
+    os.makedirs(log_dir, exist_ok=True)
+    with local_cluster(DISTRIBUTED[mode], log_dir, workers=2) as (flags, processes):
+        return _measure(mode, data_dir, work_dir, flags, processes)
+
+
+def _measure(mode, data_dir, work_dir, cluster_flags=(), cluster=None):
+    """Return images/s, seconds and peak tree RSS (MiB) of the child; per process tree with a cluster."""
     import psutil
 
     out_dir = os.path.join(work_dir, f"out-{mode}")
     shutil.rmtree(out_dir, ignore_errors=True)
-    cmd = [sys.executable, "-m", "benchmarks.ingest", "--child", mode, data_dir, out_dir]
+    cmd = [sys.executable, "-m", "benchmarks.ingest", "--child", mode, data_dir, out_dir, json.dumps(list(cluster_flags))]
     log_path = os.path.join(work_dir, f"{mode}.log")
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     ps, peak, done = psutil.Process(proc.pid), [0], threading.Event()
+    trees = {"driver": ps, **{name: psutil.Process(p.pid) for name, p in (cluster or {}).items()}}
+    peaks = dict.fromkeys(trees, 0)
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(ps))
+            sizes = {name: _tree_rss(p) for name, p in trees.items()}
+            for name, size in sizes.items():
+                peaks[name] = max(peaks[name], size)
+            peak[0] = max(peak[0], sum(sizes.values()))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -152,18 +180,22 @@ def measure(mode, data_dir, work_dir):
             tail = f.read()[-2000:]
         raise RuntimeError(f"{mode} failed with exit code {proc.returncode}; the end of its log:\n{tail}")
     got = json.loads(stdout.strip().splitlines()[-1])
-    return {"images_per_s": round(got["images"] / got["seconds"], 1), "seconds": round(got["seconds"], 2),
-            "peak_rss_mib": round(peak[0] / 2**20, 1)}
+    result = {"images_per_s": round(got["images"] / got["seconds"], 1), "seconds": round(got["seconds"], 2),
+              "peak_rss_mib": round(peak[0] / 2**20, 1)}
+    if cluster:
+        result["peak_rss_mib_per_process"] = {name: round(size / 2**20, 1) for name, size in peaks.items()}
+    return result
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--work-dir", default=None, help="where the generated photos go (default: a temp dir)")
-    parser.add_argument("--child", nargs=3, metavar=("MODE", "DATA_DIR", "OUT_DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--modes", nargs="+", default=None, help="measure only these modes (default: all; loop always)")
+    parser.add_argument("--child", nargs=4, metavar=("MODE", "DATA_DIR", "OUT_DIR", "FLAGS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        child(*args.child[:3], json.loads(args.child[3]))
         return
     from benchmarks.photos import generate_photos
 
@@ -174,24 +206,24 @@ def main():
         if not os.path.isdir(data_dir):
             generate_photos(data_dir, n)
         runs = {}
-        for mode in ["loop", *MODES]:
+        for mode in ["loop", *(m for m in [*MODES, *DISTRIBUTED] if args.modes is None or m in args.modes)]:
             try:
                 runs[mode] = measure(mode, data_dir, work_dir)
             except RuntimeError as e:  # reported, not hidden: the other modes still run
                 runs[mode] = {"error": str(e)[-600:], "images_per_s": None}
         base = runs["loop"]["images_per_s"]
-        for mode in MODES:
-            if base and runs[mode]["images_per_s"]:
+        for mode in runs:
+            if mode != "loop" and base and runs[mode]["images_per_s"]:
                 runs[mode]["ratio_to_loop"] = round(runs[mode]["images_per_s"] / base, 3)
         report["sizes"][n] = runs
     report["beam_floor_2_processes_s"] = measure("beam_floor_2_processes", work_dir, work_dir)["seconds"]
     small, large = report["sizes"][min(args.sizes)], report["sizes"][max(args.sizes)]
 
     def at_least(runs, mode, ratio):
-        got = runs[mode].get("ratio_to_loop")
+        got = runs.get(mode, {}).get("ratio_to_loop")  # None: not measured (--modes) or failed
         return [got, got is not None and got >= ratio]
 
-    rss = [small["ingest_2_processes"].get("peak_rss_mib"), large["ingest_2_processes"].get("peak_rss_mib")]
+    rss = [small.get("ingest_2_processes", {}).get("peak_rss_mib"), large.get("ingest_2_processes", {}).get("peak_rss_mib")]
     flat = round(rss[1] / rss[0], 3) if all(rss) else None
     report["targets"] = {
         f"{max(args.sizes)}: ingest_2_processes >= 1.6x loop": at_least(large, "ingest_2_processes", 1.6),

@@ -1,6 +1,7 @@
 """The ingest and the TFMA evaluation on distributed Beam runners with out-of-process workers (issue 12).
 
-Each runner is started here as separate processes, as on a real cluster but on localhost:
+Each runner is started here as separate processes (benchmarks/clusters.py), as on a real cluster
+but on localhost:
 - Beam's portable runner: `local_job_service_main` (the job service) and `worker_pool_main` (an
   external SDK worker pool), then `pipeline.run --runner=PortableRunner --job_endpoint=...
   --environment_type=EXTERNAL --environment_config=...`;
@@ -9,96 +10,31 @@ Each runner is started here as separate processes, as on a real cluster but on l
 The ingest's output (records, tables, stats.json but its timing) must be byte-identical to the
 in-process run's on the same folder; the evaluation's metrics equal to the in-process ones.
 """
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
+from benchmarks.clusters import ENV, local_cluster
 from components.common import fileio
 from image_fixtures import build_fixture_tree
 from tests import export_models
 
 pytestmark = pytest.mark.slow  # starts clusters: tens of seconds per test
 
-BIN = os.path.dirname(sys.executable)
-# The worker pool starts each SDK worker as plain `python`: it must find this environment's.
-ENV = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, process, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"nothing listens on port {port} after {seconds} s ({process.args})")
-
-
-@contextlib.contextmanager
-def _processes(tmp_path, *commands):
-    logs, started = [], []
-    try:
-        for i, command in enumerate(commands):
-            log = open(tmp_path / f"process-{i}.log", "w")
-            logs.append(log)
-            started.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ENV, cwd=tmp_path))
-        yield started
-    finally:
-        for process in started:
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for log in logs:
-            log.close()
-
-
 @pytest.fixture(scope="module")
 def portable_flags(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("portable")
-    job, pool = _free_port(), _free_port()
-    with _processes(tmp,
-                    [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(job)],
-                    [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(pool)],
-                    ) as (job_service, worker_pool):
-        _wait_for_port(job, job_service)
-        _wait_for_port(pool, worker_pool)
-        yield ["--runner=PortableRunner", f"--job_endpoint=localhost:{job}", "--environment_type=EXTERNAL",
-               f"--environment_config=localhost:{pool}"]
+    with local_cluster("portable", tmp_path_factory.mktemp("portable")) as (flags, _processes):
+        yield flags
 
 
 @pytest.fixture(scope="module")
 def dask_flags(tmp_path_factory):
     pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install -e '.[test]')")
-    tmp = tmp_path_factory.mktemp("dask")
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1",
-              "--no-dashboard"]
-    with _processes(tmp, [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                          "--port", str(port), "--no-dashboard"], worker, worker) as (scheduler, *_):
-        _wait_for_port(port, scheduler)
-        from distributed import Client
-
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-            assert len(client.scheduler_info()["workers"]) == 2
-        yield ["--runner=DaskRunner", f"--dask_client_address={address}"]
+    with local_cluster("dask", tmp_path_factory.mktemp("dask"), workers=2) as (flags, _processes):
+        yield flags
 
 
 def _ingest_cli(data_dir, root, flags) -> str:
