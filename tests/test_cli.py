@@ -54,3 +54,25 @@ def test_help_lists_flags_and_exit_codes():
     for flag in ("--data-dir", "--pipeline-root", "--stop-after", "--only", "--force", "--wait", "--config"):
         assert flag in proc.stdout
     assert "Exit codes" in proc.stdout
+
+
+def test_a_runners_own_flags_are_known_once_its_module_is_loaded():
+    """Issue 12: Beam registers DaskRunner's options only when its module is imported."""
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install -e '.[test]')")
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from components.ingest.beam_runner import make_pipeline
+    from pipeline.run import beam_args
+
+    args = ["--runner=DaskRunner", "--dask_client_address=tcp://127.0.0.1:1", "--dask_connection_timeout=1"]
+    assert beam_args(args) == args  # no "unknown flag" usage error
+    assert type(make_pipeline(PipelineOptions(args)).runner).__name__ == "DaskRunner"
+
+
+def test_a_runner_whose_module_cannot_load_is_a_usage_error_naming_it():
+    from components.common.errors import UsageError
+    from pipeline.run import beam_args
+
+    with pytest.raises(UsageError, match=r"--runner=no_such_package\.NopeRunner: its module no_such_package "
+                                         r"cannot be loaded .* install"):
+        beam_args(["--runner=no_such_package.NopeRunner", "--some_flag=1"])
