@@ -213,7 +213,19 @@ def test_strategy_follows_gpus_and_tf_config():
     assert devices.choose_strategy(0, None) == "default"
     assert devices.choose_strategy(1, None) == "default"
     assert devices.choose_strategy(2, None) == "mirrored"
-    assert devices.choose_strategy(0, cluster) == "multi_worker_mirrored"
-    assert devices.choose_strategy(4, cluster) == "multi_worker_mirrored"
+    for gpus in (0, 4):  # Keras 3's fit fails under MultiWorkerMirroredStrategy: refused, saying why
+        with pytest.raises(UsageError, match=r"TF_CONFIG describes a cluster.*keras-team/keras#20585.*Unset TF_CONFIG"):
+            devices.choose_strategy(gpus, cluster)
+    assert devices.choose_strategy(2, '{"task": {}}') == "mirrored"  # no cluster in it: one machine
     with pytest.raises(UsageError, match="TF_CONFIG"):
         devices.choose_strategy(0, "{not json")
+
+
+def test_preflight_refuses_a_tf_config_cluster_before_building_anything(monkeypatch):
+    from components.train import preflight
+    from components.train.config import TrainConfig
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}')
+    monkeypatch.setattr(preflight, "build_backbone", lambda *a, **k: pytest.fail("built a backbone"))
+    with pytest.raises(UsageError, match="multi-worker training does not work with this Keras"):
+        preflight.check(TrainConfig())

@@ -7,8 +7,12 @@ they can be tested without the hardware; `detect_gpus` and `make_strategy` touch
   (Volta and later have float16 tensor cores; older GPUs run it slower than float32); on a CPU
   with bfloat16 units, whichever of float32 and `mixed_bfloat16` trains the model faster, measured
   once and cached (precision.py); float32 on other CPUs. XLA was measured slower on CPU.
-- Strategy: `MultiWorkerMirroredStrategy` when `TF_CONFIG` describes a cluster (set by the
-  launcher on each worker), `MirroredStrategy` with more than one local GPU, else the default.
+- Strategy: `MirroredStrategy` with more than one local GPU, else the default. A `TF_CONFIG` that
+  describes a cluster is refused (UsageError, before the ingest): Keras 3's `Model.fit` fails under
+  `MultiWorkerMirroredStrategy` (keras-team/keras#20585, open; reproduced with Keras 3.15 and TF
+  2.21 on two local workers: `_maybe_symbolic_build` reduces the first distributed batch and
+  raises "Attempt to convert a value (PerReplica ...)"), so a multi-worker run would only fail
+  later, after the ingest and with a TensorFlow traceback.
 """
 import json
 import os
@@ -51,18 +55,25 @@ def _cluster_in(tf_config: Optional[str]) -> bool:
     return isinstance(parsed, dict) and bool(parsed.get("cluster"))
 
 
-def choose_strategy(num_gpus: int, tf_config: Optional[str]) -> str:
-    """"multi_worker_mirrored", "mirrored" or "default" (see the module docstring)."""
+def check_tf_config(tf_config: Optional[str]) -> None:
+    """UsageError when `tf_config` (the TF_CONFIG variable) is not JSON or describes a cluster."""
     if _cluster_in(tf_config):
-        return "multi_worker_mirrored"
+        raise UsageError(
+            "TF_CONFIG describes a cluster, but multi-worker training does not work with this Keras: Keras 3's "
+            "Model.fit fails under tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras#20585; reproduced "
+            "with Keras 3.15 and TensorFlow 2.21). Unset TF_CONFIG to train on this machine (several local GPUs "
+            "are still used, through MirroredStrategy)")
+
+
+def choose_strategy(num_gpus: int, tf_config: Optional[str]) -> str:
+    """"mirrored" or "default" (see the module docstring)."""
+    check_tf_config(tf_config)
     if num_gpus > 1:
         return "mirrored"
     return "default"
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()

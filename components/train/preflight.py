@@ -5,15 +5,20 @@ says "unknown backbone" or "no block named block_13" wastes the user's time. `ch
 backbone with its weights (seconds) and resolves every stage's `unfreeze` against it, so each
 such mistake is a UsageError (exit 2) before the ingest starts.
 """
+import os
+
 from components.common.errors import UsageError
 from components.train.backbones import build_backbone
+from components.train.devices import check_tf_config
 from components.train.config import TrainConfig
 from components.train.stages import first_unfrozen_index
 
 
 def check(config: TrainConfig) -> None:
-    """UsageError for a backbone, alpha, image size, weights file or unfreeze block that cannot work."""
+    """UsageError for a backbone, alpha, image size, weights file or unfreeze block that cannot work,
+    or a TF_CONFIG asking for multi-worker training (components/train/devices.py says why)."""
     config.validate()
+    check_tf_config(os.environ.get("TF_CONFIG"))
     _, backbone = build_backbone(config.backbone, config.image_size, config.weights, alpha=config.alpha)
     for i, stage in enumerate(config.effective_stages()):
         try:
