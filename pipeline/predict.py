@@ -2,8 +2,9 @@
 
 MODEL is a SavedModel or export directory, a `.tflite` file, or NAME[/VERSION] of a pushed model
 (with --serving-dir). Folders are searched recursively for .jpg/.jpeg/.png/.gif/.bmp files.
-Output (stdout): one JSON object per line {"path", "labels", "scores"}, or CSV
-(path,label_1,score_1,...). An image that cannot be decoded gets {"path", "error"} (CSV: an
+Output (stdout): one JSON object per line {"path", "label", "labels", "scores"}, or CSV
+(path,label,label_1,score_1,...). `label` is the top class, or the model's unknown label when the
+top score is below the abstention threshold it was exported with. An image that cannot be decoded gets {"path", "error"} (CSV: an
 `error` column) and the exit code is then 3; 2 means a usage error, 1 an unexpected failure.
 """
 import argparse
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
     k = min(args.top_k, len(model.labels))
     writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
     if writer:
-        writer.writerow(["path"] + [f"{c}_{i}" for i in range(1, k + 1) for c in ("label", "score")] + ["error"])
+        writer.writerow(["path", "label"] + [f"{c}_{i}" for i in range(1, k + 1) for c in ("label", "score")] + ["error"])
     failed = 0
     for start in range(0, len(paths), args.batch_size):
         for path, probabilities, error in _score(model, paths[start:start + args.batch_size]):
@@ -101,11 +102,13 @@ def main(argv=None) -> int:
             top = [] if probabilities is None else np.argsort(-probabilities, kind="stable")[:k]
             labels = [model.labels[i] for i in top]
             scores = [round(float(probabilities[i]), 6) for i in top]
+            answer = "" if probabilities is None else model.answer(probabilities)
             if writer:
                 cells = [x for pair in zip(labels, scores) for x in pair] or [""] * (2 * k)
-                writer.writerow([path, *cells, error or ""])
+                writer.writerow([path, answer, *cells, error or ""])
             else:
-                row = {"path": path, "error": error} if error else {"path": path, "labels": labels, "scores": scores}
+                row = {"path": path, "error": error} if error else {
+                    "path": path, "label": answer, "labels": labels, "scores": scores}
                 print(json.dumps(row))
     if failed:
         print(f"error: {failed} of {len(paths)} images could not be decoded or read (see the error fields)",

@@ -44,6 +44,10 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
+def _interval(interval) -> str:
+    return "n/a" if not interval else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
 class Report:
     """Collects sections from the outputs of one run; `html()` and `text()` render them."""
 
@@ -159,6 +163,47 @@ class Report:
 
         self.add("confusion", "Confusion matrix", self._cached("confusion", evaluate, heatmap))
 
+    def trust(self) -> None:
+        """Calibration (ECE/NLL before and after the temperature, reliability diagrams) and abstention."""
+        title = "Calibration and abstention"
+        evaluate = self.outputs.get("evaluate")
+        metrics = ModelBlessing(evaluate).metrics() if evaluate else {}
+        calibration, abstention = metrics.get("calibration"), metrics.get("abstention")
+        if not calibration:
+            self.add("trust", title, "<p>The evaluation did not run (or predates calibration).</p>")
+            return
+        rows = [["ECE", _fmt(calibration.get("ece_before"), 4), _fmt(calibration.get("ece_after"), 4)],
+                ["NLL", _fmt(calibration.get("nll_before"), 4), _fmt(calibration.get("nll_after"), 4)]]
+        temperature = calibration.get("temperature")
+        fitted = (f"Temperature {_fmt(temperature, 4)} fitted on the val split and folded into the model" if temperature
+                  else "No temperature was fitted (export.calibrate: false)")
+        body = [f"<p>{fitted}; measured on the {metrics.get('examples')} images of the {html.escape(str(metrics.get('split')))} split "
+                f"({calibration.get('bins')} confidence bins).</p>",
+                _table(["", "before calibration", "after (exported)"], rows)]
+        if temperature:
+            self.lines.append(f"calibration: T {_fmt(temperature, 3)}, ECE {_fmt(calibration.get('ece_before'), 4)} -> "
+                              f"{_fmt(calibration.get('ece_after'), 4)}")
+        if abstention:
+            chosen = abstention["selective"]
+            body.append(f"<h3>Abstention</h3><p>Threshold {_fmt(abstention['threshold'], 4)} (fitted on val for "
+                        f"{html.escape(json.dumps(abstention.get('target')))}): {_fmt(chosen['coverage'])} of the images "
+                        f"answered, accuracy of those {_fmt(chosen['accuracy'])}; the rest answered as unknown.</p>")
+            self.lines.append(f"abstention: coverage {_fmt(chosen['coverage'])}, accuracy {_fmt(chosen['accuracy'])}")
+
+        def figures():
+            from pipeline import report_figures
+
+            panels = {"before calibration": calibration["reliability_before"]} if temperature else {}
+            panels["exported model"] = calibration["reliability_after"]
+            html_ = _img(report_figures.reliability_diagram(panels), "reliability diagram")
+            if abstention:
+                html_ += _img(report_figures.coverage_curve(abstention["curve"], abstention["selective"]),
+                              "accuracy against coverage")
+            return html_
+
+        body.append(self._cached("trust", evaluate, figures))
+        self.add("trust", title, "".join(body))
+
     def worst(self) -> None:
         export, ingest = self.outputs.get("export"), self.outputs.get("ingest")
         if not export or not ingest:
@@ -207,10 +252,12 @@ class Report:
         blessing = ModelBlessing(evaluate).blessing()
         verdict = "BLESSED" if blessing.get("blessed") else "NOT BLESSED"
         rows = [[c.get("name"), c.get("model"), c.get("slice"), _fmt(c.get("threshold")), _fmt(c.get("value")),
+                 _interval(c.get("interval")), str(c.get("examples") or "n/a"), _fmt((c.get("statistic") or {}).get("p_value"), 4),
                  "pass" if c.get("passed") else "FAIL", c.get("reason") or ""] for c in blessing.get("checks", [])]
         baseline = blessing.get("baseline") or "none (first model: judged on value thresholds alone)"
         self.add("gate", "Gate", f'<p class="verdict">{verdict}</p><p>Baseline: {html.escape(str(baseline))}</p>'
-                 + _table(["check", "model", "slice", "threshold", "value", "result", "reason"], rows, "checks"))
+                 + _table(["check", "model", "slice", "threshold", "value", "interval", "images", "p", "result",
+                           "reason"], rows, "checks"))
         self.lines.append(f"gate: {verdict}" + "".join(f"\n  FAILED {r}" for r in blessing.get("failed", [])))
 
     def tflite(self) -> None:
@@ -280,7 +327,7 @@ def write(store, run_id: str, config, outputs: dict, run_dir: str, status: str, 
     """
     report = Report(store, run_id, config, outputs, run_dir)
     for name, section in (("data", report.data), ("training", report.training), ("metrics", report.metrics),
-                          ("worst", report.worst), ("gate", report.gate), ("tflite", report.tflite),
+                          ("trust", report.trust), ("worst", report.worst), ("gate", report.gate), ("tflite", report.tflite),
                           ("lineage", lambda: report.lineage(code_version))):
         try:
             section()

@@ -89,3 +89,36 @@ def bar_chart(values: dict, title: str) -> bytes:
     ax.invert_yaxis()
     ax.set_title(title, fontsize=9)
     return _png(fig)
+
+
+def reliability_diagram(panels: dict) -> bytes:
+    """Accuracy against confidence per bin, one panel per {title: bins} (e.g. before/after calibration);
+    the diagonal is perfect calibration, the bar width is the bin, the grey line the bin's mean confidence."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    for ax, (title, bins) in zip(axes[0], panels.items()):
+        filled = [b for b in bins if b["count"]]
+        ax.bar([b["low"] for b in filled], [b["accuracy"] for b in filled], width=[b["high"] - b["low"] for b in filled],
+               align="edge", color="#4477aa", edgecolor="white", label="accuracy")
+        ax.plot([b["confidence"] for b in filled], [b["confidence"] for b in filled], "_", color="#555555",
+                markersize=10, label="mean confidence")
+        ax.plot([0, 1], [0, 1], "--", color="#aa3377", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("top-1 confidence")
+        ax.set_title(title, fontsize=9)
+    axes[0][0].set_ylabel("accuracy")
+    return _png(fig)
+
+
+def coverage_curve(curve: list, chosen: dict | None) -> bytes:
+    """Accuracy of the answered images against the share answered; the abstention threshold's point marked."""
+    fig, ax = _pyplot().subplots(figsize=(4, 3))
+    ax.plot([p["coverage"] for p in curve], [p["accuracy"] for p in curve], color="#4477aa")
+    if chosen and chosen.get("accuracy") is not None:
+        ax.plot([chosen["coverage"]], [chosen["accuracy"]], "o", color="#aa3377", label="abstention threshold")
+        ax.legend(fontsize=7, loc="lower left")
+    ax.set_xlabel("coverage (share answered)")
+    ax.set_ylabel("accuracy of the answers")
+    ax.set_xlim(0, 1.02)
+    return _png(fig)

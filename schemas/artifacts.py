@@ -180,7 +180,7 @@ class Examples(Artifact):
                 counts[int(row["label"])] += 1
         return counts
 
-    def _batches(self, split: str, limit: int | None = None):
+    def batches(self, split: str, limit: int | None = None):
         """(serialized, encoded images, labels) lists of `split`'s records, 256 at a time, in shard order."""
         import tensorflow as tf
 
@@ -202,7 +202,7 @@ class Examples(Artifact):
     def read_split(self, split: str, limit: int | None = None):
         """(serialized examples, encoded images, int64 labels) of `split`, at most `limit` of each."""
         serialized, images, labels = [], [], []
-        for batch in self._batches(split, limit):
+        for batch in self.batches(split, limit):
             for whole, part in zip((serialized, images, labels), batch):
                 whole.extend(part)
         return self._checked(split, serialized, images, labels)
@@ -218,7 +218,7 @@ class Examples(Artifact):
         """
         share = -(-count // num_classes)
         kept = {}
-        for batch in self._batches(split):
+        for batch in self.batches(split):
             for record in zip(*batch):
                 taken = kept.setdefault(record[2], [])
                 if len(taken) < share:
@@ -383,3 +383,13 @@ def model_labels(model_dir: str) -> list:
         if artifact.exists(kind.LABELS):
             return artifact.labels()
     raise DataError(f"no labels.txt in {model_dir} or {model_dir}/assets.extra: cannot name the classes")
+
+
+def model_abstention(model_dir: str) -> dict | None:
+    """The abstention entry of a model directory's model_info.json ({threshold, unknown_label, ...}),
+    or None when the model has none (abstention off, or exported before it existed)."""
+    for kind in (ExportedModel, ServingVersion):
+        artifact = kind(model_dir)
+        if artifact.exists(kind.INFO):
+            return artifact.info().get("abstention")
+    return None

@@ -42,8 +42,8 @@ def tiny_cnn(num_classes: int, image_size=(32, 32), seed: int = 0) -> keras.Mode
     x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs)
+    logits = keras.layers.Dense(num_classes, name="head_dense")(x)  # the trainer's head layout (train/model.py)
+    return keras.Model(inputs, keras.layers.Activation("softmax", name="probabilities")(logits))
 
 
 def train_tiny(train_dir, ingest_dir, epochs: int, image_size=(32, 32), seed: int = 0, learning_rate=0.05) -> str:
@@ -57,15 +57,17 @@ def train_tiny(train_dir, ingest_dir, epochs: int, image_size=(32, 32), seed: in
     return write_train_dir(train_dir, model, labels, image_size, "tiny_cnn")
 
 
-def sign_digits_ingest_dir(ingest_dir, sign_digits_dir: pathlib.Path, train_per_class=20, test_per_class=6) -> str:
-    """An ingest-format dir of real sign-language photos (the 100x100 ones; first files per class)."""
+def sign_digits_ingest_dir(ingest_dir, sign_digits_dir: pathlib.Path, train_per_class=20, test_per_class=6,
+                           val_per_class=6) -> str:
+    """An ingest-format dir of real sign-language photos (the 100x100 ones; first files per class):
+    train, then test, then val images of each class."""
     labels = sorted(p.name for p in sign_digits_dir.iterdir() if p.is_dir())
     records = []
     for label, name in enumerate(labels):
         files = sorted((sign_digits_dir / name).iterdir())
-        kept = [f for f in files if Image.open(f).size == (100, 100)][:train_per_class + test_per_class]
+        kept = [f for f in files if Image.open(f).size == (100, 100)][:train_per_class + test_per_class + val_per_class]
         for i, path in enumerate(kept):
-            split = "train" if i < train_per_class else "test"
+            split = "train" if i < train_per_class else "test" if i < train_per_class + test_per_class else "val"
             records.append(ImageRecord(split, label, path.read_bytes(), "jpeg", f"{name}/{path.name}"))
     return write_ingest_dir(ingest_dir, records, labels, tfds_metadata=False)
 
@@ -77,15 +79,19 @@ def train_sign_digits(train_dir, ingest_dir, weights_dir: pathlib.Path, epochs: 
     backbone = keras.models.load_model(weights_dir / "mobilenetv2_0.35_96_cifar6_notop.keras", compile=False)
     backbone.trainable = False
     keras.utils.set_random_seed(0)
-    head = keras.Sequential([keras.Input((3, 3, 1280)), keras.layers.GlobalAveragePooling2D(),
-                             keras.layers.Dense(len(labels), activation="softmax")])
+    # the trainer's head layout (train/model.py), layers shared by the feature model and the full one
+    pool = keras.layers.GlobalAveragePooling2D(name="head_pool")
+    dense = keras.layers.Dense(len(labels), name="head_dense")
+    softmax = keras.layers.Activation("softmax", name="probabilities")
+    feature_input = keras.Input((3, 3, 1280))
+    head = keras.Model(feature_input, softmax(dense(pool(feature_input))))
     pixels = preprocess(images, (96, 96))
     features = backbone.predict(keras.applications.mobilenet_v2.preprocess_input(pixels.copy()), verbose=0)
     head.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
     head.fit(features, y, epochs=epochs, batch_size=32, verbose=0)
     inputs = keras.Input((96, 96, 3))
     x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
-    outputs = head(backbone(x, training=False))
+    outputs = softmax(dense(pool(backbone(x, training=False))))
     return write_train_dir(train_dir, keras.Model(inputs, outputs), labels, (96, 96), "mobilenetv2_0.35_cifar6")
 
 
@@ -96,9 +102,10 @@ def _once(key: str, build):
 
 
 def tiny_ingest(tmp_path_factory) -> str:
-    """3 synthetic classes (cat, dog, fish), 12 train and 8 test images per class, 40x48 JPEGs."""
+    """3 synthetic classes (cat, dog, fish), 12 train, 6 val and 8 test images per class, 40x48 JPEGs."""
     return _once("tiny_ingest", lambda: write_synthetic_ingest_dir(
-        tmp_path_factory.mktemp("tiny_ingest") / "ingest", per_split={"train": 12, "test": 8}, tfds_metadata=False))
+        tmp_path_factory.mktemp("tiny_ingest") / "ingest", per_split={"train": 12, "val": 6, "test": 8},
+        tfds_metadata=False))
 
 
 def tiny_export(tmp_path_factory, epochs: int = 15, variants=("float32", "float16", "dynamic_range", "int8"),

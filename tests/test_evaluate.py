@@ -69,9 +69,13 @@ def test_blessing_lists_every_check_and_tflite_deltas(evaluated):
     tflite = {c["model"]: c for c in blessing["checks"] if c["name"] == "max_tflite_accuracy_drop"}
     assert set(tflite) == {"tflite_float32", "tflite_float16", "tflite_dynamic_range", "tflite_int8"}
     assert set(blessing["tflite_accuracy_delta"]) == {"float32", "float16", "dynamic_range", "int8"}
-    for check in blessing["checks"]:
-        assert set(check) == {"name", "model", "metric", "slice", "threshold", "value", "passed", "reason"}
+    for check in blessing["checks"]:  # every accuracy-type check knows its test-set size, interval and test
+        assert set(check) == {"name", "model", "metric", "slice", "threshold", "value", "passed", "reason",
+                              "examples", "interval", "statistic"}
         assert check["passed"] and check["value"] is not None
+        assert check["examples"] and ("p_value" in check["statistic"] or "share_below_threshold" in check["statistic"])
+        low, high = check["interval"]
+        assert low <= check["value"] <= high
     assert blessing["tflite_accuracy_delta"]["int8"] == tflite["tflite_int8"]["value"]
     assert "BLESSED" in evaluated.summary()
 
@@ -98,12 +102,18 @@ def test_unloadable_baseline_can_be_waived_by_config():
 
 
 def test_tflite_variant_losing_accuracy_fails_with_a_reason():
-    metrics = {"candidate": {"overall": {"accuracy": 0.90}}, "tflite_int8": {"overall": {"accuracy": 0.85}},
-               "tflite_float16": {"overall": {"accuracy": 0.90}}}
-    checks = {c.model: c for c in gate.tflite_checks(EvaluateConfig(max_tflite_accuracy_drop=0.01), metrics)}
+    labels = np.arange(200) % 4
+    right = np.eye(4, dtype=np.float32)[labels]
+    candidate = right.copy()
+    candidate[:20] = np.eye(4, dtype=np.float32)[(labels[:20] + 1) % 4]  # 0.90
+    int8 = candidate.copy()
+    int8[20:30] = np.eye(4, dtype=np.float32)[(labels[20:30] + 1) % 4]  # 10 more wrong: 0.85
+    predictions = {"candidate": candidate, "tflite_int8": int8, "tflite_float16": candidate}
+    checks = {c.model: c for c in gate.tflite_checks(EvaluateConfig(max_tflite_accuracy_drop=0.01), predictions, labels)}
     assert checks["tflite_float16"].passed
     assert not checks["tflite_int8"].passed and checks["tflite_int8"].value == pytest.approx(-0.05)
-    assert "tflite_int8 accuracy 0.8500 is 0.0500 below candidate" in checks["tflite_int8"].reason
+    assert "tflite_int8 accuracy is 0.0500 below candidate on the same 200 images" in checks["tflite_int8"].reason
+    assert checks["tflite_int8"].statistic["model_worse"] == 10 and checks["tflite_int8"].statistic["p_value"] < 0.01
 
 
 @pytest.mark.parametrize("bad", [dict(min_accuracy=1.5), dict(max_tflite_accuracy_drop=-0.1), dict(top_k=0),

@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 import components.export
-from schemas.artifacts import Examples
+from schemas.artifacts import Examples, ExportedModel
 from components.common.errors import DataError, UsageError
 from components.common.model_runners import TFLiteRunner, preprocess
-from components.export import parity, tflite
+from components.export import calibration, parity, tflite
 from components.export.float32 import float32_rebuild
 from tests import export_models
 
@@ -29,8 +29,11 @@ def test_split(tmp_path_factory):
 
 
 def _keras_model(export_dir):
+    """The trained Keras model with the export's temperature folded in, as the export did."""
     train_dir = os.path.join(os.path.dirname(export_dir), "train")
-    return keras.models.load_model(os.path.join(train_dir, "model.keras"))
+    model = keras.models.load_model(os.path.join(train_dir, "model.keras"))
+    calibration.fold_temperature(model, ExportedModel(export_dir).info()["calibration"]["temperature"])
+    return model
 
 
 def test_signatures_return_keras_probabilities_and_label_strings(exported, test_split):

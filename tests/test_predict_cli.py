@@ -57,7 +57,7 @@ def test_folders_csv_and_an_undecodable_file(pushed, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 3 and "1 of 4 images could not be decoded" in captured.err
     rows = list(csv.DictReader(io.StringIO(captured.out)))
-    assert list(rows[0]) == ["path", "label_1", "score_1", "error"]
+    assert list(rows[0]) == ["path", "label", "label_1", "score_1", "error"]
     broken = [r for r in rows if r["path"].endswith("broken.jpg")]
     assert broken[0]["error"].startswith("cannot decode image") and broken[0]["label_1"] == ""
     assert sum(1 for r in rows if r["label_1"] and not r["error"]) == 3

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from components.common.errors import DataError, UsageError
 from components.common.image_ops import decode_and_resize
-from schemas.artifacts import ExportedModel, ServingModel, model_labels
+from schemas.artifacts import ExportedModel, ServingModel, model_abstention, model_labels
 
 
 def find_saved_model(path: str) -> str:
@@ -133,11 +133,21 @@ class OpenedModel:
             self.kind = "tflite"
             self.runner = TFLiteRunner(self.path, num_threads)
             # model_<variant>.tflite lives in <export>/tflite/ or <version>/assets.extra/tflite/
-            self.labels = self._labels(os.path.dirname(os.path.dirname(self.path)))
+            model_dir = os.path.dirname(os.path.dirname(self.path))
         else:
             self.kind = "saved_model"
             self.runner = SavedModelRunner(self.path, batch_size)
-            self.labels = self._labels(self.path)
+            model_dir = self.path
+        self.labels = self._labels(model_dir)
+        # what the SavedModel's `label` output does in the graph, from the sidecar (TFLite has no strings)
+        self.abstention = model_abstention(model_dir)
+
+    def answer(self, probabilities: np.ndarray) -> str:
+        """The top class, or the unknown label when its probability is below the abstention threshold."""
+        top = int(np.argmax(probabilities))
+        if self.abstention and probabilities[top] < self.abstention["threshold"]:
+            return self.abstention["unknown_label"]
+        return self.labels[top]
 
     @staticmethod
     def _labels(model_dir: str) -> list:

@@ -13,9 +13,16 @@ class EvaluateConfig:
     min_macro_f1: optional value threshold on macro-averaged F1 (None: not checked).
     max_accuracy_drop_vs_baseline: change threshold: the candidate may be at most this much less
       accurate than the baseline (the model now in serving) on the same split; 0.0 = no worse
-      (TFX's usual "absolute -1e-10" change threshold).
+      (TFX's usual "absolute -1e-10" change threshold). Never finer than one test image (1/n).
     max_tflite_accuracy_drop: each TFLite variant may lose at most this much accuracy against the
-      float SavedModel (0.01 = one point).
+      float SavedModel (0.01 = one point); never finer than one test image either.
+    comparison: how those two drops are judged (components/evaluate/gate.py). "paired_test": a
+      drop beyond the tolerance fails only when McNemar's exact test on the same images finds the
+      model significantly worse at `significance`; "absolute": any drop beyond the tolerance fails.
+    significance: the level of the paired test (one-sided).
+    confidence_level: of the interval reported with every check (Wilson, bootstrap or Wald).
+    min_coverage: optional: with an abstention threshold exported, the share of the split's images
+      the model must still answer (not "unknown"); None: not checked.
     block_on_unloadable_baseline: a baseline that cannot be loaded (or has other labels) fails the
       gate; set False to judge the candidate on value thresholds alone in that case.
     top_k: k of the top-k accuracy metric.
@@ -28,6 +35,10 @@ class EvaluateConfig:
     min_macro_f1: float | None = None
     max_accuracy_drop_vs_baseline: float = 0.0
     max_tflite_accuracy_drop: float = 0.01
+    comparison: str = "paired_test"
+    significance: float = 0.05
+    confidence_level: float = 0.95
+    min_coverage: float | None = None
     block_on_unloadable_baseline: bool = True
     top_k: int = 3
     split: str = "test"
@@ -35,10 +46,15 @@ class EvaluateConfig:
 
     def validate(self) -> None:
         for name in ("min_accuracy", "min_class_recall", "min_macro_f1", "max_accuracy_drop_vs_baseline",
-                     "max_tflite_accuracy_drop"):
+                     "max_tflite_accuracy_drop", "min_coverage"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise UsageError(f"evaluate.{name}: {value} must be between 0 and 1")
+        if self.comparison not in ("paired_test", "absolute"):
+            raise UsageError(f"evaluate.comparison: {self.comparison!r}; allowed: 'paired_test' or 'absolute'")
+        for name in ("significance", "confidence_level"):
+            if not 0 < getattr(self, name) < 1:
+                raise UsageError(f"evaluate.{name}: {getattr(self, name)} must be in (0, 1)")
         if self.top_k < 1:
             raise UsageError(f"evaluate.top_k: {self.top_k} must be >= 1")
         if self.batch_size < 1:

@@ -2,6 +2,7 @@
 import dataclasses
 import time
 
+from components.common import confidence
 from components.common.errors import DataError
 from components.common.outcome import Outcome
 from components.common.model_runners import SavedModelRunner, TFLiteRunner
@@ -50,6 +51,34 @@ def _score_baseline(baseline_dir: str, labels: list, serialized: list, batch_siz
         return None, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
 
 
+def trust_metrics(predictions: dict, labels, info: dict) -> dict:
+    """How far the probabilities can be trusted on this split (components/common/confidence.py).
+
+    calibration: NLL and ECE of every model; for the candidate also before the temperature the
+    export folded in (recovered exactly from its probabilities) and both reliability diagrams.
+    abstention: at the exported threshold, coverage and accuracy of the accepted answers, and the
+    accuracy/coverage curve. Either is None when the model was exported without it.
+    """
+    per_model = {name: {"nll": round(confidence.nll(p, labels), 6), "ece": round(confidence.ece(p, labels), 6)}
+                 for name, p in predictions.items()}
+    candidate = predictions["candidate"]
+    fitted = info.get("calibration")
+    calibration = {"per_model": per_model, "bins": confidence.BINS,
+                   "reliability_after": confidence.reliability(candidate, labels)}
+    if fitted:
+        raw = confidence.uncalibrated(candidate, fitted["temperature"])
+        calibration.update({"temperature": fitted["temperature"],
+                            "nll_before": round(confidence.nll(raw, labels), 6), "nll_after": per_model["candidate"]["nll"],
+                            "ece_before": round(confidence.ece(raw, labels), 6), "ece_after": per_model["candidate"]["ece"],
+                            "reliability_before": confidence.reliability(raw, labels)})
+    threshold = info.get("abstention")
+    abstention = None if not threshold else {
+        "threshold": threshold["threshold"], "target": threshold.get("target"),
+        "selective": confidence.selective(candidate, labels, threshold["threshold"]),
+        "curve": confidence.coverage_curve(candidate, labels)}
+    return {"calibration": calibration, "abstention": abstention}
+
+
 def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: str | None,
         output_dir: str, beam_options=None) -> EvaluateResult:
     """Evaluate the export in `export_dir` on `ingest_dir`'s `config.split`; write the verdict to `output_dir`.
@@ -86,14 +115,21 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
         computed = tfma_metrics.compute(predictions, y, labels, config.top_k, out.path(ModelBlessing.TFMA),
                                         beam_options)
         metrics = computed["metrics"]
-        checks = gate.value_checks(config, metrics, labels)
-        if "baseline" in metrics:
-            checks.append(gate.baseline_check(config, metrics))
+        trust = trust_metrics(predictions, y, export.info())
+        checks = gate.value_checks(config, predictions, y, labels)
+        if "baseline" in predictions:
+            checks.append(gate.baseline_check(config, predictions, y))
         elif baseline_error:
             checks.append(gate.unloadable_baseline_check(config, baseline_error))
-        checks.extend(gate.tflite_checks(config, metrics))
+        checks.extend(gate.tflite_checks(config, predictions, y))
+        if config.min_coverage is not None:
+            checks.append(gate.coverage_check(config, trust["abstention"]["selective"]) if trust["abstention"] else
+                          gate.Check("min_coverage", "candidate", "coverage", tfma_metrics.OVERALL,
+                                     f">= {config.min_coverage:g}", None, False,
+                                     "evaluate.min_coverage is set but the model has no abstention threshold: set "
+                                     "export.abstain_precision or export.abstain_coverage", len(y)))
         blessed = all(c.passed for c in checks)
-        write_json(out.path(ModelBlessing.METRICS), {**computed, "split": config.split, "examples": len(y)})
+        write_json(out.path(ModelBlessing.METRICS), {**computed, **trust, "split": config.split, "examples": len(y)})
         write_json(out.path(ModelBlessing.BLESSING), {
             "blessed": blessed,
             "candidate": export_dir,

@@ -61,7 +61,7 @@ def evaluate_model(config: EvaluateConfig, model: OpenedModel, data: str, output
     images, y = load_data(data, config.split, model.labels)
     predictions = {"candidate": model.predict_encoded(images)}
     computed = tfma_metrics.compute(predictions, y, model.labels, config.top_k, os.path.join(output_dir, "tfma"))
-    checks = gate.value_checks(config, computed["metrics"], model.labels)
+    checks = gate.value_checks(config, predictions, y, model.labels)
     blessed = all(c.passed for c in checks)
     write_json(os.path.join(output_dir, ModelBlessing.METRICS), {**computed, "examples": len(y)})
     write_json(os.path.join(output_dir, "report.json"), {

@@ -20,6 +20,13 @@ class ExportConfig:
     parity_examples: test-split images (evenly from every class) on which Keras, SavedModel and
       TFLite float32 must agree.
     parity_tolerance: largest allowed absolute difference between their probabilities.
+    calibrate: fit temperature scaling on the val split and fold it into the logits layer, so every
+      exported model outputs calibrated probabilities (components/export/calibration.py).
+    abstain_precision: if set, the abstention threshold is the lowest top-1 probability at which
+      the accepted val answers are at least this accurate; below it the signatures' `label`
+      output, `pipeline.predict` and the TFLite sidecar say `unknown_label`.
+    abstain_coverage: alternatively, the threshold that accepts this fraction of the val images.
+    unknown_label: the answer given below the threshold.
     """
 
     top_k: int = 3
@@ -28,6 +35,10 @@ class ExportConfig:
     representative_examples: int = 100
     parity_examples: int = 8
     parity_tolerance: float = 1e-4
+    calibrate: bool = True
+    abstain_precision: float | None = None
+    abstain_coverage: float | None = None
+    unknown_label: str = "unknown"
 
     def validate(self) -> None:
         if self.top_k < 1:
@@ -43,6 +54,15 @@ class ExportConfig:
             raise UsageError(f"export.parity_examples: {self.parity_examples} must be >= 1")
         if not 0 < self.parity_tolerance < 1:
             raise UsageError(f"export.parity_tolerance: {self.parity_tolerance} must be in (0, 1)")
+        if self.abstain_precision is not None and self.abstain_coverage is not None:
+            raise UsageError("export.abstain_precision and export.abstain_coverage are both set: the threshold is "
+                             "fitted for one target; keep one of them")
+        for name in ("abstain_precision", "abstain_coverage"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise UsageError(f"export.{name}: {value} must be in (0, 1]")
+        if not self.unknown_label.strip():
+            raise UsageError("export.unknown_label is empty: name the answer given below the abstention threshold")
 
     @property
     def variants(self) -> tuple:

@@ -6,11 +6,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from components.common.errors import DataError
+from components.common.errors import DataError, UsageError
 from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
-from components.export import parity, signatures, tflite
+from components.export import calibration, parity, signatures, tflite
 from components.export.config import ExportConfig
 from components.export.float32 import float32_rebuild, load_model
 from schemas.artifacts import Examples, ExportedModel, Model, labels_text
@@ -33,8 +33,9 @@ class ExportResult(Outcome):
         return f"exported to {self.output_dir}: SavedModel + TFLite ({sizes}); parity max |diff| {worst:.2g}"
 
 
-def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict) -> dict:
-    """What a TFLite user needs besides the file: input size, preprocessing, label order, I/O types."""
+def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict, calibrated: dict) -> dict:
+    """What a TFLite user needs besides the file: input size, preprocessing, label order, I/O types,
+    and whether the probabilities are calibrated and where to abstain."""
     return {
         "image_size": list(info["image_size"]),
         "labels": labels,
@@ -42,9 +43,13 @@ def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict) ->
         "backbone": info.get("backbone"),
         "input": "RGB pixels 0-255, [batch, height, width, 3], resized with bilinear antialiasing "
                  "(components.common.image_ops.decode_and_resize); normalisation is inside the model",
-        "output": "softmax probabilities [batch, num_classes] in labels order",
+        "output": ("softmax probabilities [batch, num_classes] in labels order"
+                   + (", calibrated (temperature folded in)" if calibrated["calibration"] else "")
+                   + (f"; answer {calibrated['abstention']['unknown_label']!r} when the top probability is below "
+                      f"abstention.threshold" if calibrated["abstention"] else "")),
         "tflite_io": tflite_io,
         "top_k": config.top_k,
+        **calibrated,
     }
 
 
@@ -52,9 +57,11 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     """Export the trained model in `train_dir` to `output_dir` (which must not exist).
 
     Inputs: train_dir/model.keras, model_info.json, labels.txt; ingest_dir's train split (int8
-    calibration) and test split (parity sample; train split when there is no test split).
+    calibration), val split (temperature and abstention threshold) and test split (parity sample;
+    train split when there is no test split).
     Outputs (schemas/ARTIFACTS.md, "export"): saved_model/, tflite/model_<variant>.tflite,
-    labels.txt, model_info.json (the train sidecar plus input/output/TFLite I/O facts), parity.json.
+    labels.txt, model_info.json (the train sidecar plus input/output/TFLite I/O facts, `calibration`
+    and `abstention`), parity.json.
     Raises ParityError when Keras, SavedModel and TFLite float32 disagree.
     """
     config.validate()
@@ -65,6 +72,10 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     labels = trained.checked_labels()
     image_size = tuple(int(x) for x in info["image_size"])
     model = float32_rebuild(load_model(trained.model_path()))
+    if config.unknown_label in labels and (config.abstain_precision, config.abstain_coverage) != (None, None):
+        raise UsageError(f"export.unknown_label {config.unknown_label!r} is also a class name: choose another")
+    calibrated = calibration.calibrate(model, examples, image_size, config)
+    abstention = calibrated["abstention"] or {}
 
     _, train_images, _ = examples.sample_split("train", config.representative_examples, len(labels))
     representative = preprocess(train_images, image_size)
@@ -77,7 +88,8 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     with publish_dir(output_dir) as tmp:
         out = ExportedModel(tmp)
         saved_model_dir = out.saved_model_dir()
-        signatures.write_saved_model(model, labels, image_size, config.top_k, saved_model_dir)
+        signatures.write_saved_model(model, labels, image_size, config.top_k, saved_model_dir,
+                                     abstention.get("threshold", 0.0), config.unknown_label)
         tflite_dir = out.path(ExportedModel.TFLITE)
         tf.io.gfile.makedirs(tflite_dir)
         files, io_types = {}, {}
@@ -101,7 +113,7 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         }, config.parity_tolerance, [f"sample image {i}" for i in range(len(sample))])
         write_json(out.path(ExportedModel.PARITY), report)
         write_text_atomic(out.path(ExportedModel.LABELS), labels_text(labels))
-        write_json(out.path(ExportedModel.INFO), {**info, **_sidecar(info, labels, config, io_types)})
+        write_json(out.path(ExportedModel.INFO), {**info, **_sidecar(info, labels, config, io_types, calibrated)})
 
     exported = ExportedModel(output_dir)
     final = exported.tflite_files()

@@ -8,7 +8,10 @@ evaluation saw.
   serving_default(images: string[batch])       encoded JPEG/PNG/GIF/BMP bytes
   serve_images(images: uint8[batch, h, w, 3])   pixels of any size, resized in the graph
   serve_tf_examples(examples: string[batch])    serialized tf.Examples with an `image` feature
-each returning probabilities [batch, classes], classes [batch, k] (label strings) and scores [batch, k].
+each returning probabilities [batch, classes], classes [batch, k] (label strings), scores [batch, k]
+and label [batch]: the top class, or the unknown label where its probability is below the
+abstention threshold (components/export/calibration.py; 0 when abstention is off, so always the
+top class). Probabilities are calibrated when the export folded a temperature into the model.
 
 Why not Keras's `keras.export.ExportArchive` (what `model.export()` uses): it walks every Keras
 layer's trackable children and retraces the model for the save, 4.8-8.3 s for the demo's
@@ -23,10 +26,12 @@ from components.common.image_ops import decode_and_resize, resize_for_model
 _EXAMPLE_SPEC = {"image": tf.io.FixedLenFeature([], tf.string)}
 
 
-def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, path: str) -> None:
+def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, path: str,
+                      threshold: float = 0.0, unknown_label: str = "unknown") -> None:
     """Write `model` with the three signatures to `path` (a new directory)."""
     height, width = image_size
     label_table = tf.constant(labels)
+    unknown = tf.constant(unknown_label)
     k = min(top_k, len(labels))
 
     infer = tf.function(lambda pixels: model(pixels, training=False),
@@ -35,7 +40,9 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
     def outputs(pixels):
         probabilities = infer(pixels)
         scores, indices = tf.math.top_k(probabilities, k=k)
-        return {"probabilities": probabilities, "classes": tf.gather(label_table, indices), "scores": scores}
+        classes = tf.gather(label_table, indices)
+        label = tf.where(scores[:, 0] >= threshold, classes[:, 0], unknown)
+        return {"probabilities": probabilities, "classes": classes, "scores": scores, "label": label}
 
     def decode_batch(encoded):
         return tf.map_fn(lambda b: decode_and_resize(b, (height, width)), encoded,

@@ -4,6 +4,7 @@ Each check reads the ingest's `stats.json` (and the previous ingest's), so valid
 re-reads an image: statistics are what the ingest already counted.
 """
 import dataclasses
+import math
 from typing import Dict, List, Optional
 
 from components.validate.config import ValidateConfig
@@ -52,6 +53,27 @@ def rejected_fraction(stats: dict, config: ValidateConfig) -> List[Anomaly]:
     return [Anomaly("error", "rejected_fraction_high",
                     f"{broken} of {considered} image files ({fraction:.1%}) were rejected ({listed}), above "
                     f"max_rejected_fraction={config.max_rejected_fraction:g}: check the upload (see rejected.csv)")]
+
+
+def test_split_size(stats: dict, config: ValidateConfig) -> List[Anomaly]:
+    """`test_split_too_small` (warning): the gate's intervals would be wider than `max_accuracy_interval`.
+
+    The half-width of a 95% interval on a proportion near 0.5 is 1.96 * sqrt(0.25 / n), so n >=
+    1.96^2 * 0.25 / h^2 images are needed for +/- h (97 for 10 points, 385 for 5).
+    """
+    n = sum(per_split.get("test", 0) for per_split in stats["per_class_per_split"].values())
+    if n == 0 or config.max_accuracy_interval == 0:
+        return []
+    half_width = 1.96 * math.sqrt(0.25 / n)
+    if half_width <= config.max_accuracy_interval:
+        return []
+    needed = math.ceil(1.96 ** 2 * 0.25 / config.max_accuracy_interval ** 2)
+    return [Anomaly("warning", "test_split_too_small",
+                    f"the test split has {n} images: one image is {100 / n:.1f} accuracy points and the 95% interval "
+                    f"on an accuracy near 50% is +/-{half_width:.1%}, wider than max_accuracy_interval="
+                    f"{config.max_accuracy_interval:g}; at least {needed} test images are needed (add images or "
+                    "raise the test fraction in ingest.splits). The gate still runs; a candidate needs 5 or more "
+                    "images answered worse than the baseline before a regression can be significant (p < 0.05)")]
 
 
 def drift(stats: dict, previous: Optional[dict], config: ValidateConfig) -> List[Anomaly]:

@@ -17,6 +17,9 @@ class ValidateConfig:
     max_balance_change: the largest change of any class's share of the kept images versus the
         previous ingest (TFDV's L-infinity distance) above this is `class_balance_changed`.
     change_severity: severity of `class_set_changed` and `class_balance_changed`.
+    max_accuracy_interval: the test split is too small (`test_split_too_small`, a warning) when the
+        95% interval on an accuracy near 50% (the widest case) is wider than +/- this: the gate's
+        checks (components/evaluate/gate.py) cannot tell apart models closer than that.
     """
 
     min_examples_per_class: int = 10
@@ -24,13 +27,14 @@ class ValidateConfig:
     missing_split_severity: str = "error"
     max_balance_change: float = 0.1
     change_severity: str = "warning"
+    max_accuracy_interval: float = 0.1
 
     def validate(self) -> None:
         """Raise `UsageError` naming the first bad field."""
         if isinstance(self.min_examples_per_class, bool) or not isinstance(self.min_examples_per_class, int) \
                 or self.min_examples_per_class < 1:
             raise UsageError(f"validate.min_examples_per_class={self.min_examples_per_class!r}: must be an integer >= 1")
-        for field in ("max_rejected_fraction", "max_balance_change"):
+        for field in ("max_rejected_fraction", "max_balance_change", "max_accuracy_interval"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise UsageError(f"validate.{field}={value!r}: must be a number in [0, 1]")

@@ -49,7 +49,7 @@ def run(config: ValidateConfig, ingest_dir: str, previous_ingest_dir: Optional[s
     stats = Examples(ingest_dir).stats()
     previous = Examples(previous_ingest_dir).stats() if previous_ingest_dir else None
     anomalies = (checks.class_counts(stats, config) + checks.rejected_fraction(stats, config)
-                 + checks.drift(stats, previous, config))
+                 + checks.test_split_size(stats, config) + checks.drift(stats, previous, config))
     with publish_dir(output_dir) as tmp:
         write_json(ExampleAnomalies(tmp).path(ExampleAnomalies.ANOMALIES), [dataclasses.asdict(a) for a in anomalies])
     return ValidateResult(output_dir=output_dir, anomalies=anomalies)
