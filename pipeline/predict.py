@@ -4,7 +4,7 @@ MODEL is a SavedModel or export directory, a `.tflite` file, or NAME[/VERSION] o
 (with --serving-dir). Folders are searched recursively for .jpg/.jpeg/.png/.gif/.bmp files.
 Output (stdout): one JSON object per line {"path", "label", "labels", "scores"}, or CSV
 (path,label,label_1,score_1,...). `label` is the top class, or the model's unknown label when the
-top score is below the abstention threshold it was exported with. An image that cannot be decoded gets {"path", "error"} (CSV: an
+model abstains (the abstention thresholds it was exported with). An image that cannot be decoded gets {"path", "error"} (CSV: an
 `error` column) and the exit code is then 3; 2 means a usage error, 1 an unexpected failure.
 """
 import argparse
@@ -68,17 +68,18 @@ def _read(path: str):
 
 
 def _score(model: OpenedModel, paths: list) -> list:
-    """(path, probabilities or None, error or None) for each path; a bad image does not stop the rest."""
+    """(path, (probabilities, answer) or None, error or None) for each path; a bad image does not stop the rest."""
     read = [_read(p) for p in paths]
     readable = [(path, data) for path, (data, error) in zip(paths, read) if error is None]
     scored = {}
     try:
         if readable:
-            scored = dict(zip([p for p, _ in readable], model.predict_encoded([d for _, d in readable])))
+            scored = dict(zip([p for p, _ in readable], zip(*model.answer_encoded([d for _, d in readable]))))
     except tf.errors.InvalidArgumentError:  # find the undecodable image(s) one by one
         for path, data in readable:
             try:
-                scored[path] = model.predict_encoded([data])[0]
+                probabilities, answers = model.answer_encoded([data])
+                scored[path] = (probabilities[0], answers[0])
             except tf.errors.InvalidArgumentError:
                 pass
     undecodable = "cannot decode image: not a JPEG/PNG/GIF/BMP file, or truncated"
@@ -97,12 +98,12 @@ def main(argv=None) -> int:
         writer.writerow(["path", "label"] + [f"{c}_{i}" for i in range(1, k + 1) for c in ("label", "score")] + ["error"])
     failed = 0
     for start in range(0, len(paths), args.batch_size):
-        for path, probabilities, error in _score(model, paths[start:start + args.batch_size]):
+        for path, scored, error in _score(model, paths[start:start + args.batch_size]):
             failed += error is not None
+            probabilities, answer = scored or (None, "")
             top = [] if probabilities is None else np.argsort(-probabilities, kind="stable")[:k]
             labels = [model.labels[i] for i in top]
             scores = [round(float(probabilities[i]), 6) for i in top]
-            answer = "" if probabilities is None else model.answer(probabilities)
             if writer:
                 cells = [x for pair in zip(labels, scores) for x in pair] or [""] * (2 * k)
                 writer.writerow([path, answer, *cells, error or ""])

@@ -41,7 +41,7 @@ def tiny_cnn(num_classes: int, image_size=(32, 32), seed: int = 0) -> keras.Mode
     inputs = keras.Input((*image_size, 3))
     x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
     logits = keras.layers.Dense(num_classes, name="head_dense")(x)  # the trainer's head layout (train/model.py)
     return keras.Model(inputs, keras.layers.Activation("softmax", name="probabilities")(logits))
 
@@ -130,6 +130,20 @@ def sign_digits_artifacts(tmp_path_factory, sign_digits_dir, shared_weights_dir)
         export = components.export.run(config, train, ingest, str(root / "export")).output_dir
         return {"ingest": ingest, "train": train, "export": export}
     return _once("sign_digits", build)
+
+
+def default_sign_digits_training(tmp_path_factory, ingest_dir, weights_dir: pathlib.Path):
+    """(TrainResult, train dir): the whole ingested sign-language folder trained with the DEFAULT
+    TrainConfig and the shared backbone, once per test session (the transfer and trust tests share it)."""
+    def build():
+        from components.train import TrainConfig, run
+
+        out = tmp_path_factory.mktemp("transfer") / "train"
+        result = run(TrainConfig(weights=str(weights_dir / "mobilenetv2_0.35_96_cifar6_notop.keras")),
+                     str(ingest_dir), str(out))
+        print("\n" + result.summary())
+        return result, out
+    return _once("default_sign_digits_training", build)
 
 
 def blessing_dir(path, blessed: bool, failed=()) -> str:

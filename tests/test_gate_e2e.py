@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only
 @pytest.fixture(scope="module")
 def ingest(tmp_path_factory):
     return write_synthetic_ingest_dir(tmp_path_factory.mktemp("gate") / "ingest", labels=list("abcdef"),
-                                      per_split={"train": 8, "test": 6}, tfds_metadata=False)
+                                      per_split={"train": 8, "val": 4, "test": 6}, tfds_metadata=False)
 
 
 def _run(root, name, ingest, epochs, serving, config):

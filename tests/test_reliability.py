@@ -286,12 +286,12 @@ def test_predict_reports_a_dangling_link_in_its_row_and_an_url_as_unreadable(tmp
     write_file(str(folder / "good.jpg"), rgb_jpeg_bytes(32, 32, seed=1))
 
     class Halves:  # a stand-in model: the rows, not the scores, are under test
-        def predict_encoded(self, images):
-            return [[0.5, 0.5]] * len(images)
+        def answer_encoded(self, images):
+            return [[0.5, 0.5]] * len(images), ["a"] * len(images)
 
     rows = predict._score(Halves(), [str(folder / "dangling.jpg"), str(folder / "good.jpg")])
     assert rows[0][1] is None and rows[0][2].startswith("cannot read the file")
-    assert rows[1][1] == [0.5, 0.5] and rows[1][2] is None, "the other images are still predicted"
+    assert rows[1][1] == ([0.5, 0.5], "a") and rows[1][2] is None, "the other images are still predicted"
     with pytest.raises(DataError, match="cannot be read .* download URLs first") as caught:
         predict.image_paths(["https://example.invalid/cat.jpg"])
     assert caught.value.exit_code == EXIT_DATA

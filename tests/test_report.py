@@ -12,7 +12,7 @@ from pipeline_helpers import shared_first_run
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
-SECTIONS = ["data", "training", "metrics", "confusion", "worst", "gate", "tflite", "lineage"]
+SECTIONS = ["data", "training", "metrics", "confusion", "trust", "worst", "gate", "tflite", "lineage"]
 
 
 class _Page(html.parser.HTMLParser):
@@ -65,6 +65,8 @@ def test_every_section_is_there_with_content(report):
     assert "float32" in page.sections["tflite"] and "dynamic_range" in page.sections["tflite"]
     for metric in ("precision", "recall", "F1", "accuracy"):
         assert metric in page.sections["metrics"]
+    assert "ECE" in page.sections["trust"] and "fitted on the val split" in page.sections["trust"]
+    assert "interval" in page.sections["gate"]  # every check shows its interval, images and p
     lineage = page.sections["lineage"]
     assert "data fingerprint" in lineage and "code version" in lineage and "baseline" in lineage
     assert "train:" in lineage  # the effective config

@@ -18,6 +18,7 @@ import components.common.layers  # noqa: F401  (custom layers, before loading mo
 from components.train import StageConfig, TrainConfig, run
 from components.train.config import AugmentConfig
 from components.train.input import make_dataset
+from tests import export_models
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
@@ -29,11 +30,7 @@ SCRATCH_MIN_TEST = 0.35  # measured 0.47; chance 0.1
 
 @pytest.fixture(scope="module")
 def pretrained_default(ingested_sign_digits, shared_weights_dir, tmp_path_factory):
-    weights = str(shared_weights_dir / "mobilenetv2_0.35_96_cifar6_notop.keras")
-    out = tmp_path_factory.mktemp("transfer") / "train"
-    result = run(TrainConfig(weights=weights), str(ingested_sign_digits), str(out))
-    print("\n" + result.summary())
-    return result, out
+    return export_models.default_sign_digits_training(tmp_path_factory, ingested_sign_digits, shared_weights_dir)
 
 
 def test_head_stage_is_clearly_above_chance(pretrained_default):

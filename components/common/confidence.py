@@ -99,12 +99,12 @@ def fit_threshold(probabilities: np.ndarray, labels: np.ndarray, *, precision: f
     else:
         k = max(1, math.ceil(coverage * n))
         threshold = float(sorted_confidence[k - 1])
-    return {"threshold": threshold, "reached": reached, **selective(probabilities, labels, threshold)}
+    return {"threshold": threshold, "reached": reached,
+            **selective(probabilities, labels, probabilities.max(axis=1) >= threshold)}
 
 
-def selective(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
-    """Coverage and accuracy of the answers whose top-1 probability is >= `threshold`."""
-    accepted = probabilities.max(axis=1) >= threshold
+def selective(probabilities: np.ndarray, labels: np.ndarray, accepted: np.ndarray) -> dict:
+    """Coverage and accuracy of the accepted answers (`accepted`: bool per image)."""
     correct = probabilities.argmax(axis=1) == labels
     count = int(accepted.sum())
     return {"coverage": count / len(labels), "accepted": count, "examples": len(labels),

@@ -40,17 +40,27 @@ class SavedModelRunner:
         self.model = tf.saved_model.load(self.path)
         self.batch_size = batch_size
 
-    def _run(self, signature: str, key: str, inputs: list) -> np.ndarray:
+    def _run(self, signature: str, key: str, inputs: list, names=("probabilities",)) -> tuple:
+        """The signature's `names` outputs over all `inputs`, concatenated batch after batch."""
         fn = self.model.signatures[signature]
-        out = [fn(**{key: tf.constant(inputs[i:i + self.batch_size])})["probabilities"].numpy()
-               for i in range(0, len(inputs), self.batch_size)]
-        return np.concatenate(out, axis=0)
+        batches = [fn(**{key: tf.constant(inputs[i:i + self.batch_size])})
+                   for i in range(0, len(inputs), self.batch_size)]
+        return tuple(np.concatenate([b[name].numpy() for b in batches], axis=0) for name in names)
 
     def predict_encoded(self, images: list) -> np.ndarray:
-        return self._run("serving_default", "images", images)
+        return self._run("serving_default", "images", images)[0]
+
+    def answer_encoded(self, images: list) -> tuple:
+        """(probabilities, answers): answers are the signature's `label` output (a class or the unknown label)."""
+        probabilities, labels = self._run("serving_default", "images", images, ("probabilities", "label"))
+        return probabilities, [label.decode() for label in labels]
 
     def predict_examples(self, serialized: list) -> np.ndarray:
-        return self._run("serve_tf_examples", "examples", serialized)
+        return self._run("serve_tf_examples", "examples", serialized)[0]
+
+    def answer_examples(self, serialized: list) -> tuple:
+        probabilities, labels = self._run("serve_tf_examples", "examples", serialized, ("probabilities", "label"))
+        return probabilities, [label.decode() for label in labels]
 
 
 class TFLiteRunner:
@@ -139,15 +149,7 @@ class OpenedModel:
             self.runner = SavedModelRunner(self.path, batch_size)
             model_dir = self.path
         self.labels = self._labels(model_dir)
-        # what the SavedModel's `label` output does in the graph, from the sidecar (TFLite has no strings)
         self.abstention = model_abstention(model_dir)
-
-    def answer(self, probabilities: np.ndarray) -> str:
-        """The top class, or the unknown label when its probability is below the abstention threshold."""
-        top = int(np.argmax(probabilities))
-        if self.abstention and probabilities[top] < self.abstention["threshold"]:
-            return self.abstention["unknown_label"]
-        return self.labels[top]
 
     @staticmethod
     def _labels(model_dir: str) -> list:
@@ -160,3 +162,16 @@ class OpenedModel:
         if self.kind == "tflite":
             return self.runner.predict_encoded(images, self.batch_size)
         return self.runner.predict_encoded(images)
+
+    def answer_encoded(self, images: list) -> tuple:
+        """(probabilities, answers): each answer is the top class or, where the model abstains, its unknown label.
+
+        A SavedModel answers in its graph (the `label` output: confidence and distance checks); a
+        TFLite model has no string output, so its exported confidence threshold is applied here.
+        """
+        if self.kind == "saved_model":
+            return self.runner.answer_encoded(images)
+        probabilities = self.predict_encoded(images)
+        threshold = self.abstention["threshold"] if self.abstention else 0.0
+        return probabilities, [self.labels[int(np.argmax(p))] if p.max() >= threshold
+                               else self.abstention["unknown_label"] for p in probabilities]

@@ -2,6 +2,8 @@
 import dataclasses
 import time
 
+import numpy as np
+
 from components.common import confidence
 from components.common.errors import DataError
 from components.common.outcome import Outcome
@@ -51,13 +53,14 @@ def _score_baseline(baseline_dir: str, labels: list, serialized: list, batch_siz
         return None, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
 
 
-def trust_metrics(predictions: dict, labels, info: dict) -> dict:
+def trust_metrics(predictions: dict, labels, info: dict, answers: list) -> dict:
     """How far the probabilities can be trusted on this split (components/common/confidence.py).
 
     calibration: NLL and ECE of every model; for the candidate also before the temperature the
     export folded in (recovered exactly from its probabilities) and both reliability diagrams.
-    abstention: at the exported threshold, coverage and accuracy of the accepted answers, and the
-    accuracy/coverage curve. Either is None when the model was exported without it.
+    abstention: coverage and accuracy of the answers the SavedModel gave (`answers`, its `label`
+    output: abstained where it says the unknown label), and the accuracy/coverage curve of the
+    confidence alone. Either is None when the model was exported without it.
     """
     per_model = {name: {"nll": round(confidence.nll(p, labels), 6), "ece": round(confidence.ece(p, labels), 6)}
                  for name, p in predictions.items()}
@@ -74,7 +77,8 @@ def trust_metrics(predictions: dict, labels, info: dict) -> dict:
     threshold = info.get("abstention")
     abstention = None if not threshold else {
         "threshold": threshold["threshold"], "target": threshold.get("target"),
-        "selective": confidence.selective(candidate, labels, threshold["threshold"]),
+        "selective": confidence.selective(candidate, labels,
+                                          np.asarray([a != threshold["unknown_label"] for a in answers])),
         "curve": confidence.coverage_curve(candidate, labels)}
     return {"calibration": calibration, "abstention": abstention}
 
@@ -101,7 +105,8 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
                         "evaluate on the ingest the model was trained from")
     serialized, images, y = examples.read_split(config.split)
 
-    predictions = {"candidate": SavedModelRunner(export_dir, config.batch_size).predict_examples(serialized)}
+    candidate, answers = SavedModelRunner(export_dir, config.batch_size).answer_examples(serialized)
+    predictions = {"candidate": candidate}
     baseline_error = None
     if baseline_dir:
         baseline, baseline_error = _score_baseline(baseline_dir, labels, serialized, config.batch_size)
@@ -115,7 +120,7 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
         computed = tfma_metrics.compute(predictions, y, labels, config.top_k, out.path(ModelBlessing.TFMA),
                                         beam_options)
         metrics = computed["metrics"]
-        trust = trust_metrics(predictions, y, export.info())
+        trust = trust_metrics(predictions, y, export.info(), answers)
         checks = gate.value_checks(config, predictions, y, labels)
         if "baseline" in predictions:
             checks.append(gate.baseline_check(config, predictions, y))

@@ -19,26 +19,51 @@ from components.common.model_runners import preprocess
 from components.export.config import ExportConfig
 from schemas.artifacts import Examples
 
-LOGITS_LAYER = "head_dense"
+LOGITS_LAYER, POOLED_LAYER = "head_dense", "head_pool"
 
 
-def _logits_and_labels(model: keras.Model, examples: Examples, image_size) -> tuple:
-    """The model's logits and the labels of the whole val split, read 256 records at a time."""
+def _outputs(model: keras.Model, pooled: bool):
+    """A function from pixels to (logits, pooled backbone features or logits again), sharing the model's layers."""
+    names = (LOGITS_LAYER, POOLED_LAYER) if pooled else (LOGITS_LAYER,)
     try:
-        logits_layer = model.get_layer(LOGITS_LAYER)
+        layers = [model.get_layer(name) for name in names]
     except ValueError:
-        raise DataError(f"the trained model has no {LOGITS_LAYER!r} layer (components/train/model.py layout), "
-                        "so no temperature can be folded in: retrain it, or set export.calibrate: false") from None
-    to_logits = keras.Model(model.inputs, logits_layer.output)
-    forward = tf.function(lambda pixels: to_logits(pixels, training=False), reduce_retracing=True)
-    logits, labels = [], []
-    for _serialized, images, batch_labels in examples.batches("val"):
+        raise DataError(f"the trained model lacks the {' or '.join(map(repr, names))} layer of the trainer's layout "
+                        "(components/train/model.py), so it cannot be calibrated or checked for inputs far from "
+                        "the training data: retrain it, or set export.calibrate and export.abstain_far_from_training "
+                        "to false") from None
+    both = keras.Model(model.inputs, [layers[0].output, layers[-1].output])
+    return tf.function(lambda pixels: both(pixels, training=False), reduce_retracing=True)
+
+
+def _forward(forward, batches, image_size) -> tuple:
+    """(logits, pooled features, labels) over (serialized, encoded images, labels) batches."""
+    logits, pooled, labels = [], [], []
+    for _serialized, images, batch_labels in batches:
         pixels = preprocess(images, image_size)
-        logits.extend(forward(pixels[i:i + 64]).numpy() for i in range(0, len(pixels), 64))
+        for i in range(0, len(pixels), 64):
+            out = forward(pixels[i:i + 64])
+            logits.append(out[0].numpy())
+            pooled.append(out[1].numpy())
         labels.extend(batch_labels)
-    if not labels:
-        raise DataError(f"the 'val' split in {examples.uri} has no examples: nothing to calibrate on")
-    return np.concatenate(logits).astype(np.float64), np.asarray(labels, np.int64)
+    return np.concatenate(logits).astype(np.float64), np.concatenate(pooled), np.asarray(labels, np.int64)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def prototypes(pooled: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Unit-length class means of unit-length pooled features: [classes, features] (zeros for an absent class)."""
+    unit = _unit(pooled)
+    means = np.stack([unit[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(unit.shape[1])
+                      for c in range(num_classes)])
+    return _unit(means).astype(np.float32)
+
+
+def similarity(pooled: np.ndarray, class_prototypes: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each image's features to the nearest class prototype (what the signature computes)."""
+    return (_unit(pooled) @ class_prototypes.T).max(axis=1)
 
 
 def fold_temperature(model: keras.Model, temperature: float) -> None:
@@ -47,16 +72,25 @@ def fold_temperature(model: keras.Model, temperature: float) -> None:
     dense.set_weights([w / np.float32(temperature) for w in dense.get_weights()])
 
 
-def calibrate(model: keras.Model, examples: Examples, image_size, config: ExportConfig) -> dict:
-    """Fit (and fold into `model`) the temperature, then the abstention threshold, on the val split.
+def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: int, config: ExportConfig) -> tuple:
+    """Fit (and fold into `model`) the temperature, then the abstention thresholds, on the val split.
 
-    Returns the model_info.json entries {"calibration": ..., "abstention": ...}; either is None when
-    the config turns it off. Val-split NLL and ECE before/after are recorded; the test split's are
-    the evaluation's to measure.
+    Returns (model_info.json entries {"calibration": ..., "abstention": ...}, class prototypes or
+    None). Either entry is None when the config turns it off. Abstention has two parts, both fitted
+    on val: a threshold on the calibrated top-1 probability, and (export.abstain_far_from_training)
+    a threshold on the cosine similarity of the image's pooled backbone features to the nearest
+    class prototype (unit mean of the train split's features, `prototypes`). The second catches
+    what softmax confidence cannot: inputs unlike any training image (a texture, a blank frame),
+    to which a classifier often gives one class a high probability. Val-split numbers are recorded;
+    the test split's are the evaluation's to measure.
     """
-    if not config.calibrate and config.abstain_precision is None and config.abstain_coverage is None:
-        return {"calibration": None, "abstention": None}
-    logits, labels = _logits_and_labels(model, examples, image_size)
+    abstain = (config.abstain_precision, config.abstain_coverage) != (None, None)
+    if not config.calibrate and not abstain:
+        return {"calibration": None, "abstention": None}, None
+    forward = _outputs(model, abstain and config.abstain_far_from_training)
+    logits, pooled, labels = _forward(forward, examples.batches("val"), image_size)
+    if not len(labels):
+        raise DataError(f"the 'val' split in {examples.uri} has no examples: nothing to calibrate on")
     before = special.softmax(logits, axis=1)
     calibration = None
     temperature = 1.0
@@ -72,16 +106,30 @@ def calibrate(model: keras.Model, examples: Examples, image_size, config: Export
             "val_ece_before": round(confidence.ece(before, labels), 6),
             "val_ece_after": round(confidence.ece(after, labels), 6),
         }
-    abstention = None
-    if config.abstain_precision is not None or config.abstain_coverage is not None:
-        fitted = confidence.fit_threshold(special.softmax(logits / temperature, axis=1), labels, precision=config.abstain_precision,
-                                          coverage=config.abstain_coverage)
-        abstention = {
-            "threshold": fitted["threshold"], "unknown_label": config.unknown_label, "fitted_on": "val",
-            "target": ({"precision": config.abstain_precision} if config.abstain_precision is not None
-                       else {"coverage": config.abstain_coverage}),
-            "target_reached": fitted["reached"], "val_coverage": round(fitted["coverage"], 6),
-            "val_accuracy_accepted": None if fitted["accuracy"] is None else round(fitted["accuracy"], 6),
-            "examples": len(labels),
-        }
-    return {"calibration": calibration, "abstention": abstention}
+    if not abstain:
+        return {"calibration": calibration, "abstention": None}, None
+    probabilities = special.softmax(logits / temperature, axis=1)
+    fitted = confidence.fit_threshold(probabilities, labels, precision=config.abstain_precision,
+                                      coverage=config.abstain_coverage)
+    accepted = probabilities.max(axis=1) >= fitted["threshold"]
+    abstention = {
+        "threshold": fitted["threshold"], "unknown_label": config.unknown_label, "fitted_on": "val",
+        "target": ({"precision": config.abstain_precision} if config.abstain_precision is not None
+                   else {"coverage": config.abstain_coverage}),
+        "target_reached": fitted["reached"], "examples": len(labels), "far_from_training": None,
+    }
+    class_prototypes = None
+    if config.abstain_far_from_training:
+        sample = examples.sample_split("train", config.prototype_examples, num_classes)
+        _, train_pooled, train_labels = _forward(forward, [sample], image_size)
+        class_prototypes = prototypes(train_pooled, train_labels, num_classes)
+        val_similarity = similarity(pooled, class_prototypes)
+        similarity_threshold = float(np.quantile(val_similarity, config.far_val_rejection))
+        accepted &= val_similarity >= similarity_threshold
+        abstention["far_from_training"] = {
+            "similarity_threshold": round(similarity_threshold, 6), "prototypes_from": "train",
+            "prototype_examples": len(train_labels), "val_rejection_target": config.far_val_rejection}
+    chosen = confidence.selective(probabilities, labels, accepted)
+    abstention.update({"val_coverage": round(chosen["coverage"], 6),
+                       "val_accuracy_accepted": None if chosen["accuracy"] is None else round(chosen["accuracy"], 6)})
+    return {"calibration": calibration, "abstention": abstention}, class_prototypes

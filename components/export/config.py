@@ -27,6 +27,13 @@ class ExportConfig:
       output, `pipeline.predict` and the TFLite sidecar say `unknown_label`.
     abstain_coverage: alternatively, the threshold that accepts this fraction of the val images.
     unknown_label: the answer given below the threshold.
+    abstain_far_from_training: with abstention on, also answer unknown_label when the image's
+      pooled backbone features are farther (cosine) from every class's train prototype than all
+      but `far_val_rejection` of the val images: the check for inputs unlike the training data,
+      which softmax confidence misses. SavedModel signatures and `pipeline.predict` on it only:
+      the TFLite models keep one output (probabilities), so they abstain on confidence alone.
+    far_val_rejection: share of the val images the distance check is allowed to reject.
+    prototype_examples: train images (evenly from every class) the class prototypes are built from.
     """
 
     top_k: int = 3
@@ -39,6 +46,9 @@ class ExportConfig:
     abstain_precision: float | None = None
     abstain_coverage: float | None = None
     unknown_label: str = "unknown"
+    abstain_far_from_training: bool = True
+    far_val_rejection: float = 0.01
+    prototype_examples: int = 2000
 
     def validate(self) -> None:
         if self.top_k < 1:
@@ -61,6 +71,10 @@ class ExportConfig:
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:
                 raise UsageError(f"export.{name}: {value} must be in (0, 1]")
+        if not 0 <= self.far_val_rejection < 0.5:
+            raise UsageError(f"export.far_val_rejection: {self.far_val_rejection} must be in [0, 0.5)")
+        if self.prototype_examples < 1:
+            raise UsageError(f"export.prototype_examples: {self.prototype_examples} must be >= 1")
         if not self.unknown_label.strip():
             raise UsageError("export.unknown_label is empty: name the answer given below the abstention threshold")
 

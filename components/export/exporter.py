@@ -46,7 +46,8 @@ def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict, ca
         "output": ("softmax probabilities [batch, num_classes] in labels order"
                    + (", calibrated (temperature folded in)" if calibrated["calibration"] else "")
                    + (f"; answer {calibrated['abstention']['unknown_label']!r} when the top probability is below "
-                      f"abstention.threshold" if calibrated["abstention"] else "")),
+                      "abstention.threshold (the SavedModel also checks abstention.far_from_training, which needs "
+                      "features the TFLite models do not output)" if calibrated["abstention"] else "")),
         "tflite_io": tflite_io,
         "top_k": config.top_k,
         **calibrated,
@@ -74,8 +75,7 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     model = float32_rebuild(load_model(trained.model_path()))
     if config.unknown_label in labels and (config.abstain_precision, config.abstain_coverage) != (None, None):
         raise UsageError(f"export.unknown_label {config.unknown_label!r} is also a class name: choose another")
-    calibrated = calibration.calibrate(model, examples, image_size, config)
-    abstention = calibrated["abstention"] or {}
+    calibrated, prototypes = calibration.calibrate(model, examples, image_size, len(labels), config)
 
     _, train_images, _ = examples.sample_split("train", config.representative_examples, len(labels))
     representative = preprocess(train_images, image_size)
@@ -89,7 +89,7 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         out = ExportedModel(tmp)
         saved_model_dir = out.saved_model_dir()
         signatures.write_saved_model(model, labels, image_size, config.top_k, saved_model_dir,
-                                     abstention.get("threshold", 0.0), config.unknown_label)
+                                     calibrated["abstention"], prototypes)
         tflite_dir = out.path(ExportedModel.TFLITE)
         tf.io.gfile.makedirs(tflite_dir)
         files, io_types = {}, {}

@@ -9,9 +9,12 @@ evaluation saw.
   serve_images(images: uint8[batch, h, w, 3])   pixels of any size, resized in the graph
   serve_tf_examples(examples: string[batch])    serialized tf.Examples with an `image` feature
 each returning probabilities [batch, classes], classes [batch, k] (label strings), scores [batch, k]
-and label [batch]: the top class, or the unknown label where its probability is below the
-abstention threshold (components/export/calibration.py; 0 when abstention is off, so always the
-top class). Probabilities are calibrated when the export folded a temperature into the model.
+and label [batch]: the top class, or the unknown label where the model abstains: its top
+probability is below the abstention threshold, or (with class prototypes) its pooled backbone
+features are less similar to every class prototype than the fitted similarity threshold; the
+latter also adds `similarity` [batch] (components/export/calibration.py). Without abstention,
+label is always the top class. Probabilities are calibrated when the export folded a
+temperature into the model.
 
 Why not Keras's `keras.export.ExportArchive` (what `model.export()` uses): it walks every Keras
 layer's trackable children and retraces the model for the save, 4.8-8.3 s for the demo's
@@ -22,27 +25,44 @@ import keras
 import tensorflow as tf
 
 from components.common.image_ops import decode_and_resize, resize_for_model
+from components.export.calibration import POOLED_LAYER
 
 _EXAMPLE_SPEC = {"image": tf.io.FixedLenFeature([], tf.string)}
 
 
 def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, path: str,
-                      threshold: float = 0.0, unknown_label: str = "unknown") -> None:
-    """Write `model` with the three signatures to `path` (a new directory)."""
+                      abstention: dict | None = None, prototypes=None) -> None:
+    """Write `model` with the three signatures to `path` (a new directory).
+
+    abstention: model_info.json's entry (threshold, unknown_label, far_from_training) or None;
+    prototypes: [classes, features] unit class prototypes for the far-from-training check, or None.
+    """
     height, width = image_size
     label_table = tf.constant(labels)
-    unknown = tf.constant(unknown_label)
+    abstention = abstention or {"threshold": 0.0, "unknown_label": "unknown"}
+    unknown = tf.constant(abstention["unknown_label"])
     k = min(top_k, len(labels))
-
-    infer = tf.function(lambda pixels: model(pixels, training=False),
-                        input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
+    spec = [tf.TensorSpec([None, height, width, 3], tf.float32)]
+    if prototypes is None:
+        infer = tf.function(lambda pixels: (model(pixels, training=False), None), input_signature=spec)
+    else:
+        with_features = keras.Model(model.inputs, [model.output, model.get_layer(POOLED_LAYER).output])
+        infer = tf.function(lambda pixels: tuple(with_features(pixels, training=False)), input_signature=spec)
+        class_prototypes = tf.constant(prototypes, tf.float32)
+        similarity_threshold = abstention["far_from_training"]["similarity_threshold"]
 
     def outputs(pixels):
-        probabilities = infer(pixels)
+        probabilities, pooled = infer(pixels)
         scores, indices = tf.math.top_k(probabilities, k=k)
         classes = tf.gather(label_table, indices)
-        label = tf.where(scores[:, 0] >= threshold, classes[:, 0], unknown)
-        return {"probabilities": probabilities, "classes": classes, "scores": scores, "label": label}
+        accept = scores[:, 0] >= abstention["threshold"]
+        found = {"probabilities": probabilities, "classes": classes, "scores": scores}
+        if pooled is not None:
+            similarity = tf.reduce_max(tf.linalg.matmul(tf.math.l2_normalize(pooled, axis=1), class_prototypes,
+                                                        transpose_b=True), axis=1)
+            accept = tf.logical_and(accept, similarity >= similarity_threshold)
+            found["similarity"] = similarity
+        return {**found, "label": tf.where(accept, classes[:, 0], unknown)}
 
     def decode_batch(encoded):
         return tf.map_fn(lambda b: decode_and_resize(b, (height, width)), encoded,
