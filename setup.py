@@ -23,6 +23,8 @@ setuptools.setup(
         "pillow>=10",
         "pyyaml>=6",
         "matplotlib>=3.8",
+        "scipy>=1.11",  # calibration (temperature search), the gate's intervals and exact tests
+        "cleanlab>=2.9,<3",  # the audit's confident learning (pulls scikit-learn)
     ],
     extras_require={
         # Beam's DaskRunner (--runner=DaskRunner --dask_client_address=...): README, "Distributed runners".

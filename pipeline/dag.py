@@ -1,8 +1,9 @@
 r"""The component graph: what runs in which order, and everything each node's orchestration needs.
 
-    ingest -> validate -> train -> export -> evaluate -> push
-       \________________/\________/\_______/\________/
-        every later step also reads the ingest (splits, labels); push reads export + evaluate
+    ingest -> validate -> train -> audit -> export -> evaluate -> push
+       \________________/\________/\______________/\________/
+        every later step also reads the ingest (splits, labels); audit and export read train;
+        push reads export + evaluate
 
 Each node declares, as a TFX component spec with its driver does: the upstream outputs it reads,
 its config section, the artifact kind it publishes (`schemas.artifacts`), the driver that resolves
@@ -67,6 +68,11 @@ def _validation_failed(summary: str, uri: str) -> DataError:
                      f"{kinds.ExampleAnomalies(uri).path(kinds.ExampleAnomalies.ANOMALIES)})")
 
 
+def _audit_failed(summary: str, uri: str) -> DataError:
+    return DataError(f"the audit stopped the run: {summary.strip()}\n(details in "
+                     f"{kinds.Audit(uri).path(kinds.Audit.NEAR_DUPLICATES)})")
+
+
 def _not_pushed(summary: str, uri: str) -> NotBlessedError:
     return NotBlessedError(summary.strip() or "the model was not pushed: the evaluation gate did not bless it")
 
@@ -83,6 +89,8 @@ NODES = (
          costly_preflight=drivers.train_preflight,
          call=lambda run, ctx, i, out, r: run(ctx.config["train"], i["ingest"], out,
                                                work_dir=artifacts.train_work_dir(ctx.root, r.fingerprint[:16]))),
+    Node("audit", ("train", "ingest"), kinds.Audit, config="components.audit.config:AuditConfig",
+         failure=_audit_failed, call=lambda run, ctx, i, out, r: run(ctx.config["audit"], i["train"], i["ingest"], out)),
     Node("export", ("train", "ingest"), kinds.ExportedModel, config="components.export.config:ExportConfig",
          call=lambda run, ctx, i, out, r: run(ctx.config["export"], i["train"], i["ingest"], out)),
     Node("evaluate", ("export", "ingest"), kinds.ModelBlessing, config="components.evaluate.config:EvaluateConfig",

@@ -14,7 +14,8 @@ import os
 
 
 from components.common import fileio, publish
-from schemas.artifacts import ExampleAnomalies, Examples, ExportedModel, Model, ModelBlessing
+from components.common.errors import DataError
+from schemas.artifacts import Audit, ExampleAnomalies, Examples, ExportedModel, Model, ModelBlessing
 
 MAX_REJECTED_THUMBNAILS = 12
 WORST_MISCLASSIFIED = 12
@@ -46,6 +47,27 @@ def _fmt(value, digits: int = 3) -> str:
 
 def _interval(interval) -> str:
     return "n/a" if not interval else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _images_by_sha256(ingest: str, wanted: set) -> dict:
+    """Encoded images of the ingest whose sha256 is in `wanted` (one pass over the shards)."""
+    import tensorflow as tf
+
+    examples, found = Examples(ingest), {}
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "sha256": tf.io.FixedLenFeature([], tf.string)}
+    for split in Examples.SPLITS:
+        if not wanted - found.keys() or not examples.exists(Examples.DATA):
+            break
+        try:
+            shards = examples.shards(split)
+        except DataError:  # a split this ingest does not have
+            continue
+        for record in tf.data.TFRecordDataset(shards).batch(256):
+            parsed = tf.io.parse_example(record, spec)
+            for digest, image in zip(parsed["sha256"].numpy(), parsed["image"].numpy()):
+                if digest.decode() in wanted:
+                    found[digest.decode()] = image
+    return found
 
 
 class Report:
@@ -204,6 +226,50 @@ class Report:
         body.append(self._cached("trust", evaluate, figures))
         self.add("trust", title, "".join(body))
 
+    def audit(self) -> None:
+        """The label-issue review queue and the near-copies across splits, with thumbnails."""
+        title = "Audit: label issues and leakage"
+        audit_dir, ingest = self.outputs.get("audit"), self.outputs.get("ingest")
+        if not audit_dir or not ingest:
+            self.add("audit", title, "<p>The audit did not run.</p>")
+            return
+        audit = Audit(audit_dir)
+        summary = audit.summary()
+        if summary.get("skipped"):
+            self.add("audit", title, f"<p>Skipped: {html.escape(summary['skipped'])}</p>")
+            return
+        issues, copies = audit.rows(Audit.LABEL_ISSUES), audit.rows(Audit.NEAR_DUPLICATES)
+        review = summary["config"]["review_size"]
+        body = [f"<p>{len(issues)} of {summary['examples']} images are likely mislabelled (confident learning "
+                f"on cross-validated probabilities; all in <code>{Audit.LABEL_ISSUES}</code>, most likely first). "
+                f"Near-copies of train images (<code>{Audit.NEAR_DUPLICATES}</code>): "
+                f"{html.escape(json.dumps(summary['near_duplicates']))}.</p>"]
+        self.lines.append(f"audit: {len(issues)} likely label errors, near-copies {summary['near_duplicates']}")
+
+        def figures():
+            from pipeline import report_figures
+
+            wanted = {r["sha256"] for r in issues[:review]} | {r[k] for r in copies[:review]
+                                                                  for k in ("sha256", "train_sha256")}
+            images = _images_by_sha256(ingest, wanted)
+            parts = []
+            if issues[:review]:
+                shown = [r for r in issues[:review] if r["sha256"] in images]
+                parts.append(_img(report_figures.image_grid(
+                    [images[r["sha256"]] for r in shown],
+                    [f"#{r['rank']} given {r['given_label']}\nsuggested {r['suggested_label']}" for r in shown]),
+                    "label issue review queue"))
+            if copies[:review]:
+                pairs = [r for r in copies[:review] if r["sha256"] in images and r["train_sha256"] in images]
+                grid = [x for r in pairs for x in (images[r["sha256"]], images[r["train_sha256"]])]
+                titles = [t for r in pairs for t in (f"{r['split']} {r['path'][-18:]}",
+                                                     f"train copy, cos {float(r['similarity']):.3f}")]
+                parts.append(_img(report_figures.image_grid(grid, titles, columns=6), "near-copies across splits"))
+            return "".join(parts)
+
+        body.append(self._cached("audit", audit_dir, figures))
+        self.add("audit", title, "".join(body))
+
     def worst(self) -> None:
         export, ingest = self.outputs.get("export"), self.outputs.get("ingest")
         if not export or not ingest:
@@ -327,7 +393,7 @@ def write(store, run_id: str, config, outputs: dict, run_dir: str, status: str, 
     """
     report = Report(store, run_id, config, outputs, run_dir)
     for name, section in (("data", report.data), ("training", report.training), ("metrics", report.metrics),
-                          ("trust", report.trust), ("worst", report.worst), ("gate", report.gate), ("tflite", report.tflite),
+                          ("trust", report.trust), ("audit", report.audit), ("worst", report.worst), ("gate", report.gate), ("tflite", report.tflite),
                           ("lineage", lambda: report.lineage(code_version))):
         try:
             section()

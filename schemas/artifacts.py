@@ -241,6 +241,19 @@ class ExampleAnomalies(Artifact):
         return self.json(self.ANOMALIES)
 
 
+class Audit(Artifact):
+    """The audit's output: audit.json, label_issues.csv (ranked), near_duplicates.csv."""
+
+    TYPE, WHAT = "Audit", "the audit output"
+    SUMMARY, LABEL_ISSUES, NEAR_DUPLICATES = "audit.json", "label_issues.csv", "near_duplicates.csv"
+
+    def summary(self) -> dict:
+        return self.json(self.SUMMARY)
+
+    def rows(self, name: str) -> list:
+        return list(csv.DictReader(io.StringIO(self.text(name))))
+
+
 class _ModelFiles(Artifact):
     """What every model artifact carries beside the model: class names and the sidecar."""
 

@@ -115,6 +115,13 @@ def _fake_train(config, ingest, out, work_dir=None):
     return _results()[2](out, [], "fake", 1.0, None, 0.0, "float32", "default", None)
 
 
+def _fake_audit(config, train, ingest, out):
+    from components.audit import AuditResult
+
+    _fake_step("audit", out, train=train)
+    return AuditResult(out, "", 0, 1, {}, "error", 0.0)
+
+
 def _fake_export(config, train, ingest, out):
     _fake_step("export", out, train=train)
     return _results()[3](out, out, {}, {}, {"max_abs_diff": {"saved_model": 0.0}}, 0.0)
@@ -147,7 +154,8 @@ def _fake_push(config, export_dir, evaluate_dir, serving_dir, force=False):
     return _results()[5](True, version, final, force, [], 0.0)
 
 
-FAKES = {"ingest": _fake_ingest, "validate": _fake_validate, "train": _fake_train, "export": _fake_export,
+FAKES = {"ingest": _fake_ingest, "validate": _fake_validate, "train": _fake_train, "audit": _fake_audit,
+         "export": _fake_export,
          "evaluate": _fake_evaluate, "push": _fake_push}
 
 

@@ -10,7 +10,7 @@ import pytest
 from pipeline_helpers import library_noise, pipeline_run, shared_first_run
 
 
-ALL = ["ingest", "validate", "train", "export", "evaluate", "push"]
+ALL = ["ingest", "validate", "train", "audit", "export", "evaluate", "push"]
 
 
 def test_unchanged_rerun_skips_every_component(fake, capsys):
@@ -23,7 +23,7 @@ def test_unchanged_rerun_skips_every_component(fake, capsys):
 
 def test_touching_train_config_reruns_train_and_downstream_not_ingest(fake):
     assert fake()[1] == ALL
-    assert fake("--set", "train.label_smoothing=0.05") == (0, ["train", "export", "evaluate", "push"])
+    assert fake("--set", "train.label_smoothing=0.05") == (0, ["train", "audit", "export", "evaluate", "push"])
     assert fake("--set", "train.label_smoothing=0.05") == (0, [])  # and that result is cached in turn
 
 

@@ -13,7 +13,7 @@ from components.common.errors import EXIT_DATA, EXIT_USAGE, DataError, UsageErro
 from components.ingest import IngestConfig, run
 from tests.image_fixtures import rgb_jpeg_bytes, write_file
 
-ALL = ["ingest", "validate", "train", "export", "evaluate", "push"]
+ALL = ["ingest", "validate", "train", "audit", "export", "evaluate", "push"]
 
 
 def make_tree(root, classes=("cats", "dogs"), per_class=3):
@@ -373,7 +373,7 @@ def test_sigterm_stops_gracefully_records_interrupted_and_releases_the_lock(tmp_
     again = fake_run_popen(*args, log_path=log)
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, err  # the lock was released
-    assert [c["component"] for c in read_log(log)][-4:] == ["train", "export", "evaluate", "push"]
+    assert [c["component"] for c in read_log(log)][-5:] == ["train", "audit", "export", "evaluate", "push"]
 
 
 def test_empty_class_folder_is_a_validation_warning(tmp_path):

@@ -12,7 +12,7 @@ from pipeline_helpers import shared_first_run
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
-SECTIONS = ["data", "training", "metrics", "confusion", "trust", "worst", "gate", "tflite", "lineage"]
+SECTIONS = ["data", "training", "metrics", "confusion", "trust", "audit", "worst", "gate", "tflite", "lineage"]
 
 
 class _Page(html.parser.HTMLParser):
@@ -66,6 +66,7 @@ def test_every_section_is_there_with_content(report):
     for metric in ("precision", "recall", "F1", "accuracy"):
         assert metric in page.sections["metrics"]
     assert "ECE" in page.sections["trust"] and "fitted on the val split" in page.sections["trust"]
+    assert "likely mislabelled" in page.sections["audit"] and "Near-copies" in page.sections["audit"]
     assert "interval" in page.sections["gate"]  # every check shows its interval, images and p
     lineage = page.sections["lineage"]
     assert "data fingerprint" in lineage and "code version" in lineage and "baseline" in lineage

@@ -1,0 +1,51 @@
+"""What the audit looks for and how strictly; validated once before anything is embedded."""
+import dataclasses
+
+from components.common.errors import UsageError
+
+SEVERITIES = ("warning", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditConfig:
+    """Audit settings (README, "Audit").
+
+    enabled: run the audit (it embeds every image once with the trained model: seconds per
+      thousand images at 96 px on a CPU); false publishes an empty audit saying so.
+    label_issues: rank likely label errors by confident learning (cleanlab) on out-of-sample
+      probabilities from `folds`-fold cross-validated logistic regression on the pooled embeddings.
+    folds: cross-validation folds for those probabilities.
+    review_size: entries of the ranked label-issue queue shown in the report (all go to the CSV).
+    leakage_similarity: a test (or val) image whose grid embedding (components/audit/embeddings.py)
+      has cosine similarity >= this with a train image is a near-duplicate across splits: leakage that inflates test accuracy, which
+      the ingest's exact-hash dedupe cannot see (a re-encoded, resized or re-saved copy).
+    leakage_pixel_correlation: and whose 16x16 grey thumbnail correlates at least this much with
+      that train image's (the confirmation that it is the same picture, not a similar one).
+    leakage_severity: "warning" (default) reports near-copies; "error" stops the run (exit 3, like a
+      data-validation error) when test images have near-copies in train: a setting for release
+      pipelines that must never publish an inflated test accuracy.
+    batch_size: images per embedding batch.
+    """
+
+    enabled: bool = True
+    label_issues: bool = True
+    folds: int = 5
+    review_size: int = 24
+    leakage_similarity: float = 0.97
+    leakage_pixel_correlation: float = 0.98
+    leakage_severity: str = "warning"
+    batch_size: int = 64
+
+    def validate(self) -> None:
+        if self.folds < 2:
+            raise UsageError(f"audit.folds: {self.folds} must be >= 2")
+        if self.review_size < 0:
+            raise UsageError(f"audit.review_size: {self.review_size} must be >= 0")
+        if not 0 < self.leakage_similarity <= 1:
+            raise UsageError(f"audit.leakage_similarity: {self.leakage_similarity} must be in (0, 1]")
+        if not -1 <= self.leakage_pixel_correlation <= 1:
+            raise UsageError(f"audit.leakage_pixel_correlation: {self.leakage_pixel_correlation} must be in [-1, 1]")
+        if self.leakage_severity not in SEVERITIES:
+            raise UsageError(f"audit.leakage_severity: {self.leakage_severity!r}; allowed: {list(SEVERITIES)}")
+        if self.batch_size < 1:
+            raise UsageError(f"audit.batch_size: {self.batch_size} must be >= 1")
