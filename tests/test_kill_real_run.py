@@ -26,7 +26,7 @@ from pipeline_helpers import PROJECT, env, make_folder
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
-COMPONENTS = ("ingest", "validate", "train", "export", "evaluate")
+COMPONENTS = ("ingest", "validate", "train", "audit", "export", "evaluate")
 ARGS = ("--image-size", "32", "--weights", "none", "--batch-size", "16", "--epochs", "6",
         "--set", "export.tflite_variants=[float32]", "--set", "export.representative_examples=8",
         "--set", "evaluate.min_accuracy=0.0", "--set", "train.bn_recalibration_batches=5")
@@ -146,7 +146,7 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
     # Run 3: everything up to train reused; export reruns; killed in evaluate.
     run = Run(*args)
     run.wait_for(lambda: "[pipeline] evaluate: started" in run.output, "evaluate started", timeout=600)
-    for component in ("ingest", "validate", "train"):
+    for component in ("ingest", "validate", "train", "audit"):
         assert f"[pipeline] {component}: unchanged, reusing" in run.output, run.output
     assert "left half-written by a killed run" in run.output  # the killed export's temporary, removed
     assert "[pipeline] export: done in" in run.output
@@ -162,7 +162,7 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
     code = run.finish()
     out = run.output
     assert code == 0, out[-4000:]
-    for component in ("ingest", "validate", "train", "export"):
+    for component in ("ingest", "validate", "train", "audit", "export"):
         assert f"[pipeline] {component}: unchanged, reusing" in out, out[-4000:]
         assert f"[pipeline] {component}: started" not in out
     for component in ("evaluate", "push"):
