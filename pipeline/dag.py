@@ -86,7 +86,7 @@ NODES = (
          resolve=drivers.validate, failure=_validation_failed,
          call=lambda run, ctx, i, out, r: run(ctx.config["validate"], i["ingest"], r.args["previous"], out)),
     Node("train", ("ingest",), kinds.Model, config="components.train.config:TrainConfig",
-         costly_preflight=drivers.train_preflight,
+         costly_preflight=drivers.train_preflight, resolve=drivers.train,
          call=lambda run, ctx, i, out, r: run(ctx.config["train"], i["ingest"], out,
                                                work_dir=artifacts.train_work_dir(ctx.root, r.fingerprint[:16]))),
     Node("audit", ("train", "ingest"), kinds.Audit, config="components.audit.config:AuditConfig",

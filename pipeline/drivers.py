@@ -48,6 +48,14 @@ def train_preflight(ctx) -> None:
     preflight.check(ctx.config["train"])
 
 
+def train(ctx, inputs) -> Resolved:
+    """The content of the `train.exclude` list: editing the file (same path) retrains."""
+    from components.train import exclude
+
+    path = ctx.config["train"].exclude
+    return Resolved(extra={"exclude": exclude.digest(path)} if path else None)
+
+
 def push_preflight(ctx) -> None:
     """The serving directory must be a folder this run can write (checked by creating it)."""
     serving = ctx.serving_dir

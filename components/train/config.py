@@ -29,6 +29,10 @@ class AugmentConfig:
     zoom: maximum zoom in or out, as a fraction of the image size (`keras.layers.RandomZoom`).
     contrast: maximum contrast change, as a fraction (`keras.layers.RandomContrast`).
     brightness: maximum brightness shift, as a fraction of 255 (`keras.layers.RandomBrightness`).
+    randaugment_ops: RandAugment operations per batch (0: off), at `randaugment_magnitude` in
+      (0, 1] (components/train/batch_augment.py).
+    mixup: MixUp's Beta(alpha, alpha) (0: off); cutmix: CutMix's Beta alpha (0: off). Both on:
+      each batch gets one of them. Labels are mixed with the images.
     """
 
     crop_area: tuple = (0.6, 1.0)
@@ -38,12 +42,16 @@ class AugmentConfig:
     zoom: float = 0.1
     contrast: float = 0.2
     brightness: float = 0.2
+    randaugment_ops: int = 0
+    randaugment_magnitude: float = 0.5
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
     @classmethod
     def off(cls) -> "AugmentConfig":
         """No augmentation at all (images are only decoded and resized, as for evaluation)."""
         return cls(crop_area=(1.0, 1.0), crop_aspect=(1.0, 1.0), flip=False, rotation=0.0, zoom=0.0,
-                   contrast=0.0, brightness=0.0)
+                   contrast=0.0, brightness=0.0, randaugment_ops=0, mixup=0.0, cutmix=0.0)
 
     def validate(self, where: str = "train.augment") -> None:
         lo, hi = self.crop_area
@@ -56,6 +64,14 @@ class AugmentConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= top:
                 raise UsageError(f"{where}.{name}={value}: must be between 0 (off) and {top}")
+        if not isinstance(self.randaugment_ops, int) or not 0 <= self.randaugment_ops <= 4:
+            raise UsageError(f"{where}.randaugment_ops={self.randaugment_ops!r}: must be an integer from 0 (off) to 4")
+        if not 0.0 < self.randaugment_magnitude <= 1.0:
+            raise UsageError(f"{where}.randaugment_magnitude={self.randaugment_magnitude!r}: must be in (0, 1]")
+        for name in ("mixup", "cutmix"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 10.0:
+                raise UsageError(f"{where}.{name}={value!r}: a Beta distribution's alpha, 0 (off) to 10 (e.g. 0.2)")
 
     @property
     def crops(self) -> bool:
@@ -63,7 +79,8 @@ class AugmentConfig:
 
     @property
     def is_off(self) -> bool:
-        """True when nothing is augmented: training then decodes exactly as evaluation does."""
+        """True when no per-image augmentation runs: training then decodes exactly as evaluation
+        does (the batch-level RandAugment, MixUp and CutMix may still be on: `batch_augment.is_on`)."""
         return not (self.crops or self.flip or self.rotation or self.zoom or self.contrast or self.brightness)
 
 
@@ -182,6 +199,8 @@ class TrainConfig:
     evaluate_test: evaluate the final model on the test split (in inference mode).
     train_fraction: train on this stratified fraction of each class's train images (e.g. 0.05 = 20x
       less data), chosen by content rank (components/common/ranking.py); val and test stay whole.
+    exclude: a CSV whose `sha256` column names train images to leave out (e.g. a reviewed audit
+      `label_issues.csv`; components/train/exclude.py); "" = none. Val and test stay whole.
     """
 
     backbone: str = "mobilenet_v2"
@@ -204,6 +223,7 @@ class TrainConfig:
     evaluate_test: bool = True
     seed: int = 0
     train_fraction: float = 1.0
+    exclude: str = ""
 
     @property
     def pretrained(self) -> bool:
@@ -262,6 +282,8 @@ class TrainConfig:
         if not 0.0 < self.train_fraction <= 1.0:
             raise UsageError(f"train.train_fraction={self.train_fraction!r}: must be in (0, 1], e.g. 0.05 "
                              "to train on 20x less data (val and test stay whole)")
+        if not isinstance(self.exclude, str):
+            raise UsageError(f"train.exclude={self.exclude!r}: must be a path to a CSV with a sha256 column, or empty")
         self.augment.validate()
         stages = self.effective_stages()
         if not stages:

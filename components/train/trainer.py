@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from components.common.errors import DataError, UsageError
 from components.common.publish import copy_tree, publish_dir, read_json, write_json, write_text_atomic
-from components.train import batchnorm, feature_cache, precision, stages
+from components.train import batch_augment, batchnorm, exclude, feature_cache, precision, stages
 from components.train.backbones import build_backbone
 from components.train.callbacks import load_epochs, stage_callbacks
 from components.train.config import TrainConfig
@@ -71,6 +71,7 @@ class TrainResult(Outcome):
     strategy: str
     class_weights: Optional[dict]
     precision_decision: Optional[dict] = None  # how "auto" chose on a CPU (precision.decide)
+    excluded: int = 0  # train images `config.exclude` left out
 
     def summary(self) -> str:
         lines = [f"train: {self.output_dir} ({self.seconds:.0f} s, {self.precision}, {self.strategy} strategy)"]
@@ -83,10 +84,19 @@ class TrainResult(Outcome):
 
 
 def _train_subset(config: TrainConfig, examples: Examples):
-    """The sha256 of the train images `config.train_fraction` keeps (None: the whole split)."""
-    if config.train_fraction >= 1.0:
-        return None
-    return stratified_subset(examples.manifest(), config.train_fraction, "train", config.seed)
+    """(the sha256 of the train images used, or None for the whole split; how many `exclude` removed).
+
+    `train_fraction` chooses first, then `exclude` removes: the images a fraction keeps do not
+    depend on what was excluded."""
+    if config.train_fraction >= 1.0 and not config.exclude:
+        return None, 0
+    rows = examples.manifest()
+    keep = (stratified_subset(rows, config.train_fraction, "train", config.seed) if config.train_fraction < 1.0
+            else frozenset(row["sha256"] for row in rows if row["split"] == "train"))
+    if not config.exclude:
+        return keep, 0
+    kept = keep - exclude.read(config.exclude)
+    return kept, len(keep) - len(kept)
 
 
 def _check_data(config: TrainConfig, ingest_dir: str, labels: list, keep) -> dict:
@@ -181,7 +191,8 @@ class _Training:
 
     def dataset(self, split: str, *, training: bool, augment: Optional[AugmentConfig] = None,
                 seed: int = 0) -> tf.data.Dataset:
-        """`input.make_dataset` at the model's size, labels one-hot for the loss (label smoothing)."""
+        """`input.make_dataset` at the model's size, labels one-hot for the loss (label smoothing), and
+        when training with `augment`, its batch-level augmentations (`batch_augment`)."""
         size = (self.config.image_size, self.config.image_size)
         ds = make_dataset(self.ingest_dir, split, size, self.config.batch_size, training=training, augment=augment,
                           seed=seed, keep=self.keep if split == "train" else None)
@@ -190,7 +201,8 @@ class _Training:
         def one_hot(images, labels):  # a named function: AutoGraph cannot read a lambda's source here
             return images, tf.one_hot(labels, num_classes)
 
-        return ds.map(one_hot)
+        ds = ds.map(one_hot)
+        return batch_augment.apply(ds, augment, seed) if training and augment is not None else ds
 
     def compile_for_evaluation(self) -> None:
         self.model.compile(loss=self.loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
@@ -299,8 +311,10 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
                          "output path or remove it")
     examples = Examples(ingest_dir)
     labels = examples.labels()
-    keep = _train_subset(config, examples)
+    keep, excluded = _train_subset(config, examples)
     counts = _check_data(config, ingest_dir, labels, keep)
+    if excluded:
+        print(f"[train] left {excluded} train images listed in {config.exclude} out of training", flush=True)
     if config.pretrained:
         _check_warm_start_labels(config.weights, labels)
     placement = Placement(config.precision, measure_cpu=lambda: _measured_cpu_precision(config))
@@ -320,7 +334,7 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
             results, kept, test_accuracy = _train_stages(training)
             result = TrainResult(output_dir, results, kept.name, kept.val_accuracy, test_accuracy,
                                  time.time() - started, placement.precision, placement.strategy_name,
-                                 class_weights_for(config, counts["train"]), placement.decision)
+                                 class_weights_for(config, counts["train"]), placement.decision, excluded)
             _publish(model, config, labels, counts, work_dir, result, output_dir)
         finally:
             if temporary_work and tf.io.gfile.exists(work_dir):
@@ -365,6 +379,7 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
             "val_accuracy": result.best_val_accuracy,
             "test_accuracy": result.test_accuracy,
             "examples_per_split": {split: sum(c) for split, c in counts.items()},
+            "excluded_train_examples": result.excluded,
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
         })
