@@ -9,6 +9,7 @@ McNemar's exact test (`components.evaluate.gate.paired_comparison`), since on ~2
 image is half a point and most differences between levers are within noise.
 
 Levers (issue 13): RandAugment, MixUp, CutMix (batch-level, `components/train/batch_augment.py`),
+a longer or deeper fine-tune stage,
 test-time augmentation by horizontal flip (`tta_flip`: the baseline's model, softmax averaged
 over the image and its mirror; no training) and `default`: the recipe `TrainConfig()` ships now.
 
@@ -37,12 +38,25 @@ from components.train.input import make_dataset
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 PREVIOUS = TrainAugment(randaugment_ops=0, mixup=0.0, cutmix=0.0)  # the recipe before the levers existed
+# Each lever: changes to `augment` and to the default fine-tune stage (`finetune`).
 LEVERS = {
-    "randaugment": {"randaugment_ops": 2, "randaugment_magnitude": 0.5},
-    "mixup": {"mixup": 0.2},
-    "cutmix": {"cutmix": 1.0},
-    "mixup_cutmix": {"mixup": 0.2, "cutmix": 1.0},
+    "randaugment": {"augment": {"randaugment_ops": 2, "randaugment_magnitude": 0.5}},
+    "randaugment_mild": {"augment": {"randaugment_ops": 1, "randaugment_magnitude": 0.2}},
+    "mixup": {"augment": {"mixup": 0.2}},
+    "cutmix": {"augment": {"cutmix": 1.0}},
+    "mixup_cutmix": {"augment": {"mixup": 0.2, "cutmix": 1.0}},
+    "finetune_12_epochs": {"finetune": {"epochs": 12}},
+    "mixup_12_epochs": {"augment": {"mixup": 0.2}, "finetune": {"epochs": 12}},
+    "unfreeze_block_10": {"finetune": {"unfreeze": "block_10"}},
+    "unfreeze_block_6": {"finetune": {"unfreeze": "block_6"}},
 }
+
+
+def _with_lever(config: TrainConfig, lever: dict) -> TrainConfig:
+    stages = tuple(dataclasses.replace(s, **lever.get("finetune", {})) if s.name == "finetune" else s
+                   for s in config.effective_stages())
+    return dataclasses.replace(config, augment=dataclasses.replace(config.augment, **lever.get("augment", {})),
+                               stages=stages)
 
 
 def _ingest(tmp: str) -> str:
@@ -98,7 +112,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--ingest-dir", help="an ingest output directory (default: ingest ../shared sign-language)")
     parser.add_argument("--weights", default=os.path.join(SHARED, "weights", "mobilenetv2_0.35_96_cifar6_notop.keras"))
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.2])
-    parser.add_argument("--levers", nargs="+", default=[*LEVERS, "tta_flip", "default"],
+    parser.add_argument("--levers", nargs="+", default=["randaugment", "mixup", "cutmix", "tta_flip", "default"],
                         choices=[*LEVERS, "tta_flip", "default"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="also write the JSON here")
@@ -111,8 +125,7 @@ def main(argv=None) -> dict:
         for fraction in args.fractions:
             rows = results[str(fraction)] = {}
             configs = {"baseline": dataclasses.replace(base, augment=PREVIOUS, train_fraction=fraction)}
-            configs.update({name: dataclasses.replace(configs["baseline"], augment=dataclasses.replace(PREVIOUS, **LEVERS[name]))
-                            for name in args.levers if name in LEVERS})
+            configs.update({name: _with_lever(configs["baseline"], LEVERS[name]) for name in args.levers if name in LEVERS})
             if "default" in args.levers:
                 configs["default"] = dataclasses.replace(base, train_fraction=fraction)
             baseline_correct = None

@@ -62,9 +62,14 @@ def test_calibrated_probabilities_are_equal_in_keras_saved_model_and_tflite(trus
     _, images, _ = Examples(trusted["ingest"]).sample_split("test", 40, 10)
     pixels = preprocess(images, (96, 96))
     trained = keras.models.load_model(os.path.join(trusted["train"], "model.keras"), compile=False)
-    logits = keras.Model(trained.inputs, trained.get_layer("head_dense").output).predict(pixels, verbose=0)
-    temperature = ExportedModel(trusted["export"]).info()["calibration"]["temperature"]
+    to_logits = keras.Model(trained.inputs, trained.get_layer("head_dense").output)
+    logits = to_logits.predict(pixels, verbose=0)
+    info = ExportedModel(trusted["export"]).info()
+    temperature = info["calibration"]["temperature"]
     keras_calibrated = special.softmax(logits.astype(np.float64) / temperature, axis=1)
+    assert info["tta"] == "flip", "the default training flips, so export.tta=auto averages with the mirror"
+    mirrored = to_logits.predict(pixels[:, :, ::-1], verbose=0)
+    keras_calibrated = (keras_calibrated + special.softmax(mirrored.astype(np.float64) / temperature, axis=1)) / 2
     saved_model = SavedModelRunner(trusted["export"]).predict_encoded(images)
     tflite = TFLiteRunner(ExportedModel(trusted["export"]).tflite_files()["float32"]).predict_pixels(pixels)
     np.testing.assert_allclose(saved_model, keras_calibrated, atol=1e-4)

@@ -16,6 +16,7 @@ from scipy import special
 from components.common import confidence
 from components.common.errors import DataError
 from components.common.model_runners import preprocess
+from components.export import tta
 from components.export.config import ExportConfig
 from schemas.artifacts import Examples
 
@@ -36,17 +37,21 @@ def _outputs(model: keras.Model, pooled: bool):
     return tf.function(lambda pixels: both(pixels, training=False), reduce_retracing=True)
 
 
-def _forward(forward, batches, image_size) -> tuple:
-    """(logits, pooled features, labels) over (serialized, encoded images, labels) batches."""
-    logits, pooled, labels = [], [], []
+def _forward(forward, batches, image_size, mirror: bool = False) -> tuple:
+    """(logits, pooled features, labels, logits of the mirror images or None) over (serialized,
+    encoded images, labels) batches."""
+    logits, pooled, labels, mirrored = [], [], [], []
     for _serialized, images, batch_labels in batches:
         pixels = preprocess(images, image_size)
         for i in range(0, len(pixels), 64):
             out = forward(pixels[i:i + 64])
             logits.append(out[0].numpy())
             pooled.append(out[1].numpy())
+            if mirror:
+                mirrored.append(forward(tta.mirrored(pixels[i:i + 64]))[0].numpy())
         labels.extend(batch_labels)
-    return np.concatenate(logits).astype(np.float64), np.concatenate(pooled), np.asarray(labels, np.int64)
+    return (np.concatenate(logits).astype(np.float64), np.concatenate(pooled), np.asarray(labels, np.int64),
+            np.concatenate(mirrored).astype(np.float64) if mirror else None)
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -72,8 +77,13 @@ def fold_temperature(model: keras.Model, temperature: float) -> None:
     dense.set_weights([w / np.float32(temperature) for w in dense.get_weights()])
 
 
-def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: int, config: ExportConfig) -> tuple:
+def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: int, config: ExportConfig,
+              tta_mode: str = "none") -> tuple:
     """Fit (and fold into `model`) the temperature, then the abstention thresholds, on the val split.
+
+    The temperature is fitted on single-image logits (so each view's softmax is calibrated); the
+    confidence threshold on the probabilities the export serves, averaged over the image and its
+    mirror when `tta_mode` is "flip" (components/export/tta.py).
 
     Returns (model_info.json entries {"calibration": ..., "abstention": ...}, class prototypes or
     None). Either entry is None when the config turns it off. Abstention has two parts, both fitted
@@ -88,7 +98,8 @@ def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: i
     if not config.calibrate and not abstain:
         return {"calibration": None, "abstention": None}, None
     forward = _outputs(model, abstain and config.abstain_far_from_training)
-    logits, pooled, labels = _forward(forward, examples.batches("val"), image_size)
+    logits, pooled, labels, mirrored = _forward(forward, examples.batches("val"), image_size,
+                                                mirror=abstain and tta_mode == "flip")
     if not len(labels):
         raise DataError(f"the 'val' split in {examples.uri} has no examples: nothing to calibrate on")
     before = special.softmax(logits, axis=1)
@@ -109,6 +120,8 @@ def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: i
     if not abstain:
         return {"calibration": calibration, "abstention": None}, None
     probabilities = special.softmax(logits / temperature, axis=1)
+    if mirrored is not None:
+        probabilities = (probabilities + special.softmax(mirrored / temperature, axis=1)) / 2.0
     fitted = confidence.fit_threshold(probabilities, labels, precision=config.abstain_precision,
                                       coverage=config.abstain_coverage)
     accepted = probabilities.max(axis=1) >= fitted["threshold"]
@@ -121,7 +134,7 @@ def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: i
     class_prototypes = None
     if config.abstain_far_from_training:
         sample = examples.sample_split("train", config.prototype_examples, num_classes)
-        _, train_pooled, train_labels = _forward(forward, [sample], image_size)
+        _, train_pooled, train_labels, _ = _forward(forward, [sample], image_size)
         class_prototypes = prototypes(train_pooled, train_labels, num_classes)
         val_similarity = similarity(pooled, class_prototypes)
         similarity_threshold = float(np.quantile(val_similarity, config.far_val_rejection))

@@ -34,6 +34,9 @@ class ExportConfig:
       the TFLite models keep one output (probabilities), so they abstain on confidence alone.
     far_val_rejection: share of the val images the distance check is allowed to reject.
     prototype_examples: train images (evenly from every class) the class prototypes are built from.
+    tta: test-time augmentation in every exported model: "flip" averages the probabilities over
+      the image and its mirror (two forward passes), "none" does not, "auto" (default) flips when
+      the training augmented with flips (components/export/tta.py).
     """
 
     top_k: int = 3
@@ -49,6 +52,7 @@ class ExportConfig:
     abstain_far_from_training: bool = True
     far_val_rejection: float = 0.01
     prototype_examples: int = 2000
+    tta: str = "auto"
 
     def validate(self) -> None:
         if self.top_k < 1:
@@ -75,6 +79,8 @@ class ExportConfig:
             raise UsageError(f"export.far_val_rejection: {self.far_val_rejection} must be in [0, 0.5)")
         if self.prototype_examples < 1:
             raise UsageError(f"export.prototype_examples: {self.prototype_examples} must be >= 1")
+        if self.tta not in ("auto", "flip", "none"):
+            raise UsageError(f"export.tta: {self.tta!r}; allowed: 'auto', 'flip' or 'none'")
         if not self.unknown_label.strip():
             raise UsageError("export.unknown_label is empty: name the answer given below the abstention threshold")
 

@@ -10,7 +10,7 @@ from components.common.errors import DataError, UsageError
 from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
-from components.export import calibration, parity, signatures, tflite
+from components.export import calibration, parity, signatures, tflite, tta
 from components.export.config import ExportConfig
 from components.export.float32 import float32_rebuild, load_model
 from schemas.artifacts import Examples, ExportedModel, Model, labels_text
@@ -63,6 +63,8 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     Outputs (schemas/ARTIFACTS.md, "export"): saved_model/, tflite/model_<variant>.tflite,
     labels.txt, model_info.json (the train sidecar plus input/output/TFLite I/O facts, `calibration`
     and `abstention`), parity.json.
+    With `export.tta` resolving to "flip", every exported model averages over the image and its
+    mirror (components/export/tta.py), and Keras's side of the parity check does the same.
     Raises ParityError when Keras, SavedModel and TFLite float32 disagree.
     """
     config.validate()
@@ -75,7 +77,8 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     model = float32_rebuild(load_model(trained.model_path()))
     if config.unknown_label in labels and (config.abstain_precision, config.abstain_coverage) != (None, None):
         raise UsageError(f"export.unknown_label {config.unknown_label!r} is also a class name: choose another")
-    calibrated, prototypes = calibration.calibrate(model, examples, image_size, len(labels), config)
+    tta_mode = tta.resolve(config.tta, trained.json_or_none(Model.HISTORY))
+    calibrated, prototypes = calibration.calibrate(model, examples, image_size, len(labels), config, tta_mode)
 
     _, train_images, _ = examples.sample_split("train", config.representative_examples, len(labels))
     representative = preprocess(train_images, image_size)
@@ -89,11 +92,11 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         out = ExportedModel(tmp)
         saved_model_dir = out.saved_model_dir()
         signatures.write_saved_model(model, labels, image_size, config.top_k, saved_model_dir,
-                                     calibrated["abstention"], prototypes)
+                                     calibrated["abstention"], prototypes, tta_mode)
         tflite_dir = out.path(ExportedModel.TFLITE)
         tf.io.gfile.makedirs(tflite_dir)
         files, io_types = {}, {}
-        frozen = tflite.frozen_function(model, image_size)
+        frozen = tflite.frozen_function(model, image_size, tta_mode)
         for variant in config.variants:
             flatbuffer = tflite.convert(frozen, variant, representative, config.int8_io)
             path = os.path.join(tflite_dir, ExportedModel.tflite_name(variant))
@@ -105,15 +108,16 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
                                  "output": np.dtype(runner.output["dtype"]).name}
 
         # Eager calls in batches of 32: model.predict would trace a predict function for 8 images.
-        reference = np.concatenate([model(sample[i:i + 32], training=False).numpy()
-                                    for i in range(0, len(sample), 32)])
+        keras_probabilities = tta.averaged(model, tta_mode)
+        reference = np.concatenate([keras_probabilities(sample[i:i + 32]).numpy() for i in range(0, len(sample), 32)])
         report = parity.check(reference, {
             "saved_model": SavedModelRunner(saved_model_dir).predict_encoded(sample_images),
             "tflite_float32": TFLiteRunner(files["float32"]).predict_pixels(sample),
         }, config.parity_tolerance, [f"sample image {i}" for i in range(len(sample))])
         write_json(out.path(ExportedModel.PARITY), report)
         write_text_atomic(out.path(ExportedModel.LABELS), labels_text(labels))
-        write_json(out.path(ExportedModel.INFO), {**info, **_sidecar(info, labels, config, io_types, calibrated)})
+        write_json(out.path(ExportedModel.INFO),
+                   {**info, **_sidecar(info, labels, config, io_types, calibrated), "tta": tta_mode})
 
     exported = ExportedModel(output_dir)
     final = exported.tflite_files()

@@ -25,17 +25,19 @@ import keras
 import tensorflow as tf
 
 from components.common.image_ops import decode_and_resize, resize_for_model
+from components.export import tta
 from components.export.calibration import POOLED_LAYER
 
 _EXAMPLE_SPEC = {"image": tf.io.FixedLenFeature([], tf.string)}
 
 
 def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, path: str,
-                      abstention: dict | None = None, prototypes=None) -> None:
+                      abstention: dict | None = None, prototypes=None, tta_mode: str = "none") -> None:
     """Write `model` with the three signatures to `path` (a new directory).
 
     abstention: model_info.json's entry (threshold, unknown_label, far_from_training) or None;
     prototypes: [classes, features] unit class prototypes for the far-from-training check, or None.
+    tta_mode: "flip" averages the probabilities over each image and its mirror (components/export/tta.py).
     """
     height, width = image_size
     label_table = tf.constant(labels)
@@ -43,11 +45,13 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
     unknown = tf.constant(abstention["unknown_label"])
     k = min(top_k, len(labels))
     spec = [tf.TensorSpec([None, height, width, 3], tf.float32)]
+    probabilities_of = tta.averaged(model, tta_mode)
     if prototypes is None:
-        infer = tf.function(lambda pixels: (model(pixels, training=False), None), input_signature=spec)
-    else:
-        with_features = keras.Model(model.inputs, [model.output, model.get_layer(POOLED_LAYER).output])
-        infer = tf.function(lambda pixels: tuple(with_features(pixels, training=False)), input_signature=spec)
+        infer = tf.function(lambda pixels: (probabilities_of(pixels), None), input_signature=spec)
+    else:  # the far-from-training check reads the image's own features (not its mirror's)
+        pooled_of = keras.Model(model.inputs, model.get_layer(POOLED_LAYER).output)
+        infer = tf.function(lambda pixels: (probabilities_of(pixels), pooled_of(pixels, training=False)),
+                            input_signature=spec)
         class_prototypes = tf.constant(prototypes, tf.float32)
         similarity_threshold = abstention["far_from_training"]["similarity_threshold"]
 

@@ -15,10 +15,13 @@ import tensorflow as tf
 # loudly if it moves.
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from components.export import tta
 
-def frozen_function(model: keras.Model, image_size):
-    """The model as a concrete function with its weights folded in as constants (dynamic batch)."""
-    fn = tf.function(lambda pixels: model(pixels, training=False),
+
+def frozen_function(model: keras.Model, image_size, tta_mode: str = "none"):
+    """The model (with `tta_mode`'s averaging, components/export/tta.py) as a concrete function with
+    its weights folded in as constants (dynamic batch)."""
+    fn = tf.function(tta.averaged(model, tta_mode),
                      input_signature=[tf.TensorSpec([None, *image_size, 3], tf.float32, name="pixels")])
     return convert_variables_to_constants_v2(fn.get_concrete_function())
 
