@@ -36,3 +36,23 @@ def test_nearest_and_the_pixel_confirmation():
     assert index.tolist() == [0, 1] and similarity.min() > 0.99
     rows, counts = _near_duplicates({"train": train, "test": test}, AuditConfig())
     assert counts == {"test": 1} and [(r["path"], r["train_path"], r["same_label"]) for r in rows] == [("x", "a", True)]
+
+
+def test_label_issues_never_fork_the_tensorflow_process(monkeypatch):
+    """cleanlab forks a multiprocessing.Pool by default; a fork of a process running TensorFlow's
+    threads can deadlock, so the audit asks for one process (components/audit/label_issues.py)."""
+    import multiprocessing
+
+    from components.audit.label_issues import ranked_issues
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("the audit forked worker processes")
+
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    probabilities = rng.dirichlet(np.ones(4), size=200) * 0.3
+    probabilities[np.arange(200), labels] += 0.7
+    probabilities[:5] = [0.02, 0.02, 0.02, 0.94]  # five images of class 0 that look like class 3
+    flagged = ranked_issues(labels, probabilities)
+    assert set(range(5)) <= set(flagged)

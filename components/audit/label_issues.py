@@ -25,4 +25,9 @@ def ranked_issues(labels: np.ndarray, probabilities: np.ndarray) -> list:
     """Indices of the flagged images, most likely mislabelled first."""
     from cleanlab.filter import find_label_issues
 
-    return [int(i) for i in find_label_issues(labels, probabilities, return_indices_ranked_by="normalized_margin")]
+    # n_jobs=1: by default cleanlab forks a multiprocessing.Pool (one process per core) from this
+    # process, which has TensorFlow's thread pools running; a forked copy of a threaded process can
+    # deadlock or die (a CI run printed a bare "Traceback" on the console from one). The pruning is
+    # per class over a few thousand rows: milliseconds in one process.
+    return [int(i) for i in find_label_issues(labels, probabilities, return_indices_ranked_by="normalized_margin",
+                                              n_jobs=1)]
