@@ -50,10 +50,12 @@ def test_every_backbone_builds_on_raw_pixels_with_its_weights_preprocessing(name
     assert features.ndim == 4 and features.shape[0] == 2
     assert np.isfinite(features).all()
 
-    # the default fine-tune stage's block exists and leaves about MobileNetV2 block_13's share (25%)
+    # the default fine-tune stage's block exists and leaves the top fifth to third of the layers
+    # (MobileNetV2: block_6, 65%, chosen by measurement: components/train/families.py)
     layers = [layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)]
     share = (len(layers) - stages.first_unfrozen_index(backbone, spec.finetune_from)) / len(layers)
-    assert 0.15 <= share <= 0.40, f"{spec.finetune_from} leaves {share:.0%} of {name}'s layers trainable"
+    low, high = (0.6, 0.7) if spec.name == "MobileNetV2" else (0.15, 0.40)
+    assert low <= share <= high, f"{spec.finetune_from} leaves {share:.0%} of {name}'s layers trainable"
 
 
 def test_unknown_backbone_lists_the_valid_names():

@@ -22,7 +22,7 @@ def test_every_family_validates_with_its_defaults(name):
 def test_defaults_named_by_the_fine_tuning_guides():
     assert TrainConfig(backbone="vgg16").effective_stages()[-1].unfreeze == "block5"
     assert TrainConfig(backbone="efficientnet_b0").effective_stages()[-1].unfreeze == "block6a"
-    assert TrainConfig(backbone="mobilenet_v2").effective_stages()[-1].unfreeze == "block_13"
+    assert TrainConfig(backbone="mobilenet_v2").effective_stages()[-1].unfreeze == "block_6"
     assert TrainConfig(backbone="mobilenet_v2").effective_alpha == 0.35
     assert TrainConfig(backbone="mobilenet_v3_small").effective_alpha == 1.0
 

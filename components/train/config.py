@@ -159,7 +159,7 @@ def default_stages(pretrained: bool, finetune_from: str) -> Tuple[StageConfig, .
     """The stages used when the config names none (tuned on the sign-language folder, README).
 
     finetune_from: the backbone block the fine-tune stage starts at, the family's
-    `families.Family.finetune_from` (MobileNetV2's is block_13).
+    `families.Family.finetune_from` (MobileNetV2's is block_6).
     """
     if not pretrained:
         return (StageConfig("scratch", epochs=12, learning_rate=2e-3, unfreeze="all", warmup_epochs=1,
