@@ -124,13 +124,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--levers", nargs="+", default=["randaugment", "mixup", "cutmix", "tta_flip", "default"],
                         choices=[*LEVERS, "tta_flip", "default"])
     parser.add_argument("--seed", type=int, default=0)
+    # float32 by default: `auto` measures the CPU under whatever load the benchmark itself puts on it,
+    # and a policy that flips between runs would move every accuracy by a few points.
+    parser.add_argument("--precision", default="float32", choices=["auto", "float32", "mixed_bfloat16"])
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args(argv)
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-small-data-") as tmp:
         ingest_dir = args.ingest_dir or _ingest(tmp)
-        base = TrainConfig(weights=args.weights, seed=args.seed, evaluate_test=False)
+        base = TrainConfig(weights=args.weights, seed=args.seed, evaluate_test=False, precision=args.precision)
         for fraction in args.fractions:
             rows = results[str(fraction)] = {}
             configs = {"baseline": dataclasses.replace(base, augment=PREVIOUS, stages=PREVIOUS_STAGES,
@@ -159,6 +162,7 @@ def main(argv=None) -> dict:
                 rows[name]["time_ratio"] = round(record["seconds"] / rows["baseline"]["seconds"], 2)
                 print(_row(fraction, name, rows[name]), file=sys.stderr, flush=True)
     report = {"benchmark": "small_data_levers", "weights": os.path.basename(args.weights), "seed": args.seed,
+              "precision": args.precision,
               "levers": LEVERS, "results": results, "load_average_1min": round(os.getloadavg()[0], 2),
               "cpu_count": os.cpu_count()}
     text = json.dumps(report, indent=2)

@@ -57,8 +57,10 @@ def test_the_label_issue_queue_recovers_the_moved_images(tampered):
     print(f"\n{len(moved)} moved images; recovered in the top {len(moved)}: {found[len(moved)]}, top "
           f"{2 * len(moved)}: {found[2 * len(moved)]}, whole queue ({len(queue)} of "
           f"{tampered['result'].examples} images): {found[len(queue)]}")
+    # Measured (default recipe, float32): 16 of 16 in a 54-entry queue, 13 in the top 32, 6 in the top 16.
     assert found[len(queue)] >= 0.7 * len(moved)
-    assert len(queue) <= 0.1 * tampered["result"].examples  # a review queue, not the dataset
+    assert found[2 * len(moved)] >= 0.5 * len(moved), "most are near the top, not at the queue's end"
+    assert len(queue) <= 0.05 * tampered["result"].examples  # a review queue, not the dataset
     first = tampered["audit"].rows(Audit.LABEL_ISSUES)[0]
     assert first["rank"] == "1" and first["given_label"] != first["suggested_label"]
 
