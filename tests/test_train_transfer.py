@@ -23,7 +23,7 @@ from tests import export_models
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
 HEAD_MIN_VAL = 0.5  # measured 0.69 (20 cached epochs); chance 0.1
-X
+DEFAULT_MIN_TEST = 0.83  # float32: measured 0.877 (Keras model, before the export's flip); 0.84 before issue 13
 SCRATCH_SIZE, SCRATCH_EPOCHS = 48, 6  # small and short to keep the suite fast; 64 px reaches 0.56
 SCRATCH_MIN_TEST = 0.35  # measured 0.47; chance 0.1
 
