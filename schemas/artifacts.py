@@ -343,6 +343,7 @@ class ServingVersion(_ModelFiles):
     LABELS, INFO, BLESSING, PUSH = (f"{EXTRA}/labels.txt", f"{EXTRA}/model_info.json", f"{EXTRA}/blessing.json",
                                     f"{EXTRA}/push.json")
     TFLITE = f"{EXTRA}/tflite"
+    WARMUP = f"{EXTRA}/tf_serving_warmup_requests"  # components/export/warmup.py
 
     def saved_model_dir(self) -> str:
         return self.uri

@@ -34,6 +34,8 @@ class ExportConfig:
       the TFLite models keep one output (probabilities), so they abstain on confidence alone.
     far_val_rejection: share of the val images the distance check is allowed to reject.
     prototype_examples: train images (evenly from every class) the class prototypes are built from.
+    warmup_examples: val images (evenly from every class) written as TF Serving warm-up requests
+      into the SavedModel (components/export/warmup.py); 0: none.
     tta: test-time augmentation in every exported model: "flip" averages the probabilities over
       the image and its mirror (two forward passes), "none" does not, "auto" (default) flips when
       the training augmented with flips (components/export/tta.py).
@@ -53,6 +55,7 @@ class ExportConfig:
     far_val_rejection: float = 0.01
     prototype_examples: int = 2000
     tta: str = "auto"
+    warmup_examples: int = 10
 
     def validate(self) -> None:
         if self.top_k < 1:
@@ -79,6 +82,9 @@ class ExportConfig:
             raise UsageError(f"export.far_val_rejection: {self.far_val_rejection} must be in [0, 0.5)")
         if self.prototype_examples < 1:
             raise UsageError(f"export.prototype_examples: {self.prototype_examples} must be >= 1")
+        if not isinstance(self.warmup_examples, int) or not 0 <= self.warmup_examples <= 1000:
+            raise UsageError(f"export.warmup_examples: {self.warmup_examples!r} must be an integer from 0 to 1000 "
+                             "(TF Serving replays at most 1000)")
         if self.tta not in ("auto", "flip", "none"):
             raise UsageError(f"export.tta: {self.tta!r}; allowed: 'auto', 'flip' or 'none'")
         if not self.unknown_label.strip():
