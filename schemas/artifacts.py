@@ -344,6 +344,7 @@ class ServingVersion(_ModelFiles):
                                     f"{EXTRA}/push.json")
     TFLITE = f"{EXTRA}/tflite"
     WARMUP = f"{EXTRA}/tf_serving_warmup_requests"  # components/export/warmup.py
+    MODEL_CARD, MODEL_CARD_JSON = f"{EXTRA}/model_card.md", f"{EXTRA}/model_card.json"  # push/model_card.py
 
     def saved_model_dir(self) -> str:
         return self.uri

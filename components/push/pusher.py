@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from components.common.errors import PipelineError, UsageError
 from components.common.outcome import Outcome
-from components.common.publish import copy_tree, fsync_dir, publish_dir, write_json
+from components.common.publish import copy_tree, fsync_dir, publish_dir, write_json, write_text_atomic
+from components.push import model_card
 from components.push.config import PushConfig
 from schemas.artifacts import ExportedModel, ModelBlessing, ServingModel, ServingVersion
 
@@ -88,7 +89,8 @@ def run(config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_d
 
     Inputs: export_dir (saved_model/, tflite/, labels.txt, model_info.json), evaluate_dir (BLESSED
     and blessing.json). Output: a new version directory holding the SavedModel, with
-    assets.extra/ carrying labels.txt, model_info.json, tflite/*.tflite, blessing.json and push.json
+    assets.extra/ carrying labels.txt, model_info.json, tflite/*.tflite, blessing.json, push.json and
+    the model card (model_card.md, model_card.json: components/push/model_card.py)
     (when, from where, forced or not). Written to a '.tmp-' sibling, fsynced, renamed into place,
     then reloaded; versions beyond `keep_versions` are retired.
     Returns `pushed=False` (nothing written) when not blessed and not `force`. Raises ReloadError
@@ -132,12 +134,17 @@ def run(config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_d
         evaluation = ModelBlessing(evaluate_dir or "")
         if evaluate_dir and evaluation.exists(ModelBlessing.BLESSING):
             tf.io.gfile.copy(evaluation.path(ModelBlessing.BLESSING), out.path(ServingVersion.BLESSING))
-        write_json(out.path(ServingVersion.PUSH), {
+        record = {
             "version": version, "model_name": config.model_name,
             "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "export_dir": export_dir, "evaluate_dir": evaluate_dir,
             "blessed": blessing["blessed"], "forced": bool(force and not blessing["blessed"]),
-        })
+        }
+        write_json(out.path(ServingVersion.PUSH), record)
+        metrics = evaluation.json_or_none(ModelBlessing.METRICS) if evaluate_dir else None
+        card = model_card.build(model_info, blessing if evaluate_dir else None, metrics, record)
+        write_json(out.path(ServingVersion.MODEL_CARD_JSON), card)
+        write_text_atomic(out.path(ServingVersion.MODEL_CARD), model_card.markdown(card))
     fsync_dir(model_dir)
 
     try:
