@@ -25,7 +25,7 @@ setuptools.setup(
         "matplotlib>=3.8",
         "scipy>=1.11",  # calibration (temperature search), the gate's intervals and exact tests
         "cleanlab>=2.9,<3",  # the audit's confident learning (pulls scikit-learn)
-        "tensorflow-serving-api>=2.21,<2.22",  # PredictionLog protos of the SavedModel's warm-up requests
+        "tensorflow-serving-api",  # the warm-up requests' PredictionLog protos; its version is tfx-bsl's (1.21: 2.19)
     ],
     extras_require={
         # Beam's DaskRunner (--runner=DaskRunner --dask_client_address=...): README, "Distributed runners".
