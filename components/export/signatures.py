@@ -45,13 +45,16 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
     unknown = tf.constant(abstention["unknown_label"])
     k = min(top_k, len(labels))
     spec = [tf.TensorSpec([None, height, width, 3], tf.float32)]
-    probabilities_of = tta.averaged(model, tta_mode)
     if prototypes is None:
-        infer = tf.function(lambda pixels: (probabilities_of(pixels), None), input_signature=spec)
-    else:  # the far-from-training check reads the image's own features (not its mirror's)
-        pooled_of = keras.Model(model.inputs, model.get_layer(POOLED_LAYER).output)
-        infer = tf.function(lambda pixels: (probabilities_of(pixels), pooled_of(pixels, training=False)),
-                            input_signature=spec)
+        infer = tf.function(lambda pixels: (tta.averaged(model, tta_mode)(pixels), None), input_signature=spec)
+    else:  # one pass gives the image's probabilities and its features (the check reads the image's, not its mirror's)
+        with_features = keras.Model(model.inputs, [model.output, model.get_layer(POOLED_LAYER).output])
+
+        def probabilities_and_features(pixels):
+            probabilities, pooled = with_features(pixels, training=False)
+            return tta.with_mirror(model, pixels, probabilities, tta_mode), pooled
+
+        infer = tf.function(probabilities_and_features, input_signature=spec)
         class_prototypes = tf.constant(prototypes, tf.float32)
         similarity_threshold = abstention["far_from_training"]["similarity_threshold"]
 

@@ -30,8 +30,14 @@ def mirrored(pixels: tf.Tensor) -> tf.Tensor:
     return tf.reverse(pixels, axis=[2])
 
 
+def with_mirror(model: keras.Model, pixels: tf.Tensor, probabilities: tf.Tensor, mode: str) -> tf.Tensor:
+    """`probabilities` (the model's on `pixels`, computed by the caller with whatever else it needed
+    from that pass) averaged with the mirror image's when `mode` is "flip"."""
+    if mode == "none":
+        return probabilities
+    return (probabilities + model(mirrored(pixels), training=False)) / 2.0
+
+
 def averaged(model: keras.Model, mode: str):
     """A function pixels -> probabilities: `model`'s, or with `flip` the mean over the image and its mirror."""
-    if mode == "none":
-        return lambda pixels: model(pixels, training=False)
-    return lambda pixels: (model(pixels, training=False) + model(mirrored(pixels), training=False)) / 2.0
+    return lambda pixels: with_mirror(model, pixels, model(pixels, training=False), mode)
