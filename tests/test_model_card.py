@@ -15,11 +15,11 @@ INFO = {"labels": LABELS, "num_classes": 3, "backbone": "mobilenet_v2", "image_s
         "abstention": None}
 METRICS = {"split": "test", "examples": 48, "calibration": {"ece_after": 0.04, "nll_after": 0.3},
            "metrics": {"candidate": {
-               "overall": {"accuracy": 0.875, "macro_f1": 0.86, "precision/0": 0.9, "recall/0": 0.95, "f1/0": 0.92,
-                           "precision/1": 0.9, "recall/1": 0.70, "f1/1": 0.79, "precision/2": 0.85,
-                           "recall/2": 0.97, "f1/2": 0.9},
-               "label=0": {"example_count": 16.0}, "label=1": {"example_count": 16.0},
-               "label=2": {"example_count": 16.0}}}}
+               "overall": {"accuracy": 0.875, "macro_f1": 0.86, "precision/cat": 0.9, "recall/cat": 0.95,
+                           "f1/cat": 0.92, "precision/dog": 0.9, "recall/dog": 0.70, "f1/dog": 0.79,
+                           "precision/fish": 0.85, "recall/fish": 0.97, "f1/fish": 0.9},
+               "label=cat": {"example_count": 16.0}, "label=dog": {"example_count": 16.0},
+               "label=fish": {"example_count": 16.0}}}}  # keyed by class name, as the evaluator writes them
 BLESSING = {"blessed": True, "checks": [
     {"name": "min_accuracy", "model": "candidate", "metric": "accuracy", "value": 0.875, "threshold": ">= 0.5",
      "passed": True, "interval": [0.753, 0.941]},
@@ -74,4 +74,9 @@ def test_a_pipeline_run_pushes_a_card_matching_its_evaluation(tmp_path_factory):
     accuracy = [c for c in blessing["checks"] if c["model"] == "candidate" and c["metric"] == "accuracy"][0]
     assert card["quantitative_analysis"]["accuracy_interval"] == accuracy["interval"]
     assert card["model_details"]["version"] == 1 and card["lineage"]["blessed"] is True
-    assert len(card["quantitative_analysis"]["per_class"]) == 3
+    per_class = card["quantitative_analysis"]["per_class"]
+    metrics = json.loads(open(root.joinpath("evaluate").glob("*/metrics.json").__next__()).read())
+    overall = metrics["metrics"]["candidate"]["overall"]
+    assert [r["label"] for r in per_class] == ["class_0", "class_1", "class_2"]
+    assert [r["recall"] for r in per_class] == [overall[f"recall/class_{i}"] for i in range(3)]
+    assert sum(r["test_examples"] for r in per_class) == metrics["examples"]

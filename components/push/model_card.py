@@ -22,11 +22,11 @@ def _per_class(labels: list, metrics: Optional[dict]) -> list:
     overall = _overall(metrics)
     by_slice = ((metrics or {}).get("metrics") or {}).get("candidate", {})
     rows = []
-    for i, name in enumerate(labels):
-        count = (by_slice.get(f"label={i}") or {}).get("example_count")
+    for name in labels:  # the evaluator keys slices and per-class metrics by class name (evaluate/tfma_metrics.py)
+        count = (by_slice.get(f"label={name}") or {}).get("example_count")
         rows.append({"label": name, "test_examples": int(count) if count is not None else None,
-                     "precision": overall.get(f"precision/{i}"), "recall": overall.get(f"recall/{i}"),
-                     "f1": overall.get(f"f1/{i}")})
+                     "precision": overall.get(f"precision/{name}"), "recall": overall.get(f"recall/{name}"),
+                     "f1": overall.get(f"f1/{name}")})
     return rows
 
 
