@@ -26,11 +26,14 @@ setuptools.setup(
         "scipy>=1.11",  # calibration (temperature search), the gate's intervals and exact tests
         "cleanlab>=2.9,<3",  # the audit's confident learning (pulls scikit-learn)
         "tensorflow-serving-api",  # the warm-up requests' PredictionLog protos; its version is tfx-bsl's (1.21: 2.19)
+        "starlette>=1.10,<2",  # python -m pipeline.serve: TF Serving's REST API (components/serve/)
+        "uvicorn>=0.54,<1",
     ],
     extras_require={
         # Beam's DaskRunner (--runner=DaskRunner --dask_client_address=...): README, "Distributed runners".
         "dask": ["dask[distributed]>=2026.8,<2027"],
         # The tests start a dask.distributed cluster (tests/test_distributed_runners.py).
-        "test": ["pytest>=8", "dask[distributed]>=2026.8,<2027"],
+        "test": ["pytest>=8", "dask[distributed]>=2026.8,<2027",
+                 "requests>=2.31"],  # the HTTP client of tests/test_serve.py and benchmarks/serve_load.py
     },
 )

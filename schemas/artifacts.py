@@ -343,7 +343,7 @@ class ServingVersion(_ModelFiles):
     LABELS, INFO, BLESSING, PUSH = (f"{EXTRA}/labels.txt", f"{EXTRA}/model_info.json", f"{EXTRA}/blessing.json",
                                     f"{EXTRA}/push.json")
     TFLITE = f"{EXTRA}/tflite"
-    WARMUP = f"{EXTRA}/tf_serving_warmup_requests"  # components/export/warmup.py
+    WARMUP = f"{EXTRA}/tf_serving_warmup_requests"  # components/common/warmup_requests.py
     MODEL_CARD, MODEL_CARD_JSON = f"{EXTRA}/model_card.md", f"{EXTRA}/model_card.json"  # push/model_card.py
 
     def saved_model_dir(self) -> str:

@@ -10,7 +10,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 import components.export
 import components.push
 from components.common.errors import UsageError
-from components.export import warmup
+from components.common import warmup_requests as warmup
 from schemas.artifacts import ExportedModel, ServingVersion
 from tests import export_models
 

@@ -35,7 +35,7 @@ class ExportConfig:
     far_val_rejection: share of the val images the distance check is allowed to reject.
     prototype_examples: train images (evenly from every class) the class prototypes are built from.
     warmup_examples: val images (evenly from every class) written as TF Serving warm-up requests
-      into the SavedModel (components/export/warmup.py); 0: none.
+      into the SavedModel (components/common/warmup_requests.py); 0: none.
     tta: test-time augmentation in every exported model: "flip" averages the probabilities over
       the image and its mirror (two forward passes), "none" does not, "auto" (default) flips when
       the training augmented with flips (components/export/tta.py).

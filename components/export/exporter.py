@@ -10,7 +10,8 @@ from components.common.errors import DataError, UsageError
 from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
-from components.export import calibration, parity, signatures, tflite, tta, warmup
+from components.common import warmup_requests
+from components.export import calibration, parity, signatures, tflite, tta
 from components.export.config import ExportConfig
 from components.export.float32 import float32_rebuild, load_model
 from schemas.artifacts import Examples, ExportedModel, Model, labels_text
@@ -63,7 +64,7 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     Outputs (schemas/ARTIFACTS.md, "export"): saved_model/, tflite/model_<variant>.tflite,
     labels.txt, model_info.json (the train sidecar plus input/output/TFLite I/O facts, `calibration`
     and `abstention`), parity.json.
-    The SavedModel carries TF Serving warm-up requests built from val images (components/export/warmup.py).
+    The SavedModel carries TF Serving warm-up requests built from val images (components/common/warmup_requests.py).
     With `export.tta` resolving to "flip", every exported model averages over the image and its
     mirror (components/export/tta.py), and Keras's side of the parity check does the same.
     Raises ParityError when Keras, SavedModel and TFLite float32 disagree.
@@ -99,7 +100,7 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
                 _, warmup_images, _ = examples.sample_split("val", config.warmup_examples, len(labels))
             except DataError:  # no val split (calibration off): the train images are as good for warming up
                 warmup_images = train_images[:config.warmup_examples]
-            warmup.write(saved_model_dir, warmup_images)
+            warmup_requests.write(saved_model_dir, warmup_images)
         tflite_dir = out.path(ExportedModel.TFLITE)
         tf.io.gfile.makedirs(tflite_dir)
         files, io_types = {}, {}

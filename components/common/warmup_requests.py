@@ -5,7 +5,8 @@ version serves, so the first clients do not pay the graph's first-call cost (TF 
 "SavedModel Warmup" guide; TFX's InfraValidator writes the same file). The records are built
 with `tensorflow-serving-api`'s own protos: one `PredictRequest` per val image for
 `serving_default`, holding the encoded bytes a REST or gRPC client sends. The push copies the
-SavedModel, so every pushed version carries the file.
+SavedModel, so every pushed version carries the file; `python -m pipeline.serve` replays it
+(components/serve/servables.py) as TF Serving does.
 """
 import os
 
