@@ -36,8 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--enable_batching", action=argparse.BooleanOptionalAction, default=True,
                         help="batch concurrent requests (default: on)")
     parser.add_argument("--max_batch_size", type=int, default=32, help="rows per batch (default: 32)")
-    parser.add_argument("--batch_timeout_micros", type=int, default=2000,
-                        help="how long a request waits for others to batch with (default: 2000)")
+    parser.add_argument("--batch_timeout_micros", type=int, default=0,
+                        help="how long a request may wait for others to batch with; 0 (default): none, requests "
+                             "batch only while every batch thread is busy (components/serve/batching.py)")
     parser.add_argument("--num_batch_threads", type=int, default=os.cpu_count() or 1,
                         help="batches run at once (default: the number of CPUs)")
     parser.add_argument("--max_request_bytes", type=int, default=16 * 2**20,

@@ -1,6 +1,7 @@
 """The server's batcher: concurrent requests run as one batch, outputs go back to their requests, and
 only compatible inputs batch together."""
 import asyncio
+import time
 
 import numpy as np
 
@@ -10,12 +11,13 @@ from components.serve.batching import Batcher
 class Doubler:
     """A servable stand-in that records the batch sizes it was run with."""
 
-    def __init__(self):
-        self.batches = []
+    def __init__(self, seconds=0.0):
+        self.batches, self.seconds = [], seconds
 
     def run(self, signature, inputs):
         x = inputs["x"]
         self.batches.append(len(x))
+        time.sleep(self.seconds)
         return {"y": x * 2}
 
 
@@ -46,3 +48,18 @@ def test_a_full_batch_runs_without_waiting_and_shapes_that_differ_run_apart():
     results = _gather(batcher, servable, mixed)
     assert sorted(servable.batches) == [1, 1]
     assert [r["y"].shape for r in results] == [(1, 2), (1, 3)]
+
+
+def test_without_a_timeout_requests_run_at_once_and_batch_while_the_threads_are_busy():
+    servable, batcher = Doubler(seconds=0.3), Batcher(max_batch_size=32, timeout_s=0.0, threads=1)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.run(servable, "s", {"x": np.ones((1, 2), np.float32)}))
+        await asyncio.sleep(0.05)  # the first runs alone at once; the next three arrive while it runs
+        rest = [batcher.run(servable, "s", {"x": np.full((1, 2), i, np.float32)}) for i in range(3)]
+        return await asyncio.gather(first, *rest)
+
+    results = asyncio.run(main())
+    assert servable.batches == [1, 3]
+    assert [float(r["y"][0, 0]) for r in results] == [2.0, 0.0, 2.0, 4.0]
+    batcher.close()

@@ -1,5 +1,6 @@
 """The export step: train artifact in, SavedModel + TFLite variants + sidecars out, parity-checked."""
 import dataclasses
+import logging
 import os
 import time
 
@@ -11,10 +12,12 @@ from components.common.model_runners import SavedModelRunner, TFLiteRunner, prep
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
 from components.common import warmup_requests
-from components.export import calibration, parity, signatures, tflite, tta
+from components.export import calibration, parity, signatures, tflite, tflite_metadata, tta
 from components.export.config import ExportConfig
 from components.export.float32 import float32_rebuild, load_model
-from schemas.artifacts import Examples, ExportedModel, Model, labels_text
+from schemas.artifacts import Examples, ExportedModel, Model, file_sha256, labels_text
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +56,15 @@ def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict, ca
         "top_k": config.top_k,
         **calibrated,
     }
+
+
+def _tflite_metadata_note() -> dict:
+    """Whether the TFLite files get metadata (components/export/tflite_metadata.py), and if not, why."""
+    if tflite_metadata.available():
+        return {"written": True, "label_file": tflite_metadata.LABEL_FILE}
+    log.warning("TFLite files written without metadata: MediaPipe Tasks will not load the float ones. "
+                "Install mediapipe to add it: pip install --no-deps mediapipe==1.2.2 (README, 'TFLite metadata')")
+    return {"written": False, "reason": "mediapipe is not installed (pip install --no-deps mediapipe==1.2.2)"}
 
 
 def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) -> ExportResult:
@@ -105,8 +117,16 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         tf.io.gfile.makedirs(tflite_dir)
         files, io_types = {}, {}
         frozen = tflite.frozen_function(model, image_size, tta_mode)
+        metadata = _tflite_metadata_note()
         for variant in config.variants:
             flatbuffer = tflite.convert(frozen, variant, representative, config.int8_io)
+            if metadata["written"]:
+                flatbuffer = tflite_metadata.populate(
+                    flatbuffer, labels, name=f"transferline image classifier ({info.get('backbone', 'keras')})",
+                    description=(f"Classifies an RGB image ({image_size[0]}x{image_size[1]}, pixels 0-255) into "
+                                 f"{len(labels)} labels; {variant} TFLite variant; probabilities"
+                                 f"{' averaged with the mirrored image' if tta_mode == 'flip' else ''}."),
+                    version=f"model.keras sha256 {file_sha256(trained.model_path())[:16]}")
             path = os.path.join(tflite_dir, ExportedModel.tflite_name(variant))
             with tf.io.gfile.GFile(path, "wb") as f:
                 f.write(flatbuffer)
@@ -125,7 +145,8 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         write_json(out.path(ExportedModel.PARITY), report)
         write_text_atomic(out.path(ExportedModel.LABELS), labels_text(labels))
         write_json(out.path(ExportedModel.INFO),
-                   {**info, **_sidecar(info, labels, config, io_types, calibrated), "tta": tta_mode})
+                   {**info, **_sidecar(info, labels, config, io_types, calibrated), "tta": tta_mode,
+                    "tflite_metadata": metadata})
 
     exported = ExportedModel(output_dir)
     final = exported.tflite_files()

@@ -1,29 +1,45 @@
 """Server-side batching: concurrent predict requests for one signature run as one batch.
 
-Like TF Serving's `--enable_batching` (its BatchingSession): requests wait up to
-`timeout_s` for others (or until `max_batch_size` rows are queued), are concatenated along the
-batch dimension, run once, and the outputs are split back per request. Only requests whose
-inputs have the same dtypes and non-batch shapes batch together (images already resized do; raw
-pixel arrays of different sizes run apart). If a batch fails on bad input (say one request's
-bytes are not an image), each of its requests is rerun alone, so a client's bad request fails
-only that client.
+Like TF Serving's `--enable_batching` (its BatchingSession), requests are concatenated along the
+batch dimension, run once, and the outputs split back per request. When a batch runs: as soon as
+it holds `max_batch_size` rows; otherwise once a batch thread is free and its oldest request has
+waited `timeout_s`. With the default timeout of 0 that is dynamic batching (as Triton's default):
+an idle server runs a request at once, and requests that arrive while every thread is busy queue
+up and run together when one frees, so batches grow with the load and never add a wait when
+there is none. Only requests whose inputs have the same dtypes and non-batch shapes batch together
+(images already resized do; raw pixel arrays of different sizes run apart). If a batch fails on
+bad input (one request's bytes are not an image), each of its requests is rerun alone, so a
+client's bad request fails only that client.
 """
 import asyncio
 import concurrent.futures
+import dataclasses
 
 import numpy as np
 import tensorflow as tf
+
+
+@dataclasses.dataclass
+class _Queue:
+    servable: object
+    signature: str
+    since: float  # loop time of its oldest request
+    items: list = dataclasses.field(default_factory=list)  # (inputs, rows, future)
+
+    @property
+    def rows(self) -> int:
+        return sum(rows for _, rows, _ in self.items)
 
 
 class Batcher:
     """Runs `servable.run(signature, inputs)` for queued requests in `threads` worker threads."""
 
     def __init__(self, max_batch_size: int, timeout_s: float, threads: int):
-        self.max_batch_size, self.timeout_s = max_batch_size, timeout_s
+        self.max_batch_size, self.timeout_s, self.threads = max_batch_size, timeout_s, threads
         self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="batch")
-        self._queues = {}  # key -> [(inputs, rows, future)]
-        self.batches = 0  # batches run (read by tests and the load benchmark)
-        self.requests = 0
+        self._queues: dict = {}
+        self._running = 0
+        self.batches = self.requests = 0  # batches run and requests in them (the load benchmark reports them)
 
     @staticmethod
     def _key(servable, signature: str, inputs: dict) -> tuple:
@@ -31,26 +47,38 @@ class Batcher:
 
     async def run(self, servable, signature: str, inputs: dict) -> dict:
         loop = asyncio.get_running_loop()
-        rows = len(next(iter(inputs.values())))
         future = loop.create_future()
         key = self._key(servable, signature, inputs)
-        queue = self._queues.setdefault(key, [])
-        queue.append((inputs, rows, future))
-        if sum(r for _, r, _ in queue) >= self.max_batch_size or self.timeout_s <= 0:
-            self._flush(key, servable, signature)
-        elif len(queue) == 1:
-            loop.call_later(self.timeout_s, self._flush, key, servable, signature)
+        queue = self._queues.setdefault(key, _Queue(servable, signature, loop.time()))
+        queue.items.append((inputs, len(next(iter(inputs.values()))), future))
+        if queue.rows >= self.max_batch_size or (self.timeout_s <= 0 and self._running < self.threads):
+            self._start(key)
+        elif len(queue.items) == 1 and self.timeout_s > 0:
+            loop.call_later(self.timeout_s, self._run_due)
         return await future
 
-    def _flush(self, key, servable, signature: str) -> None:
-        queue = self._queues.pop(key, [])
-        if not queue:
-            return
+    def _run_due(self) -> None:
+        """Start the due queues, oldest first, while a batch thread is free."""
+        now = asyncio.get_running_loop().time()
+        for key, queue in sorted(self._queues.items(), key=lambda kv: kv[1].since):
+            if self._running >= self.threads:
+                return
+            if now - queue.since >= self.timeout_s - 1e-6:
+                self._start(key)
+
+    def _start(self, key) -> None:
+        queue = self._queues.pop(key)
         self.batches += 1
-        self.requests += len(queue)
-        loop = asyncio.get_running_loop()
-        done = loop.run_in_executor(self._executor, _run_batch, servable, signature, [q[0] for q in queue])
-        done.add_done_callback(lambda f: _deliver(f, queue))
+        self.requests += len(queue.items)
+        self._running += 1
+        done = asyncio.get_running_loop().run_in_executor(
+            self._executor, _run_batch, queue.servable, queue.signature, [i[0] for i in queue.items])
+        done.add_done_callback(lambda f: self._finished(f, queue.items))
+
+    def _finished(self, done, items: list) -> None:
+        self._running -= 1
+        _deliver(done, items)
+        self._run_due()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=False)
@@ -75,12 +103,12 @@ def _run_batch(servable, signature: str, requests: list) -> list:
     return [{n: split[n][i] for n in split} for i in range(len(requests))]
 
 
-def _deliver(done, queue: list) -> None:
+def _deliver(done, items: list) -> None:
     try:
         results = done.result()
     except Exception as e:
-        results = [e] * len(queue)
-    for (_, _, future), result in zip(queue, results):
+        results = [e] * len(items)
+    for (_, _, future), result in zip(items, results):
         if future.cancelled():
             continue
         if isinstance(result, Exception):

@@ -1,0 +1,205 @@
+"""Load benchmark of `python -m pipeline.serve` on localhost: clients, throughput, latency, memory,
+and a version pushed mid-test.
+
+Model: the shared pretrained MobileNetV2 (alpha 0.35, 96 px) with a dense head fitted on the
+sign-language photos (tests/export_models.py), exported and pushed as version 1; a second head
+(fewer epochs, so its probabilities differ) is exported for the mid-test push. Needs ../shared.
+Every request is one encoded test photo as {"instances": [{"b64": ...}]}, sent by `--clients`
+threads with their own `requests.Session`, as a TF Serving client would.
+
+Phases, each `--requests` requests:
+  baseline   the same server with --no-enable_batching (one request, one model call)
+  batched    --enable_batching (the default); ratio = its throughput / the baseline's
+  push       batched again, and version 2 is pushed once a third of the requests are answered:
+             every answer is matched to version 1's or 2's probabilities for its image; the
+             target is 0 failed requests and every answer after the switch from version 2.
+Memory: the server's RSS (/proc) after start, after each phase; growth between the batched
+phase's end and a repeat of it is reported as `rss_growth_repeat_mb` (the target: ~0).
+Clients and server share the machine's cores, so the throughput is a floor of what a separate
+client machine would see.
+
+    python -m benchmarks.serve_load [--clients 8] [--requests 400]
+"""
+import argparse
+import base64
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import requests
+import tensorflow as tf
+
+import components.export
+import components.push
+from schemas.artifacts import Examples, ServingVersion
+
+SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
+NAME = "classifier"
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return round(kb / 1024, 1)
+
+
+class _Server:
+    def __init__(self, base_path, *flags):
+        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.serve", f"--model_base_path={base_path}",
+                                      "--rest_api_port=0", *flags], stdout=subprocess.PIPE, text=True)
+        self.url = self.proc.stdout.readline().split(" at ")[1].strip()
+        for _ in range(600):
+            try:
+                if requests.get(self.url, timeout=5).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def version(self) -> str:
+        return requests.get(self.url + "/metadata", timeout=10).json()["model_spec"]["version"]
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        return self.proc.wait(timeout=60)
+
+
+def _load(url: str, bodies: list, clients: int, total: int, on_answer=None) -> dict:
+    """Up to `total` requests from `clients` threads (fewer if `on_answer(answers)` returns True: stop);
+    per answer: (image index, latency s, status, probabilities, finish time)."""
+    answers, lock, counter, stop = [], threading.Lock(), iter(range(total)), threading.Event()
+
+    def client():
+        session = requests.Session()
+        while not stop.is_set():
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            image = i % len(bodies)
+            start = time.perf_counter()
+            try:
+                r = session.post(url + ":predict", data=bodies[image], timeout=60,
+                                 headers={"Content-Type": "application/json"})
+                status, probabilities = r.status_code, (r.json()["predictions"][0]["probabilities"]
+                                                        if r.status_code == 200 else None)
+            except requests.RequestException:
+                status, probabilities = -1, None
+            with lock:
+                answers.append((image, time.perf_counter() - start, status, probabilities, time.perf_counter()))
+                if on_answer and on_answer(answers):
+                    stop.set()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    latencies = sorted(a[1] * 1000 for a in answers)
+    return {"answers": answers, "summary": {
+        "requests": len(answers), "clients": clients, "seconds": round(seconds, 2),
+        "requests_per_s": round(len(answers) / seconds, 1),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+        "errors": sum(a[2] != 200 for a in answers)}}
+
+
+def _version_of(answer, expected) -> int | None:
+    """1 or 2: whose probabilities for this image the answer carries (None: neither's)."""
+    image, _latency, status, probabilities, _finished = answer
+    if status != 200:
+        return None
+    distances = [np.abs(np.array(probabilities) - e[image]).max() for e in expected]
+    return 1 + int(np.argmin(distances)) if min(distances) < 1e-4 else None
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=400)
+    args = parser.parse_args(argv)
+    from tests import export_models
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    ingest = export_models.sign_digits_ingest_dir(work / "ingest", SHARED / "datasets" / "sign-language-digits")
+    config = components.export.ExportConfig(tflite_variants=("float32",))
+    exports = [components.export.run(config, export_models.train_sign_digits(work / f"train{e}", ingest,
+                                                                             SHARED / "weights", epochs=e),
+                                     ingest, str(work / f"export{e}")).output_dir for e in (30, 3)]
+    _, images, _ = Examples(ingest).read_split("test")
+    images = list(images[:32])
+    bodies = [json.dumps({"instances": [{"b64": base64.b64encode(b).decode()}]}) for b in images]
+    expected = [tf.saved_model.load(os.path.join(e, "saved_model")).signatures["serving_default"](
+        images=tf.constant(images))["probabilities"].numpy() for e in exports]
+
+    def push(export_dir):
+        blessing = export_models.blessing_dir(work / f"evaluate{time.monotonic_ns()}", blessed=True)
+        return ServingVersion(components.push.run(components.push.PushConfig(model_name=NAME), export_dir, blessing,
+                                                  str(work / "serving")).output_dir)
+
+    push(exports[0])
+    result = {"model": "mobilenetv2_0.35 96px + dense head (sign-language)", "cpus": os.cpu_count(),
+              "clients": args.clients, "requests_per_phase": args.requests}
+
+    baseline = _Server(work / "serving" / NAME, "--no-enable_batching")
+    _load(baseline.url, bodies, args.clients, 2 * args.clients)  # connections and first calls
+    result["baseline_no_batching"] = _load(baseline.url, bodies, args.clients, args.requests)["summary"]
+    baseline.stop()
+
+    server = _Server(work / "serving" / NAME)
+    rss = {"after_start": _rss_mb(server.proc.pid)}
+    _load(server.url, bodies, args.clients, 2 * args.clients)
+    batched = _load(server.url, bodies, args.clients, args.requests)
+    rss["after_batched"] = _rss_mb(server.proc.pid)
+    result["batched"] = batched["summary"]
+    result["batched"]["throughput_vs_baseline"] = round(
+        batched["summary"]["requests_per_s"] / result["baseline_no_batching"]["requests_per_s"], 3)
+    repeat = _load(server.url, bodies, args.clients, args.requests)
+    rss["after_repeat"] = _rss_mb(server.proc.pid)
+    result["batched_repeat"] = repeat["summary"]
+
+    pushed = {}
+
+    def push_then_run_on(answers):
+        """Push version 2 after a third of `--requests`; stop `--requests` answers after version 2 first answers."""
+        if len(answers) == args.requests // 3 and not pushed:
+            pushed["at"] = time.perf_counter()
+            threading.Thread(target=lambda: pushed.setdefault("version", push(exports[1]).version)).start()
+        if "first_v2" not in pushed and _version_of(answers[-1], expected) == 2:
+            pushed["first_v2"] = len(answers)
+        return "first_v2" in pushed and len(answers) >= pushed["first_v2"] + args.requests
+
+    during = _load(server.url, bodies, args.clients, 50 * args.requests, push_then_run_on)
+    rss["after_push"] = _rss_mb(server.proc.pid)
+    ordered = sorted(during["answers"], key=lambda a: a[4])
+    versions = [_version_of(a, expected) for a in ordered]
+    first_v2 = versions.index(2) if 2 in versions else None
+    result["push_mid_test"] = {
+        **during["summary"], "version_pushed": pushed.get("version"),
+        "answered_by_version": {str(v): versions.count(v) for v in (1, 2)},
+        "answers_matching_neither_version": versions.count(None),
+        "seconds_from_push_to_first_v2_answer": round(ordered[first_v2][4] - pushed["at"], 2) if first_v2 else None,
+        "v1_answers_after_the_first_v2_answer": versions[first_v2:].count(1) if first_v2 else None,
+        "served_version_after": server.version()}
+    rss["growth_repeat_mb"] = round(rss["after_repeat"] - rss["after_batched"], 1)
+    result["server_rss_mb"] = rss
+    result["exit_code_after_sigterm"] = server.stop()
+    result["targets"] = {"errors_zero": all(result[p]["errors"] == 0 for p in
+                                            ("baseline_no_batching", "batched", "batched_repeat", "push_mid_test")),
+                         "switched_to_v2": result["push_mid_test"]["served_version_after"] == "2"
+                         and versions.count(2) > 0}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

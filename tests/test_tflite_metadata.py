@@ -1,0 +1,111 @@
+"""TFLite metadata: MediaPipe Tasks' ImageClassifier (the real on-device client) loads every exported
+variant and names the classes; LiteRT's interpreter runs the files exactly as without metadata; the
+metadata reads back with the schema it was written with; without mediapipe the export still works
+and says why the files carry none."""
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import components.export
+from components.common.model_runners import TFLiteRunner, preprocess
+from components.export import tflite, tflite_metadata
+from schemas.artifacts import Examples, ExportedModel
+from tests import export_models
+
+needs_mediapipe = pytest.mark.skipif(not tflite_metadata.available(),
+                                     reason="mediapipe is not installed (pip install --no-deps mediapipe==1.2.2)")
+
+
+def _test_pixels(tmp_path_factory, image_size):
+    """The test split resized by the serving preprocessing, as uint8 (what both runtimes are fed)."""
+    _, images, labels = Examples(export_models.tiny_ingest(tmp_path_factory)).read_split("test")
+    return np.round(preprocess(images, image_size)).astype(np.uint8), np.asarray(labels)
+
+
+@needs_mediapipe
+def test_mediapipe_image_classifier_names_the_classes_for_every_variant(tmp_path_factory):
+    import mediapipe as mp
+    from mediapipe.tasks import python as mp_tasks
+    from mediapipe.tasks.python import vision
+
+    export = ExportedModel(export_models.tiny_export(tmp_path_factory))
+    info = export.info()
+    labels = info["labels"]
+    assert info["tflite_metadata"] == {"written": True, "label_file": "labels.txt"}
+    pixels, truth = _test_pixels(tmp_path_factory, tuple(info["image_size"]))
+    files = export.tflite_files()
+    assert set(files) == {"float32", "float16", "dynamic_range", "int8"}
+    for variant, path in files.items():
+        litert = TFLiteRunner(path).predict_pixels(pixels.astype(np.float32))
+        options = vision.ImageClassifierOptions(base_options=mp_tasks.BaseOptions(model_asset_path=path),
+                                                max_results=len(labels))
+        with vision.ImageClassifier.create_from_options(options) as classifier:
+            named = []
+            for image, probabilities in zip(pixels, litert):
+                result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=image))
+                categories = result.classifications[0].categories
+                assert sorted(c.category_name for c in categories) == sorted(labels), variant
+                assert all(c.category_name == labels[c.index] for c in categories), variant
+                scores = {c.index: c.score for c in categories}
+                np.testing.assert_allclose([scores[i] for i in range(len(labels))], probabilities, atol=0.02,
+                                           err_msg=f"{variant}: MediaPipe's scores are not LiteRT's")
+                named.append(categories[0].category_name)
+        accuracy = np.mean(np.array(named) == np.array(labels)[truth])
+        assert accuracy >= 0.9, f"{variant}: MediaPipe's top names match the test labels for {accuracy:.0%}"
+
+
+@needs_mediapipe
+def test_metadata_reads_back_and_litert_results_are_unchanged():
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
+    from tensorflow.lite.python import schema_py_generated as tfl
+    labels = ["cat", "dog", "fish"]
+    model = export_models.tiny_cnn(3, (16, 16))
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype(np.float32)
+    frozen = tflite.frozen_function(model, (16, 16))
+    for variant in ("float32", "int8"):
+        plain = tflite.convert(frozen, variant, pixels)
+        written = tflite_metadata.populate(plain, labels, "name", "description", "v7")
+        outputs = []
+        for flatbuffer in (plain, written):
+            interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+            interpreter.allocate_tensors()
+            given, taken = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+            interpreter.set_tensor(given["index"], pixels[:1].astype(given["dtype"]))
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(taken["index"]))
+        np.testing.assert_array_equal(outputs[0], outputs[1])
+
+        tflite_model = tfl.Model.GetRootAsModel(written, 0)
+        entries = {tflite_model.Metadata(i).Name(): tflite_model.Metadata(i).Buffer()
+                   for i in range(tflite_model.MetadataLength())}
+        buffer = tflite_model.Buffers(entries[b"TFLITE_METADATA"]).DataAsNumpy().tobytes()
+        assert fb.ModelMetadata.ModelMetadataBufferHasIdentifier(buffer, 0)
+        meta = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(buffer, 0))
+        assert (meta.name, meta.version, meta.minParserVersion) == (b"name", b"v7", b"1.0.0")
+        image = meta.subgraphMetadata[0].inputTensorMetadata[0]
+        assert image.content.contentProperties.colorSpace == fb.ColorSpaceType.RGB
+        norm = image.processUnits[0].options
+        assert (list(norm.mean), list(norm.std)) == ([0.0], [1.0])
+        label_file = meta.subgraphMetadata[0].outputTensorMetadata[0].associatedFiles[0]
+        assert (label_file.name, label_file.type) == (b"labels.txt", fb.AssociatedFileType.TENSOR_AXIS_LABELS)
+        with zipfile.ZipFile(io.BytesIO(written)) as archive:
+            assert archive.read("labels.txt").decode().split() == labels
+
+
+def test_without_mediapipe_the_export_writes_plain_files_and_says_why(tmp_path_factory, tmp_path, monkeypatch):
+    monkeypatch.setattr(tflite_metadata, "available", lambda: False)
+    ingest = export_models.tiny_ingest(tmp_path_factory)
+    train = export_models.train_tiny(tmp_path / "train", ingest, epochs=0)
+    config = components.export.ExportConfig(tflite_variants=("float32",), representative_examples=8)
+    export = ExportedModel(components.export.run(config, train, ingest, str(tmp_path / "export")).output_dir)
+    note = export.info()["tflite_metadata"]
+    assert note["written"] is False and "pip install --no-deps mediapipe==1.2.2" in note["reason"]
+    with open(export.tflite_files()["float32"], "rb") as f:
+        data = f.read()
+    assert not zipfile.is_zipfile(io.BytesIO(data))
+    assert json.loads(open(os.path.join(export.uri, "model_info.json")).read())["tflite_metadata"] == note
