@@ -49,11 +49,18 @@ def train_preflight(ctx) -> None:
 
 
 def train(ctx, inputs) -> Resolved:
-    """The content of the `train.exclude` list: editing the file (same path) retrains."""
-    from components.train import exclude
+    """The content of the `train.exclude` list and of the distillation teacher: editing either file
+    (same path) retrains."""
+    from components.train import distill, exclude
+    from schemas.artifacts import file_sha256
 
-    path = ctx.config["train"].exclude
-    return Resolved(extra={"exclude": exclude.digest(path)} if path else None)
+    config = ctx.config["train"]
+    extra = {}
+    if config.exclude:
+        extra["exclude"] = exclude.digest(config.exclude)
+    if config.distill.enabled:
+        extra["teacher"] = file_sha256(distill.teacher_path(config.distill.teacher))
+    return Resolved(extra=extra or None)
 
 
 def push_preflight(ctx) -> None:

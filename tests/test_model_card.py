@@ -80,3 +80,13 @@ def test_a_pipeline_run_pushes_a_card_matching_its_evaluation(tmp_path_factory):
     assert [r["label"] for r in per_class] == ["class_0", "class_1", "class_2"]
     assert [r["recall"] for r in per_class] == [overall[f"recall/class_{i}"] for i in range(3)]
     assert sum(r["test_examples"] for r in per_class) == metrics["examples"]
+
+
+def test_a_distilled_model_names_its_teacher():
+    distilled = {**INFO, "distillation": {"teacher": "/root/train/abc/model.keras", "teacher_sha256": "0123456789abcdef" * 4,
+                                          "temperature": 4.0, "alpha": 0.5}}
+    card = model_card.build(distilled, BLESSING, METRICS, PUSH)
+    assert card["lineage"]["distilled_from"]["teacher"] == "/root/train/abc/model.keras"
+    assert ("Distilled from the teacher /root/train/abc/model.keras (sha256 0123456789abcdef), temperature 4.0, "
+            "alpha 0.5.") in model_card.markdown(card)
+    assert "Distilled" not in model_card.markdown(model_card.build(INFO, BLESSING, METRICS, PUSH))

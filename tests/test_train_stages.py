@@ -59,7 +59,7 @@ def _changed(before, layer):
 
 
 def _train_step(model, batch):
-    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=stages.make_loss(TrainConfig()))
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=stages.make_loss(TrainConfig(), batch[1].shape[-1]))
     model.fit(*batch, epochs=1, batch_size=8, verbose=0, shuffle=False)
 
 

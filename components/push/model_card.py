@@ -98,7 +98,8 @@ def build(info: dict, blessing: Optional[dict], metrics: Optional[dict], push: d
             "limitations": _limitations(info, metrics, blessing, per_class),
         },
         "lineage": {"export_dir": push.get("export_dir"), "evaluate_dir": push.get("evaluate_dir"),
-                    "blessed": push.get("blessed"), "forced": push.get("forced")},
+                    "blessed": push.get("blessed"), "forced": push.get("forced"),
+                    "distilled_from": info.get("distillation")},
     }
 
 
@@ -130,5 +131,10 @@ def markdown(card: dict) -> str:
     lines += ["", "## Limitations", ""] + [f"- {text}" for text in card["considerations"]["limitations"]]
     lineage = card["lineage"]
     lines += ["", "## Lineage", "", f"Export {lineage['export_dir']}, evaluation {lineage['evaluate_dir']}, "
-              f"blessed {lineage['blessed']}, forced {lineage['forced']}.", ""]
+              f"blessed {lineage['blessed']}, forced {lineage['forced']}."]
+    teacher = lineage.get("distilled_from")
+    if teacher:
+        lines += ["", f"Distilled from the teacher {teacher['teacher']} (sha256 {teacher['teacher_sha256'][:16]}), "
+                      f"temperature {teacher['temperature']}, alpha {teacher['alpha']}."]
+    lines += [""]
     return "\n".join(lines)

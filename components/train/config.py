@@ -98,6 +98,35 @@ class TrainAugment(AugmentConfig):
     brightness: float = 0.1
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainDistill:
+    """Knowledge distillation from a trained teacher (components/train/distill.py); off while `teacher` is "".
+
+    teacher: a model this pipeline trained (`model.keras`, or the train output folder holding it),
+      any backbone and input size; its labels must be the data's.
+    temperature: T of Hinton et al.: both models' probabilities are softened as softmax(log p / T).
+    alpha: the weight of the loss on the labels; 1 - alpha weighs the loss on the teacher's
+      softened probabilities (scaled by T^2, as in the paper, so T does not change its weight).
+    """
+
+    teacher: str = ""
+    temperature: float = 4.0
+    alpha: float = 0.5
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.teacher)
+
+    def validate(self) -> None:
+        if not isinstance(self.teacher, str):
+            raise UsageError(f"train.distill.teacher={self.teacher!r}: a path to a model.keras (or its train "
+                             "folder), or empty for no distillation")
+        if not 0 < self.temperature <= 100:
+            raise UsageError(f"train.distill.temperature={self.temperature!r}: must be in (0, 100], e.g. 4")
+        if not 0 <= self.alpha <= 1:
+            raise UsageError(f"train.distill.alpha={self.alpha!r}: must be in [0, 1] (the labels' share of the loss)")
+
+
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 CLASS_WEIGHTS = ("auto", "none")
 OPTIMIZERS = ("adam", "adamw")
@@ -201,6 +230,7 @@ class TrainConfig:
       less data), chosen by content rank (components/common/ranking.py); val and test stay whole.
     exclude: a CSV whose `sha256` column names train images to leave out (e.g. a reviewed audit
       `label_issues.csv`; components/train/exclude.py); "" = none. Val and test stay whole.
+    distill: train this model as the student of a trained teacher (`TrainDistill`).
     """
 
     backbone: str = "mobilenet_v2"
@@ -224,6 +254,7 @@ class TrainConfig:
     seed: int = 0
     train_fraction: float = 1.0
     exclude: str = ""
+    distill: TrainDistill = TrainDistill()
 
     @property
     def pretrained(self) -> bool:
@@ -285,6 +316,7 @@ class TrainConfig:
         if not isinstance(self.exclude, str):
             raise UsageError(f"train.exclude={self.exclude!r}: must be a path to a CSV with a sha256 column, or empty")
         self.augment.validate()
+        self.distill.validate()
         stages = self.effective_stages()
         if not stages:
             raise UsageError("train.stages is empty: give at least one stage (e.g. the default head + finetune)")

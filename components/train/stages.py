@@ -13,6 +13,7 @@ import math
 import keras
 
 from components.common.errors import UsageError
+from components.train import distill
 from components.train.config import StageConfig, TrainConfig
 
 
@@ -67,10 +68,26 @@ def set_trainable(model: keras.Model, backbone: keras.Model, stage: StageConfig,
     return unfrozen
 
 
-def make_loss(config: TrainConfig) -> keras.losses.Loss:
-    """The run's single loss: categorical cross-entropy on probabilities, with label smoothing."""
+def make_loss(config: TrainConfig, num_classes: int) -> keras.losses.Loss:
+    """The run's single loss: categorical cross-entropy on probabilities, with label smoothing; with
+    `train.distill`, Hinton's distillation loss around it (components/train/distill.py)."""
+    if config.distill.enabled:
+        return distill.DistillationLoss(num_classes, config.distill.temperature, config.distill.alpha,
+                                        config.label_smoothing)
     return keras.losses.CategoricalCrossentropy(from_logits=False, label_smoothing=config.label_smoothing,
                                                 name="loss")
+
+
+class LabelAccuracy(keras.metrics.CategoricalAccuracy):
+    """Accuracy on the first `num_classes` columns of the targets: the labels (distillation appends the
+    teacher's probabilities after them; without it there is nothing after them)."""
+
+    def __init__(self, num_classes: int, name: str = "accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_classes = num_classes
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(y_true[:, :self.num_classes], y_pred, sample_weight)
 
 
 def learning_rate(stage: StageConfig, steps_per_epoch: int):

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from components.common.errors import DataError, UsageError
 from components.common.publish import copy_tree, publish_dir, read_json, write_json, write_text_atomic
-from components.train import batch_augment, batchnorm, exclude, feature_cache, precision, stages
+from components.train import batch_augment, batchnorm, distill, exclude, feature_cache, precision, stages
 from components.train.backbones import build_backbone
 from components.train.callbacks import load_epochs, stage_callbacks
 from components.train.config import TrainConfig
@@ -40,7 +40,7 @@ from components.common.outcome import Outcome
 from components.common.ranking import stratified_subset
 from components.train.config import AugmentConfig
 from components.train.input import make_dataset
-from schemas.artifacts import Examples, Model, labels_text
+from schemas.artifacts import Examples, Model, file_sha256, labels_text
 from components.train.model import Head, assemble, build_head, head_model
 from components.train.plots import plot_curves
 
@@ -184,6 +184,7 @@ class _Training:
     loss: keras.losses.Loss
     work: _WorkState
     callbacks: Sequence[keras.callbacks.Callback]
+    teacher: Optional[keras.Model] = None  # train.distill: its probabilities join the targets
 
     @property
     def num_classes(self) -> int:
@@ -191,8 +192,9 @@ class _Training:
 
     def dataset(self, split: str, *, training: bool, augment: Optional[AugmentConfig] = None,
                 seed: int = 0) -> tf.data.Dataset:
-        """`input.make_dataset` at the model's size, labels one-hot for the loss (label smoothing), and
-        when training with `augment`, its batch-level augmentations (`batch_augment`)."""
+        """`input.make_dataset` at the model's size, labels one-hot for the loss (label smoothing), when
+        training with `augment` its batch-level augmentations (`batch_augment`), and when distilling the
+        teacher's probabilities on the resulting batch (`distill.with_teacher`)."""
         size = (self.config.image_size, self.config.image_size)
         ds = make_dataset(self.ingest_dir, split, size, self.config.batch_size, training=training, augment=augment,
                           seed=seed, keep=self.keep if split == "train" else None)
@@ -202,10 +204,15 @@ class _Training:
             return images, tf.one_hot(labels, num_classes)
 
         ds = ds.map(one_hot)
-        return batch_augment.apply(ds, augment, seed) if training and augment is not None else ds
+        if training and augment is not None:
+            ds = batch_augment.apply(ds, augment, seed)
+        return distill.with_teacher(ds, self.teacher) if self.teacher is not None else ds
+
+    def accuracy(self) -> keras.metrics.Metric:
+        return stages.LabelAccuracy(self.num_classes)
 
     def compile_for_evaluation(self) -> None:
-        self.model.compile(loss=self.loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+        self.model.compile(loss=self.loss, metrics=[self.accuracy()])
 
     def evaluate(self, split: str) -> float:
         """Accuracy of the full model on `split`, in inference mode, through the serving preprocessing."""
@@ -239,13 +246,16 @@ def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
     # On cached features a step is a tiny matrix product: run a whole epoch per call, not one
     # Python round trip per batch (Keras's `steps_per_execution`).
     fit_model.compile(optimizer=stages.make_optimizer(config, stage, steps), loss=t.loss,
-                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+                      metrics=[t.accuracy()],
                       steps_per_execution=steps if cached else 1)
     print(f"[train] stage {stage.name}: up to {stage.epochs} epochs of {steps} batches"
           f"{' on cached backbone features' if cached else ''}, {len(unfrozen)} backbone layers training", flush=True)
     history = fit_model.fit(
         train, validation_data=val, initial_epoch=initial_epoch, epochs=initial_epoch + stage.epochs,
-        class_weight=class_weights_for(config, t.counts["train"]), shuffle=False,  # the datasets shuffle
+        # A distilled student takes no class weights: Keras derives them from the targets' argmax, which
+        # the teacher's columns would corrupt, and the teacher's probabilities carry its own balance.
+        class_weight=None if t.teacher is not None else class_weights_for(config, t.counts["train"]),
+        shuffle=False,  # the datasets shuffle
         verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in a log
         callbacks=stage_callbacks(t.work.dir, stage, monitor_patience=stage.patience) + list(t.callbacks))
     if cached:  # the head model was fitted; the full model evaluates
@@ -329,8 +339,9 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
         work_dir = tempfile.mkdtemp(prefix="train-work-") if temporary_work else work_dir
         try:
             work = _WorkState(work_dir, _fingerprint(config, ingest_dir, labels))
+            teacher = distill.load_teacher(config.distill.teacher, labels) if config.distill.enabled else None
             training = _Training(config, ingest_dir, keep, counts, model, backbone, preprocessing, head,
-                                 stages.make_loss(config), work, callbacks)
+                                 stages.make_loss(config, len(labels)), work, callbacks, teacher)
             results, kept, test_accuracy = _train_stages(training)
             result = TrainResult(output_dir, results, kept.name, kept.val_accuracy, test_accuracy,
                                  time.time() - started, placement.precision, placement.strategy_name,
@@ -342,6 +353,15 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
     if tf.io.gfile.exists(work_dir):
         tf.io.gfile.rmtree(work_dir)  # published: the resume state is no longer needed
     return result
+
+
+def _distillation_record(config: TrainConfig) -> Optional[dict]:
+    """The teacher (path and content hash) and the loss settings, or None without distillation."""
+    if not config.distill.enabled:
+        return None
+    path = distill.teacher_path(config.distill.teacher)
+    return {"teacher": path, "teacher_sha256": file_sha256(path), "temperature": config.distill.temperature,
+            "alpha": config.distill.alpha}
 
 
 def _dedupe_csv(text: str) -> str:
@@ -380,6 +400,7 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
             "test_accuracy": result.test_accuracy,
             "examples_per_split": {split: sum(c) for split, c in counts.items()},
             "excluded_train_examples": result.excluded,
+            "distillation": _distillation_record(config),
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
         })
