@@ -28,6 +28,10 @@ setuptools.setup(
         "tensorflow-serving-api",  # the warm-up requests' PredictionLog protos; its version is tfx-bsl's (1.21: 2.19)
         "starlette>=1.10,<2",  # python -m pipeline.serve: TF Serving's REST API (components/serve/)
         "uvicorn>=0.54,<1",
+        # uvicorn's C HTTP parser and event loop, used when installed: 1.6x the requests/s of its pure-Python
+        # h11 + asyncio on the load benchmark (benchmarks/serve_load.py, README "pipeline.serve").
+        "httptools>=0.6",
+        "uvloop>=0.19; sys_platform != 'win32'",
     ],
     extras_require={
         # Beam's DaskRunner (--runner=DaskRunner --dask_client_address=...): README, "Distributed runners".

@@ -15,8 +15,10 @@ Phases, each `--requests` requests:
              target is 0 failed requests and every answer after the switch from version 2.
 Memory: the server's RSS (/proc) after start, after each phase; growth between the batched
 phase's end and a repeat of it is reported as `rss_growth_repeat_mb` (the target: ~0).
-Clients and server share the machine's cores, so the throughput is a floor of what a separate
-client machine would see.
+Profile: the model alone (`serving_default` called in this process, decode included, batch 1 and
+8) and the CPU milliseconds the server process and the client threads spend per request, which
+show what limits the throughput. Clients and server share the machine's cores, so the throughput
+is a floor of what a separate client machine would see.
 
     python -m benchmarks.serve_load [--clients 8] [--requests 400]
 """
@@ -42,6 +44,36 @@ from schemas.artifacts import Examples, ServingVersion
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
 NAME = "classifier"
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _profiled(server, bodies, clients, total) -> dict:
+    """A load phase with the CPU each side spent per request: where a request's time goes."""
+    server_cpu, client_cpu = _cpu_seconds(server.proc.pid), time.process_time()
+    phase = _load(server.url, bodies, clients, total)
+    phase["summary"]["server_cpu_ms_per_request"] = round(
+        (_cpu_seconds(server.proc.pid) - server_cpu) * 1000 / total, 2)
+    phase["summary"]["client_cpu_ms_per_request"] = round((time.process_time() - client_cpu) * 1000 / total, 2)
+    return phase
+
+
+def _in_process(saved_model_dir: str, images: list, calls: int = 200) -> dict:
+    """The model alone: `serving_default` called in this process (decode included), batch 1 and 8."""
+    fn = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+    rates = {}
+    for batch in (1, 8):
+        fn(images=tf.constant(images[:batch]))
+        start = time.perf_counter()
+        for i in range(calls // batch):
+            fn(images=tf.constant([images[(i * batch + j) % len(images)] for j in range(batch)]))
+        rates[f"images_per_s_batch_{batch}"] = round(calls // batch * batch / (time.perf_counter() - start), 1)
+    return rates
 
 
 def _rss_mb(pid: int) -> float:
@@ -127,6 +159,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--batch-threads", type=int, help="--num_batch_threads of the batched server (default: its own)")
     args = parser.parse_args(argv)
     from tests import export_models
 
@@ -148,18 +181,20 @@ def main(argv=None) -> None:
                                                   str(work / "serving")).output_dir)
 
     push(exports[0])
-    result = {"model": "mobilenetv2_0.35 96px + dense head (sign-language)", "cpus": os.cpu_count(),
-              "clients": args.clients, "requests_per_phase": args.requests}
+    model_alone = _in_process(os.path.join(exports[0], "saved_model"), images)
+    result = {"model_alone_in_process": model_alone,"model": "mobilenetv2_0.35 96px + dense head (sign-language)", "cpus": os.cpu_count(),
+              "clients": args.clients, "requests_per_phase": args.requests,
+              "batched_server_num_batch_threads": args.batch_threads or os.cpu_count()}
 
     baseline = _Server(work / "serving" / NAME, "--no-enable_batching")
     _load(baseline.url, bodies, args.clients, 2 * args.clients)  # connections and first calls
-    result["baseline_no_batching"] = _load(baseline.url, bodies, args.clients, args.requests)["summary"]
+    result["baseline_no_batching"] = _profiled(baseline, bodies, args.clients, args.requests)["summary"]
     baseline.stop()
 
-    server = _Server(work / "serving" / NAME)
+    server = _Server(work / "serving" / NAME, *([f"--num_batch_threads={args.batch_threads}"] if args.batch_threads else []))
     rss = {"after_start": _rss_mb(server.proc.pid)}
     _load(server.url, bodies, args.clients, 2 * args.clients)
-    batched = _load(server.url, bodies, args.clients, args.requests)
+    batched = _profiled(server, bodies, args.clients, args.requests)
     rss["after_batched"] = _rss_mb(server.proc.pid)
     result["batched"] = batched["summary"]
     result["batched"]["throughput_vs_baseline"] = round(

@@ -87,7 +87,8 @@ def create_app(versions: ModelVersions, options: ServeOptions) -> Starlette:
         finally:
             poller.stop()
             batcher.close()
-            log.info("server stopped: polling ended, batch threads drained")
+            log.info("server stopped: polling ended, batch threads drained; %d requests ran in %d batches",
+                     batcher.requests, batcher.batches)
 
     def target(request: Request):
         match = _PATH.match(request.url.path)
