@@ -11,7 +11,8 @@ ingest, seed and precision, exported (TFLite float32 and int8), and scored on th
 as served (the SavedModel's `serving_default`, encoded JPEG in); the distilled student is compared
 with the student from labels by McNemar's exact test on the same images.
 
-    python -m benchmarks.distill [--student-size 48] [--seed 0] [--out FILE]
+    python -m benchmarks.distill [--student-size 48] [--student-backbone B --student-weights none]
+                                 [--temperature 4] [--alpha 0.5] [--seed 0] [--out FILE]
 
 Prints one JSON object (and a Markdown table on stderr).
 """
@@ -64,6 +65,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--ingest-dir", help="an ingest output directory (default: ingest ../shared sign-language)")
     parser.add_argument("--weights", default=os.path.join(SHARED, "weights", "mobilenetv2_0.35_96_cifar6_notop.keras"))
     parser.add_argument("--student-size", type=int, default=48)
+    parser.add_argument("--student-backbone", default="mobilenet_v2")
+    parser.add_argument("--student-weights", help="default: the teacher's (--weights); 'none' trains from scratch")
     parser.add_argument("--temperature", type=float, default=TrainDistill.temperature)
     parser.add_argument("--alpha", type=float, default=TrainDistill.alpha)
     parser.add_argument("--seed", type=int, default=0)
@@ -72,7 +75,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     base = TrainConfig(weights=args.weights, seed=args.seed, evaluate_test=False, precision=args.precision)
-    student = dataclasses.replace(base, image_size=args.student_size)
+    student = dataclasses.replace(base, image_size=args.student_size, backbone=args.student_backbone,
+                                  weights=args.student_weights or args.weights)
     rows = {}
     with tempfile.TemporaryDirectory(prefix="bench-distill-") as tmp:
         ingest_dir = args.ingest_dir or _ingest(tmp)
@@ -81,6 +85,8 @@ def main(argv=None) -> dict:
         distilled = dataclasses.replace(student, distill=TrainDistill(teacher_dir, args.temperature, args.alpha))
         rows["distilled_student"], _, _ = _train_export_score("distilled", distilled, ingest_dir, tmp, from_labels)
     report = {"benchmark": "distillation", "weights": os.path.basename(args.weights), "seed": args.seed,
+              "student": {"backbone": student.backbone, "image_size": student.image_size,
+                          "weights": os.path.basename(student.weights)},
               "precision": args.precision, "temperature": args.temperature, "alpha": args.alpha,
               "results": rows, "load_average_1min": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count()}
     text = json.dumps(report, indent=2)

@@ -17,8 +17,7 @@ from components.export import tflite, tflite_metadata
 from schemas.artifacts import Examples, ExportedModel
 from tests import export_models
 
-needs_mediapipe = pytest.mark.skipif(not tflite_metadata.available(),
-                                     reason="mediapipe is not installed (pip install --no-deps mediapipe==1.2.2)")
+needs_mediapipe = pytest.mark.skipif(not tflite_metadata.available(), reason=str(tflite_metadata.unavailable_reason()))
 
 
 def _test_pixels(tmp_path_factory, image_size):
@@ -98,13 +97,16 @@ def test_metadata_reads_back_and_litert_results_are_unchanged():
 
 
 def test_without_mediapipe_the_export_writes_plain_files_and_says_why(tmp_path_factory, tmp_path, monkeypatch):
-    monkeypatch.setattr(tflite_metadata, "available", lambda: False)
+    find_spec = tflite_metadata.importlib.util.find_spec  # as if mediapipe were not installed
+    monkeypatch.setattr(tflite_metadata.importlib.util, "find_spec",
+                        lambda name, *args: None if name == "mediapipe" else find_spec(name, *args))
     ingest = export_models.tiny_ingest(tmp_path_factory)
     train = export_models.train_tiny(tmp_path / "train", ingest, epochs=0)
     config = components.export.ExportConfig(tflite_variants=("float32",), representative_examples=8)
     export = ExportedModel(components.export.run(config, train, ingest, str(tmp_path / "export")).output_dir)
     note = export.info()["tflite_metadata"]
-    assert note["written"] is False and "pip install --no-deps mediapipe==1.2.2" in note["reason"]
+    assert note == {"written": False, "reason": "mediapipe is not installed (pip install --no-deps mediapipe==1.2.2 "
+                                                "opencv-contrib-python)"}
     with open(export.tflite_files()["float32"], "rb") as f:
         data = f.read()
     assert not zipfile.is_zipfile(io.BytesIO(data))

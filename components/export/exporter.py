@@ -60,11 +60,12 @@ def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict, ca
 
 def _tflite_metadata_note() -> dict:
     """Whether the TFLite files get metadata (components/export/tflite_metadata.py), and if not, why."""
-    if tflite_metadata.available():
+    reason = tflite_metadata.unavailable_reason()
+    if reason is None:
         return {"written": True, "label_file": tflite_metadata.LABEL_FILE}
-    log.warning("TFLite files written without metadata: MediaPipe Tasks will not load the float ones. "
-                "Install mediapipe to add it: pip install --no-deps mediapipe==1.2.2 (README, 'TFLite metadata')")
-    return {"written": False, "reason": "mediapipe is not installed (pip install --no-deps mediapipe==1.2.2)"}
+    log.warning("TFLite files written without metadata, so MediaPipe Tasks will not load the float ones: %s "
+                "(README, 'TFLite metadata')", reason)
+    return {"written": False, "reason": reason}
 
 
 def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) -> ExportResult:

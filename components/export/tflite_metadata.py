@@ -13,7 +13,7 @@ one its converter writes; the label file is appended as a zip archive, as the re
 exactly as before.
 
 mediapipe is optional (its absl-py pin conflicts with TFMA's; README, "TFLite metadata"): without
-it, `available()` is false and the export writes the files without metadata and says so.
+it, `unavailable_reason()` says why and the export writes the files without metadata and says so.
 """
 import importlib.util
 import io
@@ -28,8 +28,23 @@ IDENTIFIER = b"M001"  # metadata_schema.fbs: file_identifier
 MIN_PARSER_VERSION = "1.0.0"  # NormalizationOptions and TENSOR_AXIS_LABELS files are in 1.0.0
 
 
+INSTALL = "pip install --no-deps mediapipe==1.2.2 opencv-contrib-python"
+
+
+def unavailable_reason() -> str | None:
+    """None when the metadata schema imports; else why not (mediapipe missing, or installed without
+    what its package `__init__` imports, such as OpenCV)."""
+    if importlib.util.find_spec("mediapipe") is None:
+        return f"mediapipe is not installed ({INSTALL})"
+    try:
+        from mediapipe.tasks.metadata import metadata_schema_py_generated  # noqa: F401
+    except Exception as e:  # mediapipe's __init__ imports its Tasks API, which needs OpenCV
+        return f"mediapipe cannot be imported ({type(e).__name__}: {e}); {INSTALL}"
+    return None
+
+
 def available() -> bool:
-    return importlib.util.find_spec("mediapipe") is not None
+    return unavailable_reason() is None
 
 
 def _metadata(labels: list, name: str, description: str, version: str, author: str) -> bytes:
