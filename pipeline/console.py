@@ -21,7 +21,8 @@ import sys
 import threading
 
 NATIVE_LINE = re.compile(rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]]+\] |WARNING: All log messages before "
-                         rb"absl::InitializeLog\(\) is called|To enable the following instructions: "
+                         rb"absl::InitializeLog\(\) is called|WARNING: Logging before InitGoogle\(\) is written to STDERR"  # mediapipe's
+                         rb"|To enable the following instructions: "
                          rb"|INFO: Created TensorFlow Lite |fully_quantize: \d)")  # the last two: TFLite's runtime, converter
 _KEPT_IN_MEMORY = 200  # lines kept until a library.log is attached (the import-time preamble is ~10)
 
