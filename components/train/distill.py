@@ -61,6 +61,7 @@ def with_teacher(dataset: tf.data.Dataset, teacher: keras.Model) -> tf.data.Data
     return dataset.map(add_teacher)
 
 
+@keras.saving.register_keras_serializable(package="transferline")
 class DistillationLoss(keras.losses.Loss):
     """Hinton's loss over targets that hold the labels then the teacher's probabilities."""
 
@@ -69,6 +70,10 @@ class DistillationLoss(keras.losses.Loss):
         super().__init__(name=name)
         self.num_classes, self.temperature, self.alpha = num_classes, temperature, alpha
         self.label_smoothing = label_smoothing
+
+    def get_config(self):  # model.keras saves the compiled loss: loading rebuilds this one
+        return {"num_classes": self.num_classes, "temperature": self.temperature, "alpha": self.alpha,
+                "label_smoothing": self.label_smoothing, "name": self.name}
 
     def call(self, y_true, y_pred):
         labels, teacher = y_true[:, :self.num_classes], y_true[:, self.num_classes:]

@@ -78,6 +78,7 @@ def make_loss(config: TrainConfig, num_classes: int) -> keras.losses.Loss:
                                                 name="loss")
 
 
+@keras.saving.register_keras_serializable(package="transferline")
 class LabelAccuracy(keras.metrics.CategoricalAccuracy):
     """Accuracy on the first `num_classes` columns of the targets: the labels (distillation appends the
     teacher's probabilities after them; without it there is nothing after them)."""
@@ -88,6 +89,9 @@ class LabelAccuracy(keras.metrics.CategoricalAccuracy):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         return super().update_state(y_true[:, :self.num_classes], y_pred, sample_weight)
+
+    def get_config(self):  # model.keras saves the compiled metrics: loading rebuilds this one
+        return {**super().get_config(), "num_classes": self.num_classes}
 
 
 def learning_rate(stage: StageConfig, steps_per_epoch: int):
