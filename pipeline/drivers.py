@@ -51,14 +51,16 @@ def train_preflight(ctx) -> None:
 def train(ctx, inputs) -> Resolved:
     """The content of the `train.exclude` list and of the distillation teacher: editing either file
     (same path) retrains."""
-    from components.train import distill, exclude
+    from components.train import exclude
     from schemas.artifacts import file_sha256
 
     config = ctx.config["train"]
     extra = {}
     if config.exclude:
         extra["exclude"] = exclude.digest(config.exclude)
-    if config.distill.enabled:
+    if config.distill.enabled:  # imported here: distill loads Keras, which a fully cached run must not
+        from components.train import distill
+
         extra["teacher"] = file_sha256(distill.teacher_path(config.distill.teacher))
     return Resolved(extra=extra or None)
 
