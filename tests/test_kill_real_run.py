@@ -138,7 +138,6 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
     assert epochs == list(range(6)), f"the resumed training records each epoch once: {epochs}"
     assert [s["epochs_run"] for s in history["stages"]] == [6]
     run.wait_for(lambda: _writing(root, "export"), "export writing")
-    time.sleep(0.5)
     run.kill()
     assert "[pipeline] export: done" not in run.output, "killed too late: export had finished"
     _check_nothing_half_visible(root, serving)
@@ -151,7 +150,6 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
     assert "left half-written by a killed run" in run.output  # the killed export's temporary, removed
     assert "[pipeline] export: done in" in run.output
     run.wait_for(lambda: _writing(root, "evaluate"), "evaluate writing")
-    time.sleep(1.0)
     run.kill()
     assert "[pipeline] evaluate: done" not in run.output, "killed too late: evaluate had finished"
     _check_nothing_half_visible(root, serving)

@@ -190,24 +190,66 @@ def test_a_bad_request_batched_with_good_ones_fails_alone(exports, tmp_path):
         assert server.stop() == 143
 
 
+class HeldRequest:
+    """A predict request sent on a raw socket up to its last byte and held there until `release()`: once the
+    server admits it, it counts against --max_concurrent_requests while the server waits for the rest."""
+
+    def __init__(self, server, body: dict):
+        import json
+        import socket
+        import urllib.parse
+
+        url = urllib.parse.urlsplit(server.url + ":predict")
+        self._data = json.dumps(body).encode()
+        self._socket = socket.create_connection((url.hostname, url.port), timeout=120)
+        self._socket.sendall(f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(self._data)}\r\n\r\n".encode() + self._data[:-1])
+
+    def answered(self) -> bool:
+        """Whether the server has already answered (refused it: the slot was taken when it arrived)."""
+        import select
+
+        return bool(select.select([self._socket], [], [], 0)[0])
+
+    def release(self) -> tuple:
+        """Send the last byte; (status, body) of the answer."""
+        import http.client
+
+        if not self.answered():
+            self._socket.sendall(self._data[-1:])
+        response = http.client.HTTPResponse(self._socket)
+        response.begin()
+        try:
+            return response.status, response.read().decode()
+        finally:
+            self._socket.close()
+
+
+def _hold(server, body, probe, seconds=60) -> tuple:
+    """(a held request the server has admitted, the 503 a probe got meanwhile), on a server allowing one
+    request in flight. A probe can take the slot just as the held request arrives, which the server then
+    refuses: that one is sent again."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        held = HeldRequest(server, body)
+        while time.monotonic() < deadline and not held.answered():
+            answer = server.predict(probe)
+            if answer.status_code == 503 and not held.answered():
+                return held, answer
+        held.release()
+    raise AssertionError(f"the server never reported the held request in flight; log:\n{''.join(server.log)}")
+
+
 def test_request_size_and_concurrency_are_bounded(exports, tmp_path):
     serving = tmp_path / "serving"
     _push(exports[0], serving, tmp_path, "v1")
-    # one request in flight at most; a 0.5 s batch window keeps the first one in flight
-    server = Server(serving / NAME, "--max_concurrent_requests=1", "--batch_timeout_micros=500000",
-                    "--max_request_bytes=4096")
+    server = Server(serving / NAME, "--max_concurrent_requests=1", "--max_request_bytes=65536")
     try:
-        big = server.predict({"instances": [_b64(b"x" * 8192)]})
+        big = server.predict({"instances": [_b64(b"x" * 131072)]})
         assert big.status_code == 413 and "--max_request_bytes" in big.json()["error"]
-        first = {}
-        slow = threading.Thread(target=lambda: first.setdefault("answer", server.predict(
-            {"instances": [_b64(exports[2][0])]})))
-        slow.start()
-        time.sleep(0.2)
-        busy = server.predict({"instances": [_b64(exports[2][1])]})
-        slow.join()
-        assert busy.status_code == 503 and "--max_concurrent_requests" in busy.json()["error"]
-        assert first["answer"].status_code == 200
+        held, busy = _hold(server, {"instances": [_b64(exports[2][0])]}, {"instances": [_b64(exports[2][1])]})
+        assert "--max_concurrent_requests" in busy.json()["error"]
+        assert held.release()[0] == 200
         assert server.predict({"instances": [_b64(exports[2][1])]}).status_code == 200  # the slot is free again
     finally:
         assert server.stop() == 143
@@ -258,15 +300,22 @@ def test_warm_up_requests_are_replayed_before_serving(served):
 def test_sigterm_answers_the_request_in_flight_then_exits_143(exports, tmp_path):
     serving = tmp_path / "serving"
     _push(exports[0], serving, tmp_path, "v1")
-    server = Server(serving / NAME, "--batch_timeout_micros=2000000")  # the request waits 2 s in the batch queue
-    answer = {}
-    inflight = threading.Thread(target=lambda: answer.setdefault("r", server.predict(
-        {"instances": [_b64(exports[2][0])]})))
-    inflight.start()
-    time.sleep(0.8)
-    assert server.stop() == 143
-    inflight.join()
-    assert answer["r"].status_code == 200, answer["r"].text
+    server = Server(serving / NAME, "--max_concurrent_requests=1")
+    held, _ = _hold(server, {"instances": [_b64(exports[2][0])]}, {"instances": [_b64(exports[2][1])]})
+    server.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # shutting down: the port no longer takes connections
+        try:
+            server.status()
+        except requests.ConnectionError:
+            break
+    else:
+        raise AssertionError("the server kept accepting connections after SIGTERM")
+    assert server.proc.poll() is None, "the server exited with a request in flight"
+    status, text = held.release()
+    assert status == 200, text
+    assert server.proc.wait(timeout=60) == 143
+    server._reader.join(timeout=10)
     assert any("server stopped" in line for line in server.log), server.log
 
 

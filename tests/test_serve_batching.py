@@ -1,7 +1,7 @@
 """The server's batcher: concurrent requests run as one batch, outputs go back to their requests, and
 only compatible inputs batch together."""
 import asyncio
-import time
+import threading
 
 import numpy as np
 
@@ -11,13 +11,15 @@ from components.serve.batching import Batcher
 class Doubler:
     """A servable stand-in that records the batch sizes it was run with."""
 
-    def __init__(self, seconds=0.0):
-        self.batches, self.seconds = [], seconds
+    def __init__(self, gate: threading.Event | None = None):
+        self.batches, self.gate, self.started = [], gate, threading.Event()
 
     def run(self, signature, inputs):
         x = inputs["x"]
         self.batches.append(len(x))
-        time.sleep(self.seconds)
+        self.started.set()
+        if self.gate is not None:
+            assert self.gate.wait(timeout=60), "the test never opened the gate"
         return {"y": x * 2}
 
 
@@ -51,12 +53,17 @@ def test_a_full_batch_runs_without_waiting_and_shapes_that_differ_run_apart():
 
 
 def test_without_a_timeout_requests_run_at_once_and_batch_while_the_threads_are_busy():
-    servable, batcher = Doubler(seconds=0.3), Batcher(max_batch_size=32, timeout_s=0.0, threads=1)
+    gate = threading.Event()
+    servable, batcher = Doubler(gate), Batcher(max_batch_size=32, timeout_s=0.0, threads=1)
 
     async def main():
         first = asyncio.ensure_future(batcher.run(servable, "s", {"x": np.ones((1, 2), np.float32)}))
-        await asyncio.sleep(0.05)  # the first runs alone at once; the next three arrive while it runs
-        rest = [batcher.run(servable, "s", {"x": np.full((1, 2), i, np.float32)}) for i in range(3)]
+        # the first runs alone at once (the thread is free); wait until it is running
+        assert await asyncio.get_running_loop().run_in_executor(None, servable.started.wait, 60)
+        rest = [asyncio.ensure_future(batcher.run(servable, "s", {"x": np.full((1, 2), i, np.float32)}))
+                for i in range(3)]
+        await asyncio.sleep(0)  # one turn of the loop: the three queue up behind the running batch
+        gate.set()
         return await asyncio.gather(first, *rest)
 
     results = asyncio.run(main())
