@@ -144,16 +144,16 @@ class Examples(Artifact):
 
     def shards(self, split: str) -> list:
         """The shard files of `split`, sorted; DataError when there are none."""
-        pattern = self.path(self.DATA, "*", "*", f"*-{split}.tfrecord-*")
-        files = sorted(fileio.glob(pattern))
+        pattern = (self.DATA, "*", "*", f"*-{split}.tfrecord-*")
+        files = fileio.find(self.uri, *pattern)
         if not files:
-            raise DataError(f"no '{split}' split in {self.uri}: expected shards matching {pattern}. "
+            raise DataError(f"no '{split}' split in {self.uri}: expected shards matching {'/'.join(pattern)}. "
                             "Point to a complete ingest output (see schemas/ARTIFACTS.md) whose split has images.")
         return files
 
     def dataset_dir(self) -> str:
         """The TFDS dataset folder (`tfds.builder_from_directory` loads it)."""
-        found = fileio.glob(self.path(self.DATA, "*", "*", "dataset_info.json"))
+        found = fileio.find(self.uri, self.DATA, "*", "*", "dataset_info.json")
         if not found:
             raise DataError(f"{self.uri} holds no TFDS dataset (data/*/*/dataset_info.json): rerun the ingest")
         return os.path.dirname(found[0])
@@ -310,7 +310,7 @@ class ExportedModel(_ModelFiles):
 
     def tflite_files(self) -> dict:
         """{variant: path} of the TFLite models, in name order."""
-        found = sorted(fileio.glob(self.path(self.TFLITE, "model_*.tflite")))
+        found = fileio.find(self.uri, self.TFLITE, "model_*.tflite")
         return {os.path.basename(p)[len("model_"):-len(".tflite")]: p for p in found}
 
     def parity(self) -> dict:

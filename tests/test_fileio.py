@@ -26,7 +26,7 @@ def test_local_operations_mean_what_tf_io_gfile_means(tmp_path):
     fileio.makedirs(str(tmp_path / "x" / "y"))
     fileio.makedirs(str(tmp_path / "x" / "y"))  # exists already: fine, as in tf.io.gfile
     assert sorted(fileio.listdir(str(tmp_path))) == sorted(tf.io.gfile.listdir(str(tmp_path)))
-    assert fileio.glob(str(tmp_path / "*.txt")) == tf.io.gfile.glob(str(tmp_path / "*.txt"))
+    assert fileio.find(str(tmp_path), "*.txt") == sorted(tf.io.gfile.glob(str(tmp_path / "*.txt")))
     fileio.rmtree(str(tmp_path / "x"))
     assert not fileio.isdir(str(tmp_path / "x"))
     with pytest.raises(fileio.errors()):
@@ -37,3 +37,15 @@ def test_errors_include_tensorflows_once_it_is_loaded():
     assert OSError in fileio.errors() and tf.errors.OpError in fileio.errors()
     with pytest.raises(fileio.errors()):
         fileio.stat("ram://transferline-missing")  # a path with a scheme goes through TensorFlow
+
+
+def test_find_takes_the_folder_literally(tmp_path):
+    """A folder named like a glob pattern (`root [v2]`, `*`, `?`) is a folder, not a pattern."""
+    for name in ("root [v2]", "a*b", "q?", "-dash é"):
+        folder = tmp_path / name / "data" / "x"
+        folder.mkdir(parents=True)
+        (folder / "s-train.tfrecord-0").write_bytes(b"")
+        (folder / "s-val.tfrecord-0").write_bytes(b"")
+        assert fileio.find(str(tmp_path / name), "data", "*", "*-train.tfrecord-*") == [
+            str(folder / "s-train.tfrecord-0")]
+    assert fileio.find(str(tmp_path / "missing"), "*") == []

@@ -4,6 +4,7 @@ Every failing case leaves nothing behind in the output's parent folder, and the 
 what is wrong and where. Cases that do not stop the run (a non-UTF-8 file name) keep the
 accounting invariant.
 """
+import json
 import os
 
 import pytest
@@ -78,10 +79,22 @@ def test_unreadable_folder(tmp_path, monkeypatch):
     fails(IngestConfig(data_dir=data), tmp_path, DataError, "cannot read the folder", "dogs", "permissions")
 
 
-def test_symlink_loop(tmp_path):
+def test_symlink_loop_is_ignored_counted_and_warned_about(tmp_path):
+    from components.validate import checks
+    from components.validate.config import ValidateConfig
+
     data = make_tree(str(tmp_path / "data"))
     os.symlink(data, os.path.join(data, "dogs", "again"))
-    fails(IngestConfig(data_dir=data), tmp_path, DataError, "symlink loop", "again")
+    os.symlink(os.path.join(data, "cats"), os.path.join(data, "cats", "deeper"))
+    result = run(IngestConfig(data_dir=data), str(tmp_path / "out"))
+    assert result.ignored == {"symlink_loop": 2} and result.kept == 6
+    assert result.found == result.kept + sum(result.rejected.values()) + sum(result.ignored.values())
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["ignored_by_reason"] == {"symlink_loop": 2}
+    assert stats["symlink_loops"] == ["cats/deeper", "dogs/again"]
+    warnings = [a for a in checks.class_counts(stats, ValidateConfig()) if a.code == "symlink_loop"]
+    assert [a.severity for a in warnings] == ["warning", "warning"]
+    assert "'dogs/again'" in warnings[1].message and "not followed" in warnings[1].message
 
 
 def test_non_utf8_file_name_is_rejected_with_a_reason(tmp_path):

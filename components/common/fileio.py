@@ -11,7 +11,7 @@ destination unless `overwrite=True`; `stat` returns `.length`, `.mtime_nsec`, `.
 A failure is an `OSError` on the local disk and a `tf.errors.OpError` elsewhere: catch `errors()`.
 """
 import collections
-import glob as _glob
+import fnmatch
 import os
 import shutil
 import sys
@@ -59,8 +59,18 @@ def walk(top):
     return _gfile().walk(top) if _remote(top) else os.walk(top)
 
 
-def glob(pattern) -> list:
-    return _gfile().glob(pattern) if _remote(pattern) else _glob.glob(pattern)
+def find(folder, *patterns) -> list:
+    """Sorted paths below `folder` whose names match `patterns`, one shell-style pattern per level.
+
+    `folder` is taken literally: a user's path may hold `[`, `*` or `?` (`/data/root [v2]`), which a
+    glob over the joined path would read as a pattern and match nothing. Only the names listed at
+    each level are matched, so no path ever goes through a glob.
+    """
+    level = [os.fspath(folder)]
+    for pattern in patterns:
+        level = [os.path.join(parent, name) for parent in level if isdir(parent)
+                 for name in sorted(n.rstrip("/") for n in listdir(parent)) if fnmatch.fnmatchcase(name, pattern)]
+    return level
 
 
 def stat(path) -> Stat:

@@ -186,6 +186,7 @@ def _stats(result: IngestResult, inspection: Dict[str, int], config: IngestConfi
         "ignored_by_reason": result.ignored,
         "labels": list(result.labels),
         "empty_class_folders": found.empty_class_folders,
+        "symlink_loops": sorted(found.symlink_loops),
         "splits": dict(config.splits),
         "inspection_counts": inspection,
         "seconds": round(result.seconds, 3),

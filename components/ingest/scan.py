@@ -5,14 +5,17 @@ that class. Files directly in the data folder, hidden/system files (`.DS_Store`,
 `._*`, anything under a hidden folder or `__MACOSX`) and entries that are no regular file (named
 pipes, sockets, devices: reading a named pipe would wait forever) are ignored and counted, so
 that kept + rejected + ignored = found holds for every file the scan sees. A symlink to a regular
-file is read; a dangling one is a candidate that the read rejects as `unreadable`.
+file is read; a dangling one is a candidate that the read rejects as `unreadable`. A symlinked
+folder that points back to one of its own ancestors (a loop) is not entered: every file it would
+reach is reachable another way, so it is ignored as `symlink_loop`, counted, and listed in
+`ScanResult.symlink_loops` for the validation warning that names it.
 
 The orchestrator fingerprints the data folder from this same scan (`ScanResult.seen`), so it
 tolerates every name and folder the ingest does and stops with the same messages.
 
 Local folders are walked with `os.scandir` rather than Beam's local `FileSystems.match`, which
 silently skips unreadable directories and does not follow symlinked folders; here an unreadable
-folder or a symlink loop is a `DataError` that names it. Remote folders (gs://, s3://, ...) are
+folder is a `DataError` that names it, and a symlink loop is ignored and named. Remote folders (gs://, s3://, ...) are
 listed with `FileSystems.match(prefix/**)`: object stores have no folders, links or loops.
 """
 import dataclasses
@@ -28,6 +31,7 @@ IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini", "__macosx"}
 IGNORED_OUTSIDE_CLASS = "outside_class_folder"
 IGNORED_HIDDEN = "hidden_or_system"
 IGNORED_NOT_REGULAR = "not_a_regular_file"  # a named pipe, socket or device
+IGNORED_SYMLINK_LOOP = "symlink_loop"  # a symlinked folder pointing back to an ancestor
 # A file name that is not valid UTF-8 cannot be stored in the manifest or a tf.Example.
 
 
@@ -47,6 +51,7 @@ class ScanResult:
     rejected: List[Tuple[str, str, str]]  # (relpath, reason, detail)
     seen: List[Tuple[str, str]] = dataclasses.field(default_factory=list)  # (relpath, path) of every file
     class_folders: List[str] = dataclasses.field(default_factory=list)  # first-level folders (local scans)
+    symlink_loops: List[str] = dataclasses.field(default_factory=list)  # relpaths of the links not followed
 
     @property
     def empty_class_folders(self) -> List[str]:
@@ -92,7 +97,7 @@ def _classify(relpath: str, scan: ScanResult, path: str) -> None:
 
 
 def _walk_local(root: str, scan: ScanResult) -> None:
-    """Depth-first walk that follows symlinks, raising on unreadable folders and on loops."""
+    """Depth-first walk that follows symlinks, raising on unreadable folders; a loop is ignored, not entered."""
     stack = [(root, "", (os.path.realpath(root),))]
     while stack:
         folder, rel, ancestors = stack.pop()
@@ -116,14 +121,14 @@ def _walk_local(root: str, scan: ScanResult) -> None:
                 else:
                     _classify(entry_rel, scan, entry.path)
                 continue
-            if not rel and not _is_hidden(entry.name):
-                scan.class_folders.append(_printable(entry.name))
             real = os.path.realpath(entry.path)
             if real in ancestors:
-                raise DataError(
-                    f"symlink loop in the data folder: {_printable(entry.path)!r} points back to "
-                    f"{_printable(real)!r}; remove the link or point it outside the data folder"
-                )
+                scan.seen.append((_printable(entry_rel), entry.path))
+                scan.ignored.append((_printable(entry_rel), IGNORED_SYMLINK_LOOP))
+                scan.symlink_loops.append(_printable(entry_rel))
+                continue
+            if not rel and not _is_hidden(entry.name):
+                scan.class_folders.append(_printable(entry.name))
             stack.append((entry.path, entry_rel, ancestors + (real,)))
 
 

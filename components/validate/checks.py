@@ -24,10 +24,14 @@ def _class_totals(stats: dict) -> Dict[str, int]:
 
 
 def class_counts(stats: dict, config: ValidateConfig) -> List[Anomaly]:
-    """`class_below_minimum` (error), `class_missing_from_split` and `class_folder_empty` (warning)."""
+    """`class_below_minimum` (error), `class_missing_from_split`, `class_folder_empty` and `symlink_loop` (warning)."""
     found = [Anomaly("warning", "class_folder_empty",
                      f"class folder {name!r} holds no image file, so it is no class of this model: add images to it "
                      "or remove the folder") for name in stats.get("empty_class_folders", [])]
+    found += [Anomaly("warning", "symlink_loop",
+                      f"{link!r} in the data folder is a symlink back to one of its own parent folders: it was not "
+                      "followed (what it reaches is read once, through the real folder); remove the link to silence "
+                      "this") for link in stats.get("symlink_loops", [])]
     for name, total in sorted(_class_totals(stats).items()):
         if total < config.min_examples_per_class:
             found.append(Anomaly("error", "class_below_minimum",
