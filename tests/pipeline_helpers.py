@@ -207,14 +207,19 @@ FAST_ARGS = ("--image-size", "32", "--weights", "none", "--epochs", "1", "--batc
              "--set", "evaluate.max_tflite_accuracy_drop=1.0")
 
 
+HOSTILE_NAME = "-{} [v2] *? ünï"
+
+
 def shared_first_run(tmp_path_factory):
     """(root, folder, args, CompletedProcess) of one real full run on a small folder (with broken files)."""
     if "first" not in _SHARED:
         base = tmp_path_factory.mktemp("e2e")
-        folder = make_folder(base / "images", per_class=12)
+        # Every path a user gives is spelled as users do (issue 22, item 5): spaces, glob characters,
+        # non-ASCII letters, a leading dash. The serving dir is inside the root, so it has them too.
+        folder = make_folder(base / HOSTILE_NAME.format("images"), per_class=12)
         (folder / "class_0" / "empty.jpg").write_bytes(b"")
         (folder / "class_1" / "notes.png").write_text("not an image")
-        root = base / "root"
+        root = base / HOSTILE_NAME.format("root")
         args = ("--data-dir", folder, "--pipeline-root", root, *FAST_ARGS)
         proc = pipeline_run(*args, timeout=900)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -4,6 +4,7 @@ Most tests drive `pipeline.run.main` in-process with fast stand-ins for the comp
 (tests/pipeline_helpers.py: same arguments, same publish-by-rename), so the orchestration's
 decisions are checked in milliseconds; the last test reruns a real end-to-end run.
 """
+import os
 import re
 
 import pytest
@@ -94,6 +95,9 @@ def test_real_rerun_with_nothing_changed_finishes_in_seconds(tmp_path_factory):
     for component in ALL:
         assert f"[pipeline] {component}: unchanged, reusing" in again.stdout, again.stdout
     assert "loaded: []" in again.stdout, again.stdout[-500:]
+    # the shared run's folder, root and serving dir are spelled with "-", "[v2]", "*", "?" and "ünï"
+    for path in (args[1], args[3], root / "serving" / "classifier" / "1"):
+        assert all(c in str(path) for c in ("-", " [v2] ", "*", "?", "ü")) and os.path.isdir(path), path
     seconds = float(re.search(r"complete \(exit code 0\) in ([\d.]+) s", again.stdout).group(1))
     first_seconds = float(re.search(r"complete \(exit code 0\) in ([\d.]+) s", first.stdout).group(1))
     assert seconds < 10 and seconds < first_seconds / 5, (seconds, first_seconds)

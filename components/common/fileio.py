@@ -73,6 +73,36 @@ def find(folder, *patterns) -> list:
     return level
 
 
+_GLOB_CHARACTERS = frozenset("*?[]{}\\")
+_links = {}
+
+
+def glob_safe(path) -> str:
+    """`path`, or a symlink to it whose own path holds no glob character, for readers that glob.
+
+    TensorFlow's checkpoint reader (TensorSliceReader, behind `tf.saved_model.load`) matches the
+    variables' prefix as a pattern, so a SavedModel under `/data/root [v2]` or `/data/a*b` fails to
+    load ("Failed to find any matching files"), though it saves fine. The link lives in a private
+    temporary folder for the life of the process (a loaded model may read its assets later).
+    A remote path is returned as it is: object-store names rarely hold these characters.
+    """
+    path = os.fspath(path)
+    if _remote(path) or not _GLOB_CHARACTERS.intersection(path):
+        return path
+    import atexit
+    import hashlib
+    import tempfile
+
+    if "dir" not in _links:
+        _links["dir"] = tempfile.mkdtemp(prefix="transferline-links-")
+        atexit.register(shutil.rmtree, _links["dir"], True)
+    real = os.path.abspath(path)
+    link = os.path.join(_links["dir"], hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:20])
+    if not os.path.lexists(link):
+        os.symlink(real, link)
+    return link
+
+
 def stat(path) -> Stat:
     if _remote(path):
         info = _gfile().stat(path)

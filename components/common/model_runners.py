@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from components.common import fileio
 from components.common.errors import DataError, UsageError
 from components.common.image_ops import decode_and_resize
 from schemas.artifacts import ExportedModel, ServingModel, model_abstention, model_labels
@@ -37,7 +38,7 @@ class SavedModelRunner:
 
     def __init__(self, path: str, batch_size: int = 32):
         self.path = find_saved_model(path)
-        self.model = tf.saved_model.load(self.path)
+        self.model = tf.saved_model.load(fileio.glob_safe(self.path))
         self.batch_size = batch_size
 
     def _run(self, signature: str, key: str, inputs: list, names=("probabilities",)) -> tuple:

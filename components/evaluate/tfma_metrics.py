@@ -18,6 +18,8 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from tensorflow_model_analysis.proto import config_pb2
 
+from components.common import fileio
+
 LABEL_KEY = "label"
 OVERALL = "overall"
 
@@ -107,6 +109,7 @@ def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int
     (`recall/<class>`) and macro_precision/macro_recall/macro_f1.
     """
     tf.io.gfile.makedirs(output_dir)
+    output_dir = fileio.glob_safe(output_dir)  # Beam's file sinks and TFMA's readers glob their paths
     data = os.path.join(output_dir, "predictions.tfrecord")
     records = [_example(label, {name: p[i] for name, p in predictions.items()}) for i, label in enumerate(labels)]
     with tf.io.TFRecordWriter(data) as writer:

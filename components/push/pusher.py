@@ -10,6 +10,7 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
+from components.common import fileio
 from components.common.errors import PipelineError, UsageError
 from components.common.outcome import Outcome
 from components.common.publish import copy_tree, fsync_dir, publish_dir, write_json, write_text_atomic
@@ -66,7 +67,7 @@ def _blessing(evaluate_dir: str | None) -> dict:
 def reload_check(version_dir: str, model_info: dict) -> None:
     """Load the pushed SavedModel from where TF Serving will read it and classify one image."""
     try:
-        model = tf.saved_model.load(version_dir)
+        model = tf.saved_model.load(fileio.glob_safe(version_dir))
         height, width = model_info["image_size"]
         image = tf.io.encode_jpeg(tf.fill([height, width, 3], tf.constant(128, tf.uint8)))
         probabilities = model.signatures["serving_default"](images=tf.reshape(image, [1]))["probabilities"].numpy()

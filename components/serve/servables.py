@@ -17,7 +17,7 @@ import time
 import tensorflow as tf
 from google.protobuf import json_format
 
-from components.common import warmup_requests
+from components.common import fileio, warmup_requests
 from components.serve.rest_codec import NotFound
 from schemas.artifacts import ServingModel, ServingVersion
 
@@ -46,7 +46,7 @@ class Servable:
 
     def __init__(self, version: int, path: str):
         self.version, self.path = version, path
-        self._loaded = tf.saved_model.load(path)
+        self._loaded = tf.saved_model.load(fileio.glob_safe(path))
         self.signatures = {name: fn for name, fn in self._loaded.signatures.items()}
         self.input_specs = {name: fn.structured_input_signature[1] for name, fn in self.signatures.items()}
         self.signature_def = _signature_def_map(path)
