@@ -25,6 +25,7 @@ setuptools.setup(
         "matplotlib>=3.8",
         "scipy>=1.11",  # calibration (temperature search), the gate's intervals and exact tests
         "cleanlab>=2.9,<3",  # the audit's confident learning (pulls scikit-learn)
+        "faiss-cpu>=1.15,<2",  # the audit's approximate nearest-neighbour index above ~50,000 images
         "tensorflow-serving-api",  # the warm-up requests' PredictionLog protos; its version is tfx-bsl's (1.21: 2.19)
         "starlette>=1.10,<2",  # python -m pipeline.serve: TF Serving's REST API (components/serve/)
         "uvicorn>=0.54,<1",

@@ -240,11 +240,14 @@ class Report:
             return
         issues, copies = audit.rows(Audit.LABEL_ISSUES), audit.rows(Audit.NEAR_DUPLICATES)
         review = summary["config"]["review_size"]
-        body = [f"<p>{len(issues)} of {summary['examples']} images are likely mislabelled (confident learning "
-                f"on cross-validated probabilities; all in <code>{Audit.LABEL_ISSUES}</code>, most likely first). "
-                f"Near-copies of train images (<code>{Audit.NEAR_DUPLICATES}</code>): "
+        label_review = summary.get("label_review") or {}
+        body = [f"<p>{html.escape(label_review.get('summary', 'no label review'))} (confident learning on a "
+                f"probe's out-of-fold probabilities; the queue is in <code>{Audit.LABEL_ISSUES}</code>, most likely "
+                f"first). Near-copies of train images (<code>{Audit.NEAR_DUPLICATES}</code>): "
                 f"{html.escape(json.dumps(summary['near_duplicates']))}.</p>"]
-        self.lines.append(f"audit: {len(issues)} likely label errors, near-copies {summary['near_duplicates']}")
+        claimed = label_review.get("claimed_label_errors")
+        self.lines.append(f"audit: {'no' if claimed is None else claimed} claimed label errors ({len(issues)} in the "
+                          f"review queue), near-copies {summary['near_duplicates']}")
 
         def figures():
             from pipeline import report_figures

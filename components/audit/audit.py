@@ -2,9 +2,14 @@
 
 Inputs: the ingest (every split's records) and the trained model (train_dir: what the images are
 embedded with, components/audit/embeddings.py). Outputs (schemas/ARTIFACTS.md, "audit"):
-audit.json (summary, config, skipped reason), label_issues.csv (rank, split, path, sha256, given
-and suggested label, probability of each), near_duplicates.csv (split, path, train path,
-similarity, same label?). The result is not ok when test images have near-copies in train and
+audit.json (summary, config, skipped reason, `label_review`: the probe's out-of-fold accuracy,
+the estimated number of label errors, what is claimed), label_issues.csv (the ranked review
+queue: rank, split, path, sha256, given and suggested label, probability of each),
+near_duplicates.csv (split, path, train path, similarity, same label?).
+
+Cost: one embedding pass over every image (linear), a linear probe on 128 principal components
+(linear), and the nearest train image of each val/test image (exact up to `exact_pairs_limit`
+pairs, then an approximate index: O(n sqrt n)). Memory: per image a few kilobytes of embeddings. The result is not ok when test images have near-copies in train and
 `leakage_severity` is "error": the pipeline then stops with exit 3 before training, as for a
 data-validation error.
 """
@@ -32,6 +37,9 @@ class AuditResult(Outcome):
     near_duplicates: dict  # split -> count of its images with a near-copy in train
     leakage_severity: str
     seconds: float
+    probe_accuracy: float | None = None  # the label probe's out-of-fold accuracy
+    estimated_errors: int | None = None  # label errors the data is estimated to hold
+    claims_errors: bool = False  # the probe is strong enough to call the queue likely label errors
 
     @property
     def ok(self) -> bool:
@@ -41,13 +49,24 @@ class AuditResult(Outcome):
         if self.skipped:
             return f"audit skipped: {self.skipped}"
         leaks = ", ".join(f"{n} {split} image(s)" for split, n in self.near_duplicates.items() if n) or "none"
-        head = (f"audit of {self.examples} images: {self.label_issues} likely label error(s) to review "
-                f"({Audit.LABEL_ISSUES}); near-copies of train images: {leaks}")
+        head = f"audit of {self.examples} images: {self.review()}; near-copies of train images: {leaks}"
         if not self.ok:
             head += (f"\n  error: test images have near-copies in train (cosine >= the audit's leakage_similarity): "
                      f"the test accuracy would be inflated. Remove the copies (see {Audit.NEAR_DUPLICATES}) or set "
                      "audit.leakage_severity: warning")
         return head
+
+    def review(self) -> str:
+        """What the label review queue is, in words that claim no more than the probe supports."""
+        if self.probe_accuracy is None:
+            return "no label review"
+        if not self.claims_errors:
+            return (f"label probe too weak to tell wrong labels from hard images (out-of-fold accuracy "
+                    f"{self.probe_accuracy:.2f}), so no label error is claimed; {Audit.LABEL_ISSUES} lists the "
+                    f"{self.label_issues} hardest images")
+        return (f"an estimated {self.estimated_errors} label error(s) in the data; review queue of {self.label_issues} "
+                f"image(s) in {Audit.LABEL_ISSUES}, of which about {min(self.estimated_errors, self.label_issues)} "
+                f"are expected to be wrong labels (probe out-of-fold accuracy {self.probe_accuracy:.2f})")
 
 
 def _csv(rows: list, header: list) -> str:
@@ -65,7 +84,7 @@ def run(config: AuditConfig, train_dir: str, ingest_dir: str, output_dir: str) -
     examples = Examples(ingest_dir)
     names = examples.labels()
     skipped = "" if config.enabled else "audit.enabled is false"
-    issues, duplicates, counts, total = [], [], {}, 0
+    issues, duplicates, counts, total, probe = [], [], {}, 0, None
     if not skipped:
         embed, image_size = embeddings.embedder(train_dir)
         splits = {}
@@ -78,14 +97,16 @@ def run(config: AuditConfig, train_dir: str, ingest_dir: str, output_dir: str) -
             raise DataError(f"{ingest_dir} has no train split to audit")
         total = sum(len(data["labels"]) for data in splits.values())
         for key in ("grid", "pooled"):  # centred on the mean over every image, then unit length
-            mean = np.concatenate([data[key] for data in splits.values()]).mean(axis=0)
+            mean = sum(data[key].sum(axis=0, dtype=np.float64) for data in splits.values()) / total
             for data in splits.values():
-                data[key] = embeddings.centered_unit(data[key], mean)
+                embeddings.centered_unit(data[key], mean.astype(np.float32))
         if config.label_issues:
-            issues = _label_issues(splits, names, config)
+            issues, probe = _label_issues(splits, names, config)
         duplicates, counts = _near_duplicates(splits, config)
+    claims = probe is not None and probe.accuracy >= config.min_probe_accuracy
     result = AuditResult(output_dir, skipped, len(issues), total, counts, config.leakage_severity,
-                         round(time.time() - start, 2))
+                         round(time.time() - start, 2), probe and round(probe.accuracy, 4),
+                         probe and probe.estimated_errors, claims)
     with publish_dir(output_dir) as tmp:
         out = Audit(tmp)
         write_text_atomic(out.path(Audit.LABEL_ISSUES), _csv(issues, [
@@ -95,6 +116,13 @@ def run(config: AuditConfig, train_dir: str, ingest_dir: str, output_dir: str) -
             "split", "path", "sha256", "train_path", "train_sha256", "similarity", "pixel_correlation", "same_label"]))
         write_json(out.path(Audit.SUMMARY), {
             "skipped": skipped or None, "ok": result.ok, "examples": total, "label_issues": len(issues),
+            "label_review": probe and {
+                "queue": len(issues), "queue_kind": "likely_label_errors" if claims else "hardest_images",
+                "probe_out_of_fold_accuracy": result.probe_accuracy, "probe_folds": probe.folds,
+                "estimated_label_errors": probe.estimated_errors,
+                "claimed_label_errors": probe.estimated_errors if claims else 0,
+                "expected_label_errors_in_queue": min(probe.estimated_errors, len(issues)) if claims else None,
+                "summary": result.review()},
             "near_duplicates": counts, "config": dataclasses.asdict(config), "embedded_with": train_dir,
             "seconds": result.seconds})
     return result
@@ -108,7 +136,7 @@ def _near_duplicates(splits: dict, config: AuditConfig) -> tuple:
     for split, data in splits.items():
         if split == "train":
             continue
-        index, similarity = leakage.nearest(data["grid"], train["grid"])
+        index, similarity = leakage.search(data["grid"], train["grid"], config.nearest, config.exact_pairs_limit)
         correlation = np.einsum("ij,ij->i", data["thumbnail"], train["thumbnail"][index])
         close = np.nonzero((similarity >= config.leakage_similarity)
                            & (correlation >= config.leakage_pixel_correlation))[0]
@@ -123,15 +151,17 @@ def _near_duplicates(splits: dict, config: AuditConfig) -> tuple:
     return rows, counts
 
 
-def _label_issues(splits: dict, names: list, config: AuditConfig) -> list:
-    """The ranked queue over every split's images (a wrong label in test corrupts the evaluation too)."""
+def _label_issues(splits: dict, names: list, config: AuditConfig) -> tuple:
+    """(the ranked queue over every split's images, the probe or None): a wrong label in test corrupts the
+    evaluation too."""
     order = list(splits)
     vectors = np.concatenate([splits[s]["pooled"] for s in order])
     labels = np.concatenate([splits[s]["labels"] for s in order])
     where = [(s, i) for s in order for i in range(len(splits[s]["labels"]))]
     if len(np.unique(labels)) < 2 or np.bincount(labels).min() < 2:
-        return []
-    probabilities = label_issues.out_of_sample_probabilities(vectors, labels, config.folds)
+        return [], None
+    probe = label_issues.probe(vectors, labels, config.folds)
+    probabilities = probe.probabilities
     rows = []
     for rank, k in enumerate(label_issues.ranked_issues(labels, probabilities), start=1):
         split, i = where[k]
@@ -141,4 +171,4 @@ def _label_issues(splits: dict, names: list, config: AuditConfig) -> list:
                      "suggested_label": names[suggested],
                      "given_probability": round(float(probabilities[k, labels[k]]), 6),
                      "suggested_probability": round(float(probabilities[k, suggested]), 6)})
-    return rows
+    return rows, probe

@@ -13,21 +13,29 @@ closest distinct photo is at 0.959 (measured on the sign-language folder). A mod
 scratch on drawn shapes has no such margin (a triangle and a checkerboard at 0.97 in the demo),
 so a candidate pair is confirmed on pixels: the Pearson correlation of 16x16 grey thumbnails,
 0.9996 or more for the re-encoded copies against at most 0.95 for distinct photos.
+
+Cost: one pass over every image (a tf.data pipeline: parallel decode, batches of 256, the
+trained model in inference mode), linear in the number of images. What is kept per image is
+bounded whatever the backbone: the pooled vector, a 3x3 grid whose channels are sketched down to
+`GRID_CHANNELS` by a fixed Gaussian random projection (Johnson-Lindenstrauss: cosines move by
+about (1 - cos^2) / sqrt(9 * GRID_CHANNELS), under 0.002 near the 0.97 threshold, while a full
+MobileNetV2 grid would be 9 x 1280 floats, 2.3 GB at 50,000 images), and a 16x16 thumbnail.
 """
 import numpy as np
 import tensorflow as tf
 
-from components.common.model_runners import preprocess
+from components.common.image_ops import decode_and_resize
 from schemas.artifacts import Examples, Model
 
 GRID = 3
+GRID_CHANNELS = 128  # channels per grid cell after the random projection (when the backbone has more)
 THUMBNAIL = 16  # side of the grey thumbnail that confirms a near-copy pixel by pixel
 _SPEC = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64),
          "sha256": tf.io.FixedLenFeature([], tf.string), "filename": tf.io.FixedLenFeature([], tf.string)}
 
 
 def embedder(train_dir: str):
-    """(pixels -> (grid [n, 9 * channels], pooled [n, channels]), image size) of the trained model."""
+    """(pixels -> (grid [n, 9 * min(channels, GRID_CHANNELS)], pooled [n, channels]), image size) of the trained model."""
     import keras
 
     from components.export.calibration import POOLED_LAYER
@@ -38,33 +46,49 @@ def embedder(train_dir: str):
     model = float32_rebuild(load_model(trained.model_path()))
     pool = model.get_layer(POOLED_LAYER)
     both = keras.Model(model.inputs, [pool.input, pool.output])
+    channels = int(pool.input.shape[-1])
+    projection = None
+    if channels > GRID_CHANNELS:  # fixed seed: the same sketch for every split and every run
+        projection = tf.constant(np.random.default_rng(0).normal(0, 1 / np.sqrt(GRID_CHANNELS),
+                                                                 (channels, GRID_CHANNELS)), tf.float32)
 
     @tf.function(reduce_retracing=True)
     def embed(pixels):
         feature_map, pooled = both(pixels, training=False)
         grid = tf.image.resize(feature_map, (GRID, GRID), method="area")
+        if projection is not None:
+            grid = tf.einsum("nhwc,cd->nhwd", grid, projection)
         return tf.reshape(grid, [tf.shape(grid)[0], -1]), pooled
 
     return embed, tuple(int(x) for x in trained.info()["image_size"])
 
 
 def embed_split(examples: Examples, split: str, embed, image_size, batch_size: int) -> dict:
-    """{"grid", "pooled", "thumbnail": float32 rows, "labels", "sha256", "filename"} of one split, in shard order."""
-    grids, pooled, thumbnails, labels, digests, names = [], [], [], [], [], []
-    for record in tf.data.TFRecordDataset(examples.shards(split)).batch(256):
-        parsed = tf.io.parse_example(record, _SPEC)
-        pixels = preprocess(parsed["image"].numpy().tolist(), image_size)
+    """{"grid", "pooled", "thumbnail": float32 rows, "labels", "sha256", "filename"} of one split, in shard order.
+
+    The records are parsed and decoded in parallel by tf.data while the model runs on the previous batch.
+    """
+    def parse(records):
+        parsed = tf.io.parse_example(records, _SPEC)
+        pixels = tf.map_fn(lambda b: decode_and_resize(b, image_size), parsed["image"],
+                           fn_output_signature=tf.TensorSpec([*image_size, 3], tf.float32))
         grey = tf.image.resize(tf.image.rgb_to_grayscale(pixels), (THUMBNAIL, THUMBNAIL), method="area")
-        thumbnails.append(_pearson_rows(grey.numpy().reshape(len(pixels), -1)))
-        for i in range(0, len(pixels), batch_size):
-            grid, vector = embed(pixels[i:i + batch_size])
-            grids.append(grid.numpy())
-            pooled.append(vector.numpy())
-        labels.extend(parsed["label"].numpy().tolist())
-        digests.extend(d.decode() for d in parsed["sha256"].numpy())
-        names.extend(n.decode() for n in parsed["filename"].numpy())
+        return pixels, tf.reshape(grey, [-1, THUMBNAIL * THUMBNAIL]), parsed["label"], parsed["sha256"], \
+            parsed["filename"]
+
+    dataset = (tf.data.TFRecordDataset(examples.shards(split)).batch(batch_size)
+               .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2))
+    grids, pooled, thumbnails, labels, digests, names = [], [], [], [], [], []
+    for pixels, grey, label, sha256, filename in dataset:
+        grid, vector = embed(pixels)
+        grids.append(grid.numpy())
+        pooled.append(vector.numpy())
+        thumbnails.append(_pearson_rows(grey.numpy()))
+        labels.append(label.numpy())
+        digests.extend(d.decode() for d in sha256.numpy())
+        names.extend(n.decode() for n in filename.numpy())
     return {"grid": np.concatenate(grids), "pooled": np.concatenate(pooled),
-            "thumbnail": np.concatenate(thumbnails), "labels": np.asarray(labels, np.int64),
+            "thumbnail": np.concatenate(thumbnails), "labels": np.concatenate(labels).astype(np.int64),
             "sha256": digests, "filename": names}
 
 
@@ -75,7 +99,8 @@ def _pearson_rows(rows: np.ndarray) -> np.ndarray:
 
 
 def centered_unit(rows: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Rows minus the dataset mean, scaled to unit length: cosine then measures what differs between images
-    (ReLU features share a large positive mean that makes every raw cosine close to 1)."""
-    centered = rows - mean
-    return (centered / np.maximum(np.linalg.norm(centered, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    """Rows minus the dataset mean, scaled to unit length, in place: cosine then measures what differs
+    between images (ReLU features share a large positive mean that makes every raw cosine close to 1)."""
+    rows -= mean
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return rows
