@@ -26,10 +26,17 @@ def find_saved_model(path: str) -> str:
 
 
 def preprocess(images: list, image_size) -> np.ndarray:
-    """Encoded bytes -> float32 [n, h, w, 3] in 0-255 through the shared serving preprocessing."""
-    batch = tf.map_fn(lambda b: decode_and_resize(b, image_size), tf.constant(images),
-                      fn_output_signature=tf.TensorSpec([*image_size, 3], tf.float32))
-    return batch.numpy()
+    """Encoded bytes -> float32 [n, h, w, 3] in 0-255 through the shared serving preprocessing.
+
+    Decoded by tf.data in parallel (an eager `tf.map_fn` over 5,000 images took 12 s, one core).
+    """
+    size = tuple(int(x) for x in image_size)
+    if not len(images):
+        return np.zeros((0, *size, 3), np.float32)
+    dataset = (tf.data.Dataset.from_tensor_slices(tf.constant(images, tf.string))
+               .map(lambda b: decode_and_resize(b, size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               .batch(256))
+    return np.concatenate([batch.numpy() for batch in dataset])
 
 
 class SavedModelRunner:

@@ -42,7 +42,7 @@ class EvaluateConfig:
     block_on_unloadable_baseline: bool = True
     top_k: int = 3
     split: str = "test"
-    batch_size: int = 32
+    batch_size: int = 128
 
     def validate(self) -> None:
         for name in ("min_accuracy", "min_class_recall", "min_macro_f1", "max_accuracy_drop_vs_baseline",

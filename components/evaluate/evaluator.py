@@ -1,5 +1,6 @@
 """The evaluate step: candidate, baseline and TFLite variants scored on one split; the gate decides."""
 import dataclasses
+import os
 import time
 
 import numpy as np
@@ -7,7 +8,7 @@ import numpy as np
 from components.common import confidence
 from components.common.errors import DataError
 from components.common.outcome import Outcome
-from components.common.model_runners import SavedModelRunner, TFLiteRunner
+from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
 from components.common.publish import publish_dir, write_json, write_text_atomic
 from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
@@ -112,8 +113,13 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
         baseline, baseline_error = _score_baseline(baseline_dir, labels, serialized, config.batch_size)
         if baseline is not None:
             predictions["baseline"] = baseline
+    pixels = {}  # decoded once per input size, shared by the TFLite variants
     for variant, path in export.tflite_files().items():
-        predictions[f"tflite_{variant}"] = TFLiteRunner(path).predict_encoded(images, config.batch_size)
+        runner = TFLiteRunner(path, num_threads=os.cpu_count())
+        if runner.image_size not in pixels:
+            pixels[runner.image_size] = preprocess(images, runner.image_size)
+        predictions[f"tflite_{variant}"] = runner.predict_pixels(pixels[runner.image_size], config.batch_size)
+    del pixels
 
     with publish_dir(output_dir) as tmp:
         out = ModelBlessing(tmp)
