@@ -7,6 +7,11 @@ models it cannot run is used instead: every model's probabilities are stored in 
 under a prediction key (`predictions/<model>`), and one TFMA run evaluates all model specs
 (candidate, baseline, each TFLite variant) over exactly the same examples, with the same
 metrics and slices (overall, and per true class).
+
+Per-class precision, recall and F1 are one-vs-rest on the top-1 class, read off the confusion
+matrix TFMA computes for each slice (`MultiClassConfusionMatrixPlot`, threshold 0 = argmax), not
+from a second, binarized metrics spec: that spec (10 classes x 3 metrics per model) made TFMA
+about 5x slower (43 s against 9 s for 5 models on 5,000 images) for the same numbers.
 """
 import math
 import os
@@ -36,20 +41,12 @@ def eval_config(model_names: list, num_classes: int, top_k: int) -> config_pb2.E
     config = config_pb2.EvalConfig()
     for name in model_names:
         config.model_specs.add(name=name, label_key=LABEL_KEY, prediction_key=f"predictions/{name}")
-    classes = list(range(num_classes))
     text_format.Parse(f"""
       metrics {{ class_name: "ExampleCount" }}
       metrics {{ class_name: "SparseCategoricalAccuracy" }}
       metrics {{ class_name: "SparseTopKCategoricalAccuracy" config: '"k": {min(top_k, num_classes)}' }}
       metrics {{ class_name: "MultiClassConfusionMatrixPlot" }}
     """, config.metrics_specs.add(model_names=model_names))
-    # Per class, one-vs-rest on the top-1 class ("top_k": 1); without it TFMA thresholds each class's
-    # probability at 0.5, which is not what a classifier's precision means. TFMA's macro_average
-    # aggregation fails with top_k (KeyError in AddDerivedMetrics), so macro values are averaged below.
-    per_class = config.metrics_specs.add(model_names=model_names)
-    per_class.binarize.class_ids.values.extend(classes)
-    for metric in ("Precision", "Recall", "F1Score"):
-        per_class.metrics.add(class_name=metric, config='"top_k": 1')
     config.slicing_specs.add()
     config.slicing_specs.add(feature_keys=[LABEL_KEY])
     return config
@@ -95,8 +92,24 @@ def _slice_name(slice_key, labels: list) -> str:
 
 
 _NAMES = {"example_count": "example_count", "sparse_categorical_accuracy": "accuracy",
-          "sparse_top_k_categorical_accuracy": "top_k_accuracy", "precision": "precision",
-          "recall": "recall", "f1_score": "f1"}
+          "sparse_top_k_categorical_accuracy": "top_k_accuracy"}
+
+
+def per_class(matrix: np.ndarray, class_names: list) -> dict:
+    """`precision/<class>`, `recall/<class>`, `f1/<class>` (None where undefined: a class never predicted, or
+    absent) and their macro averages (an undefined value counting as 0) from a [true, predicted] count matrix."""
+    values = {}
+    for k, name in enumerate(class_names):
+        predicted, actual = matrix[:, k].sum(), matrix[k].sum()
+        precision = matrix[k, k] / predicted if predicted else None
+        recall = matrix[k, k] / actual if actual else None
+        f1 = None if precision is None or recall is None else (
+            0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
+        values.update({f"precision/{name}": _number(precision), f"recall/{name}": _number(recall),
+                       f"f1/{name}": _number(f1)})
+    for metric in ("precision", "recall", "f1"):
+        values[f"macro_{metric}"] = _number(float(np.mean([values[f"{metric}/{c}"] or 0.0 for c in class_names])))
+    return values
 
 
 def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int, output_dir: str,
@@ -126,26 +139,19 @@ def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int
             name = _NAMES.get(key.name)
             if name is None or key.is_diff:
                 continue
-            if key.sub_key.HasField("class_id"):
-                name = f"{name}/{class_names[key.sub_key.class_id.value]}"
             metrics[key.model_name or names[0]].setdefault(slice_name, {})[name] = _number(kv.value.double_value.value)
-
-    for by_slice in metrics.values():
-        for values in by_slice.values():
-            for name in ("precision", "recall", "f1"):
-                per_class = [values.get(f"{name}/{c}") for c in class_names]
-                # an undefined value (no predictions of, or no examples of, a class) counts as 0
-                values[f"macro_{name}"] = _number(float(np.mean([v or 0.0 for v in per_class])))
 
     confusion = {}
     for record in tfma.load_plots(output_dir):
-        if record.slice_key.single_slice_keys:
-            continue
+        slice_name = _slice_name(record.slice_key, class_names)
         for kv in record.plot_keys_and_values:
             matrix = np.zeros((len(class_names), len(class_names)), np.int64)
             argmax = kv.value.multi_class_confusion_matrix_at_thresholds.matrices[0]  # threshold 0: top-1
             for entry in argmax.entries:
                 if entry.predicted_class_id >= 0:
                     matrix[entry.actual_class_id, entry.predicted_class_id] = int(entry.num_weighted_examples)
-            confusion[kv.key.model_name or names[0]] = matrix.tolist()
+            model = kv.key.model_name or names[0]
+            metrics[model].setdefault(slice_name, {}).update(per_class(matrix, class_names))
+            if slice_name == OVERALL:
+                confusion[model] = matrix.tolist()
     return {"metrics": metrics, "confusion_matrix": confusion}
