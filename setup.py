@@ -39,6 +39,7 @@ setuptools.setup(
         "dask": ["dask[distributed]>=2026.8,<2027"],
         # The tests start a dask.distributed cluster (tests/test_distributed_runners.py).
         "test": ["pytest>=8", "dask[distributed]>=2026.8,<2027",
-                 "requests>=2.31"],  # the HTTP client of tests/test_serve.py and benchmarks/serve_load.py
+                 "requests>=2.31",  # the HTTP client of tests/test_serve.py and benchmarks/serve_load.py
+                 "psutil>=5.9"],  # benchmarks/scale.py samples each run's process-tree memory
     },
 )

@@ -102,6 +102,8 @@ def run(config: AuditConfig, train_dir: str, ingest_dir: str, output_dir: str) -
                 embeddings.centered_unit(data[key], mean.astype(np.float32))
         if config.label_issues:
             issues, probe = _label_issues(splits, names, config)
+        for data in splits.values():
+            del data["pooled"]  # the probe's input; what follows needs only the grid and thumbnails
         duplicates, counts = _near_duplicates(splits, config)
     claims = probe is not None and probe.accuracy >= config.min_probe_accuracy
     result = AuditResult(output_dir, skipped, len(issues), total, counts, config.leakage_severity,

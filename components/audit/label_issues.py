@@ -41,13 +41,12 @@ class Probe:
 
 def principal_components(vectors: np.ndarray, dimensions: int = PROBE_DIMENSIONS) -> np.ndarray:
     """`vectors` centred and projected on their top `dimensions` principal components (float64)."""
-    centered = vectors - vectors.mean(axis=0)
+    centered = vectors - vectors.mean(axis=0, dtype=np.float64).astype(vectors.dtype)
     if centered.shape[1] <= dimensions:
         return centered.astype(np.float64)
-    covariance = (centered.T @ centered).astype(np.float64) / len(centered)
-    values, vectors_ = np.linalg.eigh(covariance)
-    top = vectors_[:, np.argsort(values)[::-1][:dimensions]]
-    return centered.astype(np.float64) @ top
+    values, axes = np.linalg.eigh((centered.T @ centered).astype(np.float64) / len(centered))
+    top = axes[:, np.argsort(values)[::-1][:dimensions]].astype(centered.dtype)
+    return (centered @ top).astype(np.float64)  # float32 products: [n, d] is never copied to float64
 
 
 def probe(vectors: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> Probe:
