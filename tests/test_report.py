@@ -66,7 +66,7 @@ def test_every_section_is_there_with_content(report):
     for metric in ("precision", "recall", "F1", "accuracy"):
         assert metric in page.sections["metrics"]
     assert "ECE" in page.sections["trust"] and "fitted on the val split" in page.sections["trust"]
-    assert "likely mislabelled" in page.sections["audit"] and "Near-copies" in page.sections["audit"]
+    assert "out-of-fold accuracy" in page.sections["audit"] and "Near-copies" in page.sections["audit"]  # issue 22: the claim says what the probe supports
     assert "interval" in page.sections["gate"]  # every check shows its interval, images and p
     lineage = page.sections["lineage"]
     assert "data fingerprint" in lineage and "code version" in lineage and "baseline" in lineage
