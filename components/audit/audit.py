@@ -9,9 +9,10 @@ near_duplicates.csv (split, path, train path, similarity, same label?).
 
 Cost: one embedding pass over every image (linear), a linear probe on 128 principal components
 (linear), and the nearest train image of each val/test image (exact up to `exact_pairs_limit`
-pairs, then an approximate index: O(n sqrt n)). Memory: per image a few kilobytes of embeddings. The result is not ok when test images have near-copies in train and
-`leakage_severity` is "error": the pipeline then stops with exit 3 before training, as for a
-data-validation error.
+pairs, then an approximate index: O(n sqrt n)). Memory: per image a few kilobytes of embeddings.
+
+The result is not ok when test images have near-copies in train and `leakage_severity` is
+"error": the pipeline then stops with exit 3 before training, as for a data-validation error.
 """
 import csv
 import dataclasses
