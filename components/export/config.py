@@ -39,6 +39,12 @@ class ExportConfig:
     tta: test-time augmentation in every exported model: "flip" averages the probabilities over
       the image and its mirror (two forward passes), "none" does not, "auto" (default) flips when
       the training augmented with flips (components/export/tta.py).
+    max_image_pixels: the largest image the serving signatures decode, in decoded pixels (every
+      frame of an animation counts), read from the image's header before decoding; larger ones
+      are refused with InvalidArgument (components/common/image_limits.py). Decoding and resizing
+      take about 16 bytes a pixel, so the default 12,500,000 (a 12 MP phone photo fits) keeps one
+      image under ~200 MB.
+    max_image_frames: the most frames of a GIF or animated WebP the signatures decode.
     """
 
     top_k: int = 3
@@ -56,6 +62,8 @@ class ExportConfig:
     prototype_examples: int = 2000
     tta: str = "auto"
     warmup_examples: int = 10
+    max_image_pixels: int = 12_500_000
+    max_image_frames: int = 100
 
     def validate(self) -> None:
         if self.top_k < 1:
@@ -85,6 +93,9 @@ class ExportConfig:
         if not isinstance(self.warmup_examples, int) or not 0 <= self.warmup_examples <= 1000:
             raise UsageError(f"export.warmup_examples: {self.warmup_examples!r} must be an integer from 0 to 1000 "
                              "(TF Serving replays at most 1000)")
+        for name in ("max_image_pixels", "max_image_frames"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise UsageError(f"export.{name}: {getattr(self, name)!r} must be a positive integer")
         if self.tta not in ("auto", "flip", "none"):
             raise UsageError(f"export.tta: {self.tta!r}; allowed: 'auto', 'flip' or 'none'")
         if not self.unknown_label.strip():

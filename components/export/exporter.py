@@ -107,7 +107,8 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         out = ExportedModel(tmp)
         saved_model_dir = out.saved_model_dir()
         signatures.write_saved_model(model, labels, image_size, config.top_k, saved_model_dir,
-                                     calibrated["abstention"], prototypes, tta_mode)
+                                     calibrated["abstention"], prototypes, tta_mode,
+                                     config.max_image_pixels, config.max_image_frames)
         if config.warmup_examples:
             try:
                 _, warmup_images, _ = examples.sample_split("val", config.warmup_examples, len(labels))

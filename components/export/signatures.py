@@ -5,7 +5,7 @@ weights and the signature functions, so TF Serving finds `serving_default`, and 
 preprocesses with the trainer's `decode_and_resize`: what serving sees is exactly what
 evaluation saw.
 
-  serving_default(images: string[batch])       encoded JPEG/PNG/GIF/BMP bytes
+  serving_default(images: string[batch])       encoded JPEG/PNG/GIF/BMP/WebP bytes
   serve_images(images: uint8[batch, h, w, 3])   pixels of any size, resized in the graph
   serve_tf_examples(examples: string[batch])    serialized tf.Examples with an `image` feature
 each returning probabilities [batch, classes], classes [batch, k] (label strings), scores [batch, k]
@@ -16,6 +16,11 @@ latter also adds `similarity` [batch] (components/export/calibration.py). Withou
 label is always the top class. Probabilities are calibrated when the export folded a
 temperature into the model.
 
+The two that decode first check every image's size from its header against the pixel and frame
+budget (`image_limits.check`): an image over it is refused with InvalidArgument naming it, before
+anything is decoded. The budget is saved with the model (`max_image_pixels`, `max_image_frames`
+variables) so that `pipeline.serve` can count decoded pixels against its memory budget.
+
 Why not Keras's `keras.export.ExportArchive` (what `model.export()` uses): it walks every Keras
 layer's trackable children and retraces the model for the save, 4.8-8.3 s for the demo's
 MobileNetV2 against 2.4 s for this module, which saves the same functions and weights (3.0 MB
@@ -24,6 +29,7 @@ against 5.0 MB on disk; issue 11). The Keras model is traced once, shared by the
 import keras
 import tensorflow as tf
 
+from components.common import image_limits
 from components.common.image_ops import decode_and_resize, resize_for_model
 from components.export import tta
 from components.export.calibration import POOLED_LAYER
@@ -32,12 +38,14 @@ _EXAMPLE_SPEC = {"image": tf.io.FixedLenFeature([], tf.string)}
 
 
 def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, path: str,
-                      abstention: dict | None = None, prototypes=None, tta_mode: str = "none") -> None:
+                      abstention: dict | None = None, prototypes=None, tta_mode: str = "none",
+                      max_image_pixels: int = 12_500_000, max_image_frames: int = 100) -> None:
     """Write `model` with the three signatures to `path` (a new directory).
 
     abstention: model_info.json's entry (threshold, unknown_label, far_from_training) or None;
     prototypes: [classes, features] unit class prototypes for the far-from-training check, or None.
     tta_mode: "flip" averages the probabilities over each image and its mirror (components/export/tta.py).
+    max_image_pixels, max_image_frames: the decoding budget of the signatures that take encoded images.
     """
     height, width = image_size
     label_table = tf.constant(labels)
@@ -71,8 +79,16 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
             found["similarity"] = similarity
         return {**found, "label": tf.where(accept, classes[:, 0], unknown)}
 
+    max_pixels = tf.Variable(max_image_pixels, dtype=tf.int64, trainable=False, name="max_image_pixels")
+    max_frames = tf.Variable(max_image_frames, dtype=tf.int64, trainable=False, name="max_image_frames")
+
+    def decode_checked(item):
+        encoded, index = item
+        with tf.control_dependencies([image_limits.check(encoded, index, max_pixels, max_frames)]):
+            return decode_and_resize(encoded, (height, width))
+
     def decode_batch(encoded):
-        return tf.map_fn(lambda b: decode_and_resize(b, (height, width)), encoded,
+        return tf.map_fn(decode_checked, (encoded, tf.range(tf.size(encoded, out_type=tf.int64))),
                          fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
 
     def signature(fn, spec):
@@ -81,6 +97,7 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
     module = tf.Module()
     module.weights = [w.value for w in model.weights]  # the tf.Variables the traced model reads
     module.infer = infer
+    module.max_image_pixels, module.max_image_frames = max_pixels, max_frames
     signatures = {
         "serving_default": signature(lambda images: outputs(decode_batch(images)),
                                      tf.TensorSpec([None], tf.string, name="images")),
