@@ -26,9 +26,11 @@ setuptools.setup(
         "scipy>=1.11",  # calibration (temperature search), the gate's intervals and exact tests
         "cleanlab>=2.9,<3",  # the audit's confident learning (pulls scikit-learn)
         "faiss-cpu>=1.15,<2",  # the audit's approximate nearest-neighbour index above ~50,000 images
-        "tensorflow-serving-api",  # the warm-up requests' PredictionLog protos; its version is tfx-bsl's (1.21: 2.19)
+        # the warm-up requests' PredictionLog protos and pipeline.serve's gRPC stubs; its version is tfx-bsl's (1.21: 2.19)
+        "tensorflow-serving-api",
         "starlette>=1.10,<2",  # python -m pipeline.serve: TF Serving's REST API (components/serve/)
         "uvicorn>=0.54,<1",
+        "prometheus-client>=0.26,<1",  # pipeline.serve's /monitoring/prometheus/metrics (components/serve/metrics.py)
         # uvicorn's C HTTP parser and event loop, used when installed: 1.6x the requests/s of its pure-Python
         # h11 + asyncio on the load benchmark (benchmarks/serve_load.py, README "pipeline.serve").
         "httptools>=0.6",

@@ -1,13 +1,15 @@
-"""`python -m pipeline.serve --model_base_path=SERVING_DIR/NAME`: serve pushed versions with TF Serving's REST API.
+"""`python -m pipeline.serve --model_base_path=SERVING_DIR/NAME`: serve pushed versions with TF Serving's REST and gRPC APIs.
 
 The flags are TF Serving's (`tensorflow_model_server`), so a deployment can switch between the two:
---rest_api_port, --model_name, --model_base_path, --file_system_poll_wait_seconds,
---enable_batching, --max_batch_size, --batch_timeout_micros, --num_batch_threads; plus this
-server's bounds, --max_request_bytes and --max_concurrent_requests, and --host.
+--rest_api_port, --port (gRPC; off unless given), --model_name, --model_base_path,
+--file_system_poll_wait_seconds, --enable_batching, --max_batch_size, --batch_timeout_micros,
+--num_batch_threads; plus this server's bounds, --max_request_bytes, --max_concurrent_requests,
+--max_instances_per_request and --max_decoding_bytes, and --host.
 It prints `serving NAME at http://HOST:PORT/v1/models/NAME` once the port is bound (port 0 picks a
-free one), loads the newest version (replaying its warm-up requests) before answering, then follows
+free one), loads the newest version (replaying its warm-up requests), then with --port prints
+`serving NAME over gRPC at HOST:PORT`, before answering; it then follows
 the directory: a newly pushed version replaces the served one without a restart; one that fails to
-load is reported by the status call and not served. SIGTERM or Ctrl-C stops it cleanly: no new
+load is reported by the status call and not served. Metrics are at /monitoring/prometheus/metrics. SIGTERM or Ctrl-C stops it cleanly: no new
 connections, in-flight requests answered, polling stopped, then exit 143 (SIGTERM) or 130 (Ctrl-C),
 the pipeline's codes for the same signals. Exit 2: bad flag, missing directory, or a port that cannot be bound; 1: the first
 version's load crashed the startup (the log says why).
@@ -44,11 +46,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max_request_bytes", type=int, default=16 * 2**20,
                         help="largest request body accepted; larger ones get 413 (default: 16 MiB)")
     parser.add_argument("--max_concurrent_requests", type=int, default=64,
-                        help="predict requests in flight; more get 503 at once (default: 64)")
+                        help="predict requests in flight, REST and gRPC together; more get 503 / UNAVAILABLE at "
+                             "once (default: 64)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="gRPC port (TF Serving's PredictionService and ModelService; TF Serving's own default "
+                             "is 8500); 0: any free port; default: no gRPC")
+    parser.add_argument("--max_instances_per_request", type=int, default=1024,
+                        help="instances (rows) in one predict request; more get 400 (default: 1024)")
+    parser.add_argument("--max_decoding_bytes", type=int, default=None,
+                        help="bytes of decoded pixels admitted at once (about 16 per pixel of every image in "
+                             "flight); requests wait for room in arrival order (default: four images at the served "
+                             "model's export.max_image_pixels, 800 MB at its default)")
     args = parser.parse_args(argv)
-    for flag in ("max_batch_size", "num_batch_threads", "max_request_bytes", "max_concurrent_requests"):
+    for flag in ("max_batch_size", "num_batch_threads", "max_request_bytes", "max_concurrent_requests",
+                 "max_instances_per_request"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} must be >= 1")
+    if args.max_decoding_bytes is not None and args.max_decoding_bytes < 1:
+        parser.error("--max_decoding_bytes must be >= 1")
+    if args.port is not None and not 0 <= args.port < 65536:
+        parser.error("--port must be from 0 to 65535")
     if args.file_system_poll_wait_seconds <= 0 or args.batch_timeout_micros < 0:
         parser.error("--file_system_poll_wait_seconds must be > 0 and --batch_timeout_micros >= 0")
     return args
@@ -81,24 +98,27 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import uvicorn
 
-    from components.serve.app import ServeOptions, create_app
-    from components.serve.servables import ModelVersions
+    from components.serve.app import create_app
+    from components.serve.predictor import ServeOptions
 
     options = ServeOptions(
         poll_seconds=args.file_system_poll_wait_seconds,
         max_batch_size=args.max_batch_size if args.enable_batching else 1,
         batch_timeout_s=args.batch_timeout_micros / 1e6 if args.enable_batching else 0.0,
         batch_threads=args.num_batch_threads, max_request_bytes=args.max_request_bytes,
-        max_concurrent=args.max_concurrent_requests)
+        max_concurrent=args.max_concurrent_requests, max_instances=args.max_instances_per_request,
+        max_decoding_bytes=args.max_decoding_bytes)
     sock = _bind(args.host, args.rest_api_port)
     host, port = sock.getsockname()[:2]
     print(f"serving {name} at http://{host}:{port}/v1/models/{name}", flush=True)
-    app = create_app(ModelVersions(name, base_path), options)
+    app = create_app(name, base_path, options, host, args.port, announce=lambda line: print(line, flush=True))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=30,
                                            lifespan="on", access_log=False))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_by)
     server.run(sockets=[sock])
+    if not server.started and app.state.startup_error:
+        raise UsageError(app.state.startup_error)
     return EXIT_OK if server.started else EXIT_FAILURE  # the log says why startup failed
 
 

@@ -1,6 +1,7 @@
 """What the export step may be told; validated once before anything is converted."""
 import dataclasses
 
+from components.common import decoding_budget
 from components.common.errors import UsageError
 
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8")
@@ -62,8 +63,8 @@ class ExportConfig:
     prototype_examples: int = 2000
     tta: str = "auto"
     warmup_examples: int = 10
-    max_image_pixels: int = 12_500_000
-    max_image_frames: int = 100
+    max_image_pixels: int = decoding_budget.MAX_PIXELS
+    max_image_frames: int = decoding_budget.MAX_FRAMES
 
     def validate(self) -> None:
         if self.top_k < 1:

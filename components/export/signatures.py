@@ -29,17 +29,16 @@ against 5.0 MB on disk; issue 11). The Keras model is traced once, shared by the
 import keras
 import tensorflow as tf
 
-from components.common import image_limits
-from components.common.image_ops import decode_and_resize, resize_for_model
+from components.common import decoding_budget, image_limits
+from components.common.image_ops import EXAMPLE_SPEC, decode_and_resize, resize_for_model
 from components.export import tta
 from components.export.calibration import POOLED_LAYER
-
-_EXAMPLE_SPEC = {"image": tf.io.FixedLenFeature([], tf.string)}
 
 
 def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, path: str,
                       abstention: dict | None = None, prototypes=None, tta_mode: str = "none",
-                      max_image_pixels: int = 12_500_000, max_image_frames: int = 100) -> None:
+                      max_image_pixels: int = decoding_budget.MAX_PIXELS,
+                      max_image_frames: int = decoding_budget.MAX_FRAMES) -> None:
     """Write `model` with the three signatures to `path` (a new directory).
 
     abstention: model_info.json's entry (threshold, unknown_label, far_from_training) or None;
@@ -104,7 +103,7 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
         "serve_images": signature(lambda images: outputs(resize_for_model(images, (height, width))),
                                   tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")),
         "serve_tf_examples": signature(
-            lambda examples: outputs(decode_batch(tf.io.parse_example(examples, _EXAMPLE_SPEC)["image"])),
+            lambda examples: outputs(decode_batch(tf.io.parse_example(examples, EXAMPLE_SPEC)["image"])),
             tf.TensorSpec([None], tf.string, name="examples")),
     }
     tf.saved_model.save(module, path, signatures=signatures)

@@ -1,55 +1,45 @@
-"""The Starlette application: TF Serving's REST routes over one model's versions.
+"""The Starlette application: TF Serving's REST routes over one model's versions, its gRPC API on
+`grpc_port`, and its metrics.
 
   GET  /v1/models/NAME[/versions/N]                 version status
   GET  /v1/models/NAME[/versions/N]/metadata        signatures (SignatureDefMap, proto field names)
   POST /v1/models/NAME[/versions/N]:predict         row or columnar format (components/serve/rest_codec.py)
   POST /v1/models/NAME[/versions/N]:classify|:regress  answered as TF Serving answers them for
                                                     predict signatures (ours): 400, naming the method
+  GET  /monitoring/prometheus/metrics               Prometheus text format (components/serve/metrics.py)
 Errors are {"error": message} with TF Serving's HTTP codes. A request body over `max_request_bytes`
-is refused (413) before it is read in full; beyond `max_concurrent` predict requests in flight the
-server answers 503 at once (TF Serving answers a full batching queue the same way) instead of
-queueing without bound.
+is refused (413) before it is read in full; the rest of the limits are the predictor's, shared
+with gRPC (components/serve/predictor.py).
 """
 import contextlib
-import dataclasses
 import json
 import logging
 import re
 
-import tensorflow as tf
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from components.serve.batching import Batcher
-from components.serve.rest_codec import (InvalidArgument, NotFound, RestError, TooLarge, Unavailable, decode_inputs,
-                                         encode_outputs, parse_body)
+from components.serve import grpc_api
+from components.serve.errors import InvalidArgument, NotFound, ServeError, TooLarge
+from components.serve.metrics import Metrics
+from components.serve.predictor import Predictor, ServeOptions
+from components.serve.rest_codec import decode_inputs, encode_outputs, parse_body
 from components.serve.servables import DEFAULT_SIGNATURE, ModelVersions, Poller
 
 log = logging.getLogger(__name__)
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
                    r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?$")
 _METHODS = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/serving/regress"}
-
-
-@dataclasses.dataclass(frozen=True)
-class ServeOptions:
-    """The server's limits and batching (pipeline/serve.py's flags)."""
-
-    poll_seconds: float = 1.0
-    max_batch_size: int = 32
-    batch_timeout_s: float = 0.002
-    batch_threads: int = 2
-    max_request_bytes: int = 16 * 2**20
-    max_concurrent: int = 64
+METRICS_PATH = "/monitoring/prometheus/metrics"  # TF Serving's
 
 
 def _json(content, status: int = 200) -> Response:
     return Response(json.dumps(content, separators=(",", ":")), status, media_type="application/json")
 
 
-def _error(e: RestError) -> Response:
+def _error(e: ServeError) -> Response:
     return _json({"error": str(e)}, e.status)
 
 
@@ -68,27 +58,40 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(versions: ModelVersions, options: ServeOptions) -> Starlette:
-    """The app serving `versions`; its lifespan loads the first version before the port answers,
-    polls for new ones while it runs, and on shutdown stops polling and drains the batch threads."""
-    batcher = Batcher(options.max_batch_size, options.batch_timeout_s, options.batch_threads)
-    in_flight = {"n": 0}
+def create_app(name: str, base_path: str, options: ServeOptions, host: str = "127.0.0.1",
+               grpc_port: int | None = None, announce=print) -> Starlette:
+    """The app serving the versions under `base_path`; its lifespan loads the first version before the
+    port answers, starts gRPC on `grpc_port` (None: off; `announce` gets its address line), polls for
+    new versions while it runs, and on shutdown stops gRPC and polling and drains the batch threads."""
+    metrics = Metrics(name, options.max_batch_size)
+    versions = ModelVersions(name, base_path, on_load=metrics.loaded)
+    predictor = Predictor(versions, options, metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         import anyio
 
         await anyio.to_thread.run_sync(versions.poll)
+        grpc_server = None
+        if grpc_port is not None:
+            try:
+                grpc_server, bound = await grpc_api.start(predictor, host, grpc_port, options.max_request_bytes)
+            except (OSError, RuntimeError) as e:
+                app.state.startup_error = f"cannot listen on {host}:{grpc_port} for gRPC: {e} (choose another " \
+                                          "--port, or stop what holds it)"
+                raise
+            announce(f"serving {name} over gRPC at {host}:{bound}")
         poller = Poller(versions, options.poll_seconds)
         poller.start()
-        app.state.batcher = batcher
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=30)
             poller.stop()
-            batcher.close()
+            predictor.batcher.close()
             log.info("server stopped: polling ended, batch threads drained; %d requests ran in %d batches",
-                     batcher.requests, batcher.batches)
+                     predictor.batcher.requests, predictor.batcher.batches)
 
     def target(request: Request):
         match = _PATH.match(request.url.path)
@@ -102,6 +105,9 @@ def create_app(versions: ModelVersions, options: ServeOptions) -> Starlette:
         return match, None if version is None else int(version)
 
     async def get(request: Request) -> Response:
+        if request.url.path == METRICS_PATH:
+            body, content_type = metrics.page()
+            return Response(body, 200, headers={"Content-Type": content_type})
         try:
             match, version = target(request)
             if match["verb"]:
@@ -112,39 +118,34 @@ def create_app(versions: ModelVersions, options: ServeOptions) -> Starlette:
                                              "version": str(servable.version)},
                               "metadata": {"signature_def": servable.signature_def}})
             return _json({"model_version_status": versions.statuses(version)})
-        except RestError as e:
+        except ServeError as e:
             return _error(e)
 
     async def post(request: Request) -> Response:
-        if in_flight["n"] >= options.max_concurrent:
-            return _error(Unavailable(f"the server has {options.max_concurrent} requests in flight "
-                                      "(--max_concurrent_requests); retry later"))
-        in_flight["n"] += 1
-        try:
-            match, version = target(request)
+        row_format = []
+
+        async def decode(servable):
+            match = target(request)[0]
             if not match["verb"]:
                 raise NotFound(f"Malformed request: POST {request.url.path}")
-            servable = versions.servable(version)
             body = parse_body(await _body(request, options.max_request_bytes))
             signature = body.get("signature_name") or DEFAULT_SIGNATURE
-            if signature not in servable.signatures:
-                raise InvalidArgument(f'Serving signature name: "{signature}" not found in signature def')
+            specs = predictor.signature(servable, signature)
             if match["verb"] in _METHODS:
                 raise InvalidArgument(f"Expected {match['verb']} signature method_name to be "
                                       f"{_METHODS[match['verb']]}. Was: {servable.method_names.get(signature)}")
-            inputs, row_format = decode_inputs(body, servable.input_specs[signature])
-            try:
-                outputs = await batcher.run(servable, signature, inputs)
-            except tf.errors.InvalidArgumentError as e:
-                raise InvalidArgument(e.message.splitlines()[0]) from None
-            return _json(encode_outputs(outputs, row_format))
-        except RestError as e:
-            return _error(e)
-        except Exception as e:  # a bug or a TensorFlow failure: one line for the client, the trace in the log
-            log.exception("predict failed")
-            return _error(RestError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
-        finally:
-            in_flight["n"] -= 1
+            inputs, rows = decode_inputs(body, specs)
+            row_format.append(rows)
+            return signature, inputs
 
-    return Starlette(routes=[Route("/{path:path}", get, methods=["GET"]),
-                             Route("/{path:path}", post, methods=["POST"])], lifespan=lifespan)
+        try:
+            version = target(request)[1]
+            _, _, outputs = await predictor.predict("REST", version, decode)
+            return _json(encode_outputs(outputs, row_format[0]))
+        except ServeError as e:
+            return _error(e)
+
+    app = Starlette(routes=[Route("/{path:path}", get, methods=["GET"]),
+                            Route("/{path:path}", post, methods=["POST"])], lifespan=lifespan)
+    app.state.startup_error = None
+    return app

@@ -34,8 +34,10 @@ class _Queue:
 class Batcher:
     """Runs `servable.run(signature, inputs)` for queued requests in `threads` worker threads."""
 
-    def __init__(self, max_batch_size: int, timeout_s: float, threads: int):
+    def __init__(self, max_batch_size: int, timeout_s: float, threads: int, on_batch=None):
+        """on_batch(rows): called as each batch starts (the metrics' batch sizes)."""
         self.max_batch_size, self.timeout_s, self.threads = max_batch_size, timeout_s, threads
+        self._on_batch = on_batch or (lambda rows: None)
         self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="batch")
         self._queues: dict = {}
         self._running = 0
@@ -70,6 +72,7 @@ class Batcher:
         queue = self._queues.pop(key)
         self.batches += 1
         self.requests += len(queue.items)
+        self._on_batch(queue.rows)
         self._running += 1
         done = asyncio.get_running_loop().run_in_executor(
             self._executor, _run_batch, queue.servable, queue.signature, [i[0] for i in queue.items])

@@ -9,7 +9,8 @@ name. Binary values (DT_STRING inputs) are {"b64": "..."}; plain strings are UTF
 format every input must have the same number of rows; each prediction is the value of the single
 output, or an object keyed by output name. String outputs are UTF-8 text unless the output's name
 ends in `_bytes` (then {"b64": ...}). A bad request raises `InvalidArgument`, answered as
-TF Serving answers it: HTTP 400 with {"error": message}.
+TF Serving answers it: HTTP 400 with {"error": message}; so does JSON nested deeper than Python's
+parser goes or than the input's rank allows, before any of it is converted.
 """
 import base64
 import binascii
@@ -18,27 +19,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-
-class RestError(Exception):
-    """An error answered as {"error": message} with `status` (TF Serving's code-to-HTTP mapping)."""
-
-    status = 500
-
-
-class InvalidArgument(RestError):
-    status = 400
-
-
-class NotFound(RestError):
-    status = 404
-
-
-class Unavailable(RestError):
-    status = 503
-
-
-class TooLarge(RestError):
-    status = 413
+from components.serve.errors import InvalidArgument
 
 
 def parse_body(body: bytes) -> dict:
@@ -46,6 +27,9 @@ def parse_body(body: bytes) -> dict:
         request = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgument(f"JSON Parse error: {e}") from None
+    except RecursionError:
+        raise InvalidArgument("JSON Parse error: nested too deeply (no input of this server's signatures is "
+                              "more than a few levels deep)") from None
     if not isinstance(request, dict):
         raise InvalidArgument("JSON Value: the request body must be a JSON object with 'instances' or 'inputs'")
     if ("instances" in request) == ("inputs" in request):
@@ -76,8 +60,15 @@ def _leaf(value, spec: tf.TensorSpec):
 
 def _tensor(values, spec: tf.TensorSpec, name: str) -> np.ndarray:
     """A nested JSON list as a numpy array of the input's dtype and (known) shape."""
-    def convert(v):
-        return [convert(x) for x in v] if isinstance(v, list) else _leaf(v, spec)
+    rank = spec.shape.rank
+
+    def convert(v, depth=0):
+        if not isinstance(v, list):
+            return _leaf(v, spec)
+        if rank is not None and depth >= rank:
+            raise InvalidArgument(f"input '{name}': lists nested deeper than its rank {rank} (shape "
+                                  f"{spec.shape.as_list()}, None = any size)")
+        return [convert(x, depth + 1) for x in v]
 
     try:
         array = np.array(convert(values), dtype=object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype)

@@ -7,6 +7,10 @@ version being served (availability-preserving: there is always a version answeri
 that fails to load or to warm up is reported (state END with its error) and never served; the
 previous one stays. Versions being written are invisible: the pusher writes a '.tmp-' sibling and
 renames it (components/push/pusher.py).
+
+Each version's decoding signatures (`serving_default` takes encoded images, `serve_tf_examples`
+tf.Examples holding them) have their images' sizes checked and counted before a request is
+admitted (`Servable.decoded_pixels`), with the budget the model was exported with.
 """
 import dataclasses
 import logging
@@ -17,17 +21,31 @@ import time
 import tensorflow as tf
 from google.protobuf import json_format
 
-from components.common import fileio, warmup_requests
-from components.serve.rest_codec import NotFound
+from components.common import decoding_budget, fileio, image_limits, warmup_requests
+from components.common.image_ops import EXAMPLE_SPEC
+from components.serve.errors import NotFound
 from schemas.artifacts import ServingModel, ServingVersion
 
 log = logging.getLogger(__name__)
 DEFAULT_SIGNATURE = "serving_default"
 _INIT_OP = "__saved_model_init_op"
+DECODING_INPUTS = {"serving_default": "images", "serve_tf_examples": "examples"}  # signature: its encoded input
+_STRINGS = tf.TensorSpec([None], tf.string)
+_LIMIT = tf.TensorSpec([], tf.int64)
 
 
-def _signature_def_map(saved_model_dir: str) -> dict:
-    """The SavedModel's SignatureDefMap as TF Serving's metadata call writes it (proto field names)."""
+@tf.function(input_signature=[_STRINGS, _LIMIT, _LIMIT])
+def _image_pixels(images, max_pixels, max_frames):
+    return image_limits.checked_pixels(images, max_pixels, max_frames)
+
+
+@tf.function(input_signature=[_STRINGS, _LIMIT, _LIMIT])
+def _example_pixels(examples, max_pixels, max_frames):
+    return image_limits.checked_pixels(tf.io.parse_example(examples, EXAMPLE_SPEC)["image"], max_pixels, max_frames)
+
+
+def _signature_def_map(saved_model_dir: str):
+    """The SavedModel's SignatureDefMap as TF Serving's metadata call answers it."""
     from tensorflow.core.protobuf import saved_model_pb2
     from tensorflow_serving.apis import get_model_metadata_pb2
 
@@ -38,7 +56,7 @@ def _signature_def_map(saved_model_dir: str) -> dict:
     for name, signature in saved.meta_graphs[0].signature_def.items():
         if name != _INIT_OP:
             signatures.signature_def[name].CopyFrom(signature)
-    return json_format.MessageToDict(signatures, preserving_proto_field_name=True)
+    return signatures
 
 
 class Servable:
@@ -49,9 +67,25 @@ class Servable:
         self._loaded = tf.saved_model.load(fileio.glob_safe(path))
         self.signatures = {name: fn for name, fn in self._loaded.signatures.items()}
         self.input_specs = {name: fn.structured_input_signature[1] for name, fn in self.signatures.items()}
-        self.signature_def = _signature_def_map(path)
+        self.signature_def_map = _signature_def_map(path)  # the proto (gRPC) and its JSON (REST, proto field names)
+        self.signature_def = json_format.MessageToDict(self.signature_def_map, preserving_proto_field_name=True)
         self.method_names = {name: s.get("method_name", "")
                              for name, s in self.signature_def.get("signature_def", {}).items()}
+        # a model exported before the budget existed gets today's defaults (its graph does not check)
+        saved = {name: getattr(self._loaded, name, None) for name in ("max_image_pixels", "max_image_frames")}
+        self.max_image_pixels = int(saved["max_image_pixels"].numpy()) if saved["max_image_pixels"] is not None \
+            else decoding_budget.MAX_PIXELS
+        self.max_image_frames = int(saved["max_image_frames"].numpy()) if saved["max_image_frames"] is not None \
+            else decoding_budget.MAX_FRAMES
+
+    def decoded_pixels(self, signature: str, inputs: dict):
+        """[batch] pixels each image of a decoding signature's request will decode to, each checked against
+        the model's budget (InvalidArgumentError naming the image); None for a signature that decodes nothing."""
+        name = DECODING_INPUTS.get(signature)
+        if name not in inputs:
+            return None
+        count = _image_pixels if signature == "serving_default" else _example_pixels
+        return count(tf.constant(inputs[name]), self.max_image_pixels, self.max_image_frames).numpy()
 
     def run(self, signature: str, inputs: dict) -> dict:
         """{output: numpy array} for {input: numpy array}; TensorFlow's errors pass through."""
@@ -86,8 +120,9 @@ class VersionStatus:
 class ModelVersions:
     """The model NAME at `base_path`: which version is served, and the status of every version seen."""
 
-    def __init__(self, name: str, base_path: str):
-        self.name, self.base_path = name, base_path
+    def __init__(self, name: str, base_path: str, on_load=None):
+        """on_load(version, ok): called after each load attempt (the metrics count them)."""
+        self.name, self.base_path, self._on_load = name, base_path, on_load or (lambda version, ok: None)
         self._directory = ServingModel(os.path.dirname(base_path.rstrip("/")), os.path.basename(base_path.rstrip("/")))
         self._serving: Servable | None = None
         self._status: dict = {}
@@ -132,9 +167,11 @@ class ModelVersions:
             message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             self._set(version, "END", message)
             log.error("model %s version %d failed to load and will not be served: %s", self.name, version, message)
+            self._on_load(version, False)
             return
         previous, self._serving = self._serving, servable
         self._set(version, "AVAILABLE")
+        self._on_load(version, True)
         log.info("model %s version %d is serving (loaded in %.1f s, %d warm-up requests replayed)",
                  self.name, version, time.monotonic() - started, replayed)
         if previous is not None:
