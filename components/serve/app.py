@@ -17,12 +17,12 @@ import logging
 import re
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from components.serve import grpc_api
-from components.serve.errors import InvalidArgument, NotFound, ServeError, TooLarge
+from components.serve.errors import Cancelled, InvalidArgument, NotFound, ServeError, TooLarge
 from components.serve.metrics import Metrics
 from components.serve.predictor import Predictor, ServeOptions
 from components.serve.rest_codec import decode_inputs, encode_outputs, parse_body
@@ -49,12 +49,15 @@ async def _body(request: Request, limit: int) -> bytes:
         raise TooLarge(f"request body of {declared} bytes is over this server's limit of {limit} bytes "
                        "(--max_request_bytes); send fewer instances per request")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"request body is over this server's limit of {limit} bytes (--max_request_bytes); "
-                           "send fewer instances per request")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"request body is over this server's limit of {limit} bytes (--max_request_bytes); "
+                               "send fewer instances per request")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise Cancelled(f"the client disconnected after {size} bytes of the request body") from None
     return b"".join(chunks)
 
 

@@ -27,6 +27,12 @@ class TooLarge(ServeError):
     status, code = 413, grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class Cancelled(ServeError):
+    """The client went away before its request was read (nginx's 499; nobody receives the answer)."""
+
+    status, code = 499, grpc.StatusCode.CANCELLED
+
+
 _ASSERTION = re.compile(r"assertion failed: \[(.*?)\]\s*$", re.MULTILINE)
 _NOISE = re.compile(r"^(Graph execution error:|Detected at node|\s|File |$)")
 

@@ -107,6 +107,8 @@ class Predictor:
             pixels = await asyncio.to_thread(servable.decoded_pixels, signature, inputs)
         except tf.errors.InvalidArgumentError as e:
             raise InvalidArgument(tensorflow_cause(e.message)) from None
+        except UnicodeDecodeError as e:  # TensorFlow quoted the client's bytes in its message: still its error
+            raise InvalidArgument(tensorflow_cause(e.object.decode("utf-8", "replace"))) from None
         self.budget.limit = self.options.max_decoding_bytes or 4 * servable.max_image_pixels * BYTES_PER_PIXEL
         async with self.budget.reserve(0 if pixels is None else int(pixels.sum()) * BYTES_PER_PIXEL):
             try:
