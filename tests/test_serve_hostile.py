@@ -3,7 +3,9 @@ REST and gRPC, each with the status it must get, and the server answering a vali
 every one. One server (with --port for gRPC and a small --max_decoding_bytes) serves them all."""
 import dataclasses
 import json
+import os
 import socket
+import threading
 import urllib.parse
 
 import grpc
@@ -80,7 +82,7 @@ _BOMBS = {"png_30000": hostile_images.png_bomb(30000, 30000), "png_12000": hosti
           "jpeg_65000": hostile_images.jpeg_bomb(), "gif_screen_30000": hostile_images.gif_bomb(),
           "bmp_30000": hostile_images.bmp_bomb(), "webp_16000": hostile_images.webp_bomb()}
 _REST = [
-    *[Rest(f"bomb_{name}", {"instances": [b64(data)]}, 400, f"image 0: ") for name, data in _BOMBS.items()],
+    *[Rest(f"bomb_{name}", {"instances": [b64(data)]}, 400, _LIMIT) for name, data in _BOMBS.items()],
     Rest("bomb_second_of_two", {"instances": [b64(hostile_images.encoded("PNG")), b64(_BOMBS["png_30000"])]}, 400,
          "image 1: PNG of 30000 x 30000 pixels decodes to 900000000 pixels, " + _LIMIT),
     Rest("bomb_in_tf_example", {"signature_name": "serve_tf_examples",
@@ -253,3 +255,60 @@ def test_clients_that_disconnect_mid_request(served):
     _still_answers(server, images)
     metrics = requests.get(server.url.split("/v1/")[0] + "/monitoring/prometheus/metrics", timeout=30).text
     assert 'status="CANCELLED"' in metrics
+
+
+def test_grpc_and_rest_answer_the_same(served):
+    """The same images by both APIs, both signatures: the same probabilities and labels, and the
+    SavedModel's own (TF Serving's client code shape: PredictionServiceStub(channel).Predict)."""
+    server, channel, images = served
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    over_grpc = stub.Predict(_predict_request(images=images), timeout=60)
+    over_rest = server.predict({"instances": [b64(b) for b in images]}).json()["predictions"]
+    probabilities = tf.make_ndarray(over_grpc.outputs["probabilities"])
+    np.testing.assert_allclose(probabilities, [p["probabilities"] for p in over_rest], atol=1e-6)
+    assert [x.decode() for x in tf.make_ndarray(over_grpc.outputs["label"])] == [p["label"] for p in over_rest]
+    assert over_grpc.model_spec.version.value == 1 and over_grpc.model_spec.signature_name == "serving_default"
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 40, 24, 3), dtype=np.uint8)
+    grpc_pixels = stub.Predict(_predict_request("serve_images", images=pixels), timeout=60)
+    rest_pixels = server.predict({"signature_name": "serve_images", "inputs": pixels.tolist()}).json()["outputs"]
+    np.testing.assert_allclose(tf.make_ndarray(grpc_pixels.outputs["probabilities"]), rest_pixels["probabilities"],
+                               atol=1e-6)
+    request = _predict_request(images=images[:1])
+    request.output_filter.append("label")  # TF Serving's: only the outputs asked for
+    assert set(stub.Predict(request, timeout=60).outputs) == {"label"}
+
+
+def test_a_broken_version_pushed_mid_traffic_is_not_served(tmp_path, tmp_path_factory):
+    """Clients keep sending while a version whose SavedModel is garbage appears: every request is
+    answered 200 by version 1, and the status call reports version 2 as END with its error."""
+    export = export_models.tiny_export(tmp_path_factory, variants=("float32",))
+    _, images, _ = Examples(export_models.tiny_ingest(tmp_path_factory)).sample_split("test", 2, 3)
+    push(export, tmp_path / "serving", tmp_path, "v1")
+    server = Server(tmp_path / "serving" / NAME)
+    statuses, stop = [], threading.Event()
+
+    def client():
+        session = requests.Session()
+        while not stop.is_set():
+            answer = session.post(server.url + ":predict", json={"instances": [b64(images[0])]}, timeout=60)
+            statuses.append((answer.status_code, requests.get(server.url + "/metadata", timeout=60).json()
+                             ["model_spec"]["version"]))
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    try:
+        for c in clients:
+            c.start()
+        broken = tmp_path / "staging"
+        broken.mkdir()
+        (broken / "saved_model.pb").write_bytes(b"\x08garbage")
+        os.rename(broken, tmp_path / "serving" / NAME / "2")
+        server.wait_for(lambda s: s[0]["version"] == "2" and s[0]["state"] == "END", "version 2 to fail")
+        answered = len(statuses)
+        server.wait_for(lambda s: len(statuses) > answered + 6, "more answers after the failed load")
+    finally:
+        stop.set()
+        for c in clients:
+            c.join()
+        assert server.stop() == 143
+    assert statuses and all(s == (200, "1") for s in statuses), statuses
+    assert any("version 2 failed to load" in line for line in server.log)

@@ -72,6 +72,8 @@ class Servable:
         self.method_names = {name: s.get("method_name", "")
                              for name, s in self.signature_def.get("signature_def", {}).items()}
         # a model exported before the budget existed gets today's defaults (its graph does not check)
+        for count in (_image_pixels, _example_pixels):  # traced once here, not by concurrent first requests
+            count.get_concrete_function()
         saved = {name: getattr(self._loaded, name, None) for name in ("max_image_pixels", "max_image_frames")}
         self.max_image_pixels = int(saved["max_image_pixels"].numpy()) if saved["max_image_pixels"] is not None \
             else decoding_budget.MAX_PIXELS
