@@ -16,8 +16,9 @@ Phases:
   soak      `--minutes` of traffic from `--clients` valid clients (alternately REST and gRPC, one
             test photo per request) and `--hostile` clients cycling through hostile requests (bombs
             of each format, many-frame GIFs, junk, deep JSON, too many instances, wrong dtypes),
-            version 2 pushed at the midpoint. Targets: no error on a valid request, every hostile
-            one answered with its 4xx, RSS flat over the second half (its least-squares slope).
+            version 2 pushed at 40% of the time. Targets: no error on a valid request, every hostile
+            one answered with its 4xx, RSS flat over the second half (which starts after the new
+            version's load; its least-squares slope, and the RSS every 10 s in `rss_mb_every_10_s`).
 The metrics page is scraped after the soak and parsed with prometheus-client's own parser.
 
     python -m benchmarks.serve_soak [--minutes 5] [--clients 4] [--hostile 2] [--bombs 20]
@@ -161,7 +162,7 @@ def _soak(server, work, exports, images, expected, args) -> dict:
     pushed = None
     while (elapsed := time.perf_counter() - started) < seconds:
         rss.append((elapsed, rss_mb(server.proc.pid)))
-        if pushed is None and elapsed >= seconds / 2:
+        if pushed is None and elapsed >= 0.4 * seconds:
             pushed = push_version(work, exports[1]).version
         time.sleep(1)
     stop.set()
@@ -180,9 +181,11 @@ def _soak(server, work, exports, images, expected, args) -> dict:
         "hostile_not_answered_as_expected": sorted({r[0] for r in hostile_records if not r[2]}),
         "valid_p50_ms": round(statistics.median(valid_latencies), 1),
         "valid_p99_ms": round(valid_latencies[int(0.99 * (len(valid_latencies) - 1))], 1),
-        "version_pushed_at_midpoint": pushed, "served_version_after": server.version(),
+        "version_pushed_at_40_percent": pushed, "served_version_after": server.version(),
         "rss_mb_start": rss[0][1], "rss_mb_end": rss[-1][1], "peak_rss_mb": _hwm_mb(server.proc.pid),
         "rss_slope_second_half_mb_per_min": round(float(slope), 2),
+        "rss_growth_second_half_mb": round(half[-1][1] - half[0][1], 1),
+        "rss_mb_every_10_s": [m for t, m in rss[::10]],
     }
 
 
