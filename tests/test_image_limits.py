@@ -91,3 +91,18 @@ def test_saved_model_cli_refuses_the_bomb_with_the_same_message(saved_model, tmp
     assert cli.returncode != 0
     assert ("image 0: PNG of 30000 x 30000 pixels decodes to 900000000 pixels, over the model limit of 12500000 "
             "(export.max_image_pixels)") in cli.stderr, cli.stderr[-3000:]
+
+
+def test_the_budget_is_raised_to_the_largest_ingested_image(tmp_path):
+    """Evaluation scores the test split through `serve_tf_examples`: the export's budget must take every
+    image the ingest kept (here a 5,000 x 4,000 photo over the default 12.5 MP)."""
+    from components.export import ExportConfig
+    from components.export.exporter import _decoding_budget
+    from schemas.artifacts import Examples
+
+    (tmp_path / Examples.MANIFEST).write_text("path,height,width\na.jpg,4000,5000\nb.jpg,30,40\n")
+    raised = _decoding_budget(ExportConfig(), Examples(str(tmp_path)))
+    assert raised == {"max_image_pixels": 20_000_000, "max_image_frames": 100,
+                      "raised_to_the_largest_ingested_image": True}
+    kept = _decoding_budget(ExportConfig(max_image_pixels=30_000_000, max_image_frames=7), Examples(str(tmp_path)))
+    assert kept == {"max_image_pixels": 30_000_000, "max_image_frames": 7, "raised_to_the_largest_ingested_image": False}

@@ -11,7 +11,7 @@ from components.common.errors import DataError, UsageError
 from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
-from components.common import warmup_requests
+from components.common import decoding_budget, warmup_requests
 from components.export import calibration, parity, signatures, tflite, tflite_metadata, tta
 from components.export.config import ExportConfig
 from components.export.float32 import float32_rebuild, load_model
@@ -35,6 +35,22 @@ class ExportResult(Outcome):
         sizes = ", ".join(f"{v} {n / 1e6:.2f} MB" for v, n in self.tflite_sizes.items())
         worst = max(self.parity["max_abs_diff"].values())
         return f"exported to {self.output_dir}: SavedModel + TFLite ({sizes}); parity max |diff| {worst:.2g}"
+
+
+def _decoding_budget(config: ExportConfig, examples: Examples) -> dict:
+    """The pixel and frame budget the signatures get: `export.max_image_pixels`, raised to the largest
+    image the ingest kept (the manifest's sizes), with a warning, so that evaluation (which scores the
+    test split through `serve_tf_examples`) and serving take every image the model was trained and
+    evaluated on; `ingest.max_side` keeps them, and the budget, small."""
+    largest = max((int(row["height"]) * int(row["width"]) for row in examples.manifest()), default=0)
+    pixels = max(config.max_image_pixels, largest)
+    if pixels > config.max_image_pixels:
+        log.warning("export.max_image_pixels %d is below the largest ingested image (%d pixels): the serving "
+                    "signatures take up to %d pixels, about %d MB to decode one image; set ingest.max_side to "
+                    "downscale at ingest and keep the budget", config.max_image_pixels, largest, pixels,
+                    pixels * decoding_budget.BYTES_PER_PIXEL // 2**20)
+    return {"max_image_pixels": pixels, "max_image_frames": config.max_image_frames,
+            "raised_to_the_largest_ingested_image": pixels > config.max_image_pixels}
 
 
 def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict, calibrated: dict) -> dict:
@@ -106,9 +122,10 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     with publish_dir(output_dir) as tmp:
         out = ExportedModel(tmp)
         saved_model_dir = out.saved_model_dir()
+        budget = _decoding_budget(config, examples)
         signatures.write_saved_model(model, labels, image_size, config.top_k, saved_model_dir,
                                      calibrated["abstention"], prototypes, tta_mode,
-                                     config.max_image_pixels, config.max_image_frames)
+                                     budget["max_image_pixels"], budget["max_image_frames"])
         if config.warmup_examples:
             try:
                 _, warmup_images, _ = examples.sample_split("val", config.warmup_examples, len(labels))
@@ -148,7 +165,7 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         write_text_atomic(out.path(ExportedModel.LABELS), labels_text(labels))
         write_json(out.path(ExportedModel.INFO),
                    {**info, **_sidecar(info, labels, config, io_types, calibrated), "tta": tta_mode,
-                    "tflite_metadata": metadata})
+                    "tflite_metadata": metadata, "decoding_budget": budget})
 
     exported = ExportedModel(output_dir)
     final = exported.tflite_files()
