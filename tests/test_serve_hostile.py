@@ -312,3 +312,37 @@ def test_a_broken_version_pushed_mid_traffic_is_not_served(tmp_path, tmp_path_fa
         assert server.stop() == 143
     assert statuses and all(s == (200, "1") for s in statuses), statuses
     assert any("version 2 failed to load" in line for line in server.log)
+
+
+def test_metrics_page_parses_and_counts_by_api_and_status(served):
+    """TF Serving's metrics path, read with prometheus-client's own parser: a REST 200, a gRPC error and
+    a REST 400 sent here are each counted under their entrypoint and status."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server, channel, images = served
+    url = server.url.split("/v1/")[0] + "/monitoring/prometheus/metrics"
+
+    def counts():
+        families = {f.name: f for f in text_string_to_metric_families(requests.get(url, timeout=30).text)}
+        found = {}
+        for sample in families[":tensorflow:serving:request_count"].samples:
+            if sample.name.endswith("_total"):
+                key = (sample.labels["entrypoint"], sample.labels["status"])
+                found[key] = found.get(key, 0) + sample.value
+        return families, found
+
+    _, before = counts()
+    _still_answers(server, images)
+    assert server.predict({"instances": [b64(b"junk")]}).status_code == 400
+    with pytest.raises(grpc.RpcError):
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(_predict_request(images=[b"junk"]), timeout=60)
+    families, after = counts()
+    for key in (("REST", "OK"), ("REST", "INVALID_ARGUMENT"), ("GRPC", "INVALID_ARGUMENT")):
+        assert after.get(key, 0) == before.get(key, 0) + 1, (key, before, after)
+    assert families[":tensorflow:serving:model_version"].samples[0].value == 1
+    loads = {s.labels["status"]: s.value for s in families[":tensorflow:serving:model_load_count"].samples
+             if s.name.endswith("_total")}
+    assert loads == {"OK": 1}
+    batches = {s.name: s.value for s in families[":tensorflow:serving:batching_session:batch_size"].samples}
+    assert batches[":tensorflow:serving:batching_session:batch_size_count"] >= 1
+    assert families[":transferline:serving:decoding_bytes_in_use"].samples[0].value == 0  # nothing in flight
