@@ -74,16 +74,6 @@ def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict, ca
     }
 
 
-def _tflite_metadata_note() -> dict:
-    """Whether the TFLite files get metadata (components/export/tflite_metadata.py), and if not, why."""
-    reason = tflite_metadata.unavailable_reason()
-    if reason is None:
-        return {"written": True, "label_file": tflite_metadata.LABEL_FILE}
-    log.warning("TFLite files written without metadata, so MediaPipe Tasks will not load the float ones: %s "
-                "(README, 'TFLite metadata')", reason)
-    return {"written": False, "reason": reason}
-
-
 def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) -> ExportResult:
     """Export the trained model in `train_dir` to `output_dir` (which must not exist).
 
@@ -136,16 +126,14 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         tf.io.gfile.makedirs(tflite_dir)
         files, io_types = {}, {}
         frozen = tflite.frozen_function(model, image_size, tta_mode)
-        metadata = _tflite_metadata_note()
         for variant in config.variants:
             flatbuffer = tflite.convert(frozen, variant, representative, config.int8_io)
-            if metadata["written"]:
-                flatbuffer = tflite_metadata.populate(
-                    flatbuffer, labels, name=f"transferline image classifier ({info.get('backbone', 'keras')})",
-                    description=(f"Classifies an RGB image ({image_size[0]}x{image_size[1]}, pixels 0-255) into "
-                                 f"{len(labels)} labels; {variant} TFLite variant; probabilities"
-                                 f"{' averaged with the mirrored image' if tta_mode == 'flip' else ''}."),
-                    version=f"model.keras sha256 {file_sha256(trained.model_path())[:16]}")
+            flatbuffer = tflite_metadata.populate(
+                flatbuffer, labels, name=f"transferline image classifier ({info.get('backbone', 'keras')})",
+                description=(f"Classifies an RGB image ({image_size[0]}x{image_size[1]}, pixels 0-255) into "
+                             f"{len(labels)} labels; {variant} TFLite variant; probabilities"
+                             f"{' averaged with the mirrored image' if tta_mode == 'flip' else ''}."),
+                version=f"model.keras sha256 {file_sha256(trained.model_path())[:16]}")
             path = os.path.join(tflite_dir, ExportedModel.tflite_name(variant))
             with tf.io.gfile.GFile(path, "wb") as f:
                 f.write(flatbuffer)
@@ -165,7 +153,8 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         write_text_atomic(out.path(ExportedModel.LABELS), labels_text(labels))
         write_json(out.path(ExportedModel.INFO),
                    {**info, **_sidecar(info, labels, config, io_types, calibrated), "tta": tta_mode,
-                    "tflite_metadata": metadata, "decoding_budget": budget})
+                    "tflite_metadata": {"written": True, "label_file": tflite_metadata.LABEL_FILE},
+                    "decoding_budget": budget})
 
     exported = ExportedModel(output_dir)
     final = exported.tflite_files()

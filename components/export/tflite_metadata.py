@@ -6,21 +6,21 @@ MediaPipe Model Maker and TFLite Model Maker write: the image input (RGB, the no
 maps 0-255 pixels to what the model takes: mean 0, std 1 here, since our models take raw pixels
 and preprocess inside), the probability output with its label names as an associated
 `labels.txt` (TENSOR_AXIS_LABELS), a description, the author and a version. The flatbuffer is
-built with the metadata schema mediapipe ships (`mediapipe.tasks.metadata.metadata_schema_py_generated`,
-compiled by `flatbuffers`) and inserted into the model with TensorFlow's own TFLite schema, the
-one its converter writes; the label file is appended as a zip archive, as the reference populator
+built with the metadata schema's Python module (metadata_schema_generated.py, compiled by flatc
+from the published metadata_schema.fbs and kept here with the script that regenerates it, since
+neither mediapipe, whose absl-py pin conflicts with TFMA's, nor tflite-support installs beside
+TensorFlow 2.21) and inserted into the model with TensorFlow's own TFLite schema, the one its
+converter writes; the label file is appended as a zip archive, as the reference populator
 (tflite_support's MetadataPopulator) does. The interpreter ignores both, so LiteRT runs the file
 exactly as before.
-
-mediapipe is optional (its absl-py pin conflicts with TFMA's; README, "TFLite metadata"): without
-it, `unavailable_reason()` says why and the export writes the files without metadata and says so.
 """
-import importlib.util
 import io
 import zipfile
 
 import flatbuffers
 import numpy as np
+
+from components.export import metadata_schema_generated as fb
 
 METADATA_NAME = b"TFLITE_METADATA"  # the key readers look the metadata buffer up by
 LABEL_FILE = "labels.txt"
@@ -28,28 +28,7 @@ IDENTIFIER = b"M001"  # metadata_schema.fbs: file_identifier
 MIN_PARSER_VERSION = "1.0.0"  # NormalizationOptions and TENSOR_AXIS_LABELS files are in 1.0.0
 
 
-INSTALL = "pip install --no-deps mediapipe==1.2.2 opencv-contrib-python"
-
-
-def unavailable_reason() -> str | None:
-    """None when the metadata schema imports; else why not (mediapipe missing, or installed without
-    what its package `__init__` imports, such as OpenCV)."""
-    if importlib.util.find_spec("mediapipe") is None:
-        return f"mediapipe is not installed ({INSTALL})"
-    try:
-        from mediapipe.tasks.metadata import metadata_schema_py_generated  # noqa: F401
-    except Exception as e:  # mediapipe's __init__ imports its Tasks API, which needs OpenCV
-        return f"mediapipe cannot be imported ({type(e).__name__}: {e}); {INSTALL}"
-    return None
-
-
-def available() -> bool:
-    return unavailable_reason() is None
-
-
 def _metadata(labels: list, name: str, description: str, version: str, author: str) -> bytes:
-    from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
-
     image = fb.TensorMetadataT()
     image.name = "image"
     image.description = "RGB image, pixel values 0-255 (resized to the model's input size by the caller)"
@@ -94,7 +73,7 @@ def populate(flatbuffer: bytes, labels: list, name: str, description: str, versi
              author: str = "transferline") -> bytes:
     """`flatbuffer` (a TFLite model from the converter) with the metadata and labels.txt added."""
     # TensorFlow's TFLite schema, the one its converter writes: the object API round trip keeps
-    # every field (an older schema, such as mediapipe's copy, would drop fields it does not know).
+    # every field (an older schema would drop fields it does not know).
     from tensorflow.lite.python import schema_py_generated as tfl
 
     model = tfl.ModelT.InitFromObj(tfl.Model.GetRootAsModel(flatbuffer, 0))
