@@ -1,4 +1,5 @@
 """transferline: a folder of labelled images in, a validated and pushed image classifier out."""
+
 import setuptools
 
 setuptools.setup(
@@ -40,8 +41,11 @@ setuptools.setup(
         # Beam's DaskRunner (--runner=DaskRunner --dask_client_address=...): README, "Distributed runners".
         "dask": ["dask[distributed]>=2026.8,<2027"],
         # The tests start a dask.distributed cluster (tests/test_distributed_runners.py).
-        "test": ["pytest>=8", "dask[distributed]>=2026.8,<2027",
-                 "requests>=2.31",  # the HTTP client of tests/test_serve.py and benchmarks/serve_load.py
-                 "psutil>=5.9"],  # benchmarks/scale.py samples each run's process-tree memory
+        "test": [
+            "pytest>=8",
+            "dask[distributed]>=2026.8,<2027",
+            "requests>=2.31",  # the HTTP client of tests/test_serve.py and benchmarks/serve_load.py
+            "psutil>=5.9",
+        ],  # benchmarks/scale.py samples each run's process-tree memory
     },
 )

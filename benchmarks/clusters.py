@@ -10,6 +10,7 @@ the pool for N SDK workers. "dask": `dask scheduler` and N single-threaded `dask
 `--runner=DaskRunner --dask_client_address`. Processes run this interpreter, and PATH starts with
 its directory: the worker pool starts each SDK worker as plain `python`. Logs go to `log_dir`.
 """
+
 import contextlib
 import os
 import socket
@@ -65,23 +66,65 @@ def local_cluster(kind: str, log_dir, workers: int = 2):
     python = sys.executable
     if kind == "portable":
         job, pool = free_port(), free_port()
-        with _processes(log_dir, {
-            "job_service": [python, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(job)],
-            "worker_pool": [python, "-m", "apache_beam.runners.worker.worker_pool_main", "--service_port", str(pool)],
-        }) as started:
+        with _processes(
+            log_dir,
+            {
+                "job_service": [
+                    python,
+                    "-m",
+                    "apache_beam.runners.portability.local_job_service_main",
+                    "--port",
+                    str(job),
+                ],
+                "worker_pool": [
+                    python,
+                    "-m",
+                    "apache_beam.runners.worker.worker_pool_main",
+                    "--service_port",
+                    str(pool),
+                ],
+            },
+        ) as started:
             wait_for_port(job, started["job_service"])
             wait_for_port(pool, started["worker_pool"])
-            yield ["--runner=PortableRunner", f"--job_endpoint=localhost:{job}", "--environment_type=EXTERNAL",
-                   f"--environment_config=localhost:{pool}", f"--direct_num_workers={workers}"], started
+            yield (
+                [
+                    "--runner=PortableRunner",
+                    f"--job_endpoint=localhost:{job}",
+                    "--environment_type=EXTERNAL",
+                    f"--environment_config=localhost:{pool}",
+                    f"--direct_num_workers={workers}",
+                ],
+                started,
+            )
     elif kind == "dask":
         from distributed import Client
 
         port = free_port()
         address = f"tcp://127.0.0.1:{port}"
-        worker = [python, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1",
-                  "--no-dashboard"]
-        commands = {"scheduler": [python, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                                  "--port", str(port), "--no-dashboard"]}
+        worker = [
+            python,
+            "-m",
+            "distributed.cli.dask_worker",
+            address,
+            "--nworkers",
+            "1",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+        ]
+        commands = {
+            "scheduler": [
+                python,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ]
+        }
         commands.update({f"worker_{i}": worker for i in range(workers)})
         with _processes(log_dir, commands) as started:
             wait_for_port(port, started["scheduler"])

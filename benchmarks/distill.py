@@ -16,6 +16,7 @@ with the student from labels by McNemar's exact test on the same images.
 
 Prints one JSON object (and a Markdown table on stderr).
 """
+
 import argparse
 import dataclasses
 import json
@@ -47,16 +48,24 @@ def _train_export_score(name, config, ingest_dir, tmp, baseline_correct=None) ->
     started = time.perf_counter()
     trained = run(config, ingest_dir, os.path.join(tmp, f"train-{name}"))
     seconds = round(sum(s.seconds for s in trained.stages), 1)
-    export = components.export.run(components.export.ExportConfig(tflite_variants=("float32", "int8")),
-                                   trained.output_dir, ingest_dir, os.path.join(tmp, f"export-{name}"))
+    export = components.export.run(
+        components.export.ExportConfig(tflite_variants=("float32", "int8")),
+        trained.output_dir,
+        ingest_dir,
+        os.path.join(tmp, f"export-{name}"),
+    )
     _, images, labels = Examples(ingest_dir).read_split("test")
     correct = SavedModelRunner(export.output_dir).predict_encoded(images).argmax(1) == np.asarray(labels)
     pixels = preprocess(images[:50], (config.image_size, config.image_size))
-    record = {"image_size": config.image_size, "train_seconds": seconds,
-              "wall_seconds": round(time.perf_counter() - started, 1), "val_accuracy": round(trained.best_val_accuracy, 4),
-              "tflite_bytes": export.tflite_sizes,
-              "tflite_float32_ms_per_image_1_thread": _ms_per_image(export.tflite_files["float32"], pixels),
-              "tflite_int8_ms_per_image_1_thread": _ms_per_image(export.tflite_files["int8"], pixels)}
+    record = {
+        "image_size": config.image_size,
+        "train_seconds": seconds,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "val_accuracy": round(trained.best_val_accuracy, 4),
+        "tflite_bytes": export.tflite_sizes,
+        "tflite_float32_ms_per_image_1_thread": _ms_per_image(export.tflite_files["float32"], pixels),
+        "tflite_int8_ms_per_image_1_thread": _ms_per_image(export.tflite_files["int8"], pixels),
+    }
     return _scored(record, correct, baseline_correct), correct, trained.output_dir
 
 
@@ -75,8 +84,9 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     base = TrainConfig(weights=args.weights, seed=args.seed, evaluate_test=False, precision=args.precision)
-    student = dataclasses.replace(base, image_size=args.student_size, backbone=args.student_backbone,
-                                  weights=args.student_weights or args.weights)
+    student = dataclasses.replace(
+        base, image_size=args.student_size, backbone=args.student_backbone, weights=args.student_weights or args.weights
+    )
     rows = {}
     with tempfile.TemporaryDirectory(prefix="bench-distill-") as tmp:
         ingest_dir = args.ingest_dir or _ingest(tmp)
@@ -84,25 +94,42 @@ def main(argv=None) -> dict:
         rows["student_from_labels"], from_labels, _ = _train_export_score("student", student, ingest_dir, tmp)
         distilled = dataclasses.replace(student, distill=TrainDistill(teacher_dir, args.temperature, args.alpha))
         rows["distilled_student"], _, _ = _train_export_score("distilled", distilled, ingest_dir, tmp, from_labels)
-    report = {"benchmark": "distillation", "weights": os.path.basename(args.weights), "seed": args.seed,
-              "student": {"backbone": student.backbone, "image_size": student.image_size,
-                          "weights": os.path.basename(student.weights)},
-              "precision": args.precision, "temperature": args.temperature, "alpha": args.alpha,
-              "results": rows, "load_average_1min": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count()}
+    report = {
+        "benchmark": "distillation",
+        "weights": os.path.basename(args.weights),
+        "seed": args.seed,
+        "student": {
+            "backbone": student.backbone,
+            "image_size": student.image_size,
+            "weights": os.path.basename(student.weights),
+        },
+        "precision": args.precision,
+        "temperature": args.temperature,
+        "alpha": args.alpha,
+        "results": rows,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "cpu_count": os.cpu_count(),
+    }
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
-    print("| model | input | test accuracy [95% interval] | vs student from labels | TFLite int8 / float32 | "
-          "int8 ms/image | train time |", file=sys.stderr)
+    print(
+        "| model | input | test accuracy [95% interval] | vs student from labels | TFLite int8 / float32 | "
+        "int8 ms/image | train time |",
+        file=sys.stderr,
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |", file=sys.stderr)
     for name, r in rows.items():
-        delta = (f"{r['delta_vs_baseline']:+.3f} (p_better {r['p_better']:.3f})" if "delta_vs_baseline" in r else "")
-        print(f"| {name} | {r['image_size']} px | {r['test_accuracy']:.3f} [{r['interval_95'][0]:.2f}, "
-              f"{r['interval_95'][1]:.2f}] | {delta} | {r['tflite_bytes']['int8'] / 1e6:.2f} / "
-              f"{r['tflite_bytes']['float32'] / 1e6:.2f} MB | {r['tflite_int8_ms_per_image_1_thread']:.2f} | "
-              f"{r['train_seconds']:.0f} s |", file=sys.stderr)
+        delta = f"{r['delta_vs_baseline']:+.3f} (p_better {r['p_better']:.3f})" if "delta_vs_baseline" in r else ""
+        print(
+            f"| {name} | {r['image_size']} px | {r['test_accuracy']:.3f} [{r['interval_95'][0]:.2f}, "
+            f"{r['interval_95'][1]:.2f}] | {delta} | {r['tflite_bytes']['int8'] / 1e6:.2f} / "
+            f"{r['tflite_bytes']['float32'] / 1e6:.2f} MB | {r['tflite_int8_ms_per_image_1_thread']:.2f} | "
+            f"{r['train_seconds']:.0f} s |",
+            file=sys.stderr,
+        )
     return report
 
 

@@ -16,6 +16,7 @@ machine vary; CPU seconds of the process are reported beside them.
 
     python -m benchmarks.export [--train-per-class 40] [--test-per-class 30] [--timed 50]
 """
+
 import argparse
 import json
 import os
@@ -65,9 +66,12 @@ def _plain_loop(train_dir, ingest_dir, image_size) -> tuple:
     model = keras.models.load_model(Model(train_dir).model_path(), compile=False)
     spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
     start = time.perf_counter()
-    dataset = (tf.data.TFRecordDataset(Examples(ingest_dir).shards("test"))
-               .map(lambda r: tf.io.parse_single_example(r, spec))
-               .map(lambda e: (decode_and_resize(e["image"], image_size), e["label"])).batch(32))
+    dataset = (
+        tf.data.TFRecordDataset(Examples(ingest_dir).shards("test"))
+        .map(lambda r: tf.io.parse_single_example(r, spec))
+        .map(lambda e: (decode_and_resize(e["image"], image_size), e["label"]))
+        .batch(32)
+    )
     correct = count = 0
     for pixels, y in dataset:
         predicted = model.predict_on_batch(pixels).argmax(1)
@@ -91,14 +95,18 @@ def main(argv=None) -> None:
     else:
         from tests import export_models
 
-        ingest_dir = export_models.sign_digits_ingest_dir(pathlib.Path(work) / "ingest",
-                                                          SHARED / "datasets" / "sign-language-digits",
-                                                          args.train_per_class, args.test_per_class)
+        ingest_dir = export_models.sign_digits_ingest_dir(
+            pathlib.Path(work) / "ingest",
+            SHARED / "datasets" / "sign-language-digits",
+            args.train_per_class,
+            args.test_per_class,
+        )
         train_dir = export_models.train_sign_digits(pathlib.Path(work) / "train", ingest_dir, SHARED / "weights")
 
     start = time.perf_counter()
-    export = components.export.run(components.export.ExportConfig(), train_dir, ingest_dir,
-                                   os.path.join(work, "export"))
+    export = components.export.run(
+        components.export.ExportConfig(), train_dir, ingest_dir, os.path.join(work, "export")
+    )
     export_seconds = time.perf_counter() - start
     info = ExportedModel(export.output_dir).info()
     image_size = tuple(info["image_size"])
@@ -109,11 +117,15 @@ def main(argv=None) -> None:
     float_probs = saved.predict_encoded(images)
     float_accuracy = float(np.mean(float_probs.argmax(1) == labels))
     result = {
-        "model": info.get("backbone"), "image_size": list(image_size), "test_images": len(labels),
+        "model": info.get("backbone"),
+        "image_size": list(image_size),
+        "test_images": len(labels),
         "export_seconds": round(export_seconds, 1),
-        "saved_model": {"bytes": _dir_bytes(export.saved_model_dir), "accuracy": round(float_accuracy, 4),
-                        "ms_per_image_serving_default": _median_ms(lambda b: saved.predict_encoded([b]),
-                                                                   images[:args.timed])},
+        "saved_model": {
+            "bytes": _dir_bytes(export.saved_model_dir),
+            "accuracy": round(float_accuracy, 4),
+            "ms_per_image_serving_default": _median_ms(lambda b: saved.predict_encoded([b]), images[: args.timed]),
+        },
         "tflite": {},
     }
     for variant, path in export.tflite_files.items():
@@ -122,9 +134,12 @@ def main(argv=None) -> None:
         row["accuracy_drop_vs_saved_model"] = round(float_accuracy - row["accuracy"], 4)
         result["tflite"][variant] = row
     int8 = result["tflite"]["int8"]
-    result["targets"] = {"int8_size_vs_float32_max": 0.3, "int8_accuracy_drop_max": 0.01,
-                         "int8_size_met": int8["size_vs_float32"] <= 0.3,
-                         "int8_accuracy_met": int8["accuracy_drop_vs_saved_model"] <= 0.01}
+    result["targets"] = {
+        "int8_size_vs_float32_max": 0.3,
+        "int8_accuracy_drop_max": 0.01,
+        "int8_size_met": int8["size_vs_float32"] <= 0.3,
+        "int8_accuracy_met": int8["accuracy_drop_vs_saved_model"] <= 0.01,
+    }
 
     start = time.perf_counter()
     predictions = {"candidate": SavedModelRunner(export.output_dir).predict_examples(serialized)}
@@ -135,8 +150,10 @@ def main(argv=None) -> None:
     ours_rate = len(labels) / (done - start)
     result["evaluation"] = {
         "ours_images_per_s": round(ours_rate, 1),
-        "ours_predict_seconds": round(predicted - start, 2), "ours_tfma_seconds": round(done - predicted, 2),
-        "plain_predict_loop_images_per_s": round(plain_rate, 1), "plain_loop_accuracy": round(plain_accuracy, 4),
+        "ours_predict_seconds": round(predicted - start, 2),
+        "ours_tfma_seconds": round(done - predicted, 2),
+        "plain_predict_loop_images_per_s": round(plain_rate, 1),
+        "plain_loop_accuracy": round(plain_accuracy, 4),
         "ratio_ours_vs_plain": round(ours_rate / plain_rate, 3),
     }
     result["process_cpu_seconds"] = round(time.process_time() - cpu0, 1)

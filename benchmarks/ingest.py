@@ -27,6 +27,7 @@ Reshuffle) with 2 worker processes: the fixed cost of that mode, which no ingest
 Targets (issue 11) are listed in the JSON with whether each was met; the machine's load average is
 recorded, because the cores are shared.
 """
+
 import argparse
 import hashlib
 import json
@@ -99,8 +100,13 @@ def _beam_floor(data_dir, out_dir):
 
     start = time.perf_counter()
     pipeline = make_pipeline(PipelineOptions(TWO_PROCESSES))
-    _ = (pipeline | beam.Create(list(range(2000)), reshuffle=False) | beam.Reshuffle() | beam.Map(lambda x: x)
-         | beam.combiners.Count.Globally())
+    _ = (
+        pipeline
+        | beam.Create(list(range(2000)), reshuffle=False)
+        | beam.Reshuffle()
+        | beam.Map(lambda x: x)
+        | beam.combiners.Count.Globally()
+    )
     pipeline.run().wait_until_finish()
     return 2000, time.perf_counter() - start
 
@@ -152,7 +158,16 @@ def _measure(mode, data_dir, work_dir, cluster_flags=(), cluster=None):
 
     out_dir = os.path.join(work_dir, f"out-{mode}")
     shutil.rmtree(out_dir, ignore_errors=True)
-    cmd = [sys.executable, "-m", "benchmarks.ingest", "--child", mode, data_dir, out_dir, json.dumps(list(cluster_flags))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.ingest",
+        "--child",
+        mode,
+        data_dir,
+        out_dir,
+        json.dumps(list(cluster_flags)),
+    ]
     log_path = os.path.join(work_dir, f"{mode}.log")
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
@@ -180,8 +195,11 @@ def _measure(mode, data_dir, work_dir, cluster_flags=(), cluster=None):
             tail = f.read()[-2000:]
         raise RuntimeError(f"{mode} failed with exit code {proc.returncode}; the end of its log:\n{tail}")
     got = json.loads(stdout.strip().splitlines()[-1])
-    result = {"images_per_s": round(got["images"] / got["seconds"], 1), "seconds": round(got["seconds"], 2),
-              "peak_rss_mib": round(peak[0] / 2**20, 1)}
+    result = {
+        "images_per_s": round(got["images"] / got["seconds"], 1),
+        "seconds": round(got["seconds"], 2),
+        "peak_rss_mib": round(peak[0] / 2**20, 1),
+    }
     if cluster:
         result["peak_rss_mib_per_process"] = {name: round(size / 2**20, 1) for name, size in peaks.items()}
     return result
@@ -223,7 +241,10 @@ def main():
         got = runs.get(mode, {}).get("ratio_to_loop")  # None: not measured (--modes) or failed
         return [got, got is not None and got >= ratio]
 
-    rss = [small.get("ingest_2_processes", {}).get("peak_rss_mib"), large.get("ingest_2_processes", {}).get("peak_rss_mib")]
+    rss = [
+        small.get("ingest_2_processes", {}).get("peak_rss_mib"),
+        large.get("ingest_2_processes", {}).get("peak_rss_mib"),
+    ]
     flat = round(rss[1] / rss[0], 3) if all(rss) else None
     report["targets"] = {
         f"{max(args.sizes)}: ingest_2_processes >= 1.6x loop": at_least(large, "ingest_2_processes", 1.6),

@@ -11,6 +11,7 @@ image would dominate the time).
 
     python -m benchmarks.photos DEST N [--classes 10] [--seed 0]
 """
+
 import argparse
 import functools
 import json
@@ -56,7 +57,7 @@ def photo(index: int, size=(500, 375), seed: int = 0, label: int = 0) -> Image.I
     image = image.resize(size, Image.Resampling.BILINEAR)
     tile = _noise(seed)
     oy, ox = rng.integers(0, _NOISE_TILE - height), rng.integers(0, _NOISE_TILE - width)
-    pixels = np.asarray(image, dtype=np.int16) + tile[oy: oy + height, ox: ox + width]
+    pixels = np.asarray(image, dtype=np.int16) + tile[oy : oy + height, ox : ox + width]
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
@@ -67,8 +68,9 @@ def _write_one(index: int, dest_dir: str, classes: int, size, seed: int) -> int:
     return os.path.getsize(path)
 
 
-def generate_photos(dest_dir: str, n: int, classes: int = 10, size=(500, 375), seed: int = 0,
-                    processes: int = None) -> str:
+def generate_photos(
+    dest_dir: str, n: int, classes: int = 10, size=(500, 375), seed: int = 0, processes: int = None
+) -> str:
     """Write `n` photo-like JPEGs into `dest_dir/class_XX/` (round-robin over classes); return dest_dir.
 
     Deterministic: the same (n, classes, size, seed) always gives the same files. Runs on
@@ -99,8 +101,16 @@ def main() -> None:
     generate_photos(args.dest_dir, args.n, args.classes, seed=args.seed)
     seconds = time.perf_counter() - start
     sizes = [e.stat().st_size for d in os.scandir(args.dest_dir) if d.is_dir() for e in os.scandir(d.path)]
-    print(json.dumps({"images": len(sizes), "seconds": round(seconds, 2), "images_per_s": round(len(sizes) / seconds, 1),
-                      "mean_kb": round(sum(sizes) / len(sizes) / 1024, 1)}))
+    print(
+        json.dumps(
+            {
+                "images": len(sizes),
+                "seconds": round(seconds, 2),
+                "images_per_s": round(len(sizes) / seconds, 1),
+                "mean_kb": round(sum(sizes) / len(sizes) / 1024, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

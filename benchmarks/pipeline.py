@@ -17,6 +17,7 @@
    alternating measurements of each is reported (the machine's cores are shared).
 One JSON object is printed; the machine's load average is in it, because load moves every number.
 """
+
 import argparse
 import glob
 import json
@@ -31,14 +32,19 @@ import time
 HEAVY = ("tensorflow", "keras", "tensorflow_model_analysis", "apache_beam")
 _RUN_AND_REPORT_MODULES = (
     "import sys; from pipeline import run; code = run.main(sys.argv[1:]); "
-    f"print('LOADED', sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))); sys.exit(code)")
+    f"print('LOADED', sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))); sys.exit(code)"
+)
 
 
 def _run(args: list, *, report_modules: bool = False) -> tuple:
     command = ["-c", _RUN_AND_REPORT_MODULES] if report_modules else ["-m", "pipeline.run"]
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, *command, *args], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        [sys.executable, *command, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     wall = time.monotonic() - start
     if proc.returncode not in (0, 4):
         sys.exit(f"pipeline.run failed with exit code {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -68,11 +74,15 @@ def _evaluate_child(export_dir: str, ingest_dir: str, work: str) -> dict:
     start = time.perf_counter()
     serialized, _images, labels = Examples(ingest_dir).read_split("test")
     predictions = {"candidate": SavedModelRunner(export_dir).predict_examples(serialized)}
-    computed = tfma_metrics.compute(predictions, labels, ExportedModel(export_dir).labels(), 3,
-                                    tempfile.mkdtemp(dir=work))
+    computed = tfma_metrics.compute(
+        predictions, labels, ExportedModel(export_dir).labels(), 3, tempfile.mkdtemp(dir=work)
+    )
     seconds = time.perf_counter() - start
-    return {"images": len(labels), "seconds": seconds,
-            "accuracy": computed["metrics"]["candidate"][tfma_metrics.OVERALL]["accuracy"]}
+    return {
+        "images": len(labels),
+        "seconds": seconds,
+        "accuracy": computed["metrics"]["candidate"][tfma_metrics.OVERALL]["accuracy"],
+    }
 
 
 def _plain_child(train_dir: str, ingest_dir: str, work: str) -> dict:
@@ -89,9 +99,12 @@ def _plain_child(train_dir: str, ingest_dir: str, work: str) -> dict:
     model = keras.models.load_model(trained.model_path(), compile=False)
     size = tuple(trained.info()["image_size"])
     spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
-    dataset = (tf.data.TFRecordDataset(Examples(ingest_dir).shards("test"))
-               .map(lambda r: tf.io.parse_single_example(r, spec))
-               .map(lambda e: (decode_and_resize(e["image"], size), e["label"])).batch(32))
+    dataset = (
+        tf.data.TFRecordDataset(Examples(ingest_dir).shards("test"))
+        .map(lambda r: tf.io.parse_single_example(r, spec))
+        .map(lambda e: (decode_and_resize(e["image"], size), e["label"]))
+        .batch(32)
+    )
     correct = count = 0
     for pixels, y in dataset:
         correct += int(np.sum(model.predict_on_batch(pixels).argmax(1) == y.numpy()))
@@ -100,8 +113,12 @@ def _plain_child(train_dir: str, ingest_dir: str, work: str) -> dict:
 
 
 def _measure(kind: str, *dirs: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--child", kind, *dirs],
-                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.pipeline", "--child", kind, *dirs],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     if proc.returncode != 0:
         sys.exit(f"{kind} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -124,7 +141,8 @@ def _evaluation(root: str, repeats: int) -> dict:
         "evaluate_images_per_s": round(images / ours_s, 1),
         "plain_predict_images_per_s": round(images / plain_s, 1),
         "ratio_evaluate_vs_plain": round(plain_s / ours_s, 3),
-        "accuracy_tfma": ours[0]["accuracy"], "accuracy_plain": plain[0]["accuracy"],
+        "accuracy_tfma": ours[0]["accuracy"],
+        "accuracy_plain": plain[0]["accuracy"],
     }
 
 
@@ -152,22 +170,34 @@ def main() -> None:
         "pipeline_root": root,
         "cpus": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
-        "first_run": {"exit_code": first.returncode, "wall_s": round(first_wall, 1),
-                      "inside_run_s": _inside(first.stdout), "components_s": components},
-        "cached_rerun": {"exit_code": second.returncode, "wall_s": round(second_wall, 2),
-                         "inside_run_s": _inside(second.stdout), "components_s": _components(second.stdout),
-                         "heavy_modules_loaded": loaded},
+        "first_run": {
+            "exit_code": first.returncode,
+            "wall_s": round(first_wall, 1),
+            "inside_run_s": _inside(first.stdout),
+            "components_s": components,
+        },
+        "cached_rerun": {
+            "exit_code": second.returncode,
+            "wall_s": round(second_wall, 2),
+            "inside_run_s": _inside(second.stdout),
+            "components_s": _components(second.stdout),
+            "heavy_modules_loaded": loaded,
+        },
         "ratio_cached_rerun_wall": round(second_wall / first_wall, 4),
         "evaluation": evaluation,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
     result["targets"] = {
-        "cached rerun <= 0.02x the first run (wall)": [result["ratio_cached_rerun_wall"],
-                                                       result["ratio_cached_rerun_wall"] <= 0.02],
+        "cached rerun <= 0.02x the first run (wall)": [
+            result["ratio_cached_rerun_wall"],
+            result["ratio_cached_rerun_wall"] <= 0.02,
+        ],
         "cached rerun loads no TensorFlow, Keras, TFMA or Beam": [loaded, loaded == []],
         "export <= 10 s": [components.get("export"), (components.get("export") or 1e9) <= 10],
-        "evaluation >= 0.9x a plain model.predict loop": [evaluation["ratio_evaluate_vs_plain"],
-                                                          evaluation["ratio_evaluate_vs_plain"] >= 0.9],
+        "evaluation >= 0.9x a plain model.predict loop": [
+            evaluation["ratio_evaluate_vs_plain"],
+            evaluation["ratio_evaluate_vs_plain"] >= 0.9,
+        ],
     }
     print(json.dumps(result, indent=2))
 

@@ -9,6 +9,7 @@ as `auto` would on this CPU. Prints one JSON object: the CPU, its bfloat16 flags
 img/s of both policies, their ratio and the choice. On a CPU without bfloat16 flags `auto` keeps
 float32 without measuring; the rates are still measured and printed for reference.
 """
+
 import argparse
 import json
 import os
@@ -29,19 +30,29 @@ def main(argv=None) -> int:
     from components.train import precision
 
     flags = precision.cpu_bf16_flags()
-    report = {"cpu": precision.cpu_model(), "bf16_flags": flags, "steps": args.steps, "batch_size": args.batch_size,
-              "cases": []}
+    report = {
+        "cpu": precision.cpu_model(),
+        "bf16_flags": flags,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "cases": [],
+    }
     with tempfile.TemporaryDirectory() as cache:
         for backbone, alpha, size in CASES:
             rates = precision.measure_rates(backbone, alpha, size, args.batch_size, steps=args.steps)
             key = precision.cache_key(backbone, alpha, size, args.batch_size)
             decision = precision.decide(key, flags, lambda: rates, os.path.join(cache, "precision.json"))
-            report["cases"].append({
-                "backbone": backbone, "alpha": alpha, "image_size": size,
-                "img_per_s": {p: round(r, 2) for p, r in rates.items()},
-                "bfloat16_vs_float32": round(rates["mixed_bfloat16"] / rates["float32"], 3),
-                "auto_chose": decision["policy"], "reason": decision["reason"],
-            })
+            report["cases"].append(
+                {
+                    "backbone": backbone,
+                    "alpha": alpha,
+                    "image_size": size,
+                    "img_per_s": {p: round(r, 2) for p, r in rates.items()},
+                    "bfloat16_vs_float32": round(rates["mixed_bfloat16"] / rates["float32"], 3),
+                    "auto_chose": decision["policy"],
+                    "reason": decision["reason"],
+                }
+            )
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

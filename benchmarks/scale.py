@@ -21,6 +21,7 @@ The JSON holds, per N, every step's seconds and peak RSS, the run's peak RSS, th
 seconds and its share of the first run; and across N each step's growth exponent
 (log time ratio / log N ratio between the smallest and largest N; 1 is linear).
 """
+
 import argparse
 import json
 import math
@@ -72,8 +73,13 @@ def _tree_rss(proc: psutil.Process) -> int:
 def run_pipeline(args: list) -> dict:
     """One `pipeline.run` with its process tree's RSS sampled: {exit_code, wall_s, steps: {step: {s, peak_rss_mb}}}."""
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.run", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     watched = psutil.Process(proc.pid)
     state = {"step": "startup", "peaks": {}, "peak": 0}
     stop = threading.Event()
@@ -100,8 +106,13 @@ def run_pipeline(args: list) -> dict:
     if code not in (0, 4):
         sys.exit(f"pipeline.run {' '.join(args)} exited {code}:\n{''.join(lines[-40:])}")
     steps = {name: {"s": s, "peak_rss_mb": round(state["peaks"].get(name, 0) / 2**20)} for name, s in seconds.items()}
-    return {"exit_code": code, "wall_s": round(wall, 1), "peak_rss_mb": round(state["peak"] / 2**20),
-            "steps": steps, "output_tail": "".join(lines[-12:])}
+    return {
+        "exit_code": code,
+        "wall_s": round(wall, 1),
+        "peak_rss_mb": round(state["peak"] / 2**20),
+        "steps": steps,
+        "output_tail": "".join(lines[-12:]),
+    }
 
 
 def _report_bytes(root: str) -> int:
@@ -117,10 +128,16 @@ def _latest(root: str, component: str) -> str:
 
 def direct_models(root: str) -> dict:
     """The seconds to run the evaluated models directly on the test split (a child process, imports excluded)."""
-    code = ("import json, sys; from benchmarks.scale import _direct_child; "
-            "print(json.dumps(_direct_child(sys.argv[1], sys.argv[2])))")
-    proc = subprocess.run([sys.executable, "-c", code, _latest(root, "export"), _latest(root, "ingest")],
-                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    code = (
+        "import json, sys; from benchmarks.scale import _direct_child; "
+        "print(json.dumps(_direct_child(sys.argv[1], sys.argv[2])))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, _latest(root, "export"), _latest(root, "ingest")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     if proc.returncode:
         sys.exit(f"direct model run failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -143,8 +160,11 @@ def _direct_child(export_dir: str, ingest_dir: str) -> dict:
         start = time.perf_counter()
         TFLiteRunner(path, num_threads=os.cpu_count()).predict_pixels(pixels, 64)
         timings[f"tflite_{variant}"] = time.perf_counter() - start
-    return {"images": len(serialized), "models_s": {k: round(v, 2) for k, v in timings.items()},
-            "total_s": round(sum(timings.values()), 2)}
+    return {
+        "images": len(serialized),
+        "models_s": {k: round(v, 2) for k, v in timings.items()},
+        "total_s": round(sum(timings.values()), 2),
+    }
 
 
 def exponents(per_n: dict) -> dict:
@@ -156,9 +176,12 @@ def exponents(per_n: dict) -> dict:
         if last is None or first["s"] < 1.0:
             out[step] = None
             continue
-        out[step] = {"time": round(math.log(last["s"] / first["s"]) / math.log(large / small), 3),
-                     "peak_rss": round(math.log(max(last["peak_rss_mb"], 1) / max(first["peak_rss_mb"], 1))
-                                       / math.log(large / small), 3)}
+        out[step] = {
+            "time": round(math.log(last["s"] / first["s"]) / math.log(large / small), 3),
+            "peak_rss": round(
+                math.log(max(last["peak_rss_mb"], 1) / max(first["peak_rss_mb"], 1)) / math.log(large / small), 3
+            ),
+        }
     return out
 
 
@@ -178,21 +201,37 @@ def main() -> None:
     for n in sizes:
         data = _folder(a.work, n, sizes[-1], a.image_px)
         root = os.path.join(a.work, f"root_{n}_{int(time.time())}")
-        args = ["--runner=DirectRunner", "--data-dir", data, "--pipeline-root", root,
-                "--serving-dir", os.path.join(root, "serving"), *flags]
+        args = [
+            "--runner=DirectRunner",
+            "--data-dir",
+            data,
+            "--pipeline-root",
+            root,
+            "--serving-dir",
+            os.path.join(root, "serving"),
+            *flags,
+        ]
         first = run_pipeline(args)
         rerun = run_pipeline(args)
         direct = direct_models(root)
         evaluate_s = first["steps"].get("evaluate", {}).get("s")
-        per_n[n] = {"first_run": first, "cached_rerun_s": rerun["wall_s"],
-                    "cached_rerun_share": round(rerun["wall_s"] / first["wall_s"], 4),
-                    "direct_models": direct,
-                    "evaluate_vs_direct": round(evaluate_s / direct["total_s"], 2) if evaluate_s else None,
-                    "report_bytes": _report_bytes(root)}
+        per_n[n] = {
+            "first_run": first,
+            "cached_rerun_s": rerun["wall_s"],
+            "cached_rerun_share": round(rerun["wall_s"] / first["wall_s"], 4),
+            "direct_models": direct,
+            "evaluate_vs_direct": round(evaluate_s / direct["total_s"], 2) if evaluate_s else None,
+            "report_bytes": _report_bytes(root),
+        }
         print(json.dumps({n: per_n[n]}, indent=1), file=sys.stderr, flush=True)
-    result = {"benchmark": "scale", "cpus": os.cpu_count(), "image_px": a.image_px, "flags": flags,
-              "sizes": {str(n): v for n, v in per_n.items()},
-              "exponents": exponents(per_n) if len(per_n) > 1 else None}
+    result = {
+        "benchmark": "scale",
+        "cpus": os.cpu_count(),
+        "image_px": a.image_px,
+        "flags": flags,
+        "sizes": {str(n): v for n, v in per_n.items()},
+        "exponents": exponents(per_n) if len(per_n) > 1 else None,
+    }
     text = json.dumps(result, indent=2)
     if a.output:
         with open(a.output, "w") as f:

@@ -25,6 +25,7 @@ is a floor of what a separate client machine would see.
 
     python -m benchmarks.serve_load [--clients 8] [--requests 400]
 """
+
 import argparse
 import base64
 import json
@@ -61,7 +62,8 @@ def _profiled(server, make_client, images, clients, total) -> dict:
     server_cpu, client_cpu = _cpu_seconds(server.proc.pid), time.process_time()
     phase = load(make_client, images, clients, total)
     phase["summary"]["server_cpu_ms_per_request"] = round(
-        (_cpu_seconds(server.proc.pid) - server_cpu) * 1000 / total, 2)
+        (_cpu_seconds(server.proc.pid) - server_cpu) * 1000 / total, 2
+    )
     phase["summary"]["client_cpu_ms_per_request"] = round((time.process_time() - client_cpu) * 1000 / total, 2)
     return phase
 
@@ -87,8 +89,11 @@ def rss_mb(pid: int) -> float:
 
 class Server:
     def __init__(self, base_path, *flags):
-        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.serve", f"--model_base_path={base_path}",
-                                      "--rest_api_port=0", *flags], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.serve", f"--model_base_path={base_path}", "--rest_api_port=0", *flags],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.url = self.proc.stdout.readline().split(" at ")[1].strip()
         self.grpc_target = self.proc.stdout.readline().rsplit(" at ", 1)[1].strip() if "--port=0" in flags else None
         for _ in range(600):
@@ -115,11 +120,13 @@ def rest_client(url: str, images: list):
 
     def send(image: int):
         try:
-            r = session.post(url + ":predict", data=bodies[image], timeout=60,
-                             headers={"Content-Type": "application/json"})
+            r = session.post(
+                url + ":predict", data=bodies[image], timeout=60, headers={"Content-Type": "application/json"}
+            )
         except requests.RequestException:
             return -1, None
         return r.status_code, r.json()["predictions"][0]["probabilities"] if r.status_code == 200 else None
+
     return send
 
 
@@ -143,6 +150,7 @@ def grpc_client(target: str, images: list):
         except grpc.RpcError as e:
             return e.code().value[0], None
         return 200, tf.make_ndarray(response.outputs["probabilities"])[0].tolist()
+
     return send
 
 
@@ -175,12 +183,18 @@ def load(make_client, images: list, clients: int, total: int, on_answer=None) ->
         t.join()
     seconds = time.perf_counter() - start
     latencies = sorted(a[1] * 1000 for a in answers)
-    return {"answers": answers, "summary": {
-        "requests": len(answers), "clients": clients, "seconds": round(seconds, 2),
-        "requests_per_s": round(len(answers) / seconds, 1),
-        "p50_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
-        "errors": sum(a[2] != 200 for a in answers)}}
+    return {
+        "answers": answers,
+        "summary": {
+            "requests": len(answers),
+            "clients": clients,
+            "seconds": round(seconds, 2),
+            "requests_per_s": round(len(answers) / seconds, 1),
+            "p50_ms": round(statistics.median(latencies), 1),
+            "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+            "errors": sum(a[2] != 200 for a in answers),
+        },
+    }
 
 
 def version_of(answer, expected) -> int | None:
@@ -199,13 +213,23 @@ def build_models(work: pathlib.Path) -> tuple:
 
     ingest = export_models.sign_digits_ingest_dir(work / "ingest", SHARED / "datasets" / "sign-language-digits")
     config = components.export.ExportConfig(tflite_variants=("float32",))
-    exports = [components.export.run(config, export_models.train_sign_digits(work / f"train{e}", ingest,
-                                                                             SHARED / "weights", epochs=e),
-                                     ingest, str(work / f"export{e}")).output_dir for e in (30, 3)]
+    exports = [
+        components.export.run(
+            config,
+            export_models.train_sign_digits(work / f"train{e}", ingest, SHARED / "weights", epochs=e),
+            ingest,
+            str(work / f"export{e}"),
+        ).output_dir
+        for e in (30, 3)
+    ]
     _, images, _ = Examples(ingest).read_split("test")
     images = list(images[:32])
-    expected = [tf.saved_model.load(os.path.join(e, "saved_model")).signatures["serving_default"](
-        images=tf.constant(images))["probabilities"].numpy() for e in exports]
+    expected = [
+        tf.saved_model.load(os.path.join(e, "saved_model"))
+        .signatures["serving_default"](images=tf.constant(images))["probabilities"]
+        .numpy()
+        for e in exports
+    ]
     return exports, images, expected
 
 
@@ -214,15 +238,20 @@ def push_version(work: pathlib.Path, export_dir: str) -> ServingVersion:
     from tests import export_models
 
     blessing = export_models.blessing_dir(work / f"evaluate{time.monotonic_ns()}", blessed=True)
-    return ServingVersion(components.push.run(components.push.PushConfig(model_name=NAME), export_dir, blessing,
-                                              str(work / "serving")).output_dir)
+    return ServingVersion(
+        components.push.run(
+            components.push.PushConfig(model_name=NAME), export_dir, blessing, str(work / "serving")
+        ).output_dir
+    )
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=400)
-    parser.add_argument("--batch-threads", type=int, help="--num_batch_threads of the batched server (default: its own)")
+    parser.add_argument(
+        "--batch-threads", type=int, help="--num_batch_threads of the batched server (default: its own)"
+    )
     args = parser.parse_args(argv)
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench-serve-"))
     exports, images, expected = build_models(work)
@@ -232,9 +261,14 @@ def main(argv=None) -> None:
 
     push(exports[0])
     model_alone = _in_process(os.path.join(exports[0], "saved_model"), images)
-    result = {"model_alone_in_process": model_alone, "model": "mobilenetv2_0.35 96px + dense head (sign-language)", "cpus": os.cpu_count(),
-              "clients": args.clients, "requests_per_phase": args.requests,
-              "batched_server_num_batch_threads": args.batch_threads or os.cpu_count()}
+    result = {
+        "model_alone_in_process": model_alone,
+        "model": "mobilenetv2_0.35 96px + dense head (sign-language)",
+        "cpus": os.cpu_count(),
+        "clients": args.clients,
+        "requests_per_phase": args.requests,
+        "batched_server_num_batch_threads": args.batch_threads or os.cpu_count(),
+    }
 
     baseline = Server(work / "serving" / NAME, "--no-enable_batching")
     rest = lambda: rest_client(baseline.url, images)  # noqa: E731
@@ -242,8 +276,11 @@ def main(argv=None) -> None:
     result["baseline_no_batching"] = _profiled(baseline, rest, images, args.clients, args.requests)["summary"]
     baseline.stop()
 
-    server = Server(work / "serving" / NAME, "--port=0",
-                     *([f"--num_batch_threads={args.batch_threads}"] if args.batch_threads else []))
+    server = Server(
+        work / "serving" / NAME,
+        "--port=0",
+        *([f"--num_batch_threads={args.batch_threads}"] if args.batch_threads else []),
+    )
     rest = lambda: rest_client(server.url, images)  # noqa: E731
     rss = {"after_start": rss_mb(server.proc.pid)}
     load(rest, images, args.clients, 2 * args.clients)
@@ -251,15 +288,18 @@ def main(argv=None) -> None:
     rss["after_batched"] = rss_mb(server.proc.pid)
     result["batched"] = batched["summary"]
     result["batched"]["throughput_vs_baseline"] = round(
-        batched["summary"]["requests_per_s"] / result["baseline_no_batching"]["requests_per_s"], 3)
+        batched["summary"]["requests_per_s"] / result["baseline_no_batching"]["requests_per_s"], 3
+    )
     repeat = load(rest, images, args.clients, args.requests)
     rss["after_repeat"] = rss_mb(server.proc.pid)
     result["batched_repeat"] = repeat["summary"]
     grpc_ = lambda: grpc_client(server.grpc_target, images)  # noqa: E731
     load(grpc_, images, args.clients, 2 * args.clients)
     over_grpc = _profiled(server, grpc_, images, args.clients, args.requests)
-    result["batched_grpc"] = {**over_grpc["summary"], "answers_matching_the_saved_model": sum(
-        version_of(a, expected) == 1 for a in over_grpc["answers"])}
+    result["batched_grpc"] = {
+        **over_grpc["summary"],
+        "answers_matching_the_saved_model": sum(version_of(a, expected) == 1 for a in over_grpc["answers"]),
+    }
 
     pushed = {}
 
@@ -278,20 +318,24 @@ def main(argv=None) -> None:
     versions = [version_of(a, expected) for a in ordered]
     first_v2 = versions.index(2) if 2 in versions else None
     result["push_mid_test"] = {
-        **during["summary"], "version_pushed": pushed.get("version"),
+        **during["summary"],
+        "version_pushed": pushed.get("version"),
         "answered_by_version": {str(v): versions.count(v) for v in (1, 2)},
         "answers_matching_neither_version": versions.count(None),
         "seconds_from_push_to_first_v2_answer": round(ordered[first_v2][4] - pushed["at"], 2) if first_v2 else None,
         "v1_answers_after_the_first_v2_answer": versions[first_v2:].count(1) if first_v2 else None,
-        "served_version_after": server.version()}
+        "served_version_after": server.version(),
+    }
     rss["growth_repeat_mb"] = round(rss["after_repeat"] - rss["after_batched"], 1)
     result["server_rss_mb"] = rss
     result["exit_code_after_sigterm"] = server.stop()
-    result["targets"] = {"errors_zero": all(result[p]["errors"] == 0 for p in
-                                            ("baseline_no_batching", "batched", "batched_repeat", "batched_grpc",
-                                             "push_mid_test")),
-                         "switched_to_v2": result["push_mid_test"]["served_version_after"] == "2"
-                         and versions.count(2) > 0}
+    result["targets"] = {
+        "errors_zero": all(
+            result[p]["errors"] == 0
+            for p in ("baseline_no_batching", "batched", "batched_repeat", "batched_grpc", "push_mid_test")
+        ),
+        "switched_to_v2": result["push_mid_test"]["served_version_after"] == "2" and versions.count(2) > 0,
+    }
     print(json.dumps(result, indent=2))
 
 

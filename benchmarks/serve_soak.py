@@ -23,6 +23,7 @@ The metrics page is scraped after the soak and parsed with prometheus-client's o
 
     python -m benchmarks.serve_soak [--minutes 5] [--clients 4] [--hostile 2] [--bombs 20]
 """
+
 import argparse
 import base64
 import itertools
@@ -53,8 +54,9 @@ def _hwm_mb(pid: int) -> float:
 
 
 def _b64_body(images: list, signature: str = "serving_default") -> str:
-    return json.dumps({"signature_name": signature,
-                       "instances": [{"b64": base64.b64encode(b).decode()} for b in images]})
+    return json.dumps(
+        {"signature_name": signature, "instances": [{"b64": base64.b64encode(b).decode()} for b in images]}
+    )
 
 
 def _at_once(calls: list) -> list:
@@ -64,6 +66,7 @@ def _at_once(calls: list) -> list:
     def run(i):
         gate.wait()
         results[i] = calls[i]()
+
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     for t in threads:
         t.start()
@@ -76,6 +79,7 @@ def _rest_post(url: str, body: str):
     def call():
         r = requests.post(url + ":predict", data=body, headers={"Content-Type": "application/json"}, timeout=300)
         return r.status_code, r.json().get("error", "")
+
     return call
 
 
@@ -87,10 +91,13 @@ def _grpc_predict(target: str, **inputs):
 
     def call():
         try:
-            prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target)).Predict(request, timeout=300)
+            prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target)).Predict(
+                request, timeout=300
+            )
             return 200, ""
         except grpc.RpcError as e:
             return e.code().name, e.details()
+
     return call
 
 
@@ -100,24 +107,38 @@ def _wave(server, calls: list, valid_body: str, expect) -> dict:
     answers = _at_once(calls)
     seconds = time.perf_counter() - started
     after = _rest_post(server.url, valid_body)()
-    return {"requests": len(calls), "seconds": round(seconds, 2), "answers_as_expected": sum(map(expect, answers)),
-            "example_answer": list(answers[0]), "peak_rss_mb": _hwm_mb(server.proc.pid),
-            "peak_rss_before_mb": before_hwm, "valid_request_after": after[0]}
+    return {
+        "requests": len(calls),
+        "seconds": round(seconds, 2),
+        "answers_as_expected": sum(map(expect, answers)),
+        "example_answer": list(answers[0]),
+        "peak_rss_mb": _hwm_mb(server.proc.pid),
+        "peak_rss_before_mb": before_hwm,
+        "valid_request_after": after[0],
+    }
 
 
 def _hostile_requests(server) -> list:
     """(name, call, expected status) cycled by the hostile clients."""
     url, target = server.url, server.grpc_target
-    bombs = {"png": hostile_images.png_bomb(30000, 30000), "jpeg": hostile_images.jpeg_bomb(),
-             "gif": hostile_images.gif_bomb(), "bmp": hostile_images.bmp_bomb(), "webp": hostile_images.webp_bomb()}
+    bombs = {
+        "png": hostile_images.png_bomb(30000, 30000),
+        "jpeg": hostile_images.jpeg_bomb(),
+        "gif": hostile_images.gif_bomb(),
+        "bmp": hostile_images.bmp_bomb(),
+        "webp": hostile_images.webp_bomb(),
+    }
     cases = [(f"rest_bomb_{k}", _rest_post(url, _b64_body([v])), 400) for k, v in bombs.items()]
     cases += [
         ("rest_gif_150_frames", _rest_post(url, _b64_body([hostile_images.animation("GIF", 150)])), 400),
         ("rest_junk", _rest_post(url, _b64_body([b"junk"])), 400),
         ("rest_deep_json", _rest_post(url, "[" * 100000 + "]" * 100000), 400),
         ("rest_too_many_instances", _rest_post(url, _b64_body([b"x"] * 1025)), 400),
-        ("rest_wrong_dtype", _rest_post(url, json.dumps({"signature_name": "serve_images",
-                                                         "inputs": [[[["a", "b", "c"]]]]})), 400),
+        (
+            "rest_wrong_dtype",
+            _rest_post(url, json.dumps({"signature_name": "serve_images", "inputs": [[[["a", "b", "c"]]]]})),
+            400,
+        ),
         ("grpc_bomb_png", _grpc_predict(target, images=[bombs["png"]]), "INVALID_ARGUMENT"),
         ("grpc_junk", _grpc_predict(target, images=[b"junk"]), "INVALID_ARGUMENT"),
         ("grpc_wrong_dtype", _grpc_predict(target, images=np.zeros(3, np.float32)), "INVALID_ARGUMENT"),
@@ -133,7 +154,7 @@ def _soak(server, work, exports, images, expected, args) -> dict:
     seconds = args.minutes * 60
 
     def valid(index):
-        send = (rest_client(server.url, images) if index % 2 == 0 else grpc_client(server.grpc_target, images))
+        send = rest_client(server.url, images) if index % 2 == 0 else grpc_client(server.grpc_target, images)
         api = "rest" if index % 2 == 0 else "grpc"
         for i in itertools.count(index):
             if stop.is_set():
@@ -173,7 +194,9 @@ def _soak(server, work, exports, images, expected, args) -> dict:
     valid_latencies = sorted(r[3] * 1000 for r in records if r[0] == "valid" and r[2])
     hostile_records = [r for r in records if r[1] == "hostile"]
     return {
-        "minutes": args.minutes, "valid_clients": args.clients, "hostile_clients": args.hostile,
+        "minutes": args.minutes,
+        "valid_clients": args.clients,
+        "hostile_clients": args.hostile,
         "valid_requests": sum(r[0] == "valid" for r in records),
         "valid_by_api": {api: sum(r[0] == "valid" and r[1] == api for r in records) for api in ("rest", "grpc")},
         "valid_errors": sum(r[0] == "valid" and not r[2] for r in records),
@@ -181,8 +204,11 @@ def _soak(server, work, exports, images, expected, args) -> dict:
         "hostile_not_answered_as_expected": sorted({r[0] for r in hostile_records if not r[2]}),
         "valid_p50_ms": round(statistics.median(valid_latencies), 1),
         "valid_p99_ms": round(valid_latencies[int(0.99 * (len(valid_latencies) - 1))], 1),
-        "version_pushed_at_40_percent": pushed, "served_version_after": server.version(),
-        "rss_mb_start": rss[0][1], "rss_mb_end": rss[-1][1], "peak_rss_mb": _hwm_mb(server.proc.pid),
+        "version_pushed_at_40_percent": pushed,
+        "served_version_after": server.version(),
+        "rss_mb_start": rss[0][1],
+        "rss_mb_end": rss[-1][1],
+        "peak_rss_mb": _hwm_mb(server.proc.pid),
         "rss_slope_second_half_mb_per_min": round(float(slope), 2),
         "rss_growth_second_half_mb": round(half[-1][1] - half[0][1], 1),
         "rss_mb_every_10_s": [m for t, m in rss[::10]],
@@ -199,14 +225,23 @@ def _metrics(server) -> dict:
         if sample.name.endswith("_total"):
             key = f"{sample.labels['entrypoint']} {sample.labels['status']}"
             requests_by[key] = requests_by.get(key, 0) + int(sample.value)
-    batch = {s.name: s.value for s in families[":tensorflow:serving:batching_session:batch_size"].samples
-             if s.name.endswith(("_count", "_sum"))}
-    return {"families": len(families), "requests_by_entrypoint_and_status": requests_by,
-            "batches": int(sum(v for k, v in batch.items() if k.endswith("_count"))),
-            "rows_in_batches": int(sum(v for k, v in batch.items() if k.endswith("_sum"))),
-            "model_loads": {s.labels["status"]: int(s.value) for s in families[":tensorflow:serving:model_load_count"].samples
-                            if s.name.endswith("_total")},
-            "model_version": int(families[":tensorflow:serving:model_version"].samples[0].value)}
+    batch = {
+        s.name: s.value
+        for s in families[":tensorflow:serving:batching_session:batch_size"].samples
+        if s.name.endswith(("_count", "_sum"))
+    }
+    return {
+        "families": len(families),
+        "requests_by_entrypoint_and_status": requests_by,
+        "batches": int(sum(v for k, v in batch.items() if k.endswith("_count"))),
+        "rows_in_batches": int(sum(v for k, v in batch.items() if k.endswith("_sum"))),
+        "model_loads": {
+            s.labels["status"]: int(s.value)
+            for s in families[":tensorflow:serving:model_load_count"].samples
+            if s.name.endswith("_total")
+        },
+        "model_version": int(families[":tensorflow:serving:model_version"].samples[0].value),
+    }
 
 
 def main(argv=None) -> None:
@@ -225,16 +260,23 @@ def main(argv=None) -> None:
         _rest_post(server.url, valid_body)()
     result = {"idle_rss_mb": rss_mb(server.proc.pid), "idle_peak_rss_mb": _hwm_mb(server.proc.pid)}
     names_limit = lambda a: a[0] in (400, "INVALID_ARGUMENT") and _LIMIT in a[1]  # noqa: E731
-    for name, data in (("png_30000", hostile_images.png_bomb(30000, 30000)),
-                       ("png_12000", hostile_images.png_bomb(12000, 12000))):
-        result[f"bombs_rest_{name}"] = _wave(server, [_rest_post(server.url, _b64_body([data]))] * args.bombs,
-                                             valid_body, names_limit)
+    for name, data in (
+        ("png_30000", hostile_images.png_bomb(30000, 30000)),
+        ("png_12000", hostile_images.png_bomb(12000, 12000)),
+    ):
+        result[f"bombs_rest_{name}"] = _wave(
+            server, [_rest_post(server.url, _b64_body([data]))] * args.bombs, valid_body, names_limit
+        )
     result["bombs_grpc_png_30000"] = _wave(
-        server, [_grpc_predict(server.grpc_target, images=[hostile_images.png_bomb(30000, 30000)])] * args.bombs,
-        valid_body, names_limit)
+        server,
+        [_grpc_predict(server.grpc_target, images=[hostile_images.png_bomb(30000, 30000)])] * args.bombs,
+        valid_body,
+        names_limit,
+    )
     large = _b64_body([hostile_images.png_bomb(4000, 3000)])
-    result["large_legal_png_4000x3000"] = _wave(server, [_rest_post(server.url, large)] * args.bombs, valid_body,
-                                                lambda a: a[0] == 200)
+    result["large_legal_png_4000x3000"] = _wave(
+        server, [_rest_post(server.url, large)] * args.bombs, valid_body, lambda a: a[0] == 200
+    )
     result["soak"] = _soak(server, work, exports, images, expected, args)
     result["metrics_after_soak"] = _metrics(server)
     result["exit_code_after_sigterm"] = server.stop()

@@ -19,6 +19,7 @@ scored as served (with `export.tta`'s default).
 Prints one JSON object (and a Markdown table on stderr). Time ratio: a lever's training-stage
 seconds over the baseline's at the same fraction, measured in the same process one after another.
 """
+
 import argparse
 import dataclasses
 import json
@@ -58,10 +59,13 @@ LEVERS = {
 
 
 def _with_lever(config: TrainConfig, lever: dict) -> TrainConfig:
-    stages = tuple(dataclasses.replace(s, **lever.get("finetune", {})) if s.name == "finetune" else s
-                   for s in config.effective_stages())
-    return dataclasses.replace(config, augment=dataclasses.replace(config.augment, **lever.get("augment", {})),
-                               stages=stages)
+    stages = tuple(
+        dataclasses.replace(s, **lever.get("finetune", {})) if s.name == "finetune" else s
+        for s in config.effective_stages()
+    )
+    return dataclasses.replace(
+        config, augment=dataclasses.replace(config.augment, **lever.get("augment", {})), stages=stages
+    )
 
 
 def _ingest(tmp: str) -> str:
@@ -91,10 +95,13 @@ def _train(config: TrainConfig, ingest_dir: str, out: str) -> dict:
     which would make every later lever look faster than the baseline)."""
     started = time.perf_counter()
     result = run(config, ingest_dir, out)
-    return {"seconds": round(sum(s.seconds for s in result.stages), 1),
-            "wall_seconds": round(time.perf_counter() - started, 1),
-            "val_accuracy": round(result.best_val_accuracy, 4), "kept_stage": result.kept_stage,
-            "epochs": {s.name: s.epochs_run for s in result.stages}}
+    return {
+        "seconds": round(sum(s.seconds for s in result.stages), 1),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "val_accuracy": round(result.best_val_accuracy, 4),
+        "kept_stage": result.kept_stage,
+        "epochs": {s.name: s.epochs_run for s in result.stages},
+    }
 
 
 def _scored(record: dict, correct: np.ndarray, baseline_correct) -> dict:
@@ -103,17 +110,26 @@ def _scored(record: dict, correct: np.ndarray, baseline_correct) -> dict:
     if baseline_correct is not None:
         better = paired_comparison(baseline_correct, correct, 0.95)  # H1: the baseline is worse
         worse = paired_comparison(correct, baseline_correct, 0.95)  # H1: the lever is worse
-        record.update(delta_vs_baseline=round((right - int(baseline_correct.sum())) / n, 4),
-                      p_better=better["statistic"]["p_value"], p_worse=worse["statistic"]["p_value"],
-                      images_gained=better["statistic"]["model_worse"], images_lost=worse["statistic"]["model_worse"])
+        record.update(
+            delta_vs_baseline=round((right - int(baseline_correct.sum())) / n, 4),
+            p_better=better["statistic"]["p_value"],
+            p_worse=worse["statistic"]["p_value"],
+            images_gained=better["statistic"]["model_worse"],
+            images_lost=worse["statistic"]["model_worse"],
+        )
     return record
 
 
 def _row(fraction, name, r) -> str:
-    delta = f"{r['delta_vs_baseline']:+.3f} (p_better {r['p_better']:.2f}, p_worse {r['p_worse']:.2f})" \
-        if "delta_vs_baseline" in r else "baseline"
-    return (f"| {fraction} | {name} | {r['test_accuracy']:.3f} [{r['interval_95'][0]:.2f}, {r['interval_95'][1]:.2f}] "
-            f"| {delta} | {r.get('seconds', 0):.0f} s ({r.get('time_ratio', 1.0):.2f}x) |")
+    delta = (
+        f"{r['delta_vs_baseline']:+.3f} (p_better {r['p_better']:.2f}, p_worse {r['p_worse']:.2f})"
+        if "delta_vs_baseline" in r
+        else "baseline"
+    )
+    return (
+        f"| {fraction} | {name} | {r['test_accuracy']:.3f} [{r['interval_95'][0]:.2f}, {r['interval_95'][1]:.2f}] "
+        f"| {delta} | {r.get('seconds', 0):.0f} s ({r.get('time_ratio', 1.0):.2f}x) |"
+    )
 
 
 def main(argv=None) -> dict:
@@ -121,8 +137,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--ingest-dir", help="an ingest output directory (default: ingest ../shared sign-language)")
     parser.add_argument("--weights", default=os.path.join(SHARED, "weights", "mobilenetv2_0.35_96_cifar6_notop.keras"))
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.2])
-    parser.add_argument("--levers", nargs="+", default=["randaugment", "mixup", "cutmix", "tta_flip", "default"],
-                        choices=[*LEVERS, "tta_flip", "default"])
+    parser.add_argument(
+        "--levers",
+        nargs="+",
+        default=["randaugment", "mixup", "cutmix", "tta_flip", "default"],
+        choices=[*LEVERS, "tta_flip", "default"],
+    )
     parser.add_argument("--seed", type=int, default=0)
     # float32 by default: `auto` measures the CPU under whatever load the benchmark itself puts on it,
     # and a policy that flips between runs would move every accuracy by a few points.
@@ -136,9 +156,12 @@ def main(argv=None) -> dict:
         base = TrainConfig(weights=args.weights, seed=args.seed, evaluate_test=False, precision=args.precision)
         for fraction in args.fractions:
             rows = results[str(fraction)] = {}
-            configs = {"baseline": dataclasses.replace(base, augment=PREVIOUS, stages=PREVIOUS_STAGES,
-                                                       train_fraction=fraction)}
-            configs.update({name: _with_lever(configs["baseline"], LEVERS[name]) for name in args.levers if name in LEVERS})
+            configs = {
+                "baseline": dataclasses.replace(base, augment=PREVIOUS, stages=PREVIOUS_STAGES, train_fraction=fraction)
+            }
+            configs.update(
+                {name: _with_lever(configs["baseline"], LEVERS[name]) for name in args.levers if name in LEVERS}
+            )
             if "default" in args.levers:
                 configs["default"] = dataclasses.replace(base, train_fraction=fraction)
             baseline_correct = None
@@ -147,8 +170,11 @@ def main(argv=None) -> dict:
                 record = _train(config, ingest_dir, out)
                 model = keras.saving.load_model(os.path.join(out, "model.keras"))
                 # The default recipe is scored as it is served: export.tta=auto flips (components/export/tta.py).
-                served_flip = name == "default" and tta.resolve("auto", {"config": json.loads(json.dumps(
-                    dataclasses.asdict(config), default=str))}) == "flip"
+                served_flip = (
+                    name == "default"
+                    and tta.resolve("auto", {"config": json.loads(json.dumps(dataclasses.asdict(config), default=str))})
+                    == "flip"
+                )
                 probabilities, labels = _test_probabilities(model, ingest_dir, config.image_size, flip=served_flip)
                 record["tta"] = "flip" if served_flip else "none"
                 correct = probabilities.argmax(axis=1) == labels
@@ -157,14 +183,21 @@ def main(argv=None) -> dict:
                     baseline_correct = correct
                     if "tta_flip" in args.levers:
                         flipped, _ = _test_probabilities(model, ingest_dir, config.image_size, flip=True)
-                        rows["tta_flip"] = _scored({"seconds": record["seconds"]}, flipped.argmax(axis=1) == labels,
-                                                   baseline_correct)
+                        rows["tta_flip"] = _scored(
+                            {"seconds": record["seconds"]}, flipped.argmax(axis=1) == labels, baseline_correct
+                        )
                 rows[name]["time_ratio"] = round(record["seconds"] / rows["baseline"]["seconds"], 2)
                 print(_row(fraction, name, rows[name]), file=sys.stderr, flush=True)
-    report = {"benchmark": "small_data_levers", "weights": os.path.basename(args.weights), "seed": args.seed,
-              "precision": args.precision,
-              "levers": LEVERS, "results": results, "load_average_1min": round(os.getloadavg()[0], 2),
-              "cpu_count": os.cpu_count()}
+    report = {
+        "benchmark": "small_data_levers",
+        "weights": os.path.basename(args.weights),
+        "seed": args.seed,
+        "precision": args.precision,
+        "levers": LEVERS,
+        "results": results,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "cpu_count": os.cpu_count(),
+    }
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

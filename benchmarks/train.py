@@ -11,6 +11,7 @@ reported separately and added to its first epoch for the first-epoch ratio. Prin
 Defaults: the sign-language folder in ../shared (ingested into a temporary directory) and the
 pretrained MobileNetV2 in ../shared/weights, at 96 px.
 """
+
 import argparse
 import json
 import os
@@ -53,9 +54,13 @@ def _timed_run(config: TrainConfig, ingest_dir: str, out: str) -> dict:
     started = time.perf_counter()
     result = run(config, ingest_dir, out, callbacks=[timer])
     stage = result.stages[0]
-    return {"epoch_seconds": [round(s, 3) for s in timer.seconds], "stage_seconds": round(stage.seconds, 2),
-            "feature_extraction_seconds": round(stage.feature_extraction_seconds, 2),
-            "total_seconds": round(time.perf_counter() - started, 2), "val_accuracy": round(result.best_val_accuracy, 4)}
+    return {
+        "epoch_seconds": [round(s, 3) for s in timer.seconds],
+        "stage_seconds": round(stage.seconds, 2),
+        "feature_extraction_seconds": round(stage.feature_extraction_seconds, 2),
+        "total_seconds": round(time.perf_counter() - started, 2),
+        "val_accuracy": round(result.best_val_accuracy, 4),
+    }
 
 
 def main(argv=None) -> dict:
@@ -71,21 +76,29 @@ def main(argv=None) -> dict:
         ingest_dir = args.ingest_dir or _ingest(tmp)
         runs = {}
         for name, cache in (("uncached", False), ("cached", True)):
-            config = TrainConfig(weights=args.weights, image_size=args.image_size, batch_size=args.batch_size,
-                                 cache_features=cache, evaluate_test=False,
-                                 stages=(StageConfig("head", epochs=args.epochs, learning_rate=3e-3,
-                                                     cosine_decay=False),))
+            config = TrainConfig(
+                weights=args.weights,
+                image_size=args.image_size,
+                batch_size=args.batch_size,
+                cache_features=cache,
+                evaluate_test=False,
+                stages=(StageConfig("head", epochs=args.epochs, learning_rate=3e-3, cosine_decay=False),),
+            )
             runs[name] = _timed_run(config, ingest_dir, os.path.join(tmp, name))
     cached, uncached = runs["cached"], runs["uncached"]
     # Medians: a neighbour's load spike in one epoch should not decide the ratio either way.
     after_first = statistics.median(uncached["epoch_seconds"][1:]) / statistics.median(cached["epoch_seconds"][1:])
     report = {
         "benchmark": "train_head_stage_cached_features",
-        "image_size": args.image_size, "batch_size": args.batch_size, "epochs": args.epochs,
-        "uncached": uncached, "cached": cached,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "uncached": uncached,
+        "cached": cached,
         "speedup_per_epoch_after_first": round(after_first, 1),
         "speedup_first_epoch_including_extraction": round(
-            uncached["epoch_seconds"][0] / (cached["epoch_seconds"][0] + cached["feature_extraction_seconds"]), 2),
+            uncached["epoch_seconds"][0] / (cached["epoch_seconds"][0] + cached["feature_extraction_seconds"]), 2
+        ),
         "speedup_stage": round(uncached["stage_seconds"] / cached["stage_seconds"], 2),
         "target_speedup_after_first": TARGET,
         "target_met": after_first >= TARGET,

@@ -22,6 +22,7 @@ process), which another process's load disturbs far less than wall time.
 
     python -m benchmarks.train_input [--images 800] [--batches 15] [--rounds 7] [--steps 8]
 """
+
 import argparse
 import json
 import os
@@ -62,8 +63,9 @@ def baseline_dataset(photo_dir: str, image_size, batch_size: int, augment: Augme
             images = layer(images, training=True)
         return images, labels
 
-    ds = keras.utils.image_dataset_from_directory(photo_dir, image_size=image_size, batch_size=batch_size,
-                                                  shuffle=True, seed=0, verbose=False)
+    ds = keras.utils.image_dataset_from_directory(
+        photo_dir, image_size=image_size, batch_size=batch_size, shuffle=True, seed=0, verbose=False
+    )
     return ds.repeat().map(apply, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
@@ -84,7 +86,10 @@ def throughput(dataset: tf.data.Dataset, batches: int, warmup: int = 2) -> dict:
         next(iterator)
     start, cpu = time.perf_counter(), _cpu_seconds()
     images = sum(int(tf.shape(next(iterator)[0])[0]) for _ in range(batches))
-    result = {"images_per_s": images / (time.perf_counter() - start), "cpu_ms_per_image": 1000 * (_cpu_seconds() - cpu) / images}
+    result = {
+        "images_per_s": images / (time.perf_counter() - start),
+        "cpu_ms_per_image": 1000 * (_cpu_seconds() - cpu) / images,
+    }
     del iterator
     return result
 
@@ -112,8 +117,12 @@ def input_wait_fraction(ingest_dir: str, image_size, batch_size: int, steps: int
         end = time.perf_counter()
         waited += fetched - start
         total += end - start
-    return {"wait_fraction": round(waited / total, 4), "step_seconds": round(total / steps, 3),
-            "waited_seconds": round(waited, 3), "steps": steps}
+    return {
+        "wait_fraction": round(waited / total, 4),
+        "step_seconds": round(total / steps, 3),
+        "waited_seconds": round(waited, 3),
+        "steps": steps,
+    }
 
 
 def main() -> None:
@@ -142,21 +151,28 @@ def main() -> None:
         epoch = -(-sum(Examples(ingest_dir).class_counts("train")) // args.batch_size) + 1
         throughput(ours, epoch)  # a whole epoch: fills our in-memory cache of encoded bytes
         throughput(baseline, epoch)  # and the OS page cache with the baseline's files
-        rounds = [{"ours": throughput(ours, args.batches), "baseline": throughput(baseline, args.batches)}
-                  for _ in range(args.rounds)]
+        rounds = [
+            {"ours": throughput(ours, args.batches), "baseline": throughput(baseline, args.batches)}
+            for _ in range(args.rounds)
+        ]
 
         def median(pipeline, key):
             return round(statistics.median(r[pipeline][key] for r in rounds), 2)
 
         def median_ratio(key, invert=False):
-            ratios = [(r["baseline"][key] / r["ours"][key]) if invert else (r["ours"][key] / r["baseline"][key])
-                      for r in rounds]
+            ratios = [
+                (r["baseline"][key] / r["ours"][key]) if invert else (r["ours"][key] / r["baseline"][key])
+                for r in rounds
+            ]
             return round(statistics.median(ratios), 2)
 
         result = {
             "benchmark": "train_input",
-            "photos": args.images, "photo_size": [500, 375], "image_size": args.image_size,
-            "batch_size": args.batch_size, "timed_batches_per_round": args.batches,
+            "photos": args.images,
+            "photo_size": [500, 375],
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "timed_batches_per_round": args.batches,
             "ours_images_per_s": median("ours", "images_per_s"),
             "baseline_images_per_s": median("baseline", "images_per_s"),
             "speedup_vs_image_dataset_from_directory": median_ratio("images_per_s"),
@@ -165,12 +181,16 @@ def main() -> None:
             "baseline_cpu_ms_per_image": median("baseline", "cpu_ms_per_image"),
             "cpu_speedup": median_ratio("cpu_ms_per_image", invert=True),
             "rounds_speedup": [round(r["ours"]["images_per_s"] / r["baseline"]["images_per_s"], 2) for r in rounds],
-            "augment": {"ours": "random-resized-crop + flip/rotation/zoom/contrast/brightness (AugmentConfig())",
-                        "baseline": "flip/rotation/zoom/contrast/brightness Keras layers, same ranges, no crop"},
+            "augment": {
+                "ours": "random-resized-crop + flip/rotation/zoom/contrast/brightness (AugmentConfig())",
+                "baseline": "flip/rotation/zoom/contrast/brightness Keras layers, same ranges, no crop",
+            },
         }
         if args.steps:
             result["input_wait_mobilenet_v2"] = {
-                mode: input_wait_fraction(ingest_dir, size, args.batch_size, args.steps, head_only=(mode == "head_only"))
+                mode: input_wait_fraction(
+                    ingest_dir, size, args.batch_size, args.steps, head_only=(mode == "head_only")
+                )
                 for mode in ("finetune", "head_only")
             }
             result["target_wait_fraction"] = 0.05

@@ -1,4 +1,5 @@
 """Orchestration and command-line entry points; no image, model or metric logic lives here."""
+
 import os
 import sys
 

@@ -14,6 +14,7 @@ Outputs are published by the components themselves (write to a temporary sibling
 a killed run can leave such temporaries behind, and `remove_stale_temporaries` clears them once
 the next run holds the lock (no other run can be writing them then).
 """
+
 import os
 
 from components.common import fileio

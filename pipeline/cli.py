@@ -4,6 +4,7 @@ A `PipelineError` is something the user can fix: its message (what, where, how t
 documented exit code. Anything else is a bug: one plain line and the code for unexpected failures,
 never a traceback.
 """
+
 import functools
 import sys
 

@@ -7,6 +7,7 @@ are checked against the dataclass field types here (unknown key, wrong type) and
 dataclass's own `validate()` (ranges), before anything runs; every error names the key, the bad
 value and what is allowed, and exits with the usage code.
 """
+
 import dataclasses
 import importlib
 import types
@@ -66,6 +67,7 @@ def available_sections() -> dict:
 
 # --- turning plain data into typed values ----------------------------------------------------
 
+
 def _type_name(hint) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
@@ -79,17 +81,20 @@ def _exactly(kind):
         if isinstance(value, kind):
             return value
         raise ValueError
+
     return convert
 
 
 def _number(kind):
     """int or float from YAML data; numeric text counts too (PyYAML, YAML 1.1, reads 2e-3 as a string)."""
+
     def convert(value):
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError
         if kind is int and isinstance(value, float):
             raise ValueError
         return kind(value)
+
     return convert
 
 
@@ -183,6 +188,7 @@ def build_dataclass(cls, data: Mapping, prefix: str):
 
 
 # --- the whole run's configuration ------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:

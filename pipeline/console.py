@@ -14,16 +14,19 @@ there. Our own messages and Python tracebacks pass through unchanged.
 Installed by `pipeline/__init__.py` only when the interpreter was started as `python -m pipeline.X`,
 never on import as a library (a test's or a notebook's stderr is left alone).
 """
+
 import atexit
 import os
 import re
 import sys
 import threading
 
-NATIVE_LINE = re.compile(rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]]+\] |WARNING: All log messages before "
-                         rb"absl::InitializeLog\(\) is called|WARNING: Logging before InitGoogle\(\) is written to STDERR"  # mediapipe's
-                         rb"|To enable the following instructions: "
-                         rb"|INFO: Created TensorFlow Lite |fully_quantize: \d)")  # the last two: TFLite's runtime, converter
+NATIVE_LINE = re.compile(
+    rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^\]]+\] |WARNING: All log messages before "
+    rb"absl::InitializeLog\(\) is called|WARNING: Logging before InitGoogle\(\) is written to STDERR"  # mediapipe's
+    rb"|To enable the following instructions: "
+    rb"|INFO: Created TensorFlow Lite |fully_quantize: \d)"
+)  # the last two: TFLite's runtime, converter
 _KEPT_IN_MEMORY = 200  # lines kept until a library.log is attached (the import-time preamble is ~10)
 
 

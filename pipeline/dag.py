@@ -12,6 +12,7 @@ baseline, the push destination), how its component's `run` is called, and which 
 result that is not ok maps to. `pipeline/executor.py` is a loop over these that knows no
 component by name: a new component is its folder plus one `Node(...)` line below.
 """
+
 import dataclasses
 import importlib
 import importlib.util
@@ -64,13 +65,17 @@ def _beam_options(args: list):
 
 
 def _validation_failed(summary: str, uri: str) -> DataError:
-    return DataError(f"data validation failed: {summary.strip()}\n(details in "
-                     f"{kinds.ExampleAnomalies(uri).path(kinds.ExampleAnomalies.ANOMALIES)})")
+    return DataError(
+        f"data validation failed: {summary.strip()}\n(details in "
+        f"{kinds.ExampleAnomalies(uri).path(kinds.ExampleAnomalies.ANOMALIES)})"
+    )
 
 
 def _audit_failed(summary: str, uri: str) -> DataError:
-    return DataError(f"the audit stopped the run: {summary.strip()}\n(details in "
-                     f"{kinds.Audit(uri).path(kinds.Audit.NEAR_DUPLICATES)})")
+    return DataError(
+        f"the audit stopped the run: {summary.strip()}\n(details in "
+        f"{kinds.Audit(uri).path(kinds.Audit.NEAR_DUPLICATES)})"
+    )
 
 
 def _not_pushed(summary: str, uri: str) -> NotBlessedError:
@@ -78,29 +83,79 @@ def _not_pushed(summary: str, uri: str) -> NotBlessedError:
 
 
 NODES = (
-    Node("ingest", (), kinds.Examples, config="components.ingest.config:IngestConfig", resolve=drivers.ingest,
-         preflight=drivers.ingest_preflight,
-         call=lambda run, ctx, i, out, r: run(ctx.config["ingest"], out, previous_dir=r.args["previous"],
-                                                beam_options=_beam_options(ctx.beam_args))),
-    Node("validate", ("ingest",), kinds.ExampleAnomalies, config="components.validate.config:ValidateConfig",
-         resolve=drivers.validate, failure=_validation_failed,
-         call=lambda run, ctx, i, out, r: run(ctx.config["validate"], i["ingest"], r.args["previous"], out)),
-    Node("train", ("ingest",), kinds.Model, config="components.train.config:TrainConfig",
-         costly_preflight=drivers.train_preflight, resolve=drivers.train,
-         call=lambda run, ctx, i, out, r: run(ctx.config["train"], i["ingest"], out,
-                                               work_dir=artifacts.train_work_dir(ctx.root, r.fingerprint[:16]))),
-    Node("audit", ("train", "ingest"), kinds.Audit, config="components.audit.config:AuditConfig",
-         failure=_audit_failed, call=lambda run, ctx, i, out, r: run(ctx.config["audit"], i["train"], i["ingest"], out)),
-    Node("export", ("train", "ingest"), kinds.ExportedModel, config="components.export.config:ExportConfig",
-         call=lambda run, ctx, i, out, r: run(ctx.config["export"], i["train"], i["ingest"], out)),
-    Node("evaluate", ("export", "ingest"), kinds.ModelBlessing, config="components.evaluate.config:EvaluateConfig",
-         resolve=drivers.evaluate,
-         call=lambda run, ctx, i, out, r: run(ctx.config["evaluate"], i["export"], i["ingest"], r.args["baseline"],
-                                               out, beam_options=_beam_options(ctx.beam_args))),
-    Node("push", ("export", "evaluate"), kinds.ServingVersion, config="components.push.config:PushConfig",
-         resolve=drivers.push, failure=_not_pushed, preflight=drivers.push_preflight,
-         call=lambda run, ctx, i, out, r: run(ctx.config["push"], i["export"], i["evaluate"], ctx.serving_dir,
-                                               force=ctx.force_push)),
+    Node(
+        "ingest",
+        (),
+        kinds.Examples,
+        config="components.ingest.config:IngestConfig",
+        resolve=drivers.ingest,
+        preflight=drivers.ingest_preflight,
+        call=lambda run, ctx, i, out, r: run(
+            ctx.config["ingest"], out, previous_dir=r.args["previous"], beam_options=_beam_options(ctx.beam_args)
+        ),
+    ),
+    Node(
+        "validate",
+        ("ingest",),
+        kinds.ExampleAnomalies,
+        config="components.validate.config:ValidateConfig",
+        resolve=drivers.validate,
+        failure=_validation_failed,
+        call=lambda run, ctx, i, out, r: run(ctx.config["validate"], i["ingest"], r.args["previous"], out),
+    ),
+    Node(
+        "train",
+        ("ingest",),
+        kinds.Model,
+        config="components.train.config:TrainConfig",
+        costly_preflight=drivers.train_preflight,
+        resolve=drivers.train,
+        call=lambda run, ctx, i, out, r: run(
+            ctx.config["train"], i["ingest"], out, work_dir=artifacts.train_work_dir(ctx.root, r.fingerprint[:16])
+        ),
+    ),
+    Node(
+        "audit",
+        ("train", "ingest"),
+        kinds.Audit,
+        config="components.audit.config:AuditConfig",
+        failure=_audit_failed,
+        call=lambda run, ctx, i, out, r: run(ctx.config["audit"], i["train"], i["ingest"], out),
+    ),
+    Node(
+        "export",
+        ("train", "ingest"),
+        kinds.ExportedModel,
+        config="components.export.config:ExportConfig",
+        call=lambda run, ctx, i, out, r: run(ctx.config["export"], i["train"], i["ingest"], out),
+    ),
+    Node(
+        "evaluate",
+        ("export", "ingest"),
+        kinds.ModelBlessing,
+        config="components.evaluate.config:EvaluateConfig",
+        resolve=drivers.evaluate,
+        call=lambda run, ctx, i, out, r: run(
+            ctx.config["evaluate"],
+            i["export"],
+            i["ingest"],
+            r.args["baseline"],
+            out,
+            beam_options=_beam_options(ctx.beam_args),
+        ),
+    ),
+    Node(
+        "push",
+        ("export", "evaluate"),
+        kinds.ServingVersion,
+        config="components.push.config:PushConfig",
+        resolve=drivers.push,
+        failure=_not_pushed,
+        preflight=drivers.push_preflight,
+        call=lambda run, ctx, i, out, r: run(
+            ctx.config["push"], i["export"], i["evaluate"], ctx.serving_dir, force=ctx.force_push
+        ),
+    ),
 )
 
 

@@ -6,6 +6,7 @@ unchanged demo is an unchanged folder and the cached rerun skips everything. Its
 defaults need no download (no ImageNet weights) and finish in minutes; a config file or flags
 still override every one of them.
 """
+
 import os
 
 from components.common import fileio, publish

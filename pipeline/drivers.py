@@ -5,6 +5,7 @@ reruns the node), the arguments its call needs, properties to record with its ou
 next run's driver), and a fallback reuse when the fingerprint alone finds no earlier execution.
 Each reads the lineage store only through `pipeline.metadata.Store`.
 """
+
 import dataclasses
 import os
 from typing import Callable, Optional
@@ -37,8 +38,10 @@ def ingest_preflight(ctx) -> None:
     if data_dir:
         check_root(data_dir)
     if data_dir and "://" not in data_dir and (root + os.sep).startswith(normalised_path(data_dir) + os.sep):
-        raise UsageError(f"the pipeline root {root} is inside the data folder {data_dir}: its outputs would be "
-                         "ingested as a class; put the pipeline root (--pipeline-root) outside the data folder")
+        raise UsageError(
+            f"the pipeline root {root} is inside the data folder {data_dir}: its outputs would be "
+            "ingested as a class; put the pipeline root (--pipeline-root) outside the data folder"
+        )
 
 
 def train_preflight(ctx) -> None:
@@ -75,8 +78,10 @@ def push_preflight(ctx) -> None:
             f.write("")
         fileio.remove(probe)
     except fileio.errors() as e:
-        raise UsageError(f"the serving directory {serving} is not writable ({getattr(e, 'message', e)}): fix its "
-                         "permissions or choose another --serving-dir") from None
+        raise UsageError(
+            f"the serving directory {serving} is not writable ({getattr(e, 'message', e)}): fix its "
+            "permissions or choose another --serving-dir"
+        ) from None
 
 
 def ingest(ctx, inputs) -> Resolved:
@@ -110,7 +115,8 @@ def _trusted_previous_ingest(ctx) -> str | None:
         raise DataError(
             f"the previous ingest, whose manifest.csv keeps every known image in its split, is damaged: {damage}. "
             f"Restore {previous} from a backup; or, to start a new split memory on purpose (images may change "
-            "split, and test metrics are then not comparable with earlier runs), use a new --pipeline-root")
+            "split, and test metrics are then not comparable with earlier runs), use a new --pipeline-root"
+        )
     return previous
 
 
@@ -128,8 +134,9 @@ def _touched_but_unchanged(ctx, listing: dict, basis: str, data_dir: str):
 
 def validate(ctx, inputs) -> Resolved:
     """The ingest before the one being validated: the drift checks compare with it."""
-    previous = ctx.store.latest_output("ingest", complete=lambda uri: Examples(uri).is_complete(),
-                                       before=inputs["ingest"].uri)
+    previous = ctx.store.latest_output(
+        "ingest", complete=lambda uri: Examples(uri).is_complete(), before=inputs["ingest"].uri
+    )
     return Resolved(args={"previous": previous})
 
 
@@ -149,8 +156,9 @@ def evaluate(ctx, inputs) -> Resolved:
     pushed = ctx.store.latest_pushed(_destination(ctx))
     if pushed is not None and ServingVersion(pushed["uri"]).exists():
         if pushed["properties"].get("export_fingerprint") == candidate.fingerprint:
-            return Resolved(args={"baseline": pushed["uri"]},
-                            reuse=lambda: ctx.store.upstream(pushed["id"], ModelBlessing.TYPE))
+            return Resolved(
+                args={"baseline": pushed["uri"]}, reuse=lambda: ctx.store.upstream(pushed["id"], ModelBlessing.TYPE)
+            )
         return Resolved(extra={"baseline": pushed["fingerprint"]}, args={"baseline": pushed["uri"]})
     latest = ServingModel(ctx.serving_dir, ctx.config["push"].model_name).latest()
     if latest is None:
@@ -162,5 +170,7 @@ def evaluate(ctx, inputs) -> Resolved:
 def push(ctx, inputs) -> Resolved:
     """The destination, which decides reuse as much as the model does; the export, for the next baseline."""
     destination = _destination(ctx)
-    return Resolved(extra={"destination": destination},
-                    properties={"export_fingerprint": inputs["export"].fingerprint, "destination": destination})
+    return Resolved(
+        extra={"destination": destination},
+        properties={"export_fingerprint": inputs["export"].fingerprint, "destination": destination},
+    )

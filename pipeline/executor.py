@@ -9,6 +9,7 @@ lineage tells a killed run apart from a finished one; because components publish
 rerun after a kill finds only complete outputs and reuses them. A result that is not ok stops
 the run with the node's own error (and so its exit code), after its outcome is recorded.
 """
+
 import dataclasses
 import json
 import time
@@ -51,8 +52,10 @@ def _usable(ctx: Context, node, execution):
         return None
     damage = _damage(ctx, node, execution)
     if damage:
-        ctx.log(f"[pipeline] WARNING {node.name}: the earlier output of run {execution['run_id']} is damaged "
-                f"({damage}); running {node.name} again")
+        ctx.log(
+            f"[pipeline] WARNING {node.name}: the earlier output of run {execution['run_id']} is damaged "
+            f"({damage}); running {node.name} again"
+        )
         return None
     return execution
 
@@ -77,8 +80,10 @@ def _resolve_inputs(ctx: Context, node, produced: dict) -> dict:
             )
         damage = _damage(ctx, dag.node(name), row)
         if damage:
-            raise DataError(f"{node.name} needs the output of {name}, and the latest one is damaged: {damage}. "
-                            f"Run the pipeline without --only (or with --stop-after {name}) to produce it again")
+            raise DataError(
+                f"{node.name} needs the output of {name}, and the latest one is damaged: {damage}. "
+                f"Run the pipeline without --only (or with --stop-after {name}) to produce it again"
+            )
         inputs[name] = Input(row["output_uri"], _artifact_fingerprint(ctx, row), row["id"])
     return inputs
 
@@ -94,11 +99,11 @@ def _ok(ctx: Context, execution) -> bool:
 
 def _reuse(ctx: Context, node, fp: str, hit) -> Input:
     ctx.store.record_cached(ctx.run_id, node.name, fp, hit)
-    ctx.log(f"[pipeline] {node.name}: unchanged, reusing {hit['output_uri'] or 'the earlier result'} "
-            f"(run {hit['run_id']})")
+    ctx.log(
+        f"[pipeline] {node.name}: unchanged, reusing {hit['output_uri'] or 'the earlier result'} (run {hit['run_id']})"
+    )
     if node.failure is not None and not _ok(ctx, hit):
-        raise node.failure(f"unchanged since run {hit['run_id']}: {(hit['summary'] or '').strip()}",
-                           hit["output_uri"])
+        raise node.failure(f"unchanged since run {hit['run_id']}: {(hit['summary'] or '').strip()}", hit["output_uri"])
     return Input(hit["output_uri"], _artifact_fingerprint(ctx, hit), hit["id"])
 
 
@@ -115,8 +120,12 @@ def _run(ctx: Context, node, run, inputs: dict, resolved, started_run: float) ->
         result = node.call(run, ctx, {k: v.uri for k, v in inputs.items()}, out, resolved)
     except BaseException as e:
         stopped = isinstance(e, (KeyboardInterrupt, Terminated))
-        ctx.store.finish_execution(execution_id, "interrupted" if stopped else "failed", time.monotonic() - started,
-                                   error=f"{type(e).__name__}: {e}")
+        ctx.store.finish_execution(
+            execution_id,
+            "interrupted" if stopped else "failed",
+            time.monotonic() - started,
+            error=f"{type(e).__name__}: {e}",
+        )
         raise
     seconds = time.monotonic() - started
     summary = result.summary()
@@ -148,8 +157,8 @@ def execute(ctx: Context, nodes: list, forced: set) -> dict:
         inputs = _resolve_inputs(ctx, node, produced)
         resolved = node.resolve(ctx, inputs) if node.resolve else drivers.Resolved()
         resolved.fingerprint = fingerprint.component(
-            node.name, ctx.config.section_dict(node.name), {k: v.fingerprint for k, v in inputs.items()},
-            resolved.extra)
+            node.name, ctx.config.section_dict(node.name), {k: v.fingerprint for k, v in inputs.items()}, resolved.extra
+        )
         hit = None
         if node.name not in forced:
             hit = _usable(ctx, node, ctx.store.find_complete(node.name, resolved.fingerprint))

@@ -6,6 +6,7 @@ a change anywhere upstream reaches everything downstream. The ingest reads a fol
 fingerprinted cheaply from its listing (relative path, size, modification time): a nightly run
 over 100k unchanged files costs a directory walk, not a read of every byte.
 """
+
 import functools
 import hashlib
 import importlib.metadata
@@ -14,7 +15,6 @@ import os
 import pathlib
 
 from components.common import fileio
-
 
 _PROJECT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -56,8 +56,11 @@ def code_version(component_name: str | None = None) -> str:
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
     h = hashlib.sha256()
-    folders = ("components", "schemas") if component_name is None else (
-        f"components/{component_name}", "components/common", "schemas")
+    folders = (
+        ("components", "schemas")
+        if component_name is None
+        else (f"components/{component_name}", "components/common", "schemas")
+    )
     for folder in folders:
         for path in sorted((_PROJECT / folder).rglob("*")):
             if path.suffix in (".py", ".pbtxt") and path.is_file():
@@ -68,13 +71,15 @@ def code_version(component_name: str | None = None) -> str:
 
 def component(name: str, section: dict, inputs: dict, extra=None) -> str:
     """The fingerprint of one execution of `name`: config + code version + inputs (+ extra state)."""
-    return digest({
-        "component": name,
-        "config": section,
-        "code_version": code_version(name),
-        "inputs": inputs,
-        "extra": extra,
-    })
+    return digest(
+        {
+            "component": name,
+            "config": section,
+            "code_version": code_version(name),
+            "inputs": inputs,
+            "extra": extra,
+        }
+    )
 
 
 def proven_unchanged(old: dict, new: dict, data_dir: str, manifest_sha256: dict) -> bool:

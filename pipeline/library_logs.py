@@ -10,6 +10,7 @@ module write to `PIPELINE_ROOT/runs/<run_id>/library.log` instead, with the nati
 only what the pipeline says. Nothing is dropped: warnings are each recorded once per place, as
 Python does by default.
 """
+
 import contextlib
 import logging
 

@@ -6,6 +6,7 @@ killed run never blocks the next one: the file stays, with the dead holder's pid
 reported as stale and taken over. The pipeline root therefore has to be on a local (or
 flock-capable) filesystem; the data and serving directories may be anywhere.
 """
+
 import contextlib
 import datetime
 import fcntl

@@ -12,6 +12,7 @@ It plays the part ML Metadata plays in TFX, small enough to read with the `sqlit
 An execution is recorded as `running` before its component starts, so a run killed half way
 leaves a row that says so; the next run marks such rows `interrupted`.
 """
+
 import contextlib
 import datetime
 import json
@@ -106,8 +107,10 @@ class Store:
 
     def runs_starting_with(self, prefix: str) -> list:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return [r["id"] for r in self.db.execute(
-            "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id", (escaped + "%",))]
+        return [
+            r["id"]
+            for r in self.db.execute("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id", (escaped + "%",))
+        ]
 
     # --- executions ---
     def start_execution(self, run_id: str, component: str, fingerprint: str, output_uri: str) -> int:
@@ -119,8 +122,15 @@ class Store:
             )
             return cur.lastrowid
 
-    def finish_execution(self, execution_id: int, status: str, seconds: float, summary: str = "",
-                         error: str = "", output_uri: str | None = None) -> None:
+    def finish_execution(
+        self,
+        execution_id: int,
+        status: str,
+        seconds: float,
+        summary: str = "",
+        error: str = "",
+        output_uri: str | None = None,
+    ) -> None:
         """Close an execution; `output_uri` (when given) is where its output ended up."""
         with self._tx() as db:
             db.execute(
@@ -135,8 +145,18 @@ class Store:
             cur = db.execute(
                 "INSERT INTO executions (run_id, component, fingerprint, status, started, ended, seconds, "
                 "cached_from, output_uri, summary) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (run_id, component, fingerprint, "cached", now(), now(), 0.0, source["id"],
-                 source["output_uri"], source["summary"]),
+                (
+                    run_id,
+                    component,
+                    fingerprint,
+                    "cached",
+                    now(),
+                    now(),
+                    0.0,
+                    source["id"],
+                    source["output_uri"],
+                    source["summary"],
+                ),
             )
             for row in db.execute("SELECT artifact_id, kind FROM events WHERE execution_id=?", (source["id"],)):
                 db.execute("INSERT INTO events VALUES (?,?,?)", (cur.lastrowid, row["artifact_id"], row["kind"]))
@@ -153,8 +173,7 @@ class Store:
     def latest_complete(self, component: str):
         """The latest successful (or cache-reusing) execution of `component`, any fingerprint."""
         return self.db.execute(
-            "SELECT * FROM executions WHERE component=? AND status IN ('complete', 'cached') "
-            "ORDER BY id DESC LIMIT 1",
+            "SELECT * FROM executions WHERE component=? AND status IN ('complete', 'cached') ORDER BY id DESC LIMIT 1",
             (component,),
         ).fetchone()
 
@@ -164,8 +183,9 @@ class Store:
     def latest_output(self, component: str, complete, before: str | None = None) -> str | None:
         """The newest output of `component` (other than `before`) for which `complete(uri)` holds."""
         rows = self.db.execute(
-            "SELECT output_uri FROM executions WHERE component=? AND status IN ('complete','cached') "
-            "ORDER BY id DESC", (component,)).fetchall()
+            "SELECT output_uri FROM executions WHERE component=? AND status IN ('complete','cached') ORDER BY id DESC",
+            (component,),
+        ).fetchall()
         for row in rows:
             uri = row["output_uri"]
             if uri and uri != before and complete(uri):
@@ -201,14 +221,18 @@ class Store:
         rows = self.db.execute(
             "SELECT a.uri, a.properties, v.execution_id FROM artifacts a JOIN events v ON v.artifact_id=a.id "
             "JOIN executions e ON e.id=v.execution_id WHERE a.type=? AND v.kind='output' "
-            "AND e.status='complete' ORDER BY a.id DESC LIMIT ?", (type_, limit)).fetchall()
+            "AND e.status='complete' ORDER BY a.id DESC LIMIT ?",
+            (type_, limit),
+        ).fetchall()
         return [(row["execution_id"], row["uri"], json.loads(row["properties"])) for row in rows]
 
     def producer(self, artifact_id: int):
         """The complete execution that wrote `artifact_id` (not one that reused it), or None."""
         return self.db.execute(
             "SELECT e.* FROM executions e JOIN events v ON v.execution_id=e.id WHERE v.artifact_id=? "
-            "AND v.kind='output' AND e.status='complete' ORDER BY e.id LIMIT 1", (artifact_id,)).fetchone()
+            "AND v.kind='output' AND e.status='complete' ORDER BY e.id LIMIT 1",
+            (artifact_id,),
+        ).fetchone()
 
     def upstream(self, artifact_id: int, type_: str):
         """The execution that wrote the `type_` input read by the producer of `artifact_id`, or None."""

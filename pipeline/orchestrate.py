@@ -3,14 +3,22 @@
 Kept apart from `run.py` (flag parsing) and `executor.py` (the per-component loop) so that each
 reads in one screen. Everything a run writes about itself goes to `PIPELINE_ROOT/runs/<run_id>/`.
 """
+
 import os
 import sys
 import time
 
-
 from components.common import fileio, publish
-from components.common.errors import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, NotBlessedError,
-                                      PipelineError, Terminated, UsageError)
+from components.common.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    NotBlessedError,
+    PipelineError,
+    Terminated,
+    UsageError,
+)
 from pipeline import artifacts, dag, demo, executor, fingerprint, library_logs, lock, metadata, report
 
 
@@ -48,9 +56,15 @@ def _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store) ->
                 demo.ensure_dataset(root, log=_log)
             forced = set().union(*(dag.downstream(name) for name in args.force)) if args.force else set()
             ctx = executor.Context(
-                config=config, store=store, run_id=run_id, root=root, beam_args=beam_args,
-                serving_dir=config.pipeline.effective_serving_dir, force_push=args.force_push,
-                verify=args.verify, log=_log,
+                config=config,
+                store=store,
+                run_id=run_id,
+                root=root,
+                beam_args=beam_args,
+                serving_dir=config.pipeline.effective_serving_dir,
+                force_push=args.force_push,
+                verify=args.verify,
+                log=_log,
             )
             executor.execute(ctx, dag.select(args.only, args.stop_after), forced)
     except PipelineError as e:
@@ -75,8 +89,11 @@ def _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store) ->
 
 def _finish(store, run_id, config, run_dir, status, code, started) -> None:
     """Write the report and print the text summary (also after a failure: it shows how far it got)."""
-    outputs = {e["component"]: e["output_uri"] for e in store.executions(run_id)
-               if e["status"] in ("complete", "cached") and e["output_uri"]}
+    outputs = {
+        e["component"]: e["output_uri"]
+        for e in store.executions(run_id)
+        if e["status"] in ("complete", "cached") and e["output_uri"]
+    }
     text = report.write(store, run_id, config, outputs, run_dir, status, fingerprint.code_version())
     _log("")
     _log(text)

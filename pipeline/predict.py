@@ -7,6 +7,7 @@ Output (stdout): one JSON object per line {"path", "label", "labels", "scores"},
 model abstains (the abstention thresholds it was exported with). An image that cannot be decoded gets {"path", "error"} (CSV: an
 `error` column) and the exit code is then 3; 2 means a usage error, 1 an unexpected failure.
 """
+
 import argparse
 import csv
 import json
@@ -16,11 +17,10 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from components.common.image_ops import IMAGE_EXTENSIONS
 from components.common.errors import EXIT_DATA, EXIT_OK, DataError
+from components.common.image_ops import IMAGE_EXTENSIONS
 from components.common.model_runners import OpenedModel
 from pipeline.cli import exits_with_codes
-
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,8 +51,10 @@ def image_paths(inputs: list) -> list:
             else:
                 raise DataError(f"{item}: no such file or folder")
         except tf.errors.OpError as e:  # e.g. an https:// URL: TensorFlow has no filesystem for it
-            raise DataError(f"{item}: cannot be read ({e.message.splitlines()[0]}): give a local path, or one "
-                            "on a filesystem TensorFlow reads (gs://, s3://, hdfs://); download URLs first") from None
+            raise DataError(
+                f"{item}: cannot be read ({e.message.splitlines()[0]}): give a local path, or one "
+                "on a filesystem TensorFlow reads (gs://, s3://, hdfs://); download URLs first"
+            ) from None
     if not paths:
         raise DataError(f"no images found in {inputs} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return paths
@@ -83,8 +85,10 @@ def _score(model: OpenedModel, paths: list) -> list:
             except tf.errors.InvalidArgumentError:
                 pass
     undecodable = "cannot decode image: not a JPEG/PNG/GIF/BMP file, or truncated"
-    return [(path, scored.get(path), error or (None if path in scored else undecodable))
-            for path, (_, error) in zip(paths, read)]
+    return [
+        (path, scored.get(path), error or (None if path in scored else undecodable))
+        for path, (_, error) in zip(paths, read)
+    ]
 
 
 @exits_with_codes
@@ -95,10 +99,12 @@ def main(argv=None) -> int:
     k = min(args.top_k, len(model.labels))
     writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None
     if writer:
-        writer.writerow(["path", "label"] + [f"{c}_{i}" for i in range(1, k + 1) for c in ("label", "score")] + ["error"])
+        writer.writerow(
+            ["path", "label"] + [f"{c}_{i}" for i in range(1, k + 1) for c in ("label", "score")] + ["error"]
+        )
     failed = 0
     for start in range(0, len(paths), args.batch_size):
-        for path, scored, error in _score(model, paths[start:start + args.batch_size]):
+        for path, scored, error in _score(model, paths[start : start + args.batch_size]):
             failed += error is not None
             probabilities, answer = scored or (None, "")
             top = [] if probabilities is None else np.argsort(-probabilities, kind="stable")[:k]
@@ -108,12 +114,17 @@ def main(argv=None) -> int:
                 cells = [x for pair in zip(labels, scores) for x in pair] or [""] * (2 * k)
                 writer.writerow([path, answer, *cells, error or ""])
             else:
-                row = {"path": path, "error": error} if error else {
-                    "path": path, "label": answer, "labels": labels, "scores": scores}
+                row = (
+                    {"path": path, "error": error}
+                    if error
+                    else {"path": path, "label": answer, "labels": labels, "scores": scores}
+                )
                 print(json.dumps(row))
     if failed:
-        print(f"error: {failed} of {len(paths)} images could not be decoded or read (see the error fields)",
-              file=sys.stderr)
+        print(
+            f"error: {failed} of {len(paths)} images could not be decoded or read (see the error fields)",
+            file=sys.stderr,
+        )
         return EXIT_DATA
     return EXIT_OK
 

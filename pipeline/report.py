@@ -6,12 +6,12 @@ published artifacts (schemas/ARTIFACTS.md) and the lineage store; it computes no
 the test-split predictions behind the "worst misclassified" grid, made with the exported model
 through the shared model runner.
 """
+
 import base64
 import hashlib
 import html
 import json
 import os
-
 
 from components.common import fileio, publish
 from components.common.errors import DataError
@@ -94,10 +94,15 @@ class Report:
         rows = [[name] + [per_class[name].get(s, 0) for s in splits] for name in stats.get("labels", per_class)]
         rows.append(["total"] + [stats["per_split"].get(s, 0) for s in splits])
         files = stats.get("files", {})
-        body = [f"<p>{files.get('found')} files found: {files.get('kept')} kept, {files.get('rejected')} rejected, "
-                f"{files.get('ignored')} ignored.</p>", _table(["class", *splits], rows, "counts")]
-        self.lines.append(f"data: {files.get('kept')} kept / {files.get('found')} found, "
-                          + ", ".join(f"{s} {stats['per_split'].get(s, 0)}" for s in splits))
+        body = [
+            f"<p>{files.get('found')} files found: {files.get('kept')} kept, {files.get('rejected')} rejected, "
+            f"{files.get('ignored')} ignored.</p>",
+            _table(["class", *splits], rows, "counts"),
+        ]
+        self.lines.append(
+            f"data: {files.get('kept')} kept / {files.get('found')} found, "
+            + ", ".join(f"{s} {stats['per_split'].get(s, 0)}" for s in splits)
+        )
         rejected = ingest.rejected()
         by_reason = {}
         for row in rejected:
@@ -106,8 +111,13 @@ class Report:
         if rejected:
             body.append(_table(["reason", "files"], sorted(by_reason.items())))
             body.append(self._rejected_thumbnails(rejected))
-            body.append(_table(["file", "reason", "detail"],
-                               [[r["path"], r["reason"], r["detail"]] for r in rejected[:50]], "rejected"))
+            body.append(
+                _table(
+                    ["file", "reason", "detail"],
+                    [[r["path"], r["reason"], r["detail"]] for r in rejected[:50]],
+                    "rejected",
+                )
+            )
             self.lines.append("rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())))
         else:
             body.append("<p>No file was rejected.</p>")
@@ -115,9 +125,14 @@ class Report:
         items = validation.json_or_none(ExampleAnomalies.ANOMALIES) if validation else None
         if items is not None:
             body.append("<h3>Data validation</h3>")
-            body.append(_table(["severity", "code", "message"],
-                               [[a.get("severity"), a.get("code"), a.get("message")] for a in items])
-                        if items else "<p>No anomalies.</p>")
+            body.append(
+                _table(
+                    ["severity", "code", "message"],
+                    [[a.get("severity"), a.get("code"), a.get("message")] for a in items],
+                )
+                if items
+                else "<p>No anomalies.</p>"
+            )
         self.add("data", "Data", "".join(body))
 
     def _rejected_thumbnails(self, rejected: list) -> str:
@@ -132,8 +147,10 @@ class Report:
                     data = _read(os.path.join(data_dir, row["path"]), "rb")
                 except fileio.errors():  # unreadable is one of the reasons a file is rejected
                     data = None
-            tiles.append(f'<figure>{_img(report_figures.thumbnail(data, row["reason"]), row["path"])}'
-                         f'<figcaption>{html.escape(row["path"])}</figcaption></figure>')
+            tiles.append(
+                f"<figure>{_img(report_figures.thumbnail(data, row['reason']), row['path'])}"
+                f"<figcaption>{html.escape(row['path'])}</figcaption></figure>"
+            )
         return '<div class="thumbs">' + "".join(tiles) + "</div>"
 
     def training(self) -> None:
@@ -149,10 +166,16 @@ class Report:
         rows = [[s["name"], s["epochs_run"], _fmt(s["val_accuracy"])] for s in train.history()["stages"]]
         body.append(_table(["stage", "epochs", "val accuracy after the stage"], rows))
         keys = ("backbone", "alpha", "image_size", "weights", "precision", "val_accuracy", "test_accuracy")
-        body.append(_table(["model", "value"], [[k, _fmt(info[k]) if k.endswith("accuracy") else info[k]]
-                                                for k in keys if k in info]))
-        self.lines.append(f"train: {info.get('backbone')} {info.get('image_size')}, val accuracy "
-                          f"{_fmt(info.get('val_accuracy'))}, test accuracy {_fmt(info.get('test_accuracy'))}")
+        body.append(
+            _table(
+                ["model", "value"],
+                [[k, _fmt(info[k]) if k.endswith("accuracy") else info[k]] for k in keys if k in info],
+            )
+        )
+        self.lines.append(
+            f"train: {info.get('backbone')} {info.get('image_size')}, val accuracy "
+            f"{_fmt(info.get('val_accuracy'))}, test accuracy {_fmt(info.get('test_accuracy'))}"
+        )
         self.add("training", "Training", "".join(body))
 
     def metrics(self) -> None:
@@ -165,13 +188,27 @@ class Report:
         labels = ExportedModel(self.outputs["export"]).labels()
         overall = metrics["metrics"]["candidate"].get("overall", {})
         rows = [[k, _fmt(v)] for k, v in sorted(overall.items()) if "/" not in k]
-        body = [f"<p>{metrics.get('examples')} examples of the {html.escape(str(metrics.get('split')))} split.</p>",
-                _table(["metric", "value"], rows),
-                "<h3>Per class</h3>",
-                _table(["class", "precision", "recall", "F1"],
-                       [[c, _fmt(overall.get(f"precision/{c}")), _fmt(overall.get(f"recall/{c}")),
-                         _fmt(overall.get(f"f1/{c}"))] for c in labels], "per-class")]
-        self.lines.append(f"evaluate: accuracy {_fmt(overall.get('accuracy'))}, macro F1 {_fmt(overall.get('macro_f1'))}")
+        body = [
+            f"<p>{metrics.get('examples')} examples of the {html.escape(str(metrics.get('split')))} split.</p>",
+            _table(["metric", "value"], rows),
+            "<h3>Per class</h3>",
+            _table(
+                ["class", "precision", "recall", "F1"],
+                [
+                    [
+                        c,
+                        _fmt(overall.get(f"precision/{c}")),
+                        _fmt(overall.get(f"recall/{c}")),
+                        _fmt(overall.get(f"f1/{c}")),
+                    ]
+                    for c in labels
+                ],
+                "per-class",
+            ),
+        ]
+        self.lines.append(
+            f"evaluate: accuracy {_fmt(overall.get('accuracy'))}, macro F1 {_fmt(overall.get('macro_f1'))}"
+        )
         self.add("metrics", "Metrics", "".join(body))
         matrix = metrics.get("confusion_matrix", {}).get("candidate")
         if not matrix:
@@ -194,22 +231,33 @@ class Report:
         if not calibration:
             self.add("trust", title, "<p>The evaluation did not run (or predates calibration).</p>")
             return
-        rows = [["ECE", _fmt(calibration.get("ece_before"), 4), _fmt(calibration.get("ece_after"), 4)],
-                ["NLL", _fmt(calibration.get("nll_before"), 4), _fmt(calibration.get("nll_after"), 4)]]
+        rows = [
+            ["ECE", _fmt(calibration.get("ece_before"), 4), _fmt(calibration.get("ece_after"), 4)],
+            ["NLL", _fmt(calibration.get("nll_before"), 4), _fmt(calibration.get("nll_after"), 4)],
+        ]
         temperature = calibration.get("temperature")
-        fitted = (f"Temperature {_fmt(temperature, 4)} fitted on the val split and folded into the model" if temperature
-                  else "No temperature was fitted (export.calibrate: false)")
-        body = [f"<p>{fitted}; measured on the {metrics.get('examples')} images of the {html.escape(str(metrics.get('split')))} split "
-                f"({calibration.get('bins')} confidence bins).</p>",
-                _table(["", "before calibration", "after (exported)"], rows)]
+        fitted = (
+            f"Temperature {_fmt(temperature, 4)} fitted on the val split and folded into the model"
+            if temperature
+            else "No temperature was fitted (export.calibrate: false)"
+        )
+        body = [
+            f"<p>{fitted}; measured on the {metrics.get('examples')} images of the {html.escape(str(metrics.get('split')))} split "
+            f"({calibration.get('bins')} confidence bins).</p>",
+            _table(["", "before calibration", "after (exported)"], rows),
+        ]
         if temperature:
-            self.lines.append(f"calibration: T {_fmt(temperature, 3)}, ECE {_fmt(calibration.get('ece_before'), 4)} -> "
-                              f"{_fmt(calibration.get('ece_after'), 4)}")
+            self.lines.append(
+                f"calibration: T {_fmt(temperature, 3)}, ECE {_fmt(calibration.get('ece_before'), 4)} -> "
+                f"{_fmt(calibration.get('ece_after'), 4)}"
+            )
         if abstention:
             chosen = abstention["selective"]
-            body.append(f"<h3>Abstention</h3><p>Threshold {_fmt(abstention['threshold'], 4)} (fitted on val for "
-                        f"{html.escape(json.dumps(abstention.get('target')))}): {_fmt(chosen['coverage'])} of the images "
-                        f"answered, accuracy of those {_fmt(chosen['accuracy'])}; the rest answered as unknown.</p>")
+            body.append(
+                f"<h3>Abstention</h3><p>Threshold {_fmt(abstention['threshold'], 4)} (fitted on val for "
+                f"{html.escape(json.dumps(abstention.get('target')))}): {_fmt(chosen['coverage'])} of the images "
+                f"answered, accuracy of those {_fmt(chosen['accuracy'])}; the rest answered as unknown.</p>"
+            )
             self.lines.append(f"abstention: coverage {_fmt(chosen['coverage'])}, accuracy {_fmt(chosen['accuracy'])}")
 
         def figures():
@@ -219,8 +267,10 @@ class Report:
             panels["exported model"] = calibration["reliability_after"]
             html_ = _img(report_figures.reliability_diagram(panels), "reliability diagram")
             if abstention:
-                html_ += _img(report_figures.coverage_curve(abstention["curve"], abstention["selective"]),
-                              "accuracy against coverage")
+                html_ += _img(
+                    report_figures.coverage_curve(abstention["curve"], abstention["selective"]),
+                    "accuracy against coverage",
+                )
             return html_
 
         body.append(self._cached("trust", evaluate, figures))
@@ -241,32 +291,45 @@ class Report:
         issues, copies = audit.rows(Audit.LABEL_ISSUES), audit.rows(Audit.NEAR_DUPLICATES)
         review = summary["config"]["review_size"]
         label_review = summary.get("label_review") or {}
-        body = [f"<p>{html.escape(label_review.get('summary', 'no label review'))} (confident learning on a "
-                f"probe's out-of-fold probabilities; the queue is in <code>{Audit.LABEL_ISSUES}</code>, most likely "
-                f"first). Near-copies of train images (<code>{Audit.NEAR_DUPLICATES}</code>): "
-                f"{html.escape(json.dumps(summary['near_duplicates']))}.</p>"]
+        body = [
+            f"<p>{html.escape(label_review.get('summary', 'no label review'))} (confident learning on a "
+            f"probe's out-of-fold probabilities; the queue is in <code>{Audit.LABEL_ISSUES}</code>, most likely "
+            f"first). Near-copies of train images (<code>{Audit.NEAR_DUPLICATES}</code>): "
+            f"{html.escape(json.dumps(summary['near_duplicates']))}.</p>"
+        ]
         claimed = label_review.get("claimed_label_errors")
-        self.lines.append(f"audit: {'no' if claimed is None else claimed} claimed label errors ({len(issues)} in the "
-                          f"review queue), near-copies {summary['near_duplicates']}")
+        self.lines.append(
+            f"audit: {'no' if claimed is None else claimed} claimed label errors ({len(issues)} in the "
+            f"review queue), near-copies {summary['near_duplicates']}"
+        )
 
         def figures():
             from pipeline import report_figures
 
-            wanted = {r["sha256"] for r in issues[:review]} | {r[k] for r in copies[:review]
-                                                                  for k in ("sha256", "train_sha256")}
+            wanted = {r["sha256"] for r in issues[:review]} | {
+                r[k] for r in copies[:review] for k in ("sha256", "train_sha256")
+            }
             images = _images_by_sha256(ingest, wanted)
             parts = []
             if issues[:review]:
                 shown = [r for r in issues[:review] if r["sha256"] in images]
-                parts.append(_img(report_figures.image_grid(
-                    [images[r["sha256"]] for r in shown],
-                    [f"#{r['rank']} given {r['given_label']}\nsuggested {r['suggested_label']}" for r in shown]),
-                    "label issue review queue"))
+                parts.append(
+                    _img(
+                        report_figures.image_grid(
+                            [images[r["sha256"]] for r in shown],
+                            [f"#{r['rank']} given {r['given_label']}\nsuggested {r['suggested_label']}" for r in shown],
+                        ),
+                        "label issue review queue",
+                    )
+                )
             if copies[:review]:
                 pairs = [r for r in copies[:review] if r["sha256"] in images and r["train_sha256"] in images]
                 grid = [x for r in pairs for x in (images[r["sha256"]], images[r["train_sha256"]])]
-                titles = [t for r in pairs for t in (f"{r['split']} {r['path'][-18:]}",
-                                                     f"train copy, cos {float(r['similarity']):.3f}")]
+                titles = [
+                    t
+                    for r in pairs
+                    for t in (f"{r['split']} {r['path'][-18:]}", f"train copy, cos {float(r['similarity']):.3f}")
+                ]
                 parts.append(_img(report_figures.image_grid(grid, titles, columns=6), "near-copies across splits"))
             return "".join(parts)
 
@@ -279,14 +342,18 @@ class Report:
             self.add("worst", "Worst misclassified test images", "<p>No exported model in this run.</p>")
             return
         # Predicting the test split costs seconds; a rerun that reused the model reuses the grid.
-        self.add("worst", "Worst misclassified test images",
-                 self._cached("worst", f"{export}\n{ingest}", lambda: self._worst_html(export, ingest)))
+        self.add(
+            "worst",
+            "Worst misclassified test images",
+            self._cached("worst", f"{export}\n{ingest}", lambda: self._worst_html(export, ingest)),
+        )
 
     def _cached(self, name: str, key: str, build) -> str:
         """`build()`'s HTML, kept in runs/.cache under `key` (published output paths, which never change), so
         a rerun that reused the components neither recomputes nor redraws (matplotlib alone takes a second)."""
-        cache = os.path.join(self.run_dir, os.pardir, ".cache",
-                             f"{name}-" + hashlib.sha256(key.encode()).hexdigest()[:16] + ".html")
+        cache = os.path.join(
+            self.run_dir, os.pardir, ".cache", f"{name}-" + hashlib.sha256(key.encode()).hexdigest()[:16] + ".html"
+        )
         cached = _read(cache)
         if cached is None:
             cached = build()
@@ -308,10 +375,14 @@ class Report:
         wrong = wrong[:WORST_MISCLASSIFIED]
         if not wrong:
             return f"<p>Every one of the {len(y)} {html.escape(split)} images is classified correctly.</p>"
-        titles = [f"true {labels[y[i]]}\npred {labels[predicted[i]]} {probabilities[i, predicted[i]]:.2f}" for i in wrong]
+        titles = [
+            f"true {labels[y[i]]}\npred {labels[predicted[i]]} {probabilities[i, predicted[i]]:.2f}" for i in wrong
+        ]
         grid = report_figures.image_grid([images[i] for i in wrong], titles)
-        return (f"<p>{len(wrong)} most confident mistakes of {sum(predicted != y)} on {len(y)} {html.escape(split)} "
-                f"images (true vs predicted, score).</p>" + _img(grid, "worst misclassified grid"))
+        return (
+            f"<p>{len(wrong)} most confident mistakes of {sum(predicted != y)} on {len(y)} {html.escape(split)} "
+            f"images (true vs predicted, score).</p>" + _img(grid, "worst misclassified grid")
+        )
 
     def gate(self) -> None:
         evaluate = self.outputs.get("evaluate")
@@ -320,13 +391,32 @@ class Report:
             return
         blessing = ModelBlessing(evaluate).blessing()
         verdict = "BLESSED" if blessing.get("blessed") else "NOT BLESSED"
-        rows = [[c.get("name"), c.get("model"), c.get("slice"), _fmt(c.get("threshold")), _fmt(c.get("value")),
-                 _interval(c.get("interval")), str(c.get("examples") or "n/a"), _fmt((c.get("statistic") or {}).get("p_value"), 4),
-                 "pass" if c.get("passed") else "FAIL", c.get("reason") or ""] for c in blessing.get("checks", [])]
+        rows = [
+            [
+                c.get("name"),
+                c.get("model"),
+                c.get("slice"),
+                _fmt(c.get("threshold")),
+                _fmt(c.get("value")),
+                _interval(c.get("interval")),
+                str(c.get("examples") or "n/a"),
+                _fmt((c.get("statistic") or {}).get("p_value"), 4),
+                "pass" if c.get("passed") else "FAIL",
+                c.get("reason") or "",
+            ]
+            for c in blessing.get("checks", [])
+        ]
         baseline = blessing.get("baseline") or "none (first model: judged on value thresholds alone)"
-        self.add("gate", "Gate", f'<p class="verdict">{verdict}</p><p>Baseline: {html.escape(str(baseline))}</p>'
-                 + _table(["check", "model", "slice", "threshold", "value", "interval", "images", "p", "result",
-                           "reason"], rows, "checks"))
+        self.add(
+            "gate",
+            "Gate",
+            f'<p class="verdict">{verdict}</p><p>Baseline: {html.escape(str(baseline))}</p>'
+            + _table(
+                ["check", "model", "slice", "threshold", "value", "interval", "images", "p", "result", "reason"],
+                rows,
+                "checks",
+            ),
+        )
         self.lines.append(f"gate: {verdict}" + "".join(f"\n  FAILED {r}" for r in blessing.get("failed", [])))
 
     def tflite(self) -> None:
@@ -342,8 +432,9 @@ class Report:
         rows = []
         for variant, path in exported.tflite_files().items():
             accuracy = metrics.get(f"tflite_{variant}", {}).get("overall", {}).get("accuracy")
-            rows.append([variant, f"{fileio.stat(path).length / 1024:.0f} KiB", _fmt(accuracy),
-                         _fmt(deltas.get(variant))])
+            rows.append(
+                [variant, f"{fileio.stat(path).length / 1024:.0f} KiB", _fmt(accuracy), _fmt(deltas.get(variant))]
+            )
         body = _table(["variant", "size", "accuracy", "accuracy drop vs float"], rows)
         if parity:
             body += f"<p>Parity (Keras vs SavedModel vs TFLite float32): {html.escape(json.dumps(parity)[:400])}</p>"
@@ -352,21 +443,38 @@ class Report:
     def lineage(self, code_version: str) -> None:
         rows = []
         for e in self.store.executions(self.run_id):
-            rows.append([e["component"], e["status"], f"{e['seconds'] or 0:.1f} s", (e["fingerprint"] or "")[:16],
-                         e["output_uri"] or "-"])
+            rows.append(
+                [
+                    e["component"],
+                    e["status"],
+                    f"{e['seconds'] or 0:.1f} s",
+                    (e["fingerprint"] or "")[:16],
+                    e["output_uri"] or "-",
+                ]
+            )
         ingest = [e for e in self.store.executions(self.run_id) if e["component"] == "ingest"]
         push = [e for e in self.store.executions(self.run_id) if e["component"] == "push"]
         evaluate = self.outputs.get("evaluate")
         blessing = ModelBlessing(evaluate).json_or_none(ModelBlessing.BLESSING) if evaluate else None
         baseline = (blessing or {}).get("baseline")
-        facts = [["run", self.run_id], ["code version", code_version],
-                 ["data fingerprint", ingest[0]["fingerprint"] if ingest else "-"],
-                 ["data", getattr(self.config["ingest"], "data_dir", None) or getattr(self.config["ingest"], "tfds_name", "-")],
-                 ["baseline", baseline or "none"],
-                 ["pushed", (push[0]["output_uri"] or "not pushed") if push else "push did not run"]]
-        self.add("lineage", "Lineage", _table(["", ""], facts) + _table(
-            ["component", "status", "took", "fingerprint", "output"], rows)
-            + f"<h3>Effective config</h3><pre>{html.escape(self.config.to_yaml())}</pre>")
+        facts = [
+            ["run", self.run_id],
+            ["code version", code_version],
+            ["data fingerprint", ingest[0]["fingerprint"] if ingest else "-"],
+            [
+                "data",
+                getattr(self.config["ingest"], "data_dir", None) or getattr(self.config["ingest"], "tfds_name", "-"),
+            ],
+            ["baseline", baseline or "none"],
+            ["pushed", (push[0]["output_uri"] or "not pushed") if push else "push did not run"],
+        ]
+        self.add(
+            "lineage",
+            "Lineage",
+            _table(["", ""], facts)
+            + _table(["component", "status", "took", "fingerprint", "output"], rows)
+            + f"<h3>Effective config</h3><pre>{html.escape(self.config.to_yaml())}</pre>",
+        )
 
     # --- rendering ----------------------------------------------------------------------------
     def html(self, title: str) -> str:
@@ -395,9 +503,17 @@ def write(store, run_id: str, config, outputs: dict, run_dir: str, status: str, 
     naming the error, so a report is always written.
     """
     report = Report(store, run_id, config, outputs, run_dir)
-    for name, section in (("data", report.data), ("training", report.training), ("metrics", report.metrics),
-                          ("trust", report.trust), ("audit", report.audit), ("worst", report.worst), ("gate", report.gate), ("tflite", report.tflite),
-                          ("lineage", lambda: report.lineage(code_version))):
+    for name, section in (
+        ("data", report.data),
+        ("training", report.training),
+        ("metrics", report.metrics),
+        ("trust", report.trust),
+        ("audit", report.audit),
+        ("worst", report.worst),
+        ("gate", report.gate),
+        ("tflite", report.tflite),
+        ("lineage", lambda: report.lineage(code_version)),
+    ):
         try:
             section()
         except Exception as e:  # the report must not turn a finished run into a failed one

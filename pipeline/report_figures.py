@@ -4,6 +4,7 @@ Rendering only: thumbnails of files, a heatmap of a confusion matrix that evalua
 grid of test images with the labels the exported model gave them. The numbers come from the
 components' artifacts; nothing here trains, evaluates or decides.
 """
+
 import io
 
 import numpy as np
@@ -61,8 +62,15 @@ def confusion_heatmap(matrix: list, labels: list) -> bytes:
     top = m.max() if m.size else 0
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center",
-                    color="white" if top and m[i, j] > top / 2 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                f"{int(m[i, j])}",
+                ha="center",
+                va="center",
+                color="white" if top and m[i, j] > top / 2 else "black",
+                fontsize=8,
+            )
     return _png(fig)
 
 
@@ -98,10 +106,23 @@ def reliability_diagram(panels: dict) -> bytes:
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
     for ax, (title, bins) in zip(axes[0], panels.items()):
         filled = [b for b in bins if b["count"]]
-        ax.bar([b["low"] for b in filled], [b["accuracy"] for b in filled], width=[b["high"] - b["low"] for b in filled],
-               align="edge", color="#4477aa", edgecolor="white", label="accuracy")
-        ax.plot([b["confidence"] for b in filled], [b["confidence"] for b in filled], "_", color="#555555",
-                markersize=10, label="mean confidence")
+        ax.bar(
+            [b["low"] for b in filled],
+            [b["accuracy"] for b in filled],
+            width=[b["high"] - b["low"] for b in filled],
+            align="edge",
+            color="#4477aa",
+            edgecolor="white",
+            label="accuracy",
+        )
+        ax.plot(
+            [b["confidence"] for b in filled],
+            [b["confidence"] for b in filled],
+            "_",
+            color="#555555",
+            markersize=10,
+            label="mean confidence",
+        )
         ax.plot([0, 1], [0, 1], "--", color="#aa3377", linewidth=1)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)

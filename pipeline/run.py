@@ -10,6 +10,7 @@ Exit codes (README "Exit codes"): 0 pushed/complete, 1 unexpected, 2 usage/confi
 4 not blessed, 5 locked. A `PipelineError` prints its message, never a traceback; anything else
 prints one line and the path of the log holding the full traceback.
 """
+
 import argparse
 import dataclasses
 import datetime
@@ -72,45 +73,93 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("run")
     g.add_argument("--config", metavar="FILE", help="YAML config, one section per component (see pipeline.yaml)")
-    g.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[], dest="overrides",
-                   help="override any config key, e.g. --set train.label_smoothing=0.1 (repeatable)")
-    g.add_argument("--pipeline-root", metavar="DIR", help="where every output, the lineage store and the lock live "
-                   "(default ./pipeline_root)")
-    g.add_argument("--stop-after", choices=dag.names(), metavar="COMPONENT",
-                   help=f"run up to and including this component ({', '.join(dag.names())})")
-    g.add_argument("--only", choices=dag.names(), metavar="COMPONENT",
-                   help="run only this component, its inputs taken from the latest successful run "
-                   "(reused if unchanged: add --force COMPONENT to rerun it)")
-    g.add_argument("--force", choices=dag.names(), metavar="COMPONENT", action="append", default=[],
-                   help="rerun this component and everything downstream even if unchanged (repeatable)")
-    g.add_argument("--verify", action="store_true", help="before reusing an earlier output, compare every file's "
-                   "sha256 with what was published (sizes are always compared)")
-    g.add_argument("--wait", action="store_true", help="if another run holds the pipeline root, wait for it "
-                   "instead of exiting with code 5")
+    g.add_argument(
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="override any config key, e.g. --set train.label_smoothing=0.1 (repeatable)",
+    )
+    g.add_argument(
+        "--pipeline-root",
+        metavar="DIR",
+        help="where every output, the lineage store and the lock live (default ./pipeline_root)",
+    )
+    g.add_argument(
+        "--stop-after",
+        choices=dag.names(),
+        metavar="COMPONENT",
+        help=f"run up to and including this component ({', '.join(dag.names())})",
+    )
+    g.add_argument(
+        "--only",
+        choices=dag.names(),
+        metavar="COMPONENT",
+        help="run only this component, its inputs taken from the latest successful run "
+        "(reused if unchanged: add --force COMPONENT to rerun it)",
+    )
+    g.add_argument(
+        "--force",
+        choices=dag.names(),
+        metavar="COMPONENT",
+        action="append",
+        default=[],
+        help="rerun this component and everything downstream even if unchanged (repeatable)",
+    )
+    g.add_argument(
+        "--verify",
+        action="store_true",
+        help="before reusing an earlier output, compare every file's "
+        "sha256 with what was published (sizes are always compared)",
+    )
+    g.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another run holds the pipeline root, wait for it instead of exiting with code 5",
+    )
     g = p.add_argument_group("data (default: the built-in demo dataset)")
     g.add_argument("--data-dir", metavar="PATH", help="folder with one sub-folder per class (any Beam filesystem)")
     g.add_argument("--tfds-name", metavar="NAME", help="ingest this TFDS image-classification dataset instead")
     g.add_argument("--max-side", type=int, metavar="N", help="downscale images whose longer side exceeds N at ingest")
-    g.add_argument("--splits", type=_splits, metavar="train=F,val=F,test=F",
-                   help="split fractions per class (default train=0.8,val=0.1,test=0.1)")
+    g.add_argument(
+        "--splits",
+        type=_splits,
+        metavar="train=F,val=F,test=F",
+        help="split fractions per class (default train=0.8,val=0.1,test=0.1)",
+    )
     g = p.add_argument_group("training")
     g.add_argument("--backbone", metavar="NAME", help="keras.applications backbone, e.g. mobilenet_v2")
     g.add_argument("--alpha", type=float, metavar="A", help="width multiplier (MobileNet backbones)")
     g.add_argument("--image-size", type=int, metavar="PX", help="square input size of the model in pixels")
     g.add_argument("--batch-size", type=int, metavar="N", help="training batch size")
-    g.add_argument("--epochs", metavar="N[,N...]", help="epochs per training stage: one number for every stage, "
-                   "or one per stage in order (e.g. 3,5); a stage's warmup is shortened to fit")
-    g.add_argument("--weights", metavar="imagenet|none|PATH", help="backbone weights: imagenet, none, "
-                   "or a .weights.h5/.keras file")
-    g.add_argument("--train-fraction", type=float, metavar="F", help="train on this stratified fraction of the "
-                   "train split (e.g. 0.05 = 20x less data); val and test stay whole")
+    g.add_argument(
+        "--epochs",
+        metavar="N[,N...]",
+        help="epochs per training stage: one number for every stage, "
+        "or one per stage in order (e.g. 3,5); a stage's warmup is shortened to fit",
+    )
+    g.add_argument(
+        "--weights", metavar="imagenet|none|PATH", help="backbone weights: imagenet, none, or a .weights.h5/.keras file"
+    )
+    g.add_argument(
+        "--train-fraction",
+        type=float,
+        metavar="F",
+        help="train on this stratified fraction of the "
+        "train split (e.g. 0.05 = 20x less data); val and test stay whole",
+    )
     g.add_argument("--precision", metavar="auto|float32|mixed_float16|mixed_bfloat16", help="training precision policy")
     g = p.add_argument_group("serving")
-    g.add_argument("--serving-dir", metavar="DIR", help="TF Serving model base directory "
-                   "(default <pipeline-root>/serving)")
+    g.add_argument(
+        "--serving-dir", metavar="DIR", help="TF Serving model base directory (default <pipeline-root>/serving)"
+    )
     g.add_argument("--model-name", metavar="NAME", help="model name: pushes go to SERVING_DIR/NAME/VERSION")
-    g.add_argument("--force-push", action="store_true", help="EMERGENCY ONLY: push even if the gate did not bless "
-                   "the model (recorded as forced)")
+    g.add_argument(
+        "--force-push",
+        action="store_true",
+        help="EMERGENCY ONLY: push even if the gate did not bless the model (recorded as forced)",
+    )
     return p
 
 
@@ -175,7 +224,9 @@ def config_from_args(args) -> tuple:
     ingest = config_mod.merge(data, flags).get("ingest", {})
     use_demo = not ingest.get("data_dir") and not ingest.get("tfds_name")
     if use_demo:
-        root = config_mod.merge(data, flags).get("pipeline", {}).get("pipeline_root") or config_mod.DEFAULT_PIPELINE_ROOT
+        root = (
+            config_mod.merge(data, flags).get("pipeline", {}).get("pipeline_root") or config_mod.DEFAULT_PIPELINE_ROOT
+        )
         data = config_mod.merge(demo.defaults(root), data)
     data = config_mod.merge(data, flags)
     if args.epochs is not None:
@@ -210,8 +261,11 @@ def _stages_with_epochs(train: dict, text: str) -> list:
     section = config_mod.build_dataclass(cls, train, "train")
     stages = [config_mod.to_plain(s) for s in section.effective_stages()]
     if len(epochs) not in (1, len(stages)):
-        raise UsageError(f"--epochs {text!r}: give one number, or one per stage ({len(stages)} stages: "
-                         + ", ".join(str(s.get("name")) for s in stages) + ")")
+        raise UsageError(
+            f"--epochs {text!r}: give one number, or one per stage ({len(stages)} stages: "
+            + ", ".join(str(s.get("name")) for s in stages)
+            + ")"
+        )
     for i, stage in enumerate(stages):
         stage["epochs"] = epochs[0] if len(epochs) == 1 else epochs[i]
         if isinstance(stage.get("warmup_epochs"), (int, float)) and stage["epochs"] >= 1:
@@ -250,19 +304,27 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted (Ctrl-C): the run is recorded as interrupted; rerun the same command to go on", file=sys.stderr)
+        print(
+            "interrupted (Ctrl-C): the run is recorded as interrupted; rerun the same command to go on", file=sys.stderr
+        )
         return errors.EXIT_INTERRUPTED
     except errors.Terminated:
-        print("terminated (SIGTERM): the run is recorded as interrupted and the lock released; rerun the same "
-              "command to go on", file=sys.stderr)
+        print(
+            "terminated (SIGTERM): the run is recorded as interrupted and the lock released; rerun the same "
+            "command to go on",
+            file=sys.stderr,
+        )
         return errors.EXIT_TERMINATED
     except Exception as e:  # a bug or an unforeseen environment problem: one line + where the traceback is
         where = _write_traceback(log_dir)
         where = f"full traceback in {where}" if where else "no room to write the traceback"
         if _disk_full(e):
-            print(f"no space left on the device holding {root or 'the output'}: free space there (or give a "
-                  "--pipeline-root on another disk) and rerun the same command; what finished is reused and "
-                  f"nothing half-written was kept ({where})", file=sys.stderr)
+            print(
+                f"no space left on the device holding {root or 'the output'}: free space there (or give a "
+                "--pipeline-root on another disk) and rerun the same command; what finished is reused and "
+                f"nothing half-written was kept ({where})",
+                file=sys.stderr,
+            )
         else:  # Beam re-raises a worker's error with the worker's traceback in the message: first line only
             first = (str(e).strip().splitlines() or [""])[0]
             print(f"unexpected error: {type(e).__name__}: {first} ({where})", file=sys.stderr)

@@ -3,6 +3,7 @@
 Reads the lineage store (`PIPELINE_ROOT/metadata.sqlite`) only; it takes no lock, so it works
 while a run is in progress (SQLite's WAL mode lets it read beside the writer).
 """
+
 import argparse
 import datetime
 import json
@@ -12,8 +13,7 @@ import sys
 from components.common.errors import EXIT_USAGE, PipelineError
 from pipeline import artifacts, metadata
 
-STATUS_MARK = {"complete": "ran", "cached": "reused", "failed": "FAILED", "running": "running",
-               "interrupted": "killed"}
+STATUS_MARK = {"complete": "ran", "cached": "reused", "failed": "FAILED", "running": "running", "interrupted": "killed"}
 
 
 def _duration(start: str | None, end: str | None) -> str:
@@ -62,11 +62,21 @@ def _metric(store, run_id: str) -> str:
 def list_runs(store) -> str:
     rows = []
     for run in store.runs():
-        steps = " ".join(f"{e['component']}:{STATUS_MARK.get(e['status'], e['status'])}"
-                         for e in store.executions(run["id"]))
-        rows.append([run["id"], run["started"][:19].replace("T", " "), run["status"],
-                     "-" if run["exit_code"] is None else run["exit_code"], _duration(run["started"], run["ended"]),
-                     _metric(store, run["id"]), _pushed(store, run["id"]), steps or "-"])
+        steps = " ".join(
+            f"{e['component']}:{STATUS_MARK.get(e['status'], e['status'])}" for e in store.executions(run["id"])
+        )
+        rows.append(
+            [
+                run["id"],
+                run["started"][:19].replace("T", " "),
+                run["status"],
+                "-" if run["exit_code"] is None else run["exit_code"],
+                _duration(run["started"], run["ended"]),
+                _metric(store, run["id"]),
+                _pushed(store, run["id"]),
+                steps or "-",
+            ]
+        )
     if not rows:
         return "no runs recorded yet"
     return _table(["run", "started (UTC)", "status", "exit", "took", "accuracy", "pushed", "components"], rows)
@@ -76,11 +86,17 @@ def show_run(store, run_id: str) -> str:
     run = store.run(run_id)
     if run is None:
         matches = store.runs_starting_with(run_id)
-        raise LookupError(f"{len(matches)} runs start with {run_id!r} ({', '.join(matches[:5])}): give more of the id"
-                          if len(matches) > 1 else f"no run {run_id!r}")
-    out = [f"run {run['id']}: {run['status']} (exit {run['exit_code']}), started {run['started']}, "
-           f"took {_duration(run['started'], run['ended'])}",
-           f"command: {run['command']}", f"code: {run['code_version']}"]
+        raise LookupError(
+            f"{len(matches)} runs start with {run_id!r} ({', '.join(matches[:5])}): give more of the id"
+            if len(matches) > 1
+            else f"no run {run_id!r}"
+        )
+    out = [
+        f"run {run['id']}: {run['status']} (exit {run['exit_code']}), started {run['started']}, "
+        f"took {_duration(run['started'], run['ended'])}",
+        f"command: {run['command']}",
+        f"code: {run['code_version']}",
+    ]
     if run["message"]:
         out.append(f"message: {run['message']}")
     rows = []
@@ -89,8 +105,16 @@ def show_run(store, run_id: str) -> str:
         if e["status"] == "cached":
             source = store.execution(e["cached_from"])
             note = f"reused from run {source['run_id'] if source else '?'}"
-        rows.append([e["component"], STATUS_MARK.get(e["status"], e["status"]), f"{e['seconds'] or 0:.1f}s",
-                     (e["fingerprint"] or "")[:12], e["output_uri"] or "-", note])
+        rows.append(
+            [
+                e["component"],
+                STATUS_MARK.get(e["status"], e["status"]),
+                f"{e['seconds'] or 0:.1f}s",
+                (e["fingerprint"] or "")[:12],
+                e["output_uri"] or "-",
+                note,
+            ]
+        )
     out += ["", _table(["component", "status", "took", "fingerprint", "output", "note"], rows)]
     for e in store.executions(run["id"]):
         if e["summary"]:
@@ -101,21 +125,29 @@ def show_run(store, run_id: str) -> str:
 
 def main(argv=None) -> int:
     root = argparse.ArgumentParser(add_help=False)  # accepted before or after the subcommand
-    root.add_argument("--pipeline-root", default=argparse.SUPPRESS, metavar="DIR",
-                      help="the pipeline root to read (default ./pipeline_root)")
-    p = argparse.ArgumentParser(prog="python -m pipeline.runs", description="Runs recorded in a pipeline root.",
-                                parents=[root])
+    root.add_argument(
+        "--pipeline-root",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="the pipeline root to read (default ./pipeline_root)",
+    )
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.runs", description="Runs recorded in a pipeline root.", parents=[root]
+    )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="one line per run, newest first", parents=[root])
-    show = sub.add_parser("show", help="every component of one run, with timings, outputs and summaries",
-                          parents=[root])
+    show = sub.add_parser(
+        "show", help="every component of one run, with timings, outputs and summaries", parents=[root]
+    )
     show.add_argument("run", help="run id (a unique prefix is enough)")
     args = p.parse_args(argv)
     args.pipeline_root = getattr(args, "pipeline_root", "./pipeline_root")
     path = artifacts.metadata_path(args.pipeline_root)
     if not os.path.exists(path):
-        print(f"error: no lineage store at {path}: no run has used --pipeline-root {args.pipeline_root} yet",
-              file=sys.stderr)
+        print(
+            f"error: no lineage store at {path}: no run has used --pipeline-root {args.pipeline_root} yet",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         store = metadata.Store(path)

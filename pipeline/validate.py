@@ -6,6 +6,7 @@ subfolders named like the model's classes. Metrics come from TensorFlow Model An
 checks are the evaluation gate's value thresholds. Exit codes: 0 every threshold holds,
 4 a threshold failed, 2 usage error (bad flag, model not found), 3 unusable data, 1 unexpected.
 """
+
 import argparse
 import json
 import os
@@ -28,8 +29,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("data", help="ingest output directory, or a folder of <class name>/ image folders")
     parser.add_argument("--serving-dir", help="TF Serving directory holding NAME/VERSION/")
     parser.add_argument("--split", default="test", help="split of an ingest output to use (default: test)")
-    parser.add_argument("--min-accuracy", type=float, default=EvaluateConfig.min_accuracy,
-                        help=f"overall accuracy must be at least this (default: {EvaluateConfig.min_accuracy})")
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=EvaluateConfig.min_accuracy,
+        help=f"overall accuracy must be at least this (default: {EvaluateConfig.min_accuracy})",
+    )
     parser.add_argument("--min-class-recall", type=float, help="every class's recall must be at least this")
     parser.add_argument("--min-macro-f1", type=float, help="macro-averaged F1 must be at least this")
     parser.add_argument("--top-k", type=int, default=EvaluateConfig.top_k, help="k of the top-k accuracy (default: 3)")
@@ -40,16 +45,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def _report_text(result, model: OpenedModel) -> str:
     overall = result.metrics["candidate"][OVERALL]
-    lines = [f"model {model.path} ({model.kind}): {int(overall.get('example_count') or 0)} images",
-             f"accuracy {overall.get('accuracy')}  top-k accuracy {overall.get('top_k_accuracy')}  "
-             f"macro F1 {overall.get('macro_f1')}"]
+    lines = [
+        f"model {model.path} ({model.kind}): {int(overall.get('example_count') or 0)} images",
+        f"accuracy {overall.get('accuracy')}  top-k accuracy {overall.get('top_k_accuracy')}  "
+        f"macro F1 {overall.get('macro_f1')}",
+    ]
     for name in model.labels:
-        lines.append(f"  {name}: precision {overall.get(f'precision/{name}')} recall {overall.get(f'recall/{name}')} "
-                     f"f1 {overall.get(f'f1/{name}')}")
+        lines.append(
+            f"  {name}: precision {overall.get(f'precision/{name}')} recall {overall.get(f'recall/{name}')} "
+            f"f1 {overall.get(f'f1/{name}')}"
+        )
     for check in result.checks:
         verdict = "PASS" if check.passed else "FAIL"
-        lines.append(f"{verdict} {check.metric} [{check.slice}] {check.value} {check.threshold}"
-                     + (f": {check.reason}" if check.reason else ""))
+        lines.append(
+            f"{verdict} {check.metric} [{check.slice}] {check.value} {check.threshold}"
+            + (f": {check.reason}" if check.reason else "")
+        )
     lines.append("PASSED: every threshold holds" if result.blessed else "FAILED: see the FAIL lines above")
     return "\n".join(lines)
 
@@ -59,8 +70,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="validate-")
     try:
-        config = EvaluateConfig(min_accuracy=args.min_accuracy, min_class_recall=args.min_class_recall,
-                                min_macro_f1=args.min_macro_f1, top_k=args.top_k, split=args.split)
+        config = EvaluateConfig(
+            min_accuracy=args.min_accuracy,
+            min_class_recall=args.min_class_recall,
+            min_macro_f1=args.min_macro_f1,
+            top_k=args.top_k,
+            split=args.split,
+        )
         config.validate()
         if args.output_dir and os.path.exists(args.output_dir):
             raise UsageError(f"--output-dir {args.output_dir} exists; give a new path")
@@ -69,8 +85,17 @@ def main(argv=None) -> int:
             model = OpenedModel(args.model, args.serving_dir)
             result = evaluate_model(config, model, args.data, output_dir)
         if args.json:
-            print(json.dumps({"model": model.path, "passed": result.blessed, "metrics": result.metrics,
-                              "checks": [c.as_dict() for c in result.checks]}, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "model": model.path,
+                        "passed": result.blessed,
+                        "metrics": result.metrics,
+                        "checks": [c.as_dict() for c in result.checks],
+                    },
+                    indent=2,
+                )
+            )
         else:
             print(_report_text(result, model))
         return EXIT_OK if result.blessed else EXIT_NOT_BLESSED

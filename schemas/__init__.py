@@ -3,6 +3,7 @@
 The text proto is the single source of truth: the ingest writes exactly these features, the
 trainer and the exporter parse with `feature_spec()`, and TFMA reads the same records.
 """
+
 import functools
 import os
 
@@ -42,8 +43,11 @@ def tfds_features(labels):
     import numpy as np
     import tensorflow_datasets as tfds
 
-    special = {"image": tfds.features.Image(shape=(None, None, 3)),
-               "label": tfds.features.ClassLabel(names=list(labels))}
+    special = {
+        "image": tfds.features.Image(shape=(None, None, 3)),
+        "label": tfds.features.ClassLabel(names=list(labels)),
+    }
     by_type = {schema_pb2.BYTES: tfds.features.Text, schema_pb2.INT: lambda: tfds.features.Scalar(dtype=np.int64)}
     return tfds.features.FeaturesDict(
-        {f.name: special[f.name] if f.name in special else by_type[f.type]() for f in load_schema().feature})
+        {f.name: special[f.name] if f.name in special else by_type[f.type]() for f in load_schema().feature}
+    )

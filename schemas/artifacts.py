@@ -10,6 +10,7 @@ Paths go through `components.common.fileio` (the local disk, or any TensorFlow f
 that modules which only name or check an artifact (the orchestrator, a cached rerun, Beam workers)
 do not load TensorFlow.
 """
+
 import csv
 import hashlib
 import io
@@ -26,8 +27,9 @@ _CHUNK = 8 << 20
 def read_text(path: str, what: str) -> str:
     """The text of `path`; a DataError naming the file and the artifact when it is missing."""
     if not fileio.exists(path):
-        raise DataError(f"{path} not found: {what} is incomplete (see schemas/ARTIFACTS.md); "
-                        "rerun the step that produced it")
+        raise DataError(
+            f"{path} not found: {what} is incomplete (see schemas/ARTIFACTS.md); rerun the step that produced it"
+        )
     with fileio.GFile(path, "r") as f:
         return f.read()
 
@@ -147,8 +149,10 @@ class Examples(Artifact):
         pattern = (self.DATA, "*", "*", f"*-{split}.tfrecord-*")
         files = fileio.find(self.uri, *pattern)
         if not files:
-            raise DataError(f"no '{split}' split in {self.uri}: expected shards matching {'/'.join(pattern)}. "
-                            "Point to a complete ingest output (see schemas/ARTIFACTS.md) whose split has images.")
+            raise DataError(
+                f"no '{split}' split in {self.uri}: expected shards matching {'/'.join(pattern)}. "
+                "Point to a complete ingest output (see schemas/ARTIFACTS.md) whose split has images."
+            )
         return files
 
     def dataset_dir(self) -> str:
@@ -225,8 +229,9 @@ class Examples(Artifact):
                     taken.append(record)
             if len(kept) == num_classes and all(len(v) == share for v in kept.values()):
                 break
-        interleaved = [kept[label][rank] for rank in range(share) for label in sorted(kept)
-                       if rank < len(kept[label])][:count]
+        interleaved = [kept[label][rank] for rank in range(share) for label in sorted(kept) if rank < len(kept[label])][
+            :count
+        ]
         columns = [list(column) for column in zip(*interleaved)] or [[], [], []]
         return self._checked(split, *columns)
 
@@ -269,8 +274,10 @@ class _ModelFiles(Artifact):
         """labels.txt, after checking that model_info.json names the same classes."""
         labels = self.labels()
         if self.info().get("labels", labels) != labels:
-            raise DataError(f"{self.uri}: labels.txt and model_info.json disagree on the class names; "
-                            "rerun the step that produced it")
+            raise DataError(
+                f"{self.uri}: labels.txt and model_info.json disagree on the class names; "
+                "rerun the step that produced it"
+            )
         return labels
 
 
@@ -279,7 +286,12 @@ class Model(_ModelFiles):
 
     TYPE, WHAT = "Model", "the train output"
     MODEL, HISTORY, TRAINING_LOG, CURVES, TENSORBOARD = (
-        "model.keras", "history.json", "training_log.csv", "curves.png", "tensorboard")
+        "model.keras",
+        "history.json",
+        "training_log.csv",
+        "curves.png",
+        "tensorboard",
+    )
 
     def model_path(self) -> str:
         return self.path(self.MODEL)
@@ -291,8 +303,10 @@ class Model(_ModelFiles):
         """DataError unless the files the exporter needs are all present."""
         missing = [n for n in (self.MODEL, self.INFO, self.LABELS) if not self.exists(n)]
         if missing:
-            raise DataError(f"{self.uri} is not a complete train output (missing {', '.join(missing)}); "
-                            "run the train step first (schemas/ARTIFACTS.md, 'train -> export')")
+            raise DataError(
+                f"{self.uri} is not a complete train output (missing {', '.join(missing)}); "
+                "run the train step first (schemas/ARTIFACTS.md, 'train -> export')"
+            )
 
 
 class ExportedModel(_ModelFiles):
@@ -311,7 +325,7 @@ class ExportedModel(_ModelFiles):
     def tflite_files(self) -> dict:
         """{variant: path} of the TFLite models, in name order."""
         found = fileio.find(self.uri, self.TFLITE, "model_*.tflite")
-        return {os.path.basename(p)[len("model_"):-len(".tflite")]: p for p in found}
+        return {os.path.basename(p)[len("model_") : -len(".tflite")]: p for p in found}
 
     def parity(self) -> dict:
         return self.json(self.PARITY)
@@ -331,8 +345,12 @@ class ModelBlessing(Artifact):
 
     def blessed(self) -> bool:
         """Blessed only when both the BLESSED file and blessing.json say so (a missing output is not)."""
-        return (bool(self.uri) and self.exists(self.BLESSED) and self.exists(self.BLESSING)
-                and bool(self.blessing().get("blessed")))
+        return (
+            bool(self.uri)
+            and self.exists(self.BLESSED)
+            and self.exists(self.BLESSING)
+            and bool(self.blessing().get("blessed"))
+        )
 
 
 class ServingVersion(_ModelFiles):
@@ -340,8 +358,12 @@ class ServingVersion(_ModelFiles):
 
     TYPE, WHAT = "PushedModel", "the pushed version"
     EXTRA = "assets.extra"
-    LABELS, INFO, BLESSING, PUSH = (f"{EXTRA}/labels.txt", f"{EXTRA}/model_info.json", f"{EXTRA}/blessing.json",
-                                    f"{EXTRA}/push.json")
+    LABELS, INFO, BLESSING, PUSH = (
+        f"{EXTRA}/labels.txt",
+        f"{EXTRA}/model_info.json",
+        f"{EXTRA}/blessing.json",
+        f"{EXTRA}/push.json",
+    )
     TFLITE = f"{EXTRA}/tflite"
     WARMUP = f"{EXTRA}/tf_serving_warmup_requests"  # components/common/warmup_requests.py
     MODEL_CARD, MODEL_CARD_JSON = f"{EXTRA}/model_card.md", f"{EXTRA}/model_card.json"  # push/model_card.py
@@ -388,7 +410,9 @@ class ServingModel:
         """Leftovers of interrupted pushes (never visible to TF Serving)."""
         if not fileio.isdir(self.uri):
             return []
-        return [os.path.join(self.uri, n.rstrip("/")) for n in fileio.listdir(self.uri) if n.startswith(self.TMP_PREFIX)]
+        return [
+            os.path.join(self.uri, n.rstrip("/")) for n in fileio.listdir(self.uri) if n.startswith(self.TMP_PREFIX)
+        ]
 
 
 def model_labels(model_dir: str) -> list:

@@ -3,6 +3,7 @@
 CI always has ../shared beside the project; a user's fresh clone does not, so tests that need
 the real photos or the pretrained backbone skip with a reason that says what is missing.
 """
+
 import os
 import pathlib
 

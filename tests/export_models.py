@@ -6,6 +6,7 @@ preprocessing inside, model_info.json and labels.txt. Two kinds:
   - a tiny CNN on the synthetic ingest images (seconds to train; `epochs=0` gives a useless one),
   - the shared pretrained MobileNetV2 (96 px) with a dense head fitted on the sign-language photos.
 """
+
 import json
 import os
 import pathlib
@@ -14,9 +15,9 @@ import keras
 from PIL import Image
 
 import components.export
-from schemas.artifacts import Examples
 from components.common.model_runners import preprocess
 from components.common.publish import write_json
+from schemas.artifacts import Examples
 from tests.ingest_format import ImageRecord, write_ingest_dir, write_synthetic_ingest_dir
 
 # Artifacts built once per test session and shared by the export/evaluate/push/CLI test modules
@@ -31,8 +32,10 @@ def write_train_dir(train_dir, model: keras.Model, labels, image_size, backbone:
     with open(os.path.join(train_dir, "labels.txt"), "w") as f:
         f.write("".join(f"{name}\n" for name in labels))
     with open(os.path.join(train_dir, "model_info.json"), "w") as f:
-        json.dump({"image_size": list(image_size), "backbone": backbone, "labels": list(labels),
-                   "num_classes": len(labels)}, f)
+        json.dump(
+            {"image_size": list(image_size), "backbone": backbone, "labels": list(labels), "num_classes": len(labels)},
+            f,
+        )
     return train_dir
 
 
@@ -57,15 +60,18 @@ def train_tiny(train_dir, ingest_dir, epochs: int, image_size=(32, 32), seed: in
     return write_train_dir(train_dir, model, labels, image_size, "tiny_cnn")
 
 
-def sign_digits_ingest_dir(ingest_dir, sign_digits_dir: pathlib.Path, train_per_class=20, test_per_class=6,
-                           val_per_class=6) -> str:
+def sign_digits_ingest_dir(
+    ingest_dir, sign_digits_dir: pathlib.Path, train_per_class=20, test_per_class=6, val_per_class=6
+) -> str:
     """An ingest-format dir of real sign-language photos (the 100x100 ones; first files per class):
     train, then test, then val images of each class."""
     labels = sorted(p.name for p in sign_digits_dir.iterdir() if p.is_dir())
     records = []
     for label, name in enumerate(labels):
         files = sorted((sign_digits_dir / name).iterdir())
-        kept = [f for f in files if Image.open(f).size == (100, 100)][:train_per_class + test_per_class + val_per_class]
+        kept = [f for f in files if Image.open(f).size == (100, 100)][
+            : train_per_class + test_per_class + val_per_class
+        ]
         for i, path in enumerate(kept):
             split = "train" if i < train_per_class else "test" if i < train_per_class + test_per_class else "val"
             records.append(ImageRecord(split, label, path.read_bytes(), "jpeg", f"{name}/{path.name}"))
@@ -103,25 +109,37 @@ def _once(key: str, build):
 
 def tiny_ingest(tmp_path_factory) -> str:
     """3 synthetic classes (cat, dog, fish), 12 train, 6 val and 8 test images per class, 40x48 JPEGs."""
-    return _once("tiny_ingest", lambda: write_synthetic_ingest_dir(
-        tmp_path_factory.mktemp("tiny_ingest") / "ingest", per_split={"train": 12, "val": 6, "test": 8},
-        tfds_metadata=False))
+    return _once(
+        "tiny_ingest",
+        lambda: write_synthetic_ingest_dir(
+            tmp_path_factory.mktemp("tiny_ingest") / "ingest",
+            per_split={"train": 12, "val": 6, "test": 8},
+            tfds_metadata=False,
+        ),
+    )
 
 
-def tiny_export(tmp_path_factory, epochs: int = 15, variants=("float32", "float16", "dynamic_range", "int8"),
-                learning_rate: float = 0.05) -> str:
+def tiny_export(
+    tmp_path_factory,
+    epochs: int = 15,
+    variants=("float32", "float16", "dynamic_range", "int8"),
+    learning_rate: float = 0.05,
+) -> str:
     """The export dir of a tiny CNN trained for `epochs` on `tiny_ingest` (0 epochs: an untrained model)."""
+
     def build():
         root = tmp_path_factory.mktemp(f"tiny_e{epochs}")
         ingest = tiny_ingest(tmp_path_factory)
         train = train_tiny(root / "train", ingest, epochs, learning_rate=learning_rate)
         config = components.export.ExportConfig(tflite_variants=tuple(variants), representative_examples=24)
         return components.export.run(config, train, ingest, str(root / "export")).output_dir
+
     return _once(f"tiny_export_{epochs}_{learning_rate}_{variants}", build)
 
 
 def sign_digits_artifacts(tmp_path_factory, sign_digits_dir, shared_weights_dir) -> dict:
     """Real photos: ingest (20 train / 6 test per class), pretrained-backbone model, export (float32, int8)."""
+
     def build():
         root = tmp_path_factory.mktemp("sign_digits")
         ingest = sign_digits_ingest_dir(root / "ingest", sign_digits_dir)
@@ -129,20 +147,24 @@ def sign_digits_artifacts(tmp_path_factory, sign_digits_dir, shared_weights_dir)
         config = components.export.ExportConfig(tflite_variants=("float32", "int8"), representative_examples=50)
         export = components.export.run(config, train, ingest, str(root / "export")).output_dir
         return {"ingest": ingest, "train": train, "export": export}
+
     return _once("sign_digits", build)
 
 
 def default_sign_digits_training(tmp_path_factory, ingest_dir, weights_dir: pathlib.Path):
     """(TrainResult, train dir): the whole ingested sign-language folder trained with the DEFAULT
     TrainConfig and the shared backbone, once per test session (the transfer and trust tests share it)."""
+
     def build():
         from components.train import TrainConfig, run
 
         out = tmp_path_factory.mktemp("transfer") / "train"
-        result = run(TrainConfig(weights=str(weights_dir / "mobilenetv2_0.35_96_cifar6_notop.keras")),
-                     str(ingest_dir), str(out))
+        result = run(
+            TrainConfig(weights=str(weights_dir / "mobilenetv2_0.35_96_cifar6_notop.keras")), str(ingest_dir), str(out)
+        )
         print("\n" + result.summary())
         return result, out
+
     return _once("default_sign_digits_training", build)
 
 

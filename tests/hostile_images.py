@@ -2,6 +2,7 @@
 format the serving signatures take, and animations with many frames. Each is a well-formed file a
 decoder would really try to decode (the PNG bombs are complete, valid PNGs), so a test that
 serves one shows the guard refusing it, not the decoder failing on it."""
+
 import functools
 import io
 import struct
@@ -24,8 +25,12 @@ def png_bomb(width: int, height: int) -> bytes:
     block = row * 256
     idat = b"".join(compressor.compress(block) for _ in range(height // 256))
     idat += compressor.compress(row * (height % 256)) + compressor.flush()
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + _chunk(b"IDAT", idat) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + _chunk(b"IDAT", idat)
+        + _chunk(b"IEND", b"")
+    )
 
 
 def encoded(fmt: str, width: int = 40, height: int = 30, seed: int = 0, **save) -> bytes:
@@ -48,7 +53,7 @@ def jpeg_bomb(width: int = 65000, height: int = 65000) -> bytes:
     """A real small JPEG whose frame header (SOF0) is rewritten to declare `width` x `height`."""
     data = bytearray(encoded("JPEG", 16, 16))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 

@@ -8,6 +8,7 @@ ordinary images, into a class-per-folder tree and returns what is expected of ea
 The "unreadable" case is a dangling symlink named like an image: tests run as root (here and in
 CI), and root reads a chmod-000 file anyway, while a dangling link fails to open for everyone.
 """
+
 import dataclasses
 import io
 import os
@@ -80,9 +81,9 @@ def bad_crc_png_bytes() -> bytes:
     """A PNG whose IDAT checksum is wrong: Pillow decodes it, libpng (TensorFlow) refuses it."""
     data = bytearray(rgb_png_bytes(32, 32))
     idat = data.index(b"IDAT")
-    length = struct.unpack(">I", data[idat - 4: idat])[0]
+    length = struct.unpack(">I", data[idat - 4 : idat])[0]
     crc_at = idat + 4 + length
-    data[crc_at: crc_at + 4] = bytes(b ^ 0xFF for b in data[crc_at: crc_at + 4])
+    data[crc_at : crc_at + 4] = bytes(b ^ 0xFF for b in data[crc_at : crc_at + 4])
     return bytes(data)
 
 
@@ -117,8 +118,12 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 def huge_header_png_bytes(width: int = 100_000, height: int = 100_000) -> bytes:
     """A 200-byte PNG whose header claims 10 billion pixels (a decompression bomb's shape)."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def big_png_bytes(width: int = 300, height: int = 200) -> bytes:
@@ -244,12 +249,15 @@ NORMALISE_CASES = {
     "grayscale_jpeg": NormaliseCase("gray.jpg", grayscale_jpeg_bytes, "jpeg", (32, 48)),
     "rgba_png": NormaliseCase("rgba.png", rgba_png_bytes, "png", (32, 48), {(2, 2): RED, (16, 40): WHITE}, 0),
     "palette_transparent_png": NormaliseCase(
-        "palette.png", palette_transparent_png_bytes, "png", (32, 48), {(16, 4): RED, (16, 40): WHITE}, 0),
+        "palette.png", palette_transparent_png_bytes, "png", (32, 48), {(16, 4): RED, (16, 40): WHITE}, 0
+    ),
     "la_png": NormaliseCase("la.png", la_png_bytes, "png", (32, 48), {(16, 4): (100, 100, 100), (16, 40): WHITE}, 0),
-    "gray16_png": NormaliseCase("gray16.png", gray16_png_bytes, "png", (32, 48),
-                                {(16, 4): WHITE, (16, 40): (128, 128, 128)}, 0),
-    "exif_rotated_jpeg": NormaliseCase("rotated.jpg", exif_rotated_jpeg_bytes, "jpeg", (48, 32),
-                                       {(2, 29): RED, (2, 2): (20, 60, 210)}, 45),
+    "gray16_png": NormaliseCase(
+        "gray16.png", gray16_png_bytes, "png", (32, 48), {(16, 4): WHITE, (16, 40): (128, 128, 128)}, 0
+    ),
+    "exif_rotated_jpeg": NormaliseCase(
+        "rotated.jpg", exif_rotated_jpeg_bytes, "jpeg", (48, 32), {(2, 29): RED, (2, 2): (20, 60, 210)}, 45
+    ),
     "animated_gif": NormaliseCase("animated.gif", animated_gif_bytes, "png", (40, 40), {(20, 20): RED}, 0),
     "bmp": NormaliseCase("bitmap.bmp", bmp_bytes, "png", (32, 48), {(2, 2): RED}, 0),
     "webp": NormaliseCase("lossless.webp", webp_bytes, "png", (32, 48), {(2, 2): RED}, 0),
@@ -284,8 +292,9 @@ BAD_NAME = b"ants/caf\xe9.jpg"  # Latin-1 bytes: not valid UTF-8
 BAD_NAME_LISTED = "ants/caf\\xe9.jpg"  # how rejected.csv lists it (the byte escaped)
 
 
-def build_fixture_tree(root: str, classes=CLASSES, good_per_class: int = 20,
-                       ignored: bool = True, bad_name: bool = False) -> Dict[str, Expected]:
+def build_fixture_tree(
+    root: str, classes=CLASSES, good_per_class: int = 20, ignored: bool = True, bad_name: bool = False
+) -> Dict[str, Expected]:
     """Write a class-per-folder tree holding every case; return {relative path: Expected}.
 
     Each class gets `good_per_class` distinct ordinary JPEGs (so data validation sees healthy
@@ -380,8 +389,11 @@ def ingest_fixture_tree(tmp_root: str) -> IngestedTree:
     for spec, outcome in ((RESIZE_CASE, KEPT), (BIG_CASE, REJECTED)):
         rel = f"{first}/{spec.file_name}"
         write_file(os.path.join(data_dir, rel), spec.make())
-        expected[rel] = (Expected("resized", KEPT, None, spec.stored_format, spec.size) if outcome == KEPT
-                         else Expected("too_large_real", REJECTED, spec.reason))
+        expected[rel] = (
+            Expected("resized", KEPT, None, spec.stored_format, spec.size)
+            if outcome == KEPT
+            else Expected("too_large_real", REJECTED, spec.reason)
+        )
     run(IngestConfig(data_dir=data_dir, max_pixels=TREE_MAX_PIXELS, max_side=TREE_MAX_SIDE), output_dir)
 
     def table(name):
@@ -396,8 +408,9 @@ def ingest_fixture_tree(tmp_root: str) -> IngestedTree:
         for raw in tf.data.TFRecordDataset(path):
             example = {k: v.numpy() for k, v in tf.io.parse_single_example(raw, spec).items()}
             records[example["filename"].decode()] = example
-    _ingested["tree"] = IngestedTree(data_dir, output_dir, expected, stats, table("rejected.csv"),
-                                     table("manifest.csv"), records)
+    _ingested["tree"] = IngestedTree(
+        data_dir, output_dir, expected, stats, table("rejected.csv"), table("manifest.csv"), records
+    )
     return _ingested["tree"]
 
 

@@ -11,6 +11,7 @@ it), `labels.txt`, `manifest.csv`, `rejected.csv`, `stats.json` and the `_COMPLE
 
 `write_ingest_dir` takes your own images (uint8 arrays, or already-encoded bytes) instead.
 """
+
 import csv
 import dataclasses
 import hashlib
@@ -89,18 +90,24 @@ def write_ingest_dir(
         label_text = labels[record.label]
         filename = record.filename or f"{label_text}/{i:05d}.{'jpg' if record.format == 'jpeg' else 'png'}"
         sha = hashlib.sha256(encoded).hexdigest()
-        example = tf.train.Example(features=tf.train.Features(feature={
-            "image": _bytes(encoded),
-            "format": _bytes(record.format.encode()),
-            "height": _int(height),
-            "width": _int(width),
-            "label": _int(record.label),
-            "label_text": _bytes(label_text.encode()),
-            "filename": _bytes(filename.encode()),
-            "sha256": _bytes(sha.encode()),
-        }))
+        example = tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    "image": _bytes(encoded),
+                    "format": _bytes(record.format.encode()),
+                    "height": _int(height),
+                    "width": _int(width),
+                    "label": _int(record.label),
+                    "label_text": _bytes(label_text.encode()),
+                    "filename": _bytes(filename.encode()),
+                    "sha256": _bytes(sha.encode()),
+                }
+            )
+        )
         by_split.setdefault(record.split, []).append(example.SerializeToString())
-        manifest.append([filename, sha, record.label, label_text, record.split, height, width, record.format, len(encoded)])
+        manifest.append(
+            [filename, sha, record.label, label_text, record.split, height, width, record.format, len(encoded)]
+        )
 
     for split, serialized in by_split.items():
         count = min(shards_per_split, len(serialized))
@@ -119,8 +126,10 @@ def write_ingest_dir(
     with tf.io.gfile.GFile(os.path.join(ingest_dir, "rejected.csv"), "w") as f:
         f.write("path,reason,detail\n")
     splits = sorted(by_split)
-    per_class_per_split = {name: {split: sum(1 for row in manifest if row[4] == split and row[2] == k) for split in splits}
-                           for k, name in enumerate(labels)}
+    per_class_per_split = {
+        name: {split: sum(1 for row in manifest if row[4] == split and row[2] == k) for split in splits}
+        for k, name in enumerate(labels)
+    }
     stats = {  # the keys the Beam ingest writes (components/ingest/outputs.py); the validator reads them
         "files": {"found": len(manifest), "kept": len(manifest), "rejected": 0, "ignored": 0},
         "labels": list(labels),

@@ -1,4 +1,5 @@
 """Helpers of the orchestration tests: a tiny class-per-folder tree and `pipeline.run` as a subprocess."""
+
 import os
 import pathlib
 import re
@@ -34,14 +35,21 @@ def pipeline_run(*args, env_extra=None, timeout=300, module="pipeline.run"):
     """Run `python -m pipeline.run ARGS` in the project root (`module=None`: `python ARGS`); returns the
     CompletedProcess."""
     command = [sys.executable, *(["-m", module] if module else []), *map(str, args)]
-    return subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
-                          env=env(**(env_extra or {})))
+    return subprocess.run(
+        command, cwd=PROJECT, capture_output=True, text=True, timeout=timeout, env=env(**(env_extra or {}))
+    )
 
 
 def pipeline_popen(*args, env_extra=None, module="pipeline.run"):
     """Start `python -m pipeline.run ARGS` without waiting (stdout and stderr piped, text)."""
-    return subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=PROJECT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env(**(env_extra or {})))
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(**(env_extra or {})),
+    )
 
 
 def published(folder: pathlib.Path) -> list:
@@ -56,6 +64,7 @@ def published(folder: pathlib.Path) -> list:
 # same way (write to a temporary sibling, rename), and log each call to $FAKE_LOG as a JSON line.
 # With FAKE_HANG_IN=<component> that component prints "inside <component>" halfway through writing
 # its output and sleeps, so a test can SIGKILL the run in it.
+
 
 def _fake_step(component: str, out: str | None, **details):
     import json
@@ -154,9 +163,15 @@ def _fake_push(config, export_dir, evaluate_dir, serving_dir, force=False):
     return _results()[5](True, version, final, force, [], 0.0)
 
 
-FAKES = {"ingest": _fake_ingest, "validate": _fake_validate, "train": _fake_train, "audit": _fake_audit,
-         "export": _fake_export,
-         "evaluate": _fake_evaluate, "push": _fake_push}
+FAKES = {
+    "ingest": _fake_ingest,
+    "validate": _fake_validate,
+    "train": _fake_train,
+    "audit": _fake_audit,
+    "export": _fake_export,
+    "evaluate": _fake_evaluate,
+    "push": _fake_push,
+}
 
 
 def _fake_code_version(component_name=None):
@@ -177,11 +192,19 @@ def install_fakes(monkeypatch=None):
 
 def fake_run_popen(*args, log_path, hang_in=None):
     """`pipeline.run ARGS` in a subprocess whose components are the stand-ins."""
-    code = ("import sys; import pipeline_helpers; pipeline_helpers.install_fakes(); "
-            "from pipeline import run; sys.exit(run.main(sys.argv[1:]))")
+    code = (
+        "import sys; import pipeline_helpers; pipeline_helpers.install_fakes(); "
+        "from pipeline import run; sys.exit(run.main(sys.argv[1:]))"
+    )
     extra = {"PYTHONPATH": str(PROJECT / "tests"), "FAKE_LOG": str(log_path), "FAKE_HANG_IN": hang_in or ""}
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=PROJECT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env(**extra))
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(**extra),
+    )
 
 
 def read_log(path) -> list:
@@ -199,12 +222,26 @@ def read_log(path) -> list:
 # same pipeline root. Each later test only adds runs to that root or works on a copy of the folder.
 _SHARED = {}
 
-FAST_ARGS = ("--image-size", "32", "--weights", "none", "--epochs", "1", "--batch-size", "16",
-             "--set", "export.tflite_variants=[float32, dynamic_range]", "--set", "export.representative_examples=8",
-             "--set", "evaluate.min_accuracy=0.0",
-             # 3 test images: one that the int8/dynamic-range model scores differently from the float
-             # model is a 0.33 drop; these runs test the orchestration, not the TFLite gate
-             "--set", "evaluate.max_tflite_accuracy_drop=1.0")
+FAST_ARGS = (
+    "--image-size",
+    "32",
+    "--weights",
+    "none",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--set",
+    "export.tflite_variants=[float32, dynamic_range]",
+    "--set",
+    "export.representative_examples=8",
+    "--set",
+    "evaluate.min_accuracy=0.0",
+    # 3 test images: one that the int8/dynamic-range model scores differently from the float
+    # model is a 0.33 drop; these runs test the orchestration, not the TFLite gate
+    "--set",
+    "evaluate.max_tflite_accuracy_drop=1.0",
+)
 
 
 HOSTILE_NAME = "-{} [v2] *? ünï"
@@ -229,8 +266,10 @@ def shared_first_run(tmp_path_factory):
 
 # Lines a library prints on its own: native logs (I0000 ...], absl's preamble), Python warnings, and
 # any mention of the libraries by name. The pipeline's own lines never match.
-LIBRARY_NOISE = re.compile(r"^[IWEF]\d{4} |absl::|Warning|warnings\.warn|WARNING:(?!\s*ingest)|tensorflow|apache_beam|"
-                           r"keras\.src|tfx_bsl|tensorflow_model_analysis|Traceback|TensorFlow Lite|XNNPACK|fully_quantize")
+LIBRARY_NOISE = re.compile(
+    r"^[IWEF]\d{4} |absl::|Warning|warnings\.warn|WARNING:(?!\s*ingest)|tensorflow|apache_beam|"
+    r"keras\.src|tfx_bsl|tensorflow_model_analysis|Traceback|TensorFlow Lite|XNNPACK|fully_quantize"
+)
 
 
 def library_noise(*texts: str) -> list:

@@ -1,4 +1,5 @@
 """A `pipeline.serve` subprocess for the tests, and what they push to it."""
+
 import base64
 import signal
 import subprocess
@@ -27,9 +28,19 @@ class Server:
 
     def __init__(self, base_path, *flags):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.serve", f"--model_base_path={base_path}", "--rest_api_port=0",
-             "--file_system_poll_wait_seconds=0.2", *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "pipeline.serve",
+                f"--model_base_path={base_path}",
+                "--rest_api_port=0",
+                "--file_system_poll_wait_seconds=0.2",
+                *flags,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         assert line.startswith(f"serving {NAME} at http://"), line + self.proc.stderr.read()
         self.url = line.split(" at ")[1].strip()  # http://127.0.0.1:PORT/v1/models/classifier

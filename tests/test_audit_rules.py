@@ -1,4 +1,5 @@
 """The audit's rules without a model: config checks, the verdict, nearest neighbours, the two-stage copy test."""
+
 import numpy as np
 import pytest
 
@@ -8,9 +9,19 @@ from components.audit.leakage import nearest, nearest_approximate, search
 from components.common.errors import UsageError
 
 
-@pytest.mark.parametrize("bad", [dict(folds=1), dict(leakage_similarity=0.0), dict(leakage_severity="fatal"),
-                                 dict(review_size=-1), dict(leakage_pixel_correlation=2.0),
-                                 dict(min_probe_accuracy=1.5), dict(nearest="fast"), dict(exact_pairs_limit=-1)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(folds=1),
+        dict(leakage_similarity=0.0),
+        dict(leakage_severity="fatal"),
+        dict(review_size=-1),
+        dict(leakage_pixel_correlation=2.0),
+        dict(min_probe_accuracy=1.5),
+        dict(nearest="fast"),
+        dict(exact_pairs_limit=-1),
+    ],
+)
 def test_bad_config_is_a_usage_error(bad):
     with pytest.raises(UsageError, match="audit."):
         AuditConfig(**bad).validate()
@@ -28,11 +39,21 @@ def _unit(rows):
 
 
 def test_nearest_and_the_pixel_confirmation():
-    train = {"grid": _unit([[1, 0, 0], [0, 1, 0]]), "thumbnail": _unit([[1, -1, 0], [0, 1, -1]]),
-             "labels": np.array([0, 1]), "filename": ["a", "b"], "sha256": ["ha", "hb"]}
+    train = {
+        "grid": _unit([[1, 0, 0], [0, 1, 0]]),
+        "thumbnail": _unit([[1, -1, 0], [0, 1, -1]]),
+        "labels": np.array([0, 1]),
+        "filename": ["a", "b"],
+        "sha256": ["ha", "hb"],
+    }
     # image 0: same embedding and same pixels as train "a"; image 1: same embedding as "b", other pixels
-    test = {"grid": _unit([[1, 0.01, 0], [0.01, 1, 0]]), "thumbnail": _unit([[1, -1, 0], [1, 0, -1]]),
-            "labels": np.array([0, 1]), "filename": ["x", "y"], "sha256": ["hx", "hy"]}
+    test = {
+        "grid": _unit([[1, 0.01, 0], [0.01, 1, 0]]),
+        "thumbnail": _unit([[1, -1, 0], [1, 0, -1]]),
+        "labels": np.array([0, 1]),
+        "filename": ["x", "y"],
+        "sha256": ["hx", "hy"],
+    }
     index, similarity = nearest(test["grid"], train["grid"])
     assert index.tolist() == [0, 1] and similarity.min() > 0.99
     rows, counts = _near_duplicates({"train": train, "test": test}, AuditConfig())

@@ -1,5 +1,6 @@
 """The backbone registry: every family builds on raw pixels with its weights' own preprocessing,
 and every way of naming weights either loads them or says clearly why it cannot."""
+
 import importlib
 
 import keras
@@ -112,8 +113,12 @@ def test_missing_or_foreign_weights_file_is_a_usage_error(tmp_path):
 
 def test_shared_pretrained_backbone_loads_from_keras_and_h5_files(shared_weights_dir):
     # A different input size than the file's 96 px: the weights are copied, not the graph.
-    _, from_keras = backbones.build_backbone("MobileNetV2", 128, weights=str(shared_weights_dir / f"{SHARED_BACKBONE}.keras"), alpha=0.35)
-    _, from_h5 = backbones.build_backbone("MobileNetV2", 96, weights=str(shared_weights_dir / f"{SHARED_BACKBONE}.weights.h5"), alpha=0.35)
+    _, from_keras = backbones.build_backbone(
+        "MobileNetV2", 128, weights=str(shared_weights_dir / f"{SHARED_BACKBONE}.keras"), alpha=0.35
+    )
+    _, from_h5 = backbones.build_backbone(
+        "MobileNetV2", 96, weights=str(shared_weights_dir / f"{SHARED_BACKBONE}.weights.h5"), alpha=0.35
+    )
     _, fresh = backbones.build_backbone("MobileNetV2", 96, weights="none", alpha=0.35)
     pairs = list(zip(from_keras.get_weights(), from_h5.get_weights(), fresh.get_weights()))
     assert len(pairs) == len(fresh.weights)
@@ -124,9 +129,13 @@ def test_shared_pretrained_backbone_loads_from_keras_and_h5_files(shared_weights
 
 def test_weights_of_another_architecture_are_refused(shared_weights_dir):
     with pytest.raises(UsageError, match="different architecture"):
-        backbones.build_backbone("MobileNetV2", 96, weights=str(shared_weights_dir / f"{SHARED_BACKBONE}.keras"), alpha=1.0)
+        backbones.build_backbone(
+            "MobileNetV2", 96, weights=str(shared_weights_dir / f"{SHARED_BACKBONE}.keras"), alpha=1.0
+        )
     with pytest.raises(UsageError, match="does not fit"):
-        backbones.build_backbone("MobileNetV2", 96, weights=str(shared_weights_dir / f"{SHARED_BACKBONE}.weights.h5"), alpha=0.5)
+        backbones.build_backbone(
+            "MobileNetV2", 96, weights=str(shared_weights_dir / f"{SHARED_BACKBONE}.weights.h5"), alpha=0.5
+        )
 
 
 def test_warm_start_reuses_the_backbone_of_a_model_this_pipeline_trained(tmp_path):

@@ -1,5 +1,6 @@
 """Batch-level augmentations (RandAugment, MixUp, CutMix): what they do to a batch, and that a
 seed fixes them; plus a tiny training run with all of them on."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -52,7 +53,7 @@ def test_randaugment_changes_pixels_keeps_range_and_labels():
     images, labels, got, got_labels = _batches(AugmentConfig(randaugment_ops=2, randaugment_magnitude=1.0), batches=8)
     np.testing.assert_array_equal(got_labels, labels)
     assert got.shape == images.shape and got.min() >= 0 and got.max() <= 255
-    per_batch = [not np.allclose(got[i:i + 8], images[i:i + 8]) for i in range(0, len(images), 8)]
+    per_batch = [not np.allclose(got[i : i + 8], images[i : i + 8]) for i in range(0, len(images), 8)]
     assert sum(per_batch) >= 4, "two ops drawn from 14 (one is identity): most batches change"
 
 
@@ -66,11 +67,16 @@ def test_a_seed_gives_the_same_batches_and_another_seed_others(augment):
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"randaugment_ops": 5}, "randaugment_ops"), ({"randaugment_ops": 1.5}, "randaugment_ops"),
-    ({"randaugment_magnitude": 0.0}, "randaugment_magnitude"), ({"mixup": -0.1}, "mixup"),
-    ({"cutmix": 11.0}, "cutmix"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"randaugment_ops": 5}, "randaugment_ops"),
+        ({"randaugment_ops": 1.5}, "randaugment_ops"),
+        ({"randaugment_magnitude": 0.0}, "randaugment_magnitude"),
+        ({"mixup": -0.1}, "mixup"),
+        ({"cutmix": 11.0}, "cutmix"),
+    ],
+)
 def test_bad_values_are_usage_errors_naming_the_key(changes, field):
     with pytest.raises(UsageError, match=rf"train\.augment\.{field}="):
         AugmentConfig(**changes).validate()
@@ -79,9 +85,15 @@ def test_bad_values_are_usage_errors_naming_the_key(changes, field):
 def test_training_with_every_batch_augmentation_runs_and_records_it(tmp_path):
     ingest = write_synthetic_ingest_dir(tmp_path / "ingest", fmt="mixed", shards_per_split=1, tfds_metadata=False)
     augment = AugmentConfig(randaugment_ops=2, mixup=0.2, cutmix=1.0)
-    config = TrainConfig(image_size=32, weights="none", batch_size=8, augment=augment, bn_recalibration_batches=2,
-                         precision="mixed_bfloat16",  # the layers are built under the policy: they must stay float32
-                         stages=(StageConfig("scratch", epochs=2, learning_rate=1e-3, unfreeze="all", augment=True),))
+    config = TrainConfig(
+        image_size=32,
+        weights="none",
+        batch_size=8,
+        augment=augment,
+        bn_recalibration_batches=2,
+        precision="mixed_bfloat16",  # the layers are built under the policy: they must stay float32
+        stages=(StageConfig("scratch", epochs=2, learning_rate=1e-3, unfreeze="all", augment=True),),
+    )
     result = run(config, str(ingest), str(tmp_path / "train"))
     assert len(result.stages) == 1 and result.stages[0].epochs_run == 2
     assert 0.0 <= result.test_accuracy <= 1.0

@@ -8,6 +8,7 @@ way the runner does (one writer thread, a send that takes a little time) and che
 are lost. When it fails after a Beam upgrade, Beam has fixed the race: lift the refusal in
 `beam_runner.check_options` and put the mode back in benchmarks/ingest.py.
 """
+
 import time
 
 from apache_beam.runners.worker.data_plane import TimeBasedBufferingClosableOutputStream
@@ -20,8 +21,9 @@ def test_beam_time_flushed_stream_still_drops_writes_made_during_a_flush():
         time.sleep(0.005)
         received.append(data)
 
-    stream = TimeBasedBufferingClosableOutputStream(close_callback=received.append, flush_callback=send,
-                                                   time_flush_threshold_ms=10)
+    stream = TimeBasedBufferingClosableOutputStream(
+        close_callback=received.append, flush_callback=send, time_flush_threshold_ms=10
+    )
     written, element = 0, b"x" * 100
     deadline = time.monotonic() + 0.3
     while time.monotonic() < deadline:

@@ -3,6 +3,7 @@
 One small generated folder (3 classes x 12 images of 32 px, tests/pipeline_helpers.py) keeps each subprocess to its import
 time plus a second of ingest; the runs share one pipeline root where the assertions allow it.
 """
+
 import pytest
 from pipeline_helpers import make_folder, pipeline_run, published
 
@@ -24,8 +25,17 @@ def test_unknown_flag_is_a_usage_error_not_a_beam_warning(tmp_path):
 @pytest.mark.slow
 def test_ingest_runs_with_beam_flags_then_reuses_its_output(folder, tmp_path):
     root = tmp_path / "root"
-    proc = pipeline_run("--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing",
-                        "--data-dir", folder, "--pipeline-root", root, "--stop-after", "ingest")
+    proc = pipeline_run(
+        "--runner=DirectRunner",
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
+        "--data-dir",
+        folder,
+        "--pipeline-root",
+        root,
+        "--stop-after",
+        "ingest",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "36 kept" in proc.stdout  # the ingest's own summary is printed
     assert "[pipeline] ingest: done in" in proc.stdout
@@ -73,6 +83,9 @@ def test_a_runner_whose_module_cannot_load_is_a_usage_error_naming_it():
     from components.common.errors import UsageError
     from pipeline.run import beam_args
 
-    with pytest.raises(UsageError, match=r"--runner=no_such_package\.NopeRunner: its module no_such_package "
-                                         r"cannot be loaded .* install"):
+    with pytest.raises(
+        UsageError,
+        match=r"--runner=no_such_package\.NopeRunner: its module no_such_package "
+        r"cannot be loaded .* install",
+    ):
         beam_args(["--runner=no_such_package.NopeRunner", "--some_flag=1"])

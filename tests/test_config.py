@@ -3,6 +3,7 @@
 These run `pipeline.run.main` in-process: validation happens before anything is locked or run,
 so no subprocess is needed to see the exit code and the message a user gets.
 """
+
 import pytest
 import yaml
 
@@ -27,16 +28,18 @@ def _main(tmp_path, capsys, yaml_data=None, argv=()):
         ({"trainer": {"epochs": 1}}, (), ["'trainer'", "allowed sections"]),
         ({"train": {"batch_size": "eight"}}, (), ["train.batch_size", "'eight'", "integer"]),
         ({"ingest": {"splits": {"train": 0.7, "val": 0.1, "test": 0.1}}}, (), ["splits", "sum", "0.9"]),
-        ({"train": {"stages": [{"name": "head", "epochs": -1, "learning_rate": 0.001}]}}, (),
-         ["epochs=-1", "from 1"]),
+        ({"train": {"stages": [{"name": "head", "epochs": -1, "learning_rate": 0.001}]}}, (), ["epochs=-1", "from 1"]),
         (None, ("--epochs", "-2"), ["epochs=-2", "from 1"]),
         (None, ("--set", "train.dropout=1.5"), ["train.dropout=1.5", "[0, 1)"]),
         (None, ("--set", "train.nope=1"), ["train.nope", "unknown key"]),
         (None, ("--set", "trainbatch=1"), ["SECTION.KEY=VALUE"]),
         (None, ("--splits", "train=0.5,val=0.2,test=0.2"), ["sum to 0.9"]),
         (None, ("--image-size", "4"), ["train.image_size=4", "16 to 1024"]),
-        (None, ("--set", "train.stages=[{name: head, epochs: 1, learning_rate: fast}]"),
-         ["train.stages[0].learning_rate", "'fast'", "a number"]),
+        (
+            None,
+            ("--set", "train.stages=[{name: head, epochs: 1, learning_rate: fast}]"),
+            ["train.stages[0].learning_rate", "'fast'", "a number"],
+        ),
     ],
 )
 def test_invalid_config_is_a_usage_error_naming_key_and_value(tmp_path, capsys, yaml_data, argv, expected):
@@ -61,11 +64,21 @@ def test_threshold_above_one_is_a_usage_error(tmp_path, capsys):
 
 
 def test_yaml_values_are_typed_and_cli_overrides_win(tmp_path):
-    data = {"train": {"batch_size": 8, "image_size": 64, "stages": [
-        {"name": "scratch", "epochs": 2, "learning_rate": 0.01, "unfreeze": "all"}]},
-        "ingest": {"data_dir": str(tmp_path)}}
-    cfg = config_mod.build(data, [("train", "batch_size", "16"), ("train", "stages", "[{name: s, epochs: 1, "
-                                                                  "learning_rate: 0.1, unfreeze: 0.5}]")])
+    data = {
+        "train": {
+            "batch_size": 8,
+            "image_size": 64,
+            "stages": [{"name": "scratch", "epochs": 2, "learning_rate": 0.01, "unfreeze": "all"}],
+        },
+        "ingest": {"data_dir": str(tmp_path)},
+    }
+    cfg = config_mod.build(
+        data,
+        [
+            ("train", "batch_size", "16"),
+            ("train", "stages", "[{name: s, epochs: 1, learning_rate: 0.1, unfreeze: 0.5}]"),
+        ],
+    )
     assert cfg["train"].batch_size == 16
     assert cfg["train"].image_size == 64
     stage = cfg["train"].stages[0]
@@ -81,7 +94,6 @@ def test_example_config_is_valid():
     data = config_mod.read_yaml(str(path))
     cfg = config_mod.build(data)
     assert cfg["ingest"].data_dir
-
 
 
 def test_scientific_notation_in_yaml_is_a_number():

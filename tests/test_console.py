@@ -1,4 +1,5 @@
 """Native libraries' log lines are kept off a tool's console and in the run's library.log (issue 10)."""
+
 import subprocess
 import sys
 

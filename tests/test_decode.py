@@ -4,17 +4,18 @@ What a user relies on: a bad file is rejected with the right reason (never kept,
 and every kept file is stored as bytes that TensorFlow decodes to 8-bit RGB of the right size and
 orientation, byte for byte the original when nothing had to change.
 """
+
 import io
 import pathlib
 import struct
 import zlib
 
+import image_fixtures as fx
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-import image_fixtures as fx
 from components.ingest import decode
 from components.ingest.decode import Decoded, Rejected, decode_and_normalise
 
@@ -155,8 +156,12 @@ def test_sixteen_bit_rgb_png_is_stored_as_eight_bit():
     pixels = np.full((20, 30, 3), 0x8080, np.uint16)
     raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
     header = struct.pack(">IIBBBBB", 30, 20, 16, 2, 0, 0, 0)
-    data = (b"\x89PNG\r\n\x1a\n" + fx._png_chunk(b"IHDR", header) + fx._png_chunk(b"IDAT", zlib.compress(raw))
-            + fx._png_chunk(b"IEND", b""))
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + fx._png_chunk(b"IHDR", header)
+        + fx._png_chunk(b"IDAT", zlib.compress(raw))
+        + fx._png_chunk(b"IEND", b"")
+    )
     result = decode_and_normalise(data)
     assert result.changes == (decode.CHANGE_BIT_DEPTH,)
     assert result.data[24] == 8  # IHDR bit depth of the stored PNG

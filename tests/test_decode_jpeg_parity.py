@@ -8,6 +8,7 @@ a good photo lost. So damaged JPEGs of many encodings (baseline, progressive, re
 
     TRANSFERLINE_JPEG_FUZZ=20000 pytest tests/test_decode_jpeg_parity.py   # a longer run
 """
+
 import io
 import os
 
@@ -25,14 +26,16 @@ CASES = int(os.environ.get("TRANSFERLINE_JPEG_FUZZ", "1500"))
 def _sources() -> list:
     """Valid RGB JPEGs in the encodings cameras and tools write."""
     out = []
-    for i, (size, params) in enumerate([
-        ((96, 72), {"quality": 85}),
-        ((80, 64), {"quality": 90, "progressive": True}),
-        ((64, 48), {"quality": 75, "subsampling": 0}),
-        ((72, 96), {"quality": 95, "optimize": True}),
-        ((64, 64), {"quality": 80, "progressive": True, "optimize": True, "subsampling": 0}),
-        ((88, 56), {"quality": 70, "restart_marker_blocks": 2}),
-    ]):
+    for i, (size, params) in enumerate(
+        [
+            ((96, 72), {"quality": 85}),
+            ((80, 64), {"quality": 90, "progressive": True}),
+            ((64, 48), {"quality": 75, "subsampling": 0}),
+            ((72, 96), {"quality": 95, "optimize": True}),
+            ((64, 64), {"quality": 80, "progressive": True, "optimize": True, "subsampling": 0}),
+            ((88, 56), {"quality": 70, "restart_marker_blocks": 2}),
+        ]
+    ):
         image = photo(i, size=size)
         buf = io.BytesIO()
         if i == 3:  # an EXIF block carrying an embedded JPEG thumbnail (its own SOS and EOI markers)
@@ -58,10 +61,10 @@ def _damage(rng, data: bytes) -> bytes:
         data = data[: len(data) - rng.integers(1, 24)]
     elif how == 3:  # bytes inserted
         at = rng.integers(len(data))
-        data[at:at + 0] = rng.integers(0, 256, size=rng.integers(1, 16), dtype=np.uint8).tobytes()
+        data[at : at + 0] = rng.integers(0, 256, size=rng.integers(1, 16), dtype=np.uint8).tobytes()
     elif how == 4:  # a marker-like pair written somewhere (0xFF then anything)
         at = rng.integers(2, len(data) - 1)
-        data[at:at + 2] = bytes([0xFF, int(rng.integers(256))])
+        data[at : at + 2] = bytes([0xFF, int(rng.integers(256))])
     else:  # the tail replaced: a damaged EOI, or bytes appended after it
         tail = rng.integers(0, 256, size=rng.integers(1, 8), dtype=np.uint8).tobytes()
         data = data[: len(data) - rng.integers(0, 3)] + tail
@@ -79,8 +82,12 @@ def _on_keep_path(data: bytes) -> bool:
     """Whether the ingest decides this file on the keep-as-is JPEG path (an RGB JPEG, not rotated)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return image.format == "JPEG" and image.mode == "RGB" and \
-                int(image.getexif().get(0x0112, 1)) in (1, 0) and min(image.size) >= 16
+            return (
+                image.format == "JPEG"
+                and image.mode == "RGB"
+                and int(image.getexif().get(0x0112, 1)) in (1, 0)
+                and min(image.size) >= 16
+            )
     except Exception:  # noqa: BLE001 - not openable: decided elsewhere
         return False
 

@@ -1,5 +1,6 @@
 """The built-in demo dataset: deterministic, laid out as documented, its broken files broken in
 the documented way, and learnable by a small CNN from scratch (the demo runs offline)."""
+
 import hashlib
 import io
 import os
@@ -89,13 +90,19 @@ def test_a_small_cnn_from_scratch_separates_the_classes(files):
     x_val, y_val = arrays(range(120, demo.IMAGES_PER_CLASS))
     keras.utils.set_random_seed(0)
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input((32, 32, 3)), layers.Rescaling(1 / 127.5, offset=-1),
-        layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Conv2D(32, 3, activation="relu"), layers.GlobalAveragePooling2D(),
-        layers.Dense(len(demo.CLASSES), activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            layers.Rescaling(1 / 127.5, offset=-1),
+            layers.Conv2D(16, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(len(demo.CLASSES), activation="softmax"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=3, batch_size=32, verbose=0)
     _, accuracy = model.evaluate(x_val, y_val, verbose=0)

@@ -10,19 +10,21 @@ but on localhost:
 The ingest's output (records, tables, stats.json but its timing) must be byte-identical to the
 in-process run's on the same folder; the evaluation's metrics equal to the in-process ones.
 """
+
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from image_fixtures import build_fixture_tree
 
 from benchmarks.clusters import ENV, local_cluster
 from components.common import fileio
-from image_fixtures import build_fixture_tree
 from tests import export_models
 
 pytestmark = pytest.mark.slow  # starts clusters: tens of seconds per test
+
 
 @pytest.fixture(scope="module")
 def portable_flags(tmp_path_factory):
@@ -39,9 +41,24 @@ def dask_flags(tmp_path_factory):
 
 def _ingest_cli(data_dir, root, flags) -> str:
     """`pipeline.run ... --stop-after ingest`; the published ingest directory."""
-    proc = subprocess.run([sys.executable, "-m", "pipeline.run", *flags, "--data-dir", str(data_dir),
-                           "--pipeline-root", str(root), "--stop-after", "ingest"],
-                          capture_output=True, text=True, env=ENV, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.run",
+            *flags,
+            "--data-dir",
+            str(data_dir),
+            "--pipeline-root",
+            str(root),
+            "--stop-after",
+            "ingest",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (run_dir,) = [d for d in fileio.listdir(str(root / "ingest")) if not d.startswith((".", "_"))]
     return str(root / "ingest" / run_dir)
@@ -80,13 +97,15 @@ def test_ingest_on_a_distributed_runner_writes_what_the_in_process_run_writes(ru
 
 
 def _metrics(export, ingest, out, flags) -> dict:
-    import components.evaluate
     from apache_beam.options.pipeline_options import PipelineOptions
+
+    import components.evaluate
     from components.ingest.beam_runner import load_runner_options
 
     load_runner_options(flags)
-    result = components.evaluate.run(components.evaluate.EvaluateConfig(), export, ingest, None, str(out),
-                                     beam_options=PipelineOptions(flags))
+    result = components.evaluate.run(
+        components.evaluate.EvaluateConfig(), export, ingest, None, str(out), beam_options=PipelineOptions(flags)
+    )
     with open(os.path.join(result.output_dir, "metrics.json")) as f:
         return json.load(f)
 

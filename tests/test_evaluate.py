@@ -1,4 +1,5 @@
 """Evaluate: TFMA metrics for candidate, baseline and TFLite variants; every check in blessing.json."""
+
 import json
 import os
 
@@ -26,8 +27,14 @@ def evaluated(tmp_path_factory):
 def test_metrics_per_model_and_slice(evaluated):
     metrics = json.load(open(os.path.join(evaluated.output_dir, "metrics.json")))
     models = metrics["metrics"]
-    assert set(models) == {"candidate", "baseline", "tflite_float32", "tflite_float16", "tflite_dynamic_range",
-                           "tflite_int8"}
+    assert set(models) == {
+        "candidate",
+        "baseline",
+        "tflite_float32",
+        "tflite_float16",
+        "tflite_dynamic_range",
+        "tflite_int8",
+    }
     overall = models["candidate"]["overall"]
     assert overall["example_count"] == 24 and metrics["examples"] == 24
     assert overall["accuracy"] >= 0.9 and overall["top_k_accuracy"] == 1.0
@@ -46,13 +53,24 @@ def test_metrics_per_model_and_slice(evaluated):
 
 def test_per_class_metrics_count_the_top1_class_even_when_unconfident(tmp_path):
     """Precision/recall/F1 per class are one-vs-rest on the predicted (top-1) class, not on p > 0.5."""
-    probabilities = np.array([[.4, .3, .3], [.3, .4, .3], [.3, .4, .3], [.3, .3, .4], [.3, .3, .4], [.4, .3, .3]],
-                             np.float32)
+    probabilities = np.array(
+        [[0.4, 0.3, 0.3], [0.3, 0.4, 0.3], [0.3, 0.4, 0.3], [0.3, 0.3, 0.4], [0.3, 0.3, 0.4], [0.4, 0.3, 0.3]],
+        np.float32,
+    )
     labels = np.array([0, 0, 1, 2, 2, 2])  # predicted: 0 1 1 2 2 0
-    overall = tfma_metrics.compute({"candidate": probabilities}, labels, ["a", "b", "c"], 1,
-                                   str(tmp_path))["metrics"]["candidate"]["overall"]
-    expected = {"precision/a": 1 / 2, "recall/a": 1 / 2, "precision/b": 1 / 2, "recall/b": 1.0,
-                "precision/c": 1.0, "recall/c": 2 / 3, "f1/c": 0.8, "accuracy": 4 / 6}
+    overall = tfma_metrics.compute({"candidate": probabilities}, labels, ["a", "b", "c"], 1, str(tmp_path))["metrics"][
+        "candidate"
+    ]["overall"]
+    expected = {
+        "precision/a": 1 / 2,
+        "recall/a": 1 / 2,
+        "precision/b": 1 / 2,
+        "recall/b": 1.0,
+        "precision/c": 1.0,
+        "recall/c": 2 / 3,
+        "f1/c": 0.8,
+        "accuracy": 4 / 6,
+    }
     for name, value in expected.items():
         assert overall[name] == pytest.approx(value, abs=1e-5), name
     assert overall["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 0.8) / 3, abs=1e-5)
@@ -70,8 +88,19 @@ def test_blessing_lists_every_check_and_tflite_deltas(evaluated):
     assert set(tflite) == {"tflite_float32", "tflite_float16", "tflite_dynamic_range", "tflite_int8"}
     assert set(blessing["tflite_accuracy_delta"]) == {"float32", "float16", "dynamic_range", "int8"}
     for check in blessing["checks"]:  # every accuracy-type check knows its test-set size, interval and test
-        assert set(check) == {"name", "model", "metric", "slice", "threshold", "value", "passed", "reason",
-                              "examples", "interval", "statistic"}
+        assert set(check) == {
+            "name",
+            "model",
+            "metric",
+            "slice",
+            "threshold",
+            "value",
+            "passed",
+            "reason",
+            "examples",
+            "interval",
+            "statistic",
+        }
         assert check["passed"] and check["value"] is not None
         assert check["examples"] and ("p_value" in check["statistic"] or "share_below_threshold" in check["statistic"])
         low, high = check["interval"]
@@ -86,8 +115,9 @@ def test_unloadable_baseline_blocks_the_gate(tmp_path, tmp_path_factory):
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     (broken / "labels.txt").write_text("cat\ndog\nfish\n")
     export = export_models.tiny_export(tmp_path_factory)
-    result = components.evaluate.run(EvaluateConfig(), export, export_models.tiny_ingest(tmp_path_factory),
-                                     str(broken), str(tmp_path / "out"))
+    result = components.evaluate.run(
+        EvaluateConfig(), export, export_models.tiny_ingest(tmp_path_factory), str(broken), str(tmp_path / "out")
+    )
     assert not result.blessed
     assert os.path.exists(tmp_path / "out" / "NOT_BLESSED")
     blessing = json.load(open(tmp_path / "out" / "blessing.json"))
@@ -109,15 +139,18 @@ def test_tflite_variant_losing_accuracy_fails_with_a_reason():
     int8 = candidate.copy()
     int8[20:30] = np.eye(4, dtype=np.float32)[(labels[20:30] + 1) % 4]  # 10 more wrong: 0.85
     predictions = {"candidate": candidate, "tflite_int8": int8, "tflite_float16": candidate}
-    checks = {c.model: c for c in gate.tflite_checks(EvaluateConfig(max_tflite_accuracy_drop=0.01), predictions, labels)}
+    checks = {
+        c.model: c for c in gate.tflite_checks(EvaluateConfig(max_tflite_accuracy_drop=0.01), predictions, labels)
+    }
     assert checks["tflite_float16"].passed
     assert not checks["tflite_int8"].passed and checks["tflite_int8"].value == pytest.approx(-0.05)
     assert "tflite_int8 accuracy is 0.0500 below candidate on the same 200 images" in checks["tflite_int8"].reason
     assert checks["tflite_int8"].statistic["model_worse"] == 10 and checks["tflite_int8"].statistic["p_value"] < 0.01
 
 
-@pytest.mark.parametrize("bad", [dict(min_accuracy=1.5), dict(max_tflite_accuracy_drop=-0.1), dict(top_k=0),
-                                 dict(split="")])
+@pytest.mark.parametrize(
+    "bad", [dict(min_accuracy=1.5), dict(max_tflite_accuracy_drop=-0.1), dict(top_k=0), dict(split="")]
+)
 def test_config_rejects_bad_values(bad):
     with pytest.raises(UsageError, match="evaluate."):
         EvaluateConfig(**bad).validate()

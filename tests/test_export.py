@@ -1,4 +1,5 @@
 """Export: the three serving signatures, the TFLite variants with their sidecar, and the parity check."""
+
 import json
 import os
 
@@ -8,11 +9,11 @@ import pytest
 import tensorflow as tf
 
 import components.export
-from schemas.artifacts import Examples, ExportedModel
 from components.common.errors import DataError, UsageError
 from components.common.model_runners import TFLiteRunner, preprocess
 from components.export import calibration, parity, tflite
 from components.export.float32 import float32_rebuild
+from schemas.artifacts import Examples, ExportedModel
 from tests import export_models
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
@@ -96,9 +97,12 @@ def test_mixed_precision_model_is_rebuilt_in_float32_and_converts():
     rebuilt = float32_rebuild(model)
     assert all(layer.compute_dtype == "float32" for layer in rebuilt.layers)
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
-    np.testing.assert_allclose(rebuilt.predict(pixels, verbose=0),
-                               model.predict(pixels, verbose=0).astype(np.float32), atol=2e-3)
-    interpreter = tf.lite.Interpreter(model_content=tflite.convert(tflite.frozen_function(rebuilt, (32, 32)), "float32"))
+    np.testing.assert_allclose(
+        rebuilt.predict(pixels, verbose=0), model.predict(pixels, verbose=0).astype(np.float32), atol=2e-3
+    )
+    interpreter = tf.lite.Interpreter(
+        model_content=tflite.convert(tflite.frozen_function(rebuilt, (32, 32)), "float32")
+    )
     interpreter.resize_tensor_input(0, [4, 32, 32, 3])
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)
@@ -120,13 +124,18 @@ def test_incomplete_train_dir_is_a_data_error_and_writes_nothing(tmp_path, tmp_p
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "labels.txt").write_text("a\nb\n")
     with pytest.raises(DataError, match="missing model.keras, model_info.json"):
-        components.export.run(components.export.ExportConfig(), str(tmp_path / "train"),
-                              export_models.tiny_ingest(tmp_path_factory), str(tmp_path / "export"))
+        components.export.run(
+            components.export.ExportConfig(),
+            str(tmp_path / "train"),
+            export_models.tiny_ingest(tmp_path_factory),
+            str(tmp_path / "export"),
+        )
     assert not (tmp_path / "export").exists()
 
 
-@pytest.mark.parametrize("bad", [dict(top_k=0), dict(tflite_variants=("int4",)), dict(int8_io="int16"),
-                                 dict(parity_tolerance=0.0)])
+@pytest.mark.parametrize(
+    "bad", [dict(top_k=0), dict(tflite_variants=("int4",)), dict(int8_io="int16"), dict(parity_tolerance=0.0)]
+)
 def test_config_rejects_bad_values(bad):
     with pytest.raises(UsageError, match="export."):
         components.export.ExportConfig(**bad).validate()

@@ -1,13 +1,14 @@
 """The exported model on real sign-language photos: serving_default agrees with the Keras model."""
-import pytest
+
 import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from schemas.artifacts import Examples, ExportedModel
 from components.common.model_runners import TFLiteRunner, preprocess
+from schemas.artifacts import Examples, ExportedModel
 from tests import export_models
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)

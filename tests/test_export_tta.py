@@ -1,4 +1,5 @@
 """export.tta: flip test-time augmentation inside every exported model, and when `auto` turns it on."""
+
 import json
 import os
 
@@ -15,14 +16,18 @@ from schemas.artifacts import Examples, ExportedModel
 from tests import export_models
 
 
-@pytest.mark.parametrize("mode, history, expected", [
-    ("auto", {"config": {"augment": {"flip": True}, "stages": None}}, "flip"),  # default stages augment
-    ("auto", {"config": {"augment": {"flip": True}, "stages": [{"augment": False}, {"augment": True}]}}, "flip"),
-    ("auto", {"config": {"augment": {"flip": True}, "stages": [{"augment": False}]}}, "none"),  # never flipped
-    ("auto", {"config": {"augment": {"flip": False}, "stages": None}}, "none"),
-    ("auto", None, "none"),  # a model trained elsewhere: nothing says mirror images mean the same
-    ("flip", None, "flip"), ("none", {"config": {"augment": {"flip": True}}}, "none"),
-])
+@pytest.mark.parametrize(
+    "mode, history, expected",
+    [
+        ("auto", {"config": {"augment": {"flip": True}, "stages": None}}, "flip"),  # default stages augment
+        ("auto", {"config": {"augment": {"flip": True}, "stages": [{"augment": False}, {"augment": True}]}}, "flip"),
+        ("auto", {"config": {"augment": {"flip": True}, "stages": [{"augment": False}]}}, "none"),  # never flipped
+        ("auto", {"config": {"augment": {"flip": False}, "stages": None}}, "none"),
+        ("auto", None, "none"),  # a model trained elsewhere: nothing says mirror images mean the same
+        ("flip", None, "flip"),
+        ("none", {"config": {"augment": {"flip": True}}}, "none"),
+    ],
+)
 def test_auto_flips_only_when_the_training_flipped(mode, history, expected):
     assert tta.resolve(mode, history) == expected
 
@@ -48,10 +53,16 @@ def _left_right_model() -> keras.Model:
 def flipped_export(tmp_path_factory):
     root = tmp_path_factory.mktemp("tta")
     ingest = export_models.tiny_ingest(tmp_path_factory)
-    train = export_models.write_train_dir(root / "train", _left_right_model(), Examples(ingest).labels(), (32, 32),
-                                          "tiny_dense")
-    config = components.export.ExportConfig(tta="flip", tflite_variants=("float32", "int8"), representative_examples=24,
-                                            abstain_precision=0.9, abstain_far_from_training=True)
+    train = export_models.write_train_dir(
+        root / "train", _left_right_model(), Examples(ingest).labels(), (32, 32), "tiny_dense"
+    )
+    config = components.export.ExportConfig(
+        tta="flip",
+        tflite_variants=("float32", "int8"),
+        representative_examples=24,
+        abstain_precision=0.9,
+        abstain_far_from_training=True,
+    )
     components.export.run(config, train, ingest, str(root / "export"))
     return root, ingest
 
@@ -87,11 +98,21 @@ def test_the_abstention_threshold_is_fitted_on_the_averaged_probabilities(flippe
     root, ingest = flipped_export
     info = ExportedModel(str(root / "export")).info()
     again = components.export.run(
-        components.export.ExportConfig(tta="none", tflite_variants=("float32",), representative_examples=24,
-                                       abstain_precision=0.9, abstain_far_from_training=True),
-        str(root / "train"), ingest, str(tmp_path / "export"))
+        components.export.ExportConfig(
+            tta="none",
+            tflite_variants=("float32",),
+            representative_examples=24,
+            abstain_precision=0.9,
+            abstain_far_from_training=True,
+        ),
+        str(root / "train"),
+        ingest,
+        str(tmp_path / "export"),
+    )
     plain = ExportedModel(again.output_dir).info()
     assert plain["tta"] == "none"
     assert plain["calibration"]["temperature"] == info["calibration"]["temperature"], "fitted on single views"
-    assert (plain["abstention"]["val_coverage"], plain["abstention"]["threshold"]) != \
-        (info["abstention"]["val_coverage"], info["abstention"]["threshold"])
+    assert (plain["abstention"]["val_coverage"], plain["abstention"]["threshold"]) != (
+        info["abstention"]["val_coverage"],
+        info["abstention"]["threshold"],
+    )

@@ -1,5 +1,6 @@
 """TF Serving warm-up requests: written into every export's SavedModel, parsed by
 tensorflow-serving-api's PredictionLog, answerable by the signature they name, and pushed."""
+
 import os
 
 import numpy as np
@@ -9,8 +10,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 import components.export
 import components.push
-from components.common.errors import UsageError
 from components.common import warmup_requests as warmup
+from components.common.errors import UsageError
 from schemas.artifacts import ExportedModel, ServingVersion
 from tests import export_models
 

@@ -5,6 +5,7 @@ This module is the whole extra component: a config dataclass, a result, an artif
 `run` entry (the shape of `components/<name>/`). The test registers it after the ingest and runs
 `pipeline.run` in-process with the stand-ins for the standard components.
 """
+
 import dataclasses
 import json
 import os
@@ -60,15 +61,23 @@ def run(config: CountConfig, ingest_dir: str, output_dir: str) -> CountResult:
     return CountResult(output_dir, images, config.min_images)
 
 
-COUNT = dag.Node("count", ("ingest",), Counts, module=__name__, config=f"{__name__}:CountConfig",
-                 failure=lambda summary, uri: DataError(f"too few images: {summary}"),
-                 call=lambda run, ctx, inputs, out, resolved: run(ctx.config["count"], inputs["ingest"], out))
+COUNT = dag.Node(
+    "count",
+    ("ingest",),
+    Counts,
+    module=__name__,
+    config=f"{__name__}:CountConfig",
+    failure=lambda summary, uri: DataError(f"too few images: {summary}"),
+    call=lambda run, ctx, inputs, out, resolved: run(ctx.config["count"], inputs["ingest"], out),
+)
 
 
 def test_a_registered_component_is_cached_recorded_reported_and_mapped_to_exit_codes(tmp_path, monkeypatch):
     install_fakes(monkeypatch)
     monkeypatch.setattr(dag, "NODES", (dag.NODES[0], COUNT, *dag.NODES[1:]))  # the one registration line
-    monkeypatch.setattr(dag, "entry_point", lambda node: FAKES.get(node.name) or getattr(__import__(node.module), "run"))
+    monkeypatch.setattr(
+        dag, "entry_point", lambda node: FAKES.get(node.name) or getattr(__import__(node.module), "run")
+    )
     log = tmp_path / "calls.jsonl"
     monkeypatch.setenv("FAKE_LOG", str(log))
     folder = make_folder(tmp_path / "images", per_class=2, size=8)

@@ -1,5 +1,6 @@
 """Every backbone family trains with its own defaults (issue 10): its width, its minimum size and
 the block where its default fine-tune stage starts, from a local weights file as "pretrained"."""
+
 import dataclasses
 import os
 
@@ -27,11 +28,14 @@ def test_defaults_named_by_the_fine_tuning_guides():
     assert TrainConfig(backbone="mobilenet_v3_small").effective_alpha == 1.0
 
 
-@pytest.mark.parametrize("changes, words", [
-    ({"backbone": "vgg16", "alpha": 0.5}, "VGG16 takes no width multiplier"),
-    ({"backbone": "xception", "image_size": 64}, "at least 71x71"),
-    ({"backbone": "resnet9000"}, "unknown backbone"),
-])
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"backbone": "vgg16", "alpha": 0.5}, "VGG16 takes no width multiplier"),
+        ({"backbone": "xception", "image_size": 64}, "at least 71x71"),
+        ({"backbone": "resnet9000"}, "unknown backbone"),
+    ],
+)
 def test_family_limits_are_checked_without_building_anything(changes, words):
     with pytest.raises(UsageError, match=words):
         TrainConfig(weights="w.weights.h5", **changes).validate()
@@ -41,8 +45,17 @@ def test_family_limits_are_checked_without_building_anything(changes, words):
 # EfficientNetV2 share their builder's code and block layout, and run with TRANSFERLINE_ALL_BACKBONES=1
 # (all 25: about 15 minutes on 2 cores). Every family's finetune_from block is checked in CI by
 # tests/test_backbones.py, which builds all 25.
-ONE_PER_BUILDER = {"EfficientNetB0", "EfficientNetV2B0", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large",
-                   "ResNet50V2", "VGG16", "ConvNeXtTiny", "Xception"}
+ONE_PER_BUILDER = {
+    "EfficientNetB0",
+    "EfficientNetV2B0",
+    "MobileNetV2",
+    "MobileNetV3Small",
+    "MobileNetV3Large",
+    "ResNet50V2",
+    "VGG16",
+    "ConvNeXtTiny",
+    "Xception",
+}
 
 
 @pytest.mark.slow  # each family built, saved and trained for one head and one fine-tune epoch
@@ -63,8 +76,13 @@ def test_every_family_trains_head_then_finetune_from_a_local_weights_file(name, 
     backbone.save_weights(weights)
     keras.backend.clear_session()
 
-    ingest = write_synthetic_ingest_dir(tmp_path / "ingest", labels=("a", "b"), image_size=(size, size),
-                                        per_split={"train": 4, "val": 2, "test": 2}, tfds_metadata=False)
+    ingest = write_synthetic_ingest_dir(
+        tmp_path / "ingest",
+        labels=("a", "b"),
+        image_size=(size, size),
+        per_split={"train": 4, "val": 2, "test": 2},
+        tfds_metadata=False,
+    )
     defaults = TrainConfig(backbone=name, weights=weights, image_size=size, batch_size=4)
     stages = tuple(dataclasses.replace(s, epochs=1, warmup_epochs=0, patience=0) for s in defaults.effective_stages())
     config = dataclasses.replace(defaults, stages=stages, bn_recalibration_batches=1, evaluate_test=False)

@@ -1,5 +1,6 @@
 """components/common/fileio.py: the local half keeps tf.io.gfile's meaning (issue 11 replaced
 tf.io.gfile with it wherever the orchestrator and a cached rerun touch files)."""
+
 import pytest
 import tensorflow as tf
 
@@ -47,7 +48,8 @@ def test_find_takes_the_folder_literally(tmp_path):
         (folder / "s-train.tfrecord-0").write_bytes(b"")
         (folder / "s-val.tfrecord-0").write_bytes(b"")
         assert fileio.find(str(tmp_path / name), "data", "*", "*-train.tfrecord-*") == [
-            str(folder / "s-train.tfrecord-0")]
+            str(folder / "s-train.tfrecord-0")
+        ]
     assert fileio.find(str(tmp_path / "missing"), "*") == []
 
 

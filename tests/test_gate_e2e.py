@@ -3,6 +3,7 @@
 Six synthetic classes so that a model's quality can be set by its training: untrained (chance,
 about 0.17), 2 epochs (about 0.7) and 15 epochs (about 1.0) on 36 test images.
 """
+
 import json
 import os
 
@@ -20,18 +21,24 @@ pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only
 
 @pytest.fixture(scope="module")
 def ingest(tmp_path_factory):
-    return write_synthetic_ingest_dir(tmp_path_factory.mktemp("gate") / "ingest", labels=list("abcdef"),
-                                      per_split={"train": 8, "val": 4, "test": 6}, tfds_metadata=False)
+    return write_synthetic_ingest_dir(
+        tmp_path_factory.mktemp("gate") / "ingest",
+        labels=list("abcdef"),
+        per_split={"train": 8, "val": 4, "test": 6},
+        tfds_metadata=False,
+    )
 
 
 def _run(root, name, ingest, epochs, serving, config):
     """One pipeline pass through the components: (evaluate result, push result)."""
     train = export_models.train_tiny(root / f"train_{name}", ingest, epochs)
-    export = components.export.run(components.export.ExportConfig(tflite_variants=("float32",)), train, ingest,
-                                   str(root / f"export_{name}")).output_dir
+    export = components.export.run(
+        components.export.ExportConfig(tflite_variants=("float32",)), train, ingest, str(root / f"export_{name}")
+    ).output_dir
     latest = ServingModel(serving, "classifier").latest()
-    evaluation = components.evaluate.run(config, export, ingest, latest.uri if latest else None,
-                                         str(root / f"evaluate_{name}"))
+    evaluation = components.evaluate.run(
+        config, export, ingest, latest.uri if latest else None, str(root / f"evaluate_{name}")
+    )
     return evaluation, components.push.run(components.push.PushConfig(), export, evaluation.output_dir, serving)
 
 
@@ -46,8 +53,9 @@ def _blessing(evaluation):
 
 def test_model_below_accuracy_threshold_is_not_pushed(tmp_path, ingest):
     serving = str(tmp_path / "serving")
-    evaluation, outcome = _run(tmp_path, "untrained", ingest, 0, serving,
-                               components.evaluate.EvaluateConfig(min_accuracy=0.5))
+    evaluation, outcome = _run(
+        tmp_path, "untrained", ingest, 0, serving, components.evaluate.EvaluateConfig(min_accuracy=0.5)
+    )
     assert not outcome.pushed and not evaluation.ok
     assert _versions(serving) == []
     assert os.path.exists(os.path.join(evaluation.output_dir, "NOT_BLESSED"))

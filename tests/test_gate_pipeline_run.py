@@ -20,21 +20,34 @@ pretrained backbone (../shared/weights; the test skips without it), a convex fit
 whatever labels it is given; only the training labels differ. The TFLite variants are float32 only (parity with
 the SavedModel is checked at export), so the baseline comparison is the only check that can fail.
 """
-import pytest
+
 import csv
 import json
 import re
 import shutil
 
+import pytest
 from pipeline_helpers import make_folder, pipeline_run, published
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
-COMMON = ("--image-size", "96", "--batch-size", "8", "--splits", "train=0.5,val=0.2,test=0.3",
-          "--set", "export.tflite_variants=[float32]", "--set", "export.representative_examples=8",
-          "--set", "evaluate.min_accuracy=0.0",  # only the comparison with the baseline can fail
-          # a linear head on frozen pretrained features: a convex fit, so each model learns its labels
-          "--set", "train.stages=[{name: head, epochs: 40, learning_rate: 0.01, unfreeze: none, augment: false}]")
+COMMON = (
+    "--image-size",
+    "96",
+    "--batch-size",
+    "8",
+    "--splits",
+    "train=0.5,val=0.2,test=0.3",
+    "--set",
+    "export.tflite_variants=[float32]",
+    "--set",
+    "export.representative_examples=8",
+    "--set",
+    "evaluate.min_accuracy=0.0",  # only the comparison with the baseline can fail
+    # a linear head on frozen pretrained features: a convex fit, so each model learns its labels
+    "--set",
+    "train.stages=[{name: head, epochs: 40, learning_rate: 0.01, unfreeze: none, augment: false}]",
+)
 
 
 def _relabelled(folder, root, manifest_dir, mapping: dict, name: str):
@@ -73,17 +86,20 @@ def test_worse_model_is_refused_against_v1_and_a_better_one_becomes_v2(tmp_path,
     folder = make_folder(tmp_path / "images", classes=3, per_class=30, size=32)
     root, serving = tmp_path / "root", tmp_path / "serving"
     weights = ("--weights", shared_weights_dir / "mobilenetv2_0.35_96_cifar6_notop.keras")
-    split_once = pipeline_run("--data-dir", folder, "--pipeline-root", root, *COMMON, *weights,
-                              "--stop-after", "ingest")
+    split_once = pipeline_run(
+        "--data-dir", folder, "--pipeline-root", root, *COMMON, *weights, "--stop-after", "ingest"
+    )
     assert split_once.returncode == 0, split_once.stdout[-3000:] + split_once.stderr[-3000:]
     first_ingest = published(root / "ingest")[0]
     swapped = _relabelled(folder, tmp_path, first_ingest, {"class_1": "class_2", "class_2": "class_1"}, "swapped")
-    rotated = _relabelled(folder, tmp_path, first_ingest,
-                          {"class_0": "class_1", "class_1": "class_2", "class_2": "class_0"}, "rotated")
+    rotated = _relabelled(
+        folder, tmp_path, first_ingest, {"class_0": "class_1", "class_1": "class_2", "class_2": "class_0"}, "rotated"
+    )
 
     def run(data):
-        proc = pipeline_run("--data-dir", data, "--pipeline-root", root, "--serving-dir", serving, *COMMON,
-                            *weights, timeout=600)
+        proc = pipeline_run(
+            "--data-dir", data, "--pipeline-root", root, "--serving-dir", serving, *COMMON, *weights, timeout=600
+        )
         print(proc.stdout[-2500:])  # shown by pytest on failure: the accuracies each run printed
         return proc
 
@@ -124,8 +140,10 @@ def test_worse_model_is_refused_against_v1_and_a_better_one_becomes_v2(tmp_path,
     assert push["blessed"] and not push["forced"]
     assert push["evaluate_dir"] == str(root / "evaluate" / _run_id(better))
 
-    print(f"test accuracy: v1 (2 classes swapped) {first_accuracy:.3f}, rotated labels {worse_accuracy:.3f}, "
-          f"correct labels {better_accuracy:.3f}")
+    print(
+        f"test accuracy: v1 (2 classes swapped) {first_accuracy:.3f}, rotated labels {worse_accuracy:.3f}, "
+        f"correct labels {better_accuracy:.3f}"
+    )
     test_splits = set()
     for ingest in published(root / "ingest"):
         with open(ingest / "manifest.csv") as f:

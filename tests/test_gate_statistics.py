@@ -1,4 +1,5 @@
 """The gate knows how many test images it has (issue 13): intervals, paired tests, one-image floor."""
+
 import numpy as np
 import pytest
 
@@ -42,7 +43,7 @@ def test_a_clearly_worse_candidate_is_refused():
     check = _baseline_check(_answers(list(range(14))))  # 8 more mistakes, none fixed: 34/48 against 42/48
     assert not check.passed
     assert check.statistic["model_worse"] == 8 and check.statistic["model_better"] == 0
-    assert check.statistic["p_value"] == pytest.approx(0.5 ** 8, rel=1e-3) and check.statistic["p_value"] < 0.05
+    assert check.statistic["p_value"] == pytest.approx(0.5**8, rel=1e-3) and check.statistic["p_value"] < 0.05
     assert "8 answers worse, 0 better" in check.reason and "McNemar p = 0.003906" in check.reason
     assert check.interval[1] < 0
 
@@ -60,8 +61,11 @@ def test_a_worse_but_not_significant_candidate_passes_the_paired_test_and_fails_
 def test_int8_one_image_below_float_can_never_fail(comparison):
     candidate = _answers([0])
     int8 = _answers([0, 1])
-    (check,) = gate.tflite_checks(EvaluateConfig(comparison=comparison, max_tflite_accuracy_drop=0.0),
-                                  {"candidate": candidate, "tflite_int8": int8}, LABELS)
+    (check,) = gate.tflite_checks(
+        EvaluateConfig(comparison=comparison, max_tflite_accuracy_drop=0.0),
+        {"candidate": candidate, "tflite_int8": int8},
+        LABELS,
+    )
     assert check.passed and check.value == pytest.approx(-1 / 48, abs=1e-6)
 
 

@@ -1,6 +1,7 @@
 """The pixel budget (components/common/image_limits.py): sizes read from headers agree with what the
 decoders produce, in every format; bombs and many-frame animations are refused inside the exported
 SavedModel, by TensorFlow's own `saved_model_cli` too, naming the image, its size and the limit."""
+
 import subprocess
 import sys
 
@@ -13,15 +14,24 @@ from schemas.artifacts import ExportedModel
 from tests import export_models, hostile_images
 
 
-
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
 def _SIZE(encoded):
     """(format index, height, width, frames, decoded pixels) with no budget to stop the frame walks."""
     return tf.stack([tf.cast(t, tf.int64) for t in image_limits.image_size(encoded, 10**12, 10**6)])
 
 
-@pytest.mark.parametrize("fmt, save", [("JPEG", {}), ("PNG", {}), ("GIF", {}), ("BMP", {}), ("WEBP", {}),
-                                       ("WEBP", {"lossless": True}), ("WEBP", {"exif": b"Exif\0\0x"})])
+@pytest.mark.parametrize(
+    "fmt, save",
+    [
+        ("JPEG", {}),
+        ("PNG", {}),
+        ("GIF", {}),
+        ("BMP", {}),
+        ("WEBP", {}),
+        ("WEBP", {"lossless": True}),
+        ("WEBP", {"exif": b"Exif\0\0x"}),
+    ],
+)
 def test_header_sizes_match_the_decoded_image(fmt, save):
     data = hostile_images.encoded(fmt, width=53, height=31, **save)
     fmt_index, height, width, frames, pixels = _SIZE(data).numpy()
@@ -38,13 +48,16 @@ def test_animation_frames_are_counted(fmt):
         assert tf.io.decode_gif(hostile_images.animation(fmt, 23)).shape == (23, 16, 16, 3)
 
 
-@pytest.mark.parametrize("data, declared", [
-    (hostile_images.png_bomb(12000, 12000), (12000, 12000)),
-    (hostile_images.jpeg_bomb(65000, 60000), (60000, 65000)),
-    (hostile_images.gif_bomb(30000, 20000), (20000, 30000)),
-    (hostile_images.bmp_bomb(30000, 25000), (25000, 30000)),
-    (hostile_images.webp_bomb(16000, 15000), (15000, 16000)),
-])
+@pytest.mark.parametrize(
+    "data, declared",
+    [
+        (hostile_images.png_bomb(12000, 12000), (12000, 12000)),
+        (hostile_images.jpeg_bomb(65000, 60000), (60000, 65000)),
+        (hostile_images.gif_bomb(30000, 20000), (20000, 30000)),
+        (hostile_images.bmp_bomb(30000, 25000), (25000, 30000)),
+        (hostile_images.webp_bomb(16000, 15000), (15000, 16000)),
+    ],
+)
 def test_bombs_declare_their_size(data, declared):
     assert len(data) < 1_000_000
     assert tuple(_SIZE(data).numpy()[1:3]) == declared
@@ -70,11 +83,19 @@ def _serve(saved_model, signature, **inputs):
 def test_the_signatures_refuse_bombs_before_decoding(saved_model):
     good = hostile_images.encoded("JPEG", 40, 48)
     bomb = hostile_images.png_bomb(30000, 30000)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image 1: PNG of 30000 x 30000 pixels decodes to "
-                       r"900000000 pixels, over the model limit of 12500000 \(export.max_image_pixels\)"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"image 1: PNG of 30000 x 30000 pixels decodes to "
+        r"900000000 pixels, over the model limit of 12500000 \(export.max_image_pixels\)",
+    ):
         _serve(saved_model, "serving_default", images=np.array([good, bomb], dtype=object))
-    example = tf.train.Example(features=tf.train.Features(feature={
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[hostile_images.animation("GIF", 150)]))}))
+    example = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[hostile_images.animation("GIF", 150)]))
+            }
+        )
+    )
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"image 0: GIF of 16 x 16 pixels has over 100 frames"):
         _serve(saved_model, "serve_tf_examples", examples=np.array([example.SerializeToString()], dtype=object))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"image 0: not a JPEG, PNG, GIF, BMP or WebP image"):
@@ -85,12 +106,30 @@ def test_the_signatures_refuse_bombs_before_decoding(saved_model):
 def test_saved_model_cli_refuses_the_bomb_with_the_same_message(saved_model, tmp_path):
     inputs = tmp_path / "bomb.npy"
     np.save(inputs, np.array([hostile_images.png_bomb(30000, 30000)], dtype=object), allow_pickle=True)
-    cli = subprocess.run([sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "run", "--dir", saved_model,
-                          "--tag_set", "serve", "--signature_def", "serving_default", "--inputs", f"images={inputs}"],
-                         capture_output=True, text=True, timeout=300)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tensorflow.python.tools.saved_model_cli",
+            "run",
+            "--dir",
+            saved_model,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={inputs}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert cli.returncode != 0
-    assert ("image 0: PNG of 30000 x 30000 pixels decodes to 900000000 pixels, over the model limit of 12500000 "
-            "(export.max_image_pixels)") in cli.stderr, cli.stderr[-3000:]
+    assert (
+        "image 0: PNG of 30000 x 30000 pixels decodes to 900000000 pixels, over the model limit of 12500000 "
+        "(export.max_image_pixels)"
+    ) in cli.stderr, cli.stderr[-3000:]
 
 
 def test_the_budget_is_raised_to_the_largest_ingested_image(tmp_path):
@@ -102,7 +141,14 @@ def test_the_budget_is_raised_to_the_largest_ingested_image(tmp_path):
 
     (tmp_path / Examples.MANIFEST).write_text("path,height,width\na.jpg,4000,5000\nb.jpg,30,40\n")
     raised = _decoding_budget(ExportConfig(), Examples(str(tmp_path)))
-    assert raised == {"max_image_pixels": 20_000_000, "max_image_frames": 100,
-                      "raised_to_the_largest_ingested_image": True}
+    assert raised == {
+        "max_image_pixels": 20_000_000,
+        "max_image_frames": 100,
+        "raised_to_the_largest_ingested_image": True,
+    }
     kept = _decoding_budget(ExportConfig(max_image_pixels=30_000_000, max_image_frames=7), Examples(str(tmp_path)))
-    assert kept == {"max_image_pixels": 30_000_000, "max_image_frames": 7, "raised_to_the_largest_ingested_image": False}
+    assert kept == {
+        "max_image_pixels": 30_000_000,
+        "max_image_frames": 7,
+        "raised_to_the_largest_ingested_image": False,
+    }

@@ -4,6 +4,7 @@ Every failing case leaves nothing behind in the output's parent folder, and the 
 what is wrong and where. Cases that do not stop the run (a non-UTF-8 file name) keep the
 accounting invariant.
 """
+
 import json
 import os
 
@@ -108,23 +109,29 @@ def test_non_utf8_file_name_is_rejected_with_a_reason(tmp_path):
     assert "cats/caf\\xe9.jpg,bad_filename" in rejected and "rename" in rejected
 
 
-@pytest.mark.parametrize("splits, words", [
-    ({"train": 0.8, "val": 0.1}, ["sum to 0.9"]),
-    ({"train": 0.9, "val": -0.1, "test": 0.2}, ["splits['val']", "(0, 1]"]),
-    ({"train": 0.8, "dev": 0.2}, ["unknown split", "dev"]),
-    ({"val": 0.5, "test": 0.5}, ["'train'"]),
-])
+@pytest.mark.parametrize(
+    "splits, words",
+    [
+        ({"train": 0.8, "val": 0.1}, ["sum to 0.9"]),
+        ({"train": 0.9, "val": -0.1, "test": 0.2}, ["splits['val']", "(0, 1]"]),
+        ({"train": 0.8, "dev": 0.2}, ["unknown split", "dev"]),
+        ({"val": 0.5, "test": 0.5}, ["'train'"]),
+    ],
+)
 def test_invalid_split_fractions(tmp_path, splits, words):
     e = fails(IngestConfig(data_dir=make_tree(str(tmp_path / "data")), splits=splits), tmp_path, UsageError, *words)
     assert e.exit_code == EXIT_USAGE
 
 
-@pytest.mark.parametrize("field, value, words", [
-    ("min_side", 0, ["ingest.min_side=0", ">= 1"]),
-    ("max_side", 8, ["ingest.max_side=8", ">= 16"]),
-    ("max_pixels", 100, ["min_side=16", "max_pixels=100"]),
-    ("dataset_name", "My Photos", ["dataset_name", "lower-case"]),
-])
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("min_side", 0, ["ingest.min_side=0", ">= 1"]),
+        ("max_side", 8, ["ingest.max_side=8", ">= 16"]),
+        ("max_pixels", 100, ["min_side=16", "max_pixels=100"]),
+        ("dataset_name", "My Photos", ["dataset_name", "lower-case"]),
+    ],
+)
 def test_invalid_limits_name_the_field(tmp_path, field, value, words):
     fails(IngestConfig(data_dir=make_tree(str(tmp_path / "data")), **{field: value}), tmp_path, UsageError, *words)
 
@@ -143,8 +150,13 @@ def test_existing_output_is_never_overwritten(tmp_path):
 
 def test_previous_ingest_without_manifest(tmp_path):
     os.makedirs(tmp_path / "old")
-    fails(IngestConfig(data_dir=make_tree(str(tmp_path / "data"))), tmp_path, DataError, "no manifest.csv",
-          previous_dir=str(tmp_path / "old"))
+    fails(
+        IngestConfig(data_dir=make_tree(str(tmp_path / "data"))),
+        tmp_path,
+        DataError,
+        "no manifest.csv",
+        previous_dir=str(tmp_path / "old"),
+    )
 
 
 def test_unknown_tfds_name(tmp_path):
@@ -158,6 +170,11 @@ def test_tfds_offline_points_to_data_dir(tmp_path, monkeypatch):
         raise ConnectionError("Max retries exceeded with url: storage.googleapis.com")
 
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
-    fails(IngestConfig(tfds_name="mnist", tfds_data_dir=str(tmp_path / "tfds")), tmp_path, DataError,
-          "'mnist'", "ConnectionError", "--data-dir")
-
+    fails(
+        IngestConfig(tfds_name="mnist", tfds_data_dir=str(tmp_path / "tfds")),
+        tmp_path,
+        DataError,
+        "'mnist'",
+        "ConnectionError",
+        "--data-dir",
+    )

@@ -3,11 +3,11 @@ own decoder, to 8-bit RGB of the expected size and orientation. ONE ingest run o
 tree (shared with test_ingest_rejects.py in the same process); the accounting invariant is
 asserted in every test.
 """
+
+import image_fixtures as fx
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import image_fixtures as fx
 
 CASES = {**{name: spec for name, spec in fx.NORMALISE_CASES.items()}, "resized": fx.RESIZE_CASE}
 

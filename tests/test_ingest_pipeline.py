@@ -4,6 +4,7 @@ One tree (`fixture_tree`, from tests/image_fixtures.py: good images, every rejec
 normalisation case, duplicates, a label conflict, ignored files, a nested folder) is ingested
 once in-process (`ingested`) and its output checked by several tests.
 """
+
 import csv
 import hashlib
 import json
@@ -73,7 +74,9 @@ def test_every_file_is_kept_rejected_or_ignored_as_expected(fixture_tree, ingest
     rejected = {r["path"]: r for r in read_csv(os.path.join(out, "rejected.csv"))}
     assert deep in kept and kept[deep]["label_text"] == "bees"
     twins = [p for p, e in expected.items() if e.outcome == ONE_OF_TWIN]
-    assert sum(p in kept for p in twins) == 1 and sum(rejected.get(p, {}).get("reason") == "duplicate" for p in twins) == 1
+    assert (
+        sum(p in kept for p in twins) == 1 and sum(rejected.get(p, {}).get("reason") == "duplicate" for p in twins) == 1
+    )
     for path, e in expected.items():
         if e.outcome == KEPT:
             assert path in kept, path
@@ -84,7 +87,9 @@ def test_every_file_is_kept_rejected_or_ignored_as_expected(fixture_tree, ingest
     assert sum(ingested.ignored.values()) == n_ignored
     assert ingested.kept == len(kept) and sum(ingested.rejected.values()) == len(rejected)
     stats = json.load(open(os.path.join(out, "stats.json")))
-    assert stats["inspection_counts"]["files_read"] == ingested.found - n_ignored - ingested.rejected.get("unreadable", 0)
+    assert stats["inspection_counts"]["files_read"] == ingested.found - n_ignored - ingested.rejected.get(
+        "unreadable", 0
+    )
     assert (root / "ants").exists()  # the input folder is only read
 
 
@@ -132,14 +137,19 @@ def test_one_worker_and_two_processes_write_the_same_records(ingested, fixture_t
     assert_accounting(parallel.output_dir)
 
     def digest(ingest_dir):
-        return {split: sorted(hashlib.sha256(repr(sorted(ex.items())).encode()).hexdigest() for ex in examples)
-                for split, examples in records(ingest_dir).items()}
+        return {
+            split: sorted(hashlib.sha256(repr(sorted(ex.items())).encode()).hexdigest() for ex in examples)
+            for split, examples in records(ingest_dir).items()
+        }
 
     assert digest(parallel.output_dir) == digest(ingested.output_dir)
 
     def shards(result):  # issue 11: shards are filled in path order, so they are the same bytes
-        return {name: (pathlib.Path(result.dataset_dir) / name).read_bytes()
-                for name in os.listdir(result.dataset_dir) if ".tfrecord-" in name}
+        return {
+            name: (pathlib.Path(result.dataset_dir) / name).read_bytes()
+            for name in os.listdir(result.dataset_dir)
+            if ".tfrecord-" in name
+        }
 
     assert shards(parallel) == shards(ingested)
 
@@ -158,7 +168,9 @@ def test_direct_runner_never_touches_the_network(fixture_tree, tmp_path, monkeyp
 
     monkeypatch.setattr(socket, "getaddrinfo", local_only)  # plain DirectRunner looks up github.com here
     root, _, _ = fixture_tree
-    result = run(IngestConfig(data_dir=str(root)), str(tmp_path / "o"), beam_options=PipelineOptions(["--runner=DirectRunner"]))
+    result = run(
+        IngestConfig(data_dir=str(root)), str(tmp_path / "o"), beam_options=PipelineOptions(["--runner=DirectRunner"])
+    )
     assert_accounting(result.output_dir)
     assert attempts == []
 

@@ -5,6 +5,7 @@ their sorted sha256s, as the ingest of commit 491c097 (inspect, then re-read and
 for the fixture tree (every reject and normalisation case) and for the real photos in
 ../shared/datasets/sign-language-digits. Records are compared byte for byte, order aside.
 """
+
 import hashlib
 import json
 import os
@@ -13,9 +14,9 @@ import pathlib
 import pytest
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
+from image_fixtures import build_fixture_tree
 
 from components.ingest import IngestConfig, run
-from image_fixtures import build_fixture_tree
 
 GOLDEN = json.loads((pathlib.Path(__file__).parent / "fixtures" / "ingest_record_digests.json").read_text())
 SIGN_DIGITS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sign-language-digits"
@@ -28,8 +29,13 @@ def split_digests(dataset_dir: str) -> dict:
             split = name.split("-")[1].split(".")[0]
             for record in tf.data.TFRecordDataset(os.path.join(dataset_dir, name)).as_numpy_iterator():
                 digests.setdefault(split, []).append(hashlib.sha256(record).hexdigest())
-    return {split: {"records": len(values), "sha256_of_sorted": hashlib.sha256("\n".join(sorted(values)).encode()).hexdigest()}
-            for split, values in digests.items()}
+    return {
+        split: {
+            "records": len(values),
+            "sha256_of_sorted": hashlib.sha256("\n".join(sorted(values)).encode()).hexdigest(),
+        }
+        for split, values in digests.items()
+    }
 
 
 def test_fixture_tree_records_are_unchanged(tmp_path):

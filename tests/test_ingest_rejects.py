@@ -3,9 +3,9 @@
 A rejected file must be listed in rejected.csv with its reason and an explanation, and must not
 be among the written records; kept + rejected + ignored = found holds in every test.
 """
-import pytest
 
 import image_fixtures as fx
+import pytest
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,9 @@ def test_every_file_is_accounted_for(tree):
     assert files["found"] == len(tree.expected)
     want_rejected = {rel for rel, e in tree.expected.items() if e.outcome == fx.REJECTED}
     assert want_rejected <= set(tree.rejected)
-    assert set(tree.rejected) - want_rejected <= {rel for rel, e in tree.expected.items() if e.outcome == fx.ONE_OF_TWIN}
+    assert set(tree.rejected) - want_rejected <= {
+        rel for rel, e in tree.expected.items() if e.outcome == fx.ONE_OF_TWIN
+    }
     assert files["kept"] == len(tree.records) == len(tree.manifest)
     by_reason = {}
     for row in tree.rejected.values():

@@ -4,6 +4,7 @@ The folder is ingested once per session (`ingested_sign_digits`); the rerun and 
 folder (20 photos removed, 50 generated ones added, the rest symlinked) reuse that output as
 their previous ingest, exactly as the pipeline does with the last run in its root.
 """
+
 import csv
 import json
 import os
@@ -79,9 +80,13 @@ def test_rerun_and_a_changed_folder_never_move_an_image_between_splits(
 ):
     first = manifest(ingested_sign_digits)
 
-    rerun = run(IngestConfig(data_dir=str(sign_digits_dir)), str(tmp_path / "rerun"), previous_dir=str(ingested_sign_digits))
+    rerun = run(
+        IngestConfig(data_dir=str(sign_digits_dir)), str(tmp_path / "rerun"), previous_dir=str(ingested_sign_digits)
+    )
     assert_accounting(rerun.output_dir)
-    assert {sha: r["split"] for sha, r in manifest(rerun.output_dir).items()} == {sha: r["split"] for sha, r in first.items()}
+    assert {sha: r["split"] for sha, r in manifest(rerun.output_dir).items()} == {
+        sha: r["split"] for sha, r in first.items()
+    }
 
     folder, removed, added = modified_folder
     changed = run(IngestConfig(data_dir=str(folder)), str(tmp_path / "changed"), previous_dir=str(rerun.output_dir))

@@ -1,4 +1,5 @@
 """Split assignment: exact per-class stratification, and stability across added/removed images."""
+
 import hashlib
 import random
 
@@ -54,7 +55,9 @@ def test_added_and_removed_images_never_move_an_assigned_image():
 def test_a_split_left_over_target_by_removals_keeps_its_images_and_gets_no_new_ones():
     first = splits.assign_class(shas(100), {}, FRACTIONS, ORDER, 0)
     # 70 of the 80 training images are removed: val and test (10 each) are now above their targets.
-    survivors = [sha for sha, s in first.items() if s != "train"] + [sha for sha, s in first.items() if s == "train"][:10]
+    survivors = [sha for sha, s in first.items() if s != "train"] + [sha for sha, s in first.items() if s == "train"][
+        :10
+    ]
     second = splits.assign_class(survivors + shas(5, start=500), first, FRACTIONS, ORDER, 0)
     assert all(second[sha] == first[sha] for sha in survivors)
     assert all(second[sha] == "train" for sha in shas(5, start=500))  # val/test are over target

@@ -12,7 +12,7 @@ killed training resumes from its work directory, no published output in the pipe
 its `_COMPLETE` marker, and the serving directory never shows anything but complete integer
 versions (TF Serving loads every integer-named child).
 """
-import pytest
+
 import json
 import os
 import signal
@@ -22,23 +22,45 @@ import sys
 import threading
 import time
 
+import pytest
 from pipeline_helpers import PROJECT, env, make_folder
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
 COMPONENTS = ("ingest", "validate", "train", "audit", "export", "evaluate")
-ARGS = ("--image-size", "32", "--weights", "none", "--batch-size", "16", "--epochs", "6",
-        "--set", "export.tflite_variants=[float32]", "--set", "export.representative_examples=8",
-        "--set", "evaluate.min_accuracy=0.0", "--set", "train.bn_recalibration_batches=5")
+ARGS = (
+    "--image-size",
+    "32",
+    "--weights",
+    "none",
+    "--batch-size",
+    "16",
+    "--epochs",
+    "6",
+    "--set",
+    "export.tflite_variants=[float32]",
+    "--set",
+    "export.representative_examples=8",
+    "--set",
+    "evaluate.min_accuracy=0.0",
+    "--set",
+    "train.bn_recalibration_batches=5",
+)
 
 
 class Run:
     """`python -m pipeline.run` in its own process group, its stdout collected line by line."""
 
     def __init__(self, *args):
-        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.run", *map(str, args)], cwd=PROJECT,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(),
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.run", *map(str, args)],
+            cwd=PROJECT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env(),
+            start_new_session=True,
+        )
         self.lines = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
         self.reader.start()
@@ -54,7 +76,9 @@ class Run:
                 return
             if self.proc.poll() is not None:
                 self.reader.join(5)
-                raise AssertionError(f"the run ended (exit {self.proc.returncode}) before {what}:\n{self.output[-3000:]}")
+                raise AssertionError(
+                    f"the run ended (exit {self.proc.returncode}) before {what}:\n{self.output[-3000:]}"
+                )
             time.sleep(0.05)
         self.kill()
         raise AssertionError(f"timed out waiting for {what}:\n{self.output[-3000:]}")
@@ -102,8 +126,11 @@ def _check_nothing_half_visible(root, serving):
     model_dir = serving / "classifier"
     for path in model_dir.iterdir() if model_dir.exists() else ():
         if path.name.isdigit():
-            assert (path / "_COMPLETE").exists() and (path / "saved_model.pb").exists() and \
-                (path / "assets.extra" / "push.json").exists(), f"incomplete version visible: {path}"
+            assert (
+                (path / "_COMPLETE").exists()
+                and (path / "saved_model.pb").exists()
+                and (path / "assets.extra" / "push.json").exists()
+            ), f"incomplete version visible: {path}"
         else:
             assert path.name.startswith("."), f"{path} would look like a version or a stray folder"
 
@@ -180,5 +207,7 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
     assert [s for (s,) in runs] == ["interrupted", "interrupted", "interrupted", "complete"]
     ran = db.execute("SELECT component FROM executions WHERE status='complete' ORDER BY id").fetchall()
     assert [c for (c,) in ran] == list(COMPONENTS) + ["push"], "each component completed exactly once"
-    (train_fp,) = db.execute("SELECT fingerprint FROM executions WHERE component='train' AND status='complete'").fetchone()
+    (train_fp,) = db.execute(
+        "SELECT fingerprint FROM executions WHERE component='train' AND status='complete'"
+    ).fetchone()
     assert train_fp.startswith(work_key), "the rerun trained in the killed training's work directory"

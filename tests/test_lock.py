@@ -3,6 +3,7 @@
 The holder of the lock in the first two tests is this test process itself (`pipeline.lock.hold`,
 the same code a run uses), so the overlap is certain rather than a race between two imports.
 """
+
 import signal
 import subprocess
 import sys
@@ -51,11 +52,18 @@ def test_lock_of_a_killed_run_is_released(folder, tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from pipeline import lock\n"
-         f"with lock.hold({artifacts.lock_path(str(root))!r}, 'killed-run'):\n"
-         "    print('held', flush=True); time.sleep(600)"],
-        cwd=PROJECT, stdout=subprocess.PIPE, text=True, env=env())
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pipeline import lock\n"
+            f"with lock.hold({artifacts.lock_path(str(root))!r}, 'killed-run'):\n"
+            "    print('held', flush=True); time.sleep(600)",
+        ],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
     assert holder.stdout.readline().strip() == "held"
     holder.send_signal(signal.SIGKILL)
     holder.wait()

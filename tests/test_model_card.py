@@ -1,4 +1,5 @@
 """The model card in every pushed version: built from the artifacts, limitations derived from the numbers."""
+
 import json
 
 import pytest
@@ -10,23 +11,73 @@ from schemas.artifacts import ServingVersion
 from tests import export_models
 
 LABELS = ["cat", "dog", "fish"]
-INFO = {"labels": LABELS, "num_classes": 3, "backbone": "mobilenet_v2", "image_size": [96, 96], "tta": "flip",
-        "examples_per_split": {"train": 300, "val": 60, "test": 48}, "calibration": {"temperature": 0.5},
-        "abstention": None}
-METRICS = {"split": "test", "examples": 48, "calibration": {"ece_after": 0.04, "nll_after": 0.3},
-           "metrics": {"candidate": {
-               "overall": {"accuracy": 0.875, "macro_f1": 0.86, "precision/cat": 0.9, "recall/cat": 0.95,
-                           "f1/cat": 0.92, "precision/dog": 0.9, "recall/dog": 0.70, "f1/dog": 0.79,
-                           "precision/fish": 0.85, "recall/fish": 0.97, "f1/fish": 0.9},
-               "label=cat": {"example_count": 16.0}, "label=dog": {"example_count": 16.0},
-               "label=fish": {"example_count": 16.0}}}}  # keyed by class name, as the evaluator writes them
-BLESSING = {"blessed": True, "checks": [
-    {"name": "min_accuracy", "model": "candidate", "metric": "accuracy", "value": 0.875, "threshold": ">= 0.5",
-     "passed": True, "interval": [0.753, 0.941]},
-    {"name": "max_accuracy_drop_vs_baseline", "model": "candidate", "metric": "accuracy", "value": -0.1,
-     "threshold": "no significant drop", "passed": False, "interval": None}]}
-PUSH = {"model_name": "classifier", "version": 3, "pushed_at": "2026-12-03T08:00:00+00:00", "export_dir": "/e",
-        "evaluate_dir": "/v", "blessed": True, "forced": False}
+INFO = {
+    "labels": LABELS,
+    "num_classes": 3,
+    "backbone": "mobilenet_v2",
+    "image_size": [96, 96],
+    "tta": "flip",
+    "examples_per_split": {"train": 300, "val": 60, "test": 48},
+    "calibration": {"temperature": 0.5},
+    "abstention": None,
+}
+METRICS = {
+    "split": "test",
+    "examples": 48,
+    "calibration": {"ece_after": 0.04, "nll_after": 0.3},
+    "metrics": {
+        "candidate": {
+            "overall": {
+                "accuracy": 0.875,
+                "macro_f1": 0.86,
+                "precision/cat": 0.9,
+                "recall/cat": 0.95,
+                "f1/cat": 0.92,
+                "precision/dog": 0.9,
+                "recall/dog": 0.70,
+                "f1/dog": 0.79,
+                "precision/fish": 0.85,
+                "recall/fish": 0.97,
+                "f1/fish": 0.9,
+            },
+            "label=cat": {"example_count": 16.0},
+            "label=dog": {"example_count": 16.0},
+            "label=fish": {"example_count": 16.0},
+        }
+    },
+}  # keyed by class name, as the evaluator writes them
+BLESSING = {
+    "blessed": True,
+    "checks": [
+        {
+            "name": "min_accuracy",
+            "model": "candidate",
+            "metric": "accuracy",
+            "value": 0.875,
+            "threshold": ">= 0.5",
+            "passed": True,
+            "interval": [0.753, 0.941],
+        },
+        {
+            "name": "max_accuracy_drop_vs_baseline",
+            "model": "candidate",
+            "metric": "accuracy",
+            "value": -0.1,
+            "threshold": "no significant drop",
+            "passed": False,
+            "interval": None,
+        },
+    ],
+}
+PUSH = {
+    "model_name": "classifier",
+    "version": 3,
+    "pushed_at": "2026-12-03T08:00:00+00:00",
+    "export_dir": "/e",
+    "evaluate_dir": "/v",
+    "blessed": True,
+    "forced": False,
+}
 
 
 def test_limitations_come_from_the_numbers():
@@ -83,10 +134,18 @@ def test_a_pipeline_run_pushes_a_card_matching_its_evaluation(tmp_path_factory):
 
 
 def test_a_distilled_model_names_its_teacher():
-    distilled = {**INFO, "distillation": {"teacher": "/root/train/abc/model.keras", "teacher_sha256": "0123456789abcdef" * 4,
-                                          "temperature": 4.0, "alpha": 0.5}}
+    distilled = {
+        **INFO,
+        "distillation": {
+            "teacher": "/root/train/abc/model.keras",
+            "teacher_sha256": "0123456789abcdef" * 4,
+            "temperature": 4.0,
+            "alpha": 0.5,
+        },
+    }
     card = model_card.build(distilled, BLESSING, METRICS, PUSH)
     assert card["lineage"]["distilled_from"]["teacher"] == "/root/train/abc/model.keras"
-    assert ("Distilled from the teacher /root/train/abc/model.keras (sha256 0123456789abcdef), temperature 4.0, "
-            "alpha 0.5.") in model_card.markdown(card)
+    assert (
+        "Distilled from the teacher /root/train/abc/model.keras (sha256 0123456789abcdef), temperature 4.0, alpha 0.5."
+    ) in model_card.markdown(card)
     assert "Distilled" not in model_card.markdown(model_card.build(INFO, BLESSING, METRICS, PUSH))

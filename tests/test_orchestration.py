@@ -4,12 +4,12 @@ Most tests drive `pipeline.run.main` in-process with fast stand-ins for the comp
 (tests/pipeline_helpers.py: same arguments, same publish-by-rename), so the orchestration's
 decisions are checked in milliseconds; the last test reruns a real end-to-end run.
 """
+
 import os
 import re
 
 import pytest
 from pipeline_helpers import library_noise, pipeline_run, shared_first_run
-
 
 ALL = ["ingest", "validate", "train", "audit", "export", "evaluate", "push"]
 
@@ -87,10 +87,14 @@ def test_real_rerun_with_nothing_changed_finishes_in_seconds(tmp_path_factory):
     root, _folder, args, first = shared_first_run(tmp_path_factory)
     assert "[pipeline] push: done" in first.stdout
     # Issue 11: a fully cached run loads none of the libraries the components compute with.
-    again = pipeline_run("-c", "import sys; from pipeline import run; code = run.main(sys.argv[1:]); "
-                         "print('loaded:', sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', "
-                         "'tensorflow_model_analysis', 'apache_beam', 'matplotlib'})); sys.exit(code)", *args,
-                         module=None)
+    again = pipeline_run(
+        "-c",
+        "import sys; from pipeline import run; code = run.main(sys.argv[1:]); "
+        "print('loaded:', sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras', "
+        "'tensorflow_model_analysis', 'apache_beam', 'matplotlib'})); sys.exit(code)",
+        *args,
+        module=None,
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     for component in ALL:
         assert f"[pipeline] {component}: unchanged, reusing" in again.stdout, again.stdout
@@ -113,9 +117,12 @@ def test_train_fraction_keeps_a_stable_stratified_subset_inside_the_input_pipeli
     from schemas.artifacts import Examples
 
     rng = np.random.default_rng(0)
-    records = [ImageRecord(split, label, rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), "png")
-               for label in range(3) for split, n in (("train", 20 + 4 * label), ("val", 3), ("test", 3))
-               for _ in range(n)]
+    records = [
+        ImageRecord(split, label, rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), "png")
+        for label in range(3)
+        for split, n in (("train", 20 + 4 * label), ("val", 3), ("test", 3))
+        for _ in range(n)
+    ]
     examples = Examples(write_ingest_dir(tmp_path / "ingest", records, ["a", "b", "c"], tfds_metadata=False))
     manifest = examples.manifest()
     quarter, half = stratified_subset(manifest, 0.25), stratified_subset(manifest, 0.5)
@@ -124,8 +131,9 @@ def test_train_fraction_keeps_a_stable_stratified_subset_inside_the_input_pipeli
     assert quarter <= half, "a smaller fraction keeps a subset"
     assert quarter <= {r["sha256"] for r in manifest if r["split"] == "train"}, "only train images are cut"
 
-    labels = np.concatenate([y.numpy() for _, y in make_dataset(examples.uri, "train", 8, 4, training=False,
-                                                                  keep=quarter)])
+    labels = np.concatenate(
+        [y.numpy() for _, y in make_dataset(examples.uri, "train", 8, 4, training=False, keep=quarter)]
+    )
     assert np.bincount(labels).tolist() == [5, 6, 7]
     val = np.concatenate([y.numpy() for _, y in make_dataset(examples.uri, "val", 8, 4, training=False)])
     assert len(val) == 9, "val stays whole"

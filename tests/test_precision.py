@@ -1,4 +1,5 @@
 """`precision: auto` on CPUs: measured on bfloat16 CPUs, cached per key, float32 elsewhere (issue 10)."""
+
 import json
 
 import pytest
@@ -6,7 +7,9 @@ import pytest
 from components.train import precision
 from components.train.devices import choose_precision
 
-AMX_CPUINFO = "model name\t: Intel(R) Xeon(R) Platinum 8480C\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile\n"
+AMX_CPUINFO = (
+    "model name\t: Intel(R) Xeon(R) Platinum 8480C\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile\n"
+)
 EPYC_CPUINFO = "model name\t: AMD EPYC 7B12\nflags\t\t: fpu sse avx2 avx512f\n"
 
 
@@ -34,8 +37,9 @@ def test_the_faster_policy_wins_and_is_measured_once_per_key(tmp_path):
     again = precision.decide("xeon|ResNet50V2|160", ["amx_bf16"], resnet, path)
     assert again["policy"] == "mixed_bfloat16" and again["cached"] and calls == ["resnet"]
 
-    mobilenet = precision.decide("xeon|MobileNetV2|96", ["amx_bf16"],
-                                 lambda: {"float32": 100.0, "mixed_bfloat16": 72.0}, path)
+    mobilenet = precision.decide(
+        "xeon|MobileNetV2|96", ["amx_bf16"], lambda: {"float32": 100.0, "mixed_bfloat16": 72.0}, path
+    )
     assert mobilenet["policy"] == "float32" and mobilenet["rates"] == {"float32": 100.0, "mixed_bfloat16": 72.0}
     assert set(json.load(open(path))) == {"xeon|ResNet50V2|160", "xeon|MobileNetV2|96"}
 

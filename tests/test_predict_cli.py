@@ -1,4 +1,5 @@
 """`python -m pipeline.predict`: labels sign-language photos with a pushed model and with its int8 TFLite."""
+
 import csv
 import io
 import json

@@ -3,6 +3,7 @@
 Each is used because no public API serves (the comment at its import says why); if an upgrade
 moves or changes one, these tests name it instead of failing somewhere deep in an ingest or export.
 """
+
 import subprocess
 import sys
 
@@ -39,7 +40,9 @@ def test_convert_variables_to_constants_v2_folds_the_weights():
 
 def test_importing_the_ingest_transforms_does_not_load_tensorflow():
     """Beam workers import the DoFns; TensorFlow is loaded only when a JPEG is kept as it is."""
-    code = ("import sys, components.ingest.transforms, components.ingest.records, components.ingest.decode, schemas; "
-            "print('tensorflow' in sys.modules)")
+    code = (
+        "import sys, components.ingest.transforms, components.ingest.records, components.ingest.decode, schemas; "
+        "print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stdout + out.stderr

@@ -3,6 +3,7 @@
 The completion marker is the commit point: a reader polling the destination during the copy must
 never see a marked directory with files still missing, and a copy cut short leaves no marker.
 """
+
 import os
 
 import pytest
@@ -62,8 +63,14 @@ def test_a_copy_cut_short_leaves_no_marker(tmp_path, object_store):
 def test_on_local_disks_the_marker_is_inside_before_the_atomic_rename(tmp_path, monkeypatch):
     renamed = []
     real = fileio.rename
-    monkeypatch.setattr(fileio, "rename", lambda s, d, overwrite=False: (
-        renamed.append(os.path.isdir(s) and os.path.exists(os.path.join(s, COMPLETE_MARKER))), real(s, d, overwrite))[1])
+    monkeypatch.setattr(
+        fileio,
+        "rename",
+        lambda s, d, overwrite=False: (
+            renamed.append(os.path.isdir(s) and os.path.exists(os.path.join(s, COMPLETE_MARKER))),
+            real(s, d, overwrite),
+        )[1],
+    )
     with publish.publish_dir(str(tmp_path / "artifact")) as tmp:
         _write(tmp, ["a.txt"])
     assert renamed[-1] is True and Artifact(str(tmp_path / "artifact")).damage(deep=True) == ""

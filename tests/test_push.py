@@ -1,4 +1,5 @@
 """Push: blessed exports become increasing TF Serving versions, atomically; nothing else gets in."""
+
 import json
 import os
 import signal
@@ -12,9 +13,9 @@ import tensorflow as tf
 
 import components.push
 from components.common.errors import NotBlessedError, UsageError
+from components.push import PushConfig
 from pipeline import dag
 from schemas.artifacts import ServingModel
-from components.push import PushConfig
 from tests import export_models
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
@@ -116,8 +117,13 @@ def test_sigkill_mid_push_leaves_no_partial_version_and_next_push_succeeds(tmp_p
         tf.io.gfile.copy, tf.io.gfile.rename = copying(tf.io.gfile.copy), renaming(tf.io.gfile.rename)
         components.push.run(components.push.PushConfig(), {exported!r}, {blessed!r}, {serving!r})
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     model_dir = tmp_path / "serving" / "classifier"
     visible = [name for name in os.listdir(model_dir) if not name.startswith(".")]

@@ -1,4 +1,5 @@
 """README.md stays true: CI runs its test command, and every pipeline.run flag is documented."""
+
 import pathlib
 import re
 
@@ -17,15 +18,22 @@ def _quickstart_commands() -> list:
 def test_ci_runs_the_readme_test_command():
     commands = _quickstart_commands()
     assert len(commands) == 2, commands
-    ci_lines = [line.strip() for line in (PROJECT / ".ci" / "run").read_text().splitlines()
-                if line.strip() and not line.lstrip().startswith(("#", "set ", "cd ", "export "))]
+    ci_lines = [
+        line.strip()
+        for line in (PROJECT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "set ", "cd ", "export "))
+    ]
     assert commands[1] in ci_lines, (commands[1], ci_lines)
     assert "pytest" in commands[1] and "pipeline.run" in commands[0]
 
 
 def test_every_pipeline_run_flag_is_documented():
-    flags = {opt for action in run_mod.build_parser()._actions for opt in action.option_strings
-             if opt.startswith("--") and opt != "--help"}
+    flags = {
+        opt
+        for action in run_mod.build_parser()._actions
+        for opt in action.option_strings
+        if opt.startswith("--") and opt != "--help"
+    }
     section = README.split("## Orchestration", 1)[1]
     missing = sorted(f for f in flags if not re.search(re.escape(f) + r"(?![\w-])", section))
     assert not missing, f"flags missing from README 'Orchestration': {missing}"

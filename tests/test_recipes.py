@@ -1,5 +1,6 @@
 """The shipped recipes in configs/ (issue 10): each validates as written, and each runs ingest ->
 validate -> train on a small generated folder with local weights standing in for ImageNet's."""
+
 import pathlib
 
 import pytest
@@ -16,8 +17,13 @@ def _config(path, *extra):
 
 
 def test_the_five_recipes_are_shipped():
-    assert [p.stem for p in CONFIGS] == ["cats_vs_dogs_vgg16", "cifar10_style_split", "flowers_efficientnet_b0",
-                                         "stanford_cars_efficientnet_full", "subset_20x"]
+    assert [p.stem for p in CONFIGS] == [
+        "cats_vs_dogs_vgg16",
+        "cifar10_style_split",
+        "flowers_efficientnet_b0",
+        "stanford_cars_efficientnet_full",
+        "subset_20x",
+    ]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -29,8 +35,12 @@ def test_each_recipe_validates_as_written(path):
 
 def test_recipes_say_what_their_tutorials_do():
     vgg = _config(CONFIGS[0])["train"]
-    assert (vgg.family.name, vgg.image_size, vgg.stages[-1].unfreeze, vgg.stages[-1].learning_rate) == \
-        ("VGG16", 150, "block5", 1e-5)
+    assert (vgg.family.name, vgg.image_size, vgg.stages[-1].unfreeze, vgg.stages[-1].learning_rate) == (
+        "VGG16",
+        150,
+        "block5",
+        1e-5,
+    )
     flowers = _config(CONFIGS[2])["train"]
     assert (flowers.family.name, flowers.image_size, flowers.stages[-1].unfreeze) == ("EfficientNetB0", 224, 0.2)
     assert _config(CONFIGS[3])["train"].stages[-1].unfreeze == "all"
@@ -62,9 +72,26 @@ def test_each_recipe_runs_on_a_small_folder_with_local_weights(path, tmp_path, l
     folder = make_folder(tmp_path / "images", classes=3, per_class=24)
     weights = local_weights[_config(path)["train"].family.name]
     root = tmp_path / "root"
-    code = run_cli.main(["--config", str(path), "--data-dir", str(folder), "--pipeline-root", str(root),
-                         "--weights", weights, "--image-size", "32", "--batch-size", "8", "--epochs", "1",
-                         "--stop-after", "train"])
+    code = run_cli.main(
+        [
+            "--config",
+            str(path),
+            "--data-dir",
+            str(folder),
+            "--pipeline-root",
+            str(root),
+            "--weights",
+            weights,
+            "--image-size",
+            "32",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "1",
+            "--stop-after",
+            "train",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, out[-3000:] + err[-3000:]
     assert "[pipeline] train: done" in out and "stage finetune" in out

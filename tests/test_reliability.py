@@ -4,6 +4,7 @@ One test per case, each asserting the exit code (or the documented outcome), the
 message, that nothing partial was published or reused, and the accounting invariant where an
 ingest ran. Each docstring names the case; README.md "When things go wrong" lists them.
 """
+
 import os
 
 import pytest
@@ -24,6 +25,7 @@ def make_tree(root, classes=("cats", "dogs"), per_class=3):
 
 
 # --- silently wrong or hanging ---------------------------------------------------------------------
+
 
 def test_a_new_push_destination_is_pushed_to_not_reused(fake, tmp_path):
     """Issue 9, item 1: the destination is part of the push's fingerprint and of the baseline lookup."""
@@ -108,6 +110,7 @@ def test_unreadable_subfolder_stops_the_orchestrator_with_the_ingests_message(fa
 
 # --- damaged state and CLI misuse ---------------------------------------------------------------------
 
+
 def test_corrupt_lineage_store_names_the_file_and_the_remedy(fake):
     """Item 10: a corrupt metadata.sqlite gave a raw traceback (runs list) or an unnamed error (run)."""
     assert fake()[0] == 0
@@ -139,6 +142,7 @@ def test_ambiguous_run_prefix_says_so(fake):
 
 # --- damaged artifacts: never reused ------------------------------------------------------------------
 
+
 @pytest.fixture
 def ingested(tmp_path, monkeypatch):
     """The real ingest and validation, in-process, on a small folder cut into several shards per split."""
@@ -146,8 +150,18 @@ def ingested(tmp_path, monkeypatch):
 
     folder = make_tree(str(tmp_path / "images"), per_class=12)
     root = tmp_path / "root"
-    args = ["--data-dir", folder, "--pipeline-root", str(root), "--weights", "none",
-            "--set", "ingest.shard_bytes=2048", "--set", "validate.min_examples_per_class=1"]
+    args = [
+        "--data-dir",
+        folder,
+        "--pipeline-root",
+        str(root),
+        "--weights",
+        "none",
+        "--set",
+        "ingest.shard_bytes=2048",
+        "--set",
+        "validate.min_examples_per_class=1",
+    ]
 
     def main(*extra):
         return run_mod.main(args + (list(extra) if "--only" in extra else ["--stop-after", "validate", *extra]))
@@ -243,6 +257,7 @@ def test_only_with_a_damaged_input_stops_naming_it(ingested, capsys):
 
 # --- faults during a run ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fault", ["deleted", "replaced_by_a_folder", "rewritten"])
 def test_file_changed_after_it_was_read_is_exit_3(tmp_path, monkeypatch, fault):
     """Item 8: a file deleted or replaced by a folder after it was inspected gave Beam's traceback (exit 1).
@@ -267,10 +282,14 @@ def test_file_changed_after_it_was_read_is_exit_3(tmp_path, monkeypatch, fault):
 
     monkeypatch.setattr(transforms, "_read", read)
     with pytest.raises(DataError, match="changed during the ingest") as caught:
-        run(IngestConfig(data_dir=folder, splits={"train": 0.5, "val": 0.25, "test": 0.25}, threads=1),
-            str(tmp_path / "out"))
+        run(
+            IngestConfig(data_dir=folder, splits={"train": 0.5, "val": 0.25, "test": 0.25}, threads=1),
+            str(tmp_path / "out"),
+        )
     victim = os.path.relpath(reads[0], folder)
-    assert caught.value.exit_code == EXIT_DATA and f"1 file(s) changed during the ingest (e.g. {victim!r})" in str(caught.value)
+    assert caught.value.exit_code == EXIT_DATA and f"1 file(s) changed during the ingest (e.g. {victim!r})" in str(
+        caught.value
+    )
     assert not os.path.exists(tmp_path / "out") and not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
 
 
@@ -299,6 +318,7 @@ def test_predict_reports_a_dangling_link_in_its_row_and_an_url_as_unreadable(tmp
 
 # --- checked before any work (exit 2, nothing ingested) --------------------------------------------------
 
+
 def _preflight(fake, tmp_path, *args):
     import time
 
@@ -307,18 +327,28 @@ def _preflight(fake, tmp_path, *args):
     return code, calls, time.monotonic() - started
 
 
-@pytest.mark.parametrize("args, words", [
-    (("--backbone", "resnet51"), "resnet51"),
-    (("--backbone", "efficientnet_b0", "--alpha", "0.5", "--image-size", "32"), "width multiplier"),
-    (("--backbone", "xception", "--image-size", "64"), "at least 71x71"),
-    (("--backbone", "resnet50_v2", "--weights", "{weights}"), "does not fit the backbone ResNet50V2"),
-    (("--weights", "{tmp}/missing.weights.h5"), "not found"),
-    (("--weights", "{tmp}/corrupt.keras"), "damaged or not a .keras file"),
-    (("--set", "train.stages=[{name: head, epochs: 1, learning_rate: 0.01, unfreeze: block_99}]",
-      "--weights", "{weights}"), "no block of that name"),
-    (("--serving-dir", "{tmp}/a-file/serving"), "not writable"),
-    (("--pipeline-root", "{data}/pipeline_root"), "inside the data folder"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--backbone", "resnet51"), "resnet51"),
+        (("--backbone", "efficientnet_b0", "--alpha", "0.5", "--image-size", "32"), "width multiplier"),
+        (("--backbone", "xception", "--image-size", "64"), "at least 71x71"),
+        (("--backbone", "resnet50_v2", "--weights", "{weights}"), "does not fit the backbone ResNet50V2"),
+        (("--weights", "{tmp}/missing.weights.h5"), "not found"),
+        (("--weights", "{tmp}/corrupt.keras"), "damaged or not a .keras file"),
+        (
+            (
+                "--set",
+                "train.stages=[{name: head, epochs: 1, learning_rate: 0.01, unfreeze: block_99}]",
+                "--weights",
+                "{weights}",
+            ),
+            "no block of that name",
+        ),
+        (("--serving-dir", "{tmp}/a-file/serving"), "not writable"),
+        (("--pipeline-root", "{data}/pipeline_root"), "inside the data folder"),
+    ],
+)
 def test_mistakes_that_need_no_data_stop_before_the_ingest(fake, tmp_path, args, words, capsys):
     """Item 12: an unknown backbone or a bad weights file was reported only after ingest and validate ran;
     a corrupt .keras file was reported as "File not found"; a pipeline root inside the data folder was
@@ -328,8 +358,9 @@ def test_mistakes_that_need_no_data_stop_before_the_ingest(fake, tmp_path, args,
     (tmp_path / "corrupt.keras").write_bytes(b"not a zip archive")
     (tmp_path / "a-file").write_text("a file, not a folder")
     weights = tmp_path / "random.weights.h5"
-    keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights=None,
-                                   input_shape=(96, 96, 3)).save_weights(weights)
+    keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights=None, input_shape=(96, 96, 3)).save_weights(
+        weights
+    )
     places = {"{tmp}": str(tmp_path), "{data}": str(fake.folder), "{weights}": str(weights)}
     for place, value in places.items():
         args = [a.replace(place, value) for a in args]
@@ -386,8 +417,12 @@ def test_empty_class_folder_is_a_validation_warning(tmp_path):
     write_file(os.path.join(data, "fish", ".DS_Store"), b"x")
     ingested = run(IngestConfig(data_dir=data), str(tmp_path / "ingest"))
     assert list(ingested.labels) == ["cats", "dogs", "owls"]
-    result = validate(ValidateConfig(min_examples_per_class=1, max_accuracy_interval=1.0), ingested.output_dir, None,
-                      str(tmp_path / "v"))
+    result = validate(
+        ValidateConfig(min_examples_per_class=1, max_accuracy_interval=1.0),
+        ingested.output_dir,
+        None,
+        str(tmp_path / "v"),
+    )
     assert result.ok and [(a.severity, a.code) for a in result.anomalies] == [("warning", "class_folder_empty")]
     assert "'fish'" in result.anomalies[0].message
 
@@ -447,23 +482,27 @@ def test_an_output_without_its_marker_is_produced_again(fake, capsys, component)
 
 # --- command-line misuse (exit 2, nothing run) --------------------------------------------------------
 
-@pytest.mark.parametrize("args, words", [
-    (("--config", "{tmp}/missing.yaml"), "file not found"),
-    (("--config", "{tmp}/bad.yaml"), "not valid YAML"),
-    (("--config", "{tmp}/list.yaml"), "top level must be a mapping"),
-    (("--set", "train.no_such_key=1"), "unknown key"),
-    (("--set", "nosection.key=1"), "unknown section"),
-    (("--set", "train.batch_size=abc"), "train.batch_size: 'abc' is not valid; expected an integer"),
-    (("--set", "train.stages=[{name: a, epochs: x, learning_rate: 0.1}]"), "train.stages[0].epochs"),
-    (("--set", "ingest.splits={train: 0.9, val: 0.3}"), "sum to"),
-    (("--set", "train.train_fraction=0"), "train.train_fraction=0.0"),
-    (("--epochs", "1,2,3"), "one per stage"),
-    (("--splits", "train=0.8,val"), "expected NAME=FRACTION"),
-    (("--only", "train", "--stop-after", "ingest"), "cannot be combined"),
-    (("stray",), "unexpected argument 'stray'"),
-    (("--no-such-flag",), "unknown flag --no-such-flag"),
-    (("--only", "export"), "no earlier run produced one"),
-])
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--config", "{tmp}/missing.yaml"), "file not found"),
+        (("--config", "{tmp}/bad.yaml"), "not valid YAML"),
+        (("--config", "{tmp}/list.yaml"), "top level must be a mapping"),
+        (("--set", "train.no_such_key=1"), "unknown key"),
+        (("--set", "nosection.key=1"), "unknown section"),
+        (("--set", "train.batch_size=abc"), "train.batch_size: 'abc' is not valid; expected an integer"),
+        (("--set", "train.stages=[{name: a, epochs: x, learning_rate: 0.1}]"), "train.stages[0].epochs"),
+        (("--set", "ingest.splits={train: 0.9, val: 0.3}"), "sum to"),
+        (("--set", "train.train_fraction=0"), "train.train_fraction=0.0"),
+        (("--epochs", "1,2,3"), "one per stage"),
+        (("--splits", "train=0.8,val"), "expected NAME=FRACTION"),
+        (("--only", "train", "--stop-after", "ingest"), "cannot be combined"),
+        (("stray",), "unexpected argument 'stray'"),
+        (("--no-such-flag",), "unknown flag --no-such-flag"),
+        (("--only", "export"), "no earlier run produced one"),
+    ],
+)
 def test_command_line_mistakes_are_usage_errors(fake, tmp_path, capsys, args, words):
     (tmp_path / "bad.yaml").write_text("train: [unclosed")
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
@@ -478,10 +517,13 @@ def test_command_line_mistakes_are_usage_errors(fake, tmp_path, capsys, args, wo
     assert words in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args, words", [
-    (("list", "--pipeline-root", "{tmp}/nowhere"), "no lineage store"),
-    (("show", "nosuchrun", "--pipeline-root", "{root}"), "no run 'nosuchrun'"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("list", "--pipeline-root", "{tmp}/nowhere"), "no lineage store"),
+        (("show", "nosuchrun", "--pipeline-root", "{root}"), "no run 'nosuchrun'"),
+    ],
+)
 def test_runs_cli_misuse(fake, tmp_path, args, words):
     assert fake()[0] == 0
     args = [a.replace("{tmp}", str(tmp_path)).replace("{root}", str(fake.root)) for a in args]
@@ -499,8 +541,9 @@ def test_unusable_data_folder_is_exit_3_before_anything_is_published(fake, tmp_p
     code, calls = fake("--data-dir", str(data))
     err = capsys.readouterr().err
     assert code == EXIT_DATA and "Traceback" not in err
-    assert not (fake.root / "ingest").exists() or not [p for p in (fake.root / "ingest").iterdir()
-                                                       if not p.name.startswith(".")]
+    assert not (fake.root / "ingest").exists() or not [
+        p for p in (fake.root / "ingest").iterdir() if not p.name.startswith(".")
+    ]
 
 
 def test_multi_threading_mode_is_refused_before_any_work(tmp_path, capsys):
@@ -512,15 +555,26 @@ def test_multi_threading_mode_is_refused_before_any_work(tmp_path, capsys):
 
     data = make_tree(str(tmp_path / "data"))
     root = tmp_path / "root"
-    code = pipeline_run_module.main(["--runner=DirectRunner", "--direct_num_workers=2",
-                                     "--direct_running_mode=multi_threading", "--data-dir", data,
-                                     "--pipeline-root", str(root)])
+    code = pipeline_run_module.main(
+        [
+            "--runner=DirectRunner",
+            "--direct_num_workers=2",
+            "--direct_running_mode=multi_threading",
+            "--data-dir",
+            data,
+            "--pipeline-root",
+            str(root),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == EXIT_USAGE and "multi_threading is refused" in err and "multi_processing" in err
     assert "Traceback" not in err and not (root / "ingest").exists()
     with pytest.raises(UsageError, match="multi_threading is refused"):  # the library path refuses it too
-        run(IngestConfig(data_dir=data), str(tmp_path / "out"),
-            beam_options=PipelineOptions(["--direct_running_mode=multi_threading"]))
+        run(
+            IngestConfig(data_dir=data),
+            str(tmp_path / "out"),
+            beam_options=PipelineOptions(["--direct_running_mode=multi_threading"]),
+        )
     assert not (tmp_path / "out").exists()
 
 

@@ -1,4 +1,5 @@
 """report.html of a real run holds every section with real pictures, and renders in a browser."""
+
 import base64
 import html.parser
 import io
@@ -66,7 +67,9 @@ def test_every_section_is_there_with_content(report):
     for metric in ("precision", "recall", "F1", "accuracy"):
         assert metric in page.sections["metrics"]
     assert "ECE" in page.sections["trust"] and "fitted on the val split" in page.sections["trust"]
-    assert "out-of-fold accuracy" in page.sections["audit"] and "Near-copies" in page.sections["audit"]  # issue 22: the claim says what the probe supports
+    assert (
+        "out-of-fold accuracy" in page.sections["audit"] and "Near-copies" in page.sections["audit"]
+    )  # issue 22: the claim says what the probe supports
     assert "interval" in page.sections["gate"]  # every check shows its interval, images and p
     lineage = page.sections["lineage"]
     assert "data fingerprint" in lineage and "code version" in lineage and "baseline" in lineage
@@ -100,9 +103,24 @@ def test_text_summary_printed_and_saved(report):
 def test_report_renders_in_headless_chromium(report, tmp_path):
     path, _page, _proc = report
     shot = tmp_path / "report.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1200,3000",
-                    f"--screenshot={shot}", path.as_uri()], capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1200,3000",
+            f"--screenshot={shot}",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     image = Image.open(shot).convert("L")
     assert image.size == (1200, 3000)
     histogram = image.histogram()

@@ -8,10 +8,11 @@ execution recorded as interrupted, completed ones reused, the trainer given the 
 (where BackupAndRestore keeps its state) after the kill, and no incomplete version in serving.
 The trainer's own resume-from-last-epoch is tested in tests/test_train_resume.py.
 """
-import pytest
+
 import signal
 import sqlite3
 
+import pytest
 from pipeline_helpers import fake_run_popen, make_folder, read_log
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
@@ -48,7 +49,7 @@ def test_kill_in_each_component_then_rerun_completes_reusing_finished_work(tmp_p
         if component != KILLED_IN[0]:  # the run before was killed inside a component publishing to the root
             assert "left half-written by a killed run" in printed and "stale lock from run" in printed, printed
         calls = [c["component"] for c in read_log(log)[before:]]
-        expected = ALL[start: ALL.index(component) + 1]
+        expected = ALL[start : ALL.index(component) + 1]
         assert calls == expected, f"reused {ALL[:start]} and ran {calls}; expected to run only {expected}"
         start = ALL.index(component)
         work_dirs += [c["work_dir"] for c in read_log(log)[before:] if c["component"] == "train"]

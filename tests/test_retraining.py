@@ -6,12 +6,13 @@ does not depend on how a 1-epoch model happens to train on this CPU; the compari
 made and recorded. That a worse model is refused is tests/test_gate_pipeline_run.py's job, with
 models whose quality does not depend on training luck.
 """
-import pytest
+
 import csv
 import json
 import re
 import shutil
 
+import pytest
 from pipeline_helpers import make_folder, pipeline_run, shared_first_run
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)

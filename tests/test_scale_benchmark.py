@@ -1,11 +1,11 @@
 """benchmarks/scale.py at a few hundred images, so the benchmark does not rot between its real runs
 (5,000-50,000 images, README "Scale"): every step timed and measured, the exponents, the direct runs."""
+
 import json
 import subprocess
 import sys
 
 import pytest
-
 from pipeline_helpers import PROJECT, env
 
 pytestmark = pytest.mark.slow
@@ -14,11 +14,42 @@ pytestmark = pytest.mark.slow
 def test_the_scale_benchmark_runs_end_to_end_at_a_few_hundred_images(tmp_path):
     out = tmp_path / "scale.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scale", "--sizes", "150,300", "--image-px", "32", "--work", str(tmp_path),
-         "--output", str(out), "--", "--image-size", "32", "--weights", "none", "--epochs", "1", "--batch-size", "16",
-         "--set", "export.tflite_variants=[float32]", "--set", "export.representative_examples=8",
-         "--set", "evaluate.min_accuracy=0.0", "--set", "evaluate.max_tflite_accuracy_drop=1.0"],
-        cwd=PROJECT, env=env(), capture_output=True, text=True, timeout=1200)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.scale",
+            "--sizes",
+            "150,300",
+            "--image-px",
+            "32",
+            "--work",
+            str(tmp_path),
+            "--output",
+            str(out),
+            "--",
+            "--image-size",
+            "32",
+            "--weights",
+            "none",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--set",
+            "export.tflite_variants=[float32]",
+            "--set",
+            "export.representative_examples=8",
+            "--set",
+            "evaluate.min_accuracy=0.0",
+            "--set",
+            "evaluate.max_tflite_accuracy_drop=1.0",
+        ],
+        cwd=PROJECT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert set(result["sizes"]) == {"150", "300"}

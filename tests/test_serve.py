@@ -2,6 +2,7 @@
 REST tutorial uses): status, metadata, predict in the row and columnar formats, TF Serving's error
 shape, bounds, hot reload of a pushed version, a version that fails to load or warm up not served,
 and a clean shutdown."""
+
 import base64
 import os
 import shutil
@@ -18,7 +19,10 @@ import tensorflow as tf
 
 from schemas.artifacts import Examples, ServingVersion
 from tests import export_models
-from tests.serve_helpers import NAME, Server, b64 as _b64, push as _push
+from tests.serve_helpers import NAME, Server
+from tests.serve_helpers import b64 as _b64
+from tests.serve_helpers import push as _push
+
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
@@ -52,14 +56,16 @@ def served_alone(exports, tmp_path):
 
 def _local(version: ServingVersion, signature: str, **inputs) -> dict:
     outputs = tf.saved_model.load(version.saved_model_dir()).signatures[signature](
-        **{k: tf.constant(v) for k, v in inputs.items()})
+        **{k: tf.constant(v) for k, v in inputs.items()}
+    )
     return {k: v.numpy() for k, v in outputs.items()}
 
 
 def test_status_metadata_and_predict_in_both_formats(served, exports):
     server, version, _ = served
-    assert server.status() == [{"version": "1", "state": "AVAILABLE",
-                                "status": {"error_code": "OK", "error_message": ""}}]
+    assert server.status() == [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    ]
     meta = requests.get(server.url + "/metadata", timeout=10).json()
     assert meta["model_spec"] == {"name": NAME, "signature_name": "", "version": "1"}
     signatures = meta["metadata"]["signature_def"]["signature_def"]
@@ -91,17 +97,20 @@ def test_status_metadata_and_predict_in_both_formats(served, exports):
     assert bare.json() == columnar.json()
 
 
-@pytest.mark.parametrize("body, path, status, message", [
-    (b"{not json", ":predict", 400, "JSON Parse error"),
-    ({"instances": []}, ":predict", 400, "non-empty"),
-    ({"instances": [1], "inputs": [1]}, ":predict", 400, "Only one of"),
-    ({"signature_name": "nope", "instances": [{"b64": ""}]}, ":predict", 400, 'Serving signature name: "nope"'),
-    ({"instances": [{"b64": "***"}]}, ":predict", 400, "base64"),
-    ({"instances": [{"b64": base64.b64encode(b"not an image").decode()}]}, ":predict", 400, ""),
-    ({"signature_name": "serve_images", "inputs": [[1, 2]]}, ":predict", 400, "shape"),
-    ({"instances": [{"b64": ""}]}, "/versions/7:predict", 404, "Specific(classifier, 7)"),
-    ({"instances": [{"b64": ""}]}, ":classify", 400, "Expected classify signature method_name"),
-])
+@pytest.mark.parametrize(
+    "body, path, status, message",
+    [
+        (b"{not json", ":predict", 400, "JSON Parse error"),
+        ({"instances": []}, ":predict", 400, "non-empty"),
+        ({"instances": [1], "inputs": [1]}, ":predict", 400, "Only one of"),
+        ({"signature_name": "nope", "instances": [{"b64": ""}]}, ":predict", 400, 'Serving signature name: "nope"'),
+        ({"instances": [{"b64": "***"}]}, ":predict", 400, "base64"),
+        ({"instances": [{"b64": base64.b64encode(b"not an image").decode()}]}, ":predict", 400, ""),
+        ({"signature_name": "serve_images", "inputs": [[1, 2]]}, ":predict", 400, "shape"),
+        ({"instances": [{"b64": ""}]}, "/versions/7:predict", 404, "Specific(classifier, 7)"),
+        ({"instances": [{"b64": ""}]}, ":classify", 400, "Expected classify signature method_name"),
+    ],
+)
 def test_errors_have_tf_servings_shape(served, body, path, status, message):
     server = served[0]
     kw = {"data": body} if isinstance(body, bytes) else {"json": body}
@@ -113,7 +122,12 @@ def test_errors_have_tf_servings_shape(served, body, path, status, message):
 def test_unknown_model_and_version_are_404(served):
     server = served[0]
     base = server.url.rsplit("/", 1)[0]
-    for url in (base + "/other", base + "/other:predict", server.url + "/versions/3", server.url + "/versions/3/metadata"):
+    for url in (
+        base + "/other",
+        base + "/other:predict",
+        server.url + "/versions/3",
+        server.url + "/versions/3/metadata",
+    ):
         answer = requests.get(url, timeout=10) if ":" not in url.rsplit("/", 1)[1] else requests.post(url, json={})
         assert answer.status_code == 404 and "error" in answer.json(), (url, answer.text)
 
@@ -125,8 +139,9 @@ def test_a_bad_request_batched_with_good_ones_fails_alone(exports, tmp_path):
     try:
         bodies = [{"instances": [_b64(exports[2][i])]} for i in range(3)] + [{"instances": [_b64(b"junk")]}]
         answers = [None] * 4
-        threads = [threading.Thread(target=lambda i=i: answers.__setitem__(i, server.predict(bodies[i])))
-                   for i in range(4)]
+        threads = [
+            threading.Thread(target=lambda i=i: answers.__setitem__(i, server.predict(bodies[i]))) for i in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -148,8 +163,11 @@ class HeldRequest:
         url = urllib.parse.urlsplit(server.url + ":predict")
         self._data = json.dumps(body).encode()
         self._socket = socket.create_connection((url.hostname, url.port), timeout=120)
-        self._socket.sendall(f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(self._data)}\r\n\r\n".encode() + self._data[:-1])
+        self._socket.sendall(
+            f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(self._data)}\r\n\r\n".encode()
+            + self._data[:-1]
+        )
 
     def answered(self) -> bool:
         """Whether the server has already answered (refused it: the slot was taken when it arrived)."""
@@ -218,11 +236,15 @@ def test_new_versions_load_without_restart_and_broken_ones_are_not_served(served
     staging = tmp_path / "v3"
     shutil.copytree(v2.uri, staging)
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
     request = predict_pb2.PredictRequest()
     request.model_spec.signature_name = "no_such_signature"
     with tf.io.TFRecordWriter(str(staging / ServingVersion.WARMUP)) as writer:
-        writer.write(prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+        writer.write(
+            prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            ).SerializeToString()
+        )
     os.rename(staging, serving / NAME / "3")
     server.wait_for(lambda s: s[0]["version"] == "3" and s[0]["state"] == "END", "version 3 to fail")
     failed = server.status()[0]["status"]
@@ -266,12 +288,21 @@ def test_sigterm_answers_the_request_in_flight_then_exits_143(exports, tmp_path)
 
 
 def test_usage_errors_exit_2(tmp_path):
-    missing = subprocess.run([sys.executable, "-m", "pipeline.serve", f"--model_base_path={tmp_path / 'none'}"],
-                             capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "pipeline.serve", f"--model_base_path={tmp_path / 'none'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 2 and "no such folder" in missing.stderr and "Traceback" not in missing.stderr
     import socket
+
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        busy = subprocess.run([sys.executable, "-m", "pipeline.serve", f"--model_base_path={tmp_path}",
-                               f"--rest_api_port={port}"], capture_output=True, text=True, timeout=120)
+        busy = subprocess.run(
+            [sys.executable, "-m", "pipeline.serve", f"--model_base_path={tmp_path}", f"--rest_api_port={port}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert busy.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr

@@ -1,5 +1,6 @@
 """The server's batcher: concurrent requests run as one batch, outputs go back to their requests, and
 only compatible inputs batch together."""
+
 import asyncio
 import threading
 
@@ -26,6 +27,7 @@ class Doubler:
 def _gather(batcher, servable, requests):
     async def main():
         return await asyncio.gather(*(batcher.run(servable, "s", r) for r in requests))
+
     return asyncio.run(main())
 
 
@@ -60,8 +62,9 @@ def test_without_a_timeout_requests_run_at_once_and_batch_while_the_threads_are_
         first = asyncio.ensure_future(batcher.run(servable, "s", {"x": np.ones((1, 2), np.float32)}))
         # the first runs alone at once (the thread is free); wait until it is running
         assert await asyncio.get_running_loop().run_in_executor(None, servable.started.wait, 60)
-        rest = [asyncio.ensure_future(batcher.run(servable, "s", {"x": np.full((1, 2), i, np.float32)}))
-                for i in range(3)]
+        rest = [
+            asyncio.ensure_future(batcher.run(servable, "s", {"x": np.full((1, 2), i, np.float32)})) for i in range(3)
+        ]
         await asyncio.sleep(0)  # one turn of the loop: the three queue up behind the running batch
         gate.set()
         return await asyncio.gather(first, *rest)

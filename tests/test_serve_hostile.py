@@ -1,6 +1,7 @@
 """The hostile-traffic catalogue: requests a hostile or broken client sends to `pipeline.serve`, over
 REST and gRPC, each with the status it must get, and the server answering a valid request after
 every one. One server (with --port for gRPC and a small --max_decoding_bytes) serves them all."""
+
 import dataclasses
 import json
 import os
@@ -13,8 +14,13 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from schemas.artifacts import Examples
 from tests import export_models, hostile_images
@@ -31,8 +37,13 @@ def served(tmp_path_factory):
     _, encoded, _ = Examples(ingest).sample_split("test", 3, 3)
     tmp = tmp_path_factory.mktemp("hostile")
     push(export, tmp / "serving", tmp, "v1")
-    server = Server(tmp / "serving" / NAME, "--port=0", f"--max_decoding_bytes={_BUDGET}",
-                    "--max_instances_per_request=64", "--max_request_bytes=4000000")
+    server = Server(
+        tmp / "serving" / NAME,
+        "--port=0",
+        f"--max_decoding_bytes={_BUDGET}",
+        "--max_instances_per_request=64",
+        "--max_request_bytes=4000000",
+    )
     channel = grpc.insecure_channel(server.grpc_target)
     yield server, channel, list(encoded)
     channel.close()
@@ -62,8 +73,10 @@ def _raw(server, head: bytes, body: bytes = b"", close_after: bool = False) -> b
 
 def _post_head(server, length: int) -> bytes:
     url = urllib.parse.urlsplit(server.url + ":predict")
-    return (f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {length}\r\n\r\n").encode()
+    return (
+        f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 @dataclasses.dataclass
@@ -78,35 +91,67 @@ class Rest:
     method: str = "POST"
 
 
-_BOMBS = {"png_30000": hostile_images.png_bomb(30000, 30000), "png_12000": hostile_images.png_bomb(12000, 12000),
-          "jpeg_65000": hostile_images.jpeg_bomb(), "gif_screen_30000": hostile_images.gif_bomb(),
-          "bmp_30000": hostile_images.bmp_bomb(), "webp_16000": hostile_images.webp_bomb()}
+_BOMBS = {
+    "png_30000": hostile_images.png_bomb(30000, 30000),
+    "png_12000": hostile_images.png_bomb(12000, 12000),
+    "jpeg_65000": hostile_images.jpeg_bomb(),
+    "gif_screen_30000": hostile_images.gif_bomb(),
+    "bmp_30000": hostile_images.bmp_bomb(),
+    "webp_16000": hostile_images.webp_bomb(),
+}
 _REST = [
     *[Rest(f"bomb_{name}", {"instances": [b64(data)]}, 400, _LIMIT) for name, data in _BOMBS.items()],
-    Rest("bomb_second_of_two", {"instances": [b64(hostile_images.encoded("PNG")), b64(_BOMBS["png_30000"])]}, 400,
-         "image 1: PNG of 30000 x 30000 pixels decodes to 900000000 pixels, " + _LIMIT),
-    Rest("bomb_in_tf_example", {"signature_name": "serve_tf_examples",
-                                "instances": [b64(_example(_BOMBS["png_12000"]))]}, 400, _LIMIT),
-    Rest("gif_150_frames", {"instances": [b64(hostile_images.animation("GIF", 150))]}, 400,
-         "has over 100 frames, the model limit (export.max_image_frames)"),
-    Rest("webp_150_frames", {"instances": [b64(hostile_images.animation("WEBP", 150))]}, 400,
-         "has over 100 frames"),
-    Rest("over_the_decoding_budget", {"instances": [b64(hostile_images.png_bomb(2000, 2000))]}, 400,
-         "--max_decoding_bytes"),
+    Rest(
+        "bomb_second_of_two",
+        {"instances": [b64(hostile_images.encoded("PNG")), b64(_BOMBS["png_30000"])]},
+        400,
+        "image 1: PNG of 30000 x 30000 pixels decodes to 900000000 pixels, " + _LIMIT,
+    ),
+    Rest(
+        "bomb_in_tf_example",
+        {"signature_name": "serve_tf_examples", "instances": [b64(_example(_BOMBS["png_12000"]))]},
+        400,
+        _LIMIT,
+    ),
+    Rest(
+        "gif_150_frames",
+        {"instances": [b64(hostile_images.animation("GIF", 150))]},
+        400,
+        "has over 100 frames, the model limit (export.max_image_frames)",
+    ),
+    Rest("webp_150_frames", {"instances": [b64(hostile_images.animation("WEBP", 150))]}, 400, "has over 100 frames"),
+    Rest(
+        "over_the_decoding_budget",
+        {"instances": [b64(hostile_images.png_bomb(2000, 2000))]},
+        400,
+        "--max_decoding_bytes",
+    ),
     Rest("deep_json_100000", b"[" * 100000 + b"]" * 100000, 400, "nested too deeply"),
-    Rest("deep_json_in_instances", {"instances": json.loads("[" * 500 + "]" * 500)}, 400, "nested deeper than its rank"),
-    Rest("deep_json_pixels", {"signature_name": "serve_images", "inputs": json.loads("[" * 50 + "1" + "]" * 50)},
-         400, "nested deeper than its rank"),
+    Rest(
+        "deep_json_in_instances", {"instances": json.loads("[" * 500 + "]" * 500)}, 400, "nested deeper than its rank"
+    ),
+    Rest(
+        "deep_json_pixels",
+        {"signature_name": "serve_images", "inputs": json.loads("[" * 50 + "1" + "]" * 50)},
+        400,
+        "nested deeper than its rank",
+    ),
     Rest("too_many_instances", {"instances": [b64(b"x")] * 65}, 400, "--max_instances_per_request"),
-    Rest("not_an_image", {"instances": [b64(b"not an image at all")]}, 400, "image 0: not a JPEG, PNG, GIF, BMP or WebP"),
+    Rest(
+        "not_an_image", {"instances": [b64(b"not an image at all")]}, 400, "image 0: not a JPEG, PNG, GIF, BMP or WebP"
+    ),
     Rest("empty_image", {"instances": [b64(b"")]}, 400, "image 0: not a JPEG"),
     Rest("truncated_png", {"instances": [b64(hostile_images.encoded("PNG")[:60])]}, 400, "image 0: "),
     Rest("corrupt_third_jpeg", "corrupt_third", 400, "image 2: "),
     Rest("jpeg_xl_refused", {"instances": [b64(b"\xff\x0a" + b"\0" * 40)]}, 400, "not a JPEG, PNG, GIF, BMP or WebP"),
     Rest("plain_string_not_b64", {"instances": ["héllo"]}, 400, "image 0: not a JPEG"),
     Rest("wrong_dtype_number_for_string", {"instances": [1.5]}, 400, "expected a string"),
-    Rest("wrong_dtype_string_for_pixels", {"signature_name": "serve_images", "inputs": [[[["a", "b", "c"]]]]}, 400,
-         "expected a number"),
+    Rest(
+        "wrong_dtype_string_for_pixels",
+        {"signature_name": "serve_images", "inputs": [[[["a", "b", "c"]]]]},
+        400,
+        "expected a number",
+    ),
     Rest("pixels_out_of_range", {"signature_name": "serve_images", "inputs": [[[[300, 1, 1]]]]}, 400, "out of range"),
     Rest("pixels_wrong_rank", {"signature_name": "serve_images", "inputs": [[1, 2, 3]]}, 400, "shape"),
     Rest("pixels_ragged", {"signature_name": "serve_images", "inputs": [[[[1, 2, 3]], [[1, 2]]]]}, 400, ""),
@@ -118,14 +163,24 @@ _REST = [
     Rest("instances_null", {"instances": None}, 400, "non-empty"),
     Rest("instances_and_inputs", {"instances": [1], "inputs": [1]}, 400, "Only one of"),
     Rest("bad_base64", {"instances": [{"b64": "!!!"}]}, 400, "base64"),
-    Rest("unknown_signature", {"signature_name": "evil", "instances": [b64(b"x")]}, 400, 'Serving signature name: "evil"'),
-    Rest("tf_example_not_an_example", {"signature_name": "serve_tf_examples", "instances": [b64(b"\xff" * 30)]}, 400, ""),
-    Rest("tf_example_without_image", {"signature_name": "serve_tf_examples", "instances": [b64(_example(None))]},
-         400, "image"),
+    Rest(
+        "unknown_signature", {"signature_name": "evil", "instances": [b64(b"x")]}, 400, 'Serving signature name: "evil"'
+    ),
+    Rest(
+        "tf_example_not_an_example", {"signature_name": "serve_tf_examples", "instances": [b64(b"\xff" * 30)]}, 400, ""
+    ),
+    Rest(
+        "tf_example_without_image",
+        {"signature_name": "serve_tf_examples", "instances": [b64(_example(None))]},
+        400,
+        "image",
+    ),
     Rest("body_over_the_limit", {"instances": [b64(b"x" * 3_500_000)]}, 413, "--max_request_bytes"),
     Rest("unknown_model", {"instances": [b64(b"x")]}, 404, "Servable not found", path="/../other:predict"),
     Rest("unknown_version", {"instances": [b64(b"x")]}, 404, "Specific(classifier, 9)", path="/versions/9:predict"),
-    Rest("version_not_a_number", {"instances": [b64(b"x")]}, 400, "Failed to convert version", path="/versions/x:predict"),
+    Rest(
+        "version_not_a_number", {"instances": [b64(b"x")]}, 400, "Failed to convert version", path="/versions/x:predict"
+    ),
     Rest("classify_on_a_predict_signature", {"instances": [b64(b"x")]}, 400, "method_name", path=":classify"),
     Rest("get_on_predict", None, 404, "predict is a POST", method="GET"),
 ]
@@ -137,7 +192,7 @@ def _send(server, case: Rest, images) -> requests.Response:
         return requests.get(url, timeout=60)
     body = case.body
     if body == "corrupt_third":
-        body = {"instances": [b64(images[0]), b64(images[1]), b64(images[2][:len(images[2]) // 2] + b"\0" * 64)]}
+        body = {"instances": [b64(images[0]), b64(images[1]), b64(images[2][: len(images[2]) // 2] + b"\0" * 64)]}
     if isinstance(body, bytes):
         return requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
     return requests.post(url, json=body, timeout=60)
@@ -170,30 +225,72 @@ def _predict_request(signature="serving_default", model=NAME, version=None, **in
 
 
 _GRPC = {
-    "bomb_png_30000": (lambda: _predict_request(images=[_BOMBS["png_30000"]]), grpc.StatusCode.INVALID_ARGUMENT,
-                       "image 0: PNG of 30000 x 30000 pixels decodes to 900000000 pixels, " + _LIMIT),
-    "bomb_in_tf_example": (lambda: _predict_request("serve_tf_examples", examples=[_example(_BOMBS["gif_screen_30000"])]),
-                           grpc.StatusCode.INVALID_ARGUMENT, "image 0: GIF of 30000 x 30000 pixels"),
-    "gif_150_frames": (lambda: _predict_request(images=[hostile_images.animation("GIF", 150)]),
-                       grpc.StatusCode.INVALID_ARGUMENT, "has over 100 frames"),
-    "not_an_image": (lambda: _predict_request(images=[b"junk"]), grpc.StatusCode.INVALID_ARGUMENT, "image 0: not a JPEG"),
-    "wrong_dtype": (lambda: _predict_request(images=np.zeros(2, np.float32)), grpc.StatusCode.INVALID_ARGUMENT,
-                    "dtype float32 does not match the signature's string"),
-    "wrong_pixel_dtype": (lambda: _predict_request("serve_images", images=np.zeros((1, 8, 8, 3), np.float32)),
-                          grpc.StatusCode.INVALID_ARGUMENT, "does not match the signature's uint8"),
-    "wrong_shape": (lambda: _predict_request("serve_images", images=np.zeros((1, 8, 8, 4), np.uint8)),
-                    grpc.StatusCode.INVALID_ARGUMENT, "shape [1, 8, 8, 4]"),
+    "bomb_png_30000": (
+        lambda: _predict_request(images=[_BOMBS["png_30000"]]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "image 0: PNG of 30000 x 30000 pixels decodes to 900000000 pixels, " + _LIMIT,
+    ),
+    "bomb_in_tf_example": (
+        lambda: _predict_request("serve_tf_examples", examples=[_example(_BOMBS["gif_screen_30000"])]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "image 0: GIF of 30000 x 30000 pixels",
+    ),
+    "gif_150_frames": (
+        lambda: _predict_request(images=[hostile_images.animation("GIF", 150)]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "has over 100 frames",
+    ),
+    "not_an_image": (
+        lambda: _predict_request(images=[b"junk"]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "image 0: not a JPEG",
+    ),
+    "wrong_dtype": (
+        lambda: _predict_request(images=np.zeros(2, np.float32)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "dtype float32 does not match the signature's string",
+    ),
+    "wrong_pixel_dtype": (
+        lambda: _predict_request("serve_images", images=np.zeros((1, 8, 8, 3), np.float32)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "does not match the signature's uint8",
+    ),
+    "wrong_shape": (
+        lambda: _predict_request("serve_images", images=np.zeros((1, 8, 8, 4), np.uint8)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "shape [1, 8, 8, 4]",
+    ),
     "scalar_input": (lambda: _predict_request(images=b"x"), grpc.StatusCode.INVALID_ARGUMENT, "shape []"),
-    "wrong_input_name": (lambda: _predict_request(pictures=[b"x"]), grpc.StatusCode.INVALID_ARGUMENT, "not the signature's"),
-    "unknown_signature": (lambda: _predict_request("evil", images=[b"x"]), grpc.StatusCode.INVALID_ARGUMENT,
-                          'Serving signature name: "evil"'),
-    "unknown_model": (lambda: _predict_request(model="other", images=[b"x"]), grpc.StatusCode.NOT_FOUND, "Latest(other)"),
-    "unknown_version": (lambda: _predict_request(version=9, images=[b"x"]), grpc.StatusCode.NOT_FOUND,
-                        "Specific(classifier, 9)"),
-    "too_many_instances": (lambda: _predict_request(images=[b"x"] * 65), grpc.StatusCode.INVALID_ARGUMENT,
-                           "--max_instances_per_request"),
-    "message_over_the_limit": (lambda: _predict_request(images=[b"x" * 4_100_000]), grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               ""),
+    "wrong_input_name": (
+        lambda: _predict_request(pictures=[b"x"]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "not the signature's",
+    ),
+    "unknown_signature": (
+        lambda: _predict_request("evil", images=[b"x"]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        'Serving signature name: "evil"',
+    ),
+    "unknown_model": (
+        lambda: _predict_request(model="other", images=[b"x"]),
+        grpc.StatusCode.NOT_FOUND,
+        "Latest(other)",
+    ),
+    "unknown_version": (
+        lambda: _predict_request(version=9, images=[b"x"]),
+        grpc.StatusCode.NOT_FOUND,
+        "Specific(classifier, 9)",
+    ),
+    "too_many_instances": (
+        lambda: _predict_request(images=[b"x"] * 65),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "--max_instances_per_request",
+    ),
+    "message_over_the_limit": (
+        lambda: _predict_request(images=[b"x" * 4_100_000]),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "",
+    ),
 }
 
 
@@ -205,7 +302,8 @@ def test_grpc(served, name):
         prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(build(), timeout=60)
     assert raised.value.code() == code and message in raised.value.details(), raised.value.details()
     answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
-        _predict_request(images=[images[0]]), timeout=60)
+        _predict_request(images=[images[0]]), timeout=60
+    )
     assert answer.outputs["probabilities"].tensor_shape.dim[0].size == 1
     _still_answers(server, images)
 
@@ -222,7 +320,8 @@ def test_grpc_metadata_and_status(served):
     status_request.model_spec.name = NAME
     status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(status_request, timeout=30)
     assert [(s.version, s.state) for s in status.model_version_status] == [
-        (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+        (1, get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+    ]
 
 
 def test_slow_client_sending_headers_a_byte_at_a_time(served):
@@ -233,7 +332,7 @@ def test_slow_client_sending_headers_a_byte_at_a_time(served):
     url = urllib.parse.urlsplit(server.url)
     with socket.create_connection((url.hostname, url.port), timeout=60) as slow:
         for i in range(0, 40):
-            slow.sendall(request[i:i + 1])
+            slow.sendall(request[i : i + 1])
             if i % 8 == 0:
                 _still_answers(server, images)
         slow.sendall(request[40:])
@@ -271,8 +370,9 @@ def test_grpc_and_rest_answer_the_same(served):
     pixels = np.random.default_rng(0).integers(0, 256, (2, 40, 24, 3), dtype=np.uint8)
     grpc_pixels = stub.Predict(_predict_request("serve_images", images=pixels), timeout=60)
     rest_pixels = server.predict({"signature_name": "serve_images", "inputs": pixels.tolist()}).json()["outputs"]
-    np.testing.assert_allclose(tf.make_ndarray(grpc_pixels.outputs["probabilities"]), rest_pixels["probabilities"],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        tf.make_ndarray(grpc_pixels.outputs["probabilities"]), rest_pixels["probabilities"], atol=1e-6
+    )
     request = _predict_request(images=images[:1])
     request.output_filter.append("label")  # TF Serving's: only the outputs asked for
     assert set(stub.Predict(request, timeout=60).outputs) == {"label"}
@@ -291,8 +391,9 @@ def test_a_broken_version_pushed_mid_traffic_is_not_served(tmp_path, tmp_path_fa
         session = requests.Session()
         while not stop.is_set():
             answer = session.post(server.url + ":predict", json={"instances": [b64(images[0])]}, timeout=60)
-            statuses.append((answer.status_code, requests.get(server.url + "/metadata", timeout=60).json()
-                             ["model_spec"]["version"]))
+            statuses.append(
+                (answer.status_code, requests.get(server.url + "/metadata", timeout=60).json()["model_spec"]["version"])
+            )
 
     clients = [threading.Thread(target=client) for _ in range(3)]
     try:
@@ -335,13 +436,18 @@ def test_metrics_page_parses_and_counts_by_api_and_status(served):
     _still_answers(server, images)
     assert server.predict({"instances": [b64(b"junk")]}).status_code == 400
     with pytest.raises(grpc.RpcError):
-        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(_predict_request(images=[b"junk"]), timeout=60)
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            _predict_request(images=[b"junk"]), timeout=60
+        )
     families, after = counts()
     for key in (("REST", "OK"), ("REST", "INVALID_ARGUMENT"), ("GRPC", "INVALID_ARGUMENT")):
         assert after.get(key, 0) == before.get(key, 0) + 1, (key, before, after)
     assert families[":tensorflow:serving:model_version"].samples[0].value == 1
-    loads = {s.labels["status"]: s.value for s in families[":tensorflow:serving:model_load_count"].samples
-             if s.name.endswith("_total")}
+    loads = {
+        s.labels["status"]: s.value
+        for s in families[":tensorflow:serving:model_load_count"].samples
+        if s.name.endswith("_total")
+    }
     assert loads == {"OK": 1}
     batches = {s.name: s.value for s in families[":tensorflow:serving:batching_session:batch_size"].samples}
     assert batches[":tensorflow:serving:batching_session:batch_size_count"] >= 1

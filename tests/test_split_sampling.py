@@ -3,6 +3,7 @@
 Shards hold records in path order, so each class is contiguous; the first N records of a split
 are the first class or two. The int8 calibrator and the parity check used to take exactly those.
 """
+
 import numpy as np
 import pytest
 
@@ -13,8 +14,11 @@ from tests.ingest_format import write_synthetic_ingest_dir
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory):
-    return Examples(write_synthetic_ingest_dir(tmp_path_factory.mktemp("s") / "ingest",
-                                               labels=("a", "b", "c", "d"), per_split={"train": 10, "test": 3}))
+    return Examples(
+        write_synthetic_ingest_dir(
+            tmp_path_factory.mktemp("s") / "ingest", labels=("a", "b", "c", "d"), per_split={"train": 10, "test": 3}
+        )
+    )
 
 
 def test_the_first_records_of_a_split_are_one_class(examples):

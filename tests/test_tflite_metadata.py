@@ -2,6 +2,7 @@
 variant and names the classes; LiteRT's interpreter runs the files exactly as without metadata; the
 metadata reads back with the schema it was written with, which a plain install has (mediapipe is
 not installed with the project: .ci/run adds it for the MediaPipe test alone)."""
+
 import importlib.util
 import io
 import zipfile
@@ -18,7 +19,8 @@ from tests import export_models
 needs_mediapipe = pytest.mark.skipif(
     importlib.util.find_spec("mediapipe") is None,
     reason="mediapipe is not installed: it pins absl-py 2.x against TFMA's <2, so .ci/run installs it for this "
-           "test alone (pip install --no-deps mediapipe==1.2.2 opencv-contrib-python)")
+    "test alone (pip install --no-deps mediapipe==1.2.2 opencv-contrib-python)",
+)
 
 
 def _test_pixels(tmp_path_factory, image_size):
@@ -42,8 +44,9 @@ def test_mediapipe_image_classifier_names_the_classes_for_every_variant(tmp_path
     assert set(files) == {"float32", "float16", "dynamic_range", "int8"}
     for variant, path in files.items():
         litert = TFLiteRunner(path).predict_pixels(pixels.astype(np.float32))
-        options = vision.ImageClassifierOptions(base_options=mp_tasks.BaseOptions(model_asset_path=path),
-                                                max_results=len(labels))
+        options = vision.ImageClassifierOptions(
+            base_options=mp_tasks.BaseOptions(model_asset_path=path), max_results=len(labels)
+        )
         with vision.ImageClassifier.create_from_options(options) as classifier:
             named = []
             for image, probabilities in zip(pixels, litert):
@@ -52,8 +55,12 @@ def test_mediapipe_image_classifier_names_the_classes_for_every_variant(tmp_path
                 assert sorted(c.category_name for c in categories) == sorted(labels), variant
                 assert all(c.category_name == labels[c.index] for c in categories), variant
                 scores = {c.index: c.score for c in categories}
-                np.testing.assert_allclose([scores[i] for i in range(len(labels))], probabilities, atol=0.02,
-                                           err_msg=f"{variant}: MediaPipe's scores are not LiteRT's")
+                np.testing.assert_allclose(
+                    [scores[i] for i in range(len(labels))],
+                    probabilities,
+                    atol=0.02,
+                    err_msg=f"{variant}: MediaPipe's scores are not LiteRT's",
+                )
                 named.append(categories[0].category_name)
         accuracy = np.mean(np.array(named) == np.array(labels)[truth])
         assert accuracy >= 0.9, f"{variant}: MediaPipe's top names match the test labels for {accuracy:.0%}"
@@ -63,6 +70,7 @@ def test_metadata_reads_back_and_litert_results_are_unchanged():
     from tensorflow.lite.python import schema_py_generated as tfl
 
     from components.export import metadata_schema_generated as fb
+
     labels = ["cat", "dog", "fish"]
     model = export_models.tiny_cnn(3, (16, 16))
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype(np.float32)
@@ -81,8 +89,10 @@ def test_metadata_reads_back_and_litert_results_are_unchanged():
         np.testing.assert_array_equal(outputs[0], outputs[1])
 
         tflite_model = tfl.Model.GetRootAsModel(written, 0)
-        entries = {tflite_model.Metadata(i).Name(): tflite_model.Metadata(i).Buffer()
-                   for i in range(tflite_model.MetadataLength())}
+        entries = {
+            tflite_model.Metadata(i).Name(): tflite_model.Metadata(i).Buffer()
+            for i in range(tflite_model.MetadataLength())
+        }
         buffer = tflite_model.Buffers(entries[b"TFLITE_METADATA"]).DataAsNumpy().tobytes()
         assert fb.ModelMetadata.ModelMetadataBufferHasIdentifier(buffer, 0)
         meta = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(buffer, 0))

@@ -5,9 +5,10 @@ fitted on them shares its weights with the full model. End to end on the sign-la
 with the pretrained backbone in ../shared/weights: a head stage on cached features reaches the
 same validation accuracy (full model, inference mode) as the same stage fed with images.
 """
-import pytest
+
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from components.train import StageConfig, TrainConfig, feature_cache, run
@@ -35,15 +36,22 @@ def test_cached_features_are_the_models_pooled_features_and_the_head_is_shared()
     np.testing.assert_array_equal(cached_labels, labels)
 
     on_features = head_model(head, features.shape[-1])
-    np.testing.assert_allclose(on_features.predict(features, verbose=0), model.predict(images, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        on_features.predict(features, verbose=0), model.predict(images, verbose=0), rtol=1e-5, atol=1e-6
+    )
     on_features.get_layer("head_dense").bias.assign(np.array([5.0, 0, 0, 0], "float32"))
     assert model.predict(images, verbose=0).argmax(axis=1).tolist() == [0] * 10  # same variables
 
 
 def _head_only(weights: str, cache: bool) -> TrainConfig:
-    return TrainConfig(weights=weights, image_size=96, batch_size=32, evaluate_test=False, cache_features=cache,
-                       stages=(StageConfig("head", epochs=4, learning_rate=3e-3, cosine_decay=False),))
+    return TrainConfig(
+        weights=weights,
+        image_size=96,
+        batch_size=32,
+        evaluate_test=False,
+        cache_features=cache,
+        stages=(StageConfig("head", epochs=4, learning_rate=3e-3, cosine_decay=False),),
+    )
 
 
 def test_cached_head_stage_matches_the_uncached_one(ingested_sign_digits, shared_weights_dir, tmp_path):

@@ -1,5 +1,6 @@
 """`train.distill`: Hinton's loss, the targets that carry the teacher's probabilities, a student trained
 from a teacher end to end, and a teacher that cannot work refused before any work."""
+
 import json
 
 import keras
@@ -48,7 +49,9 @@ def test_label_accuracy_reads_only_the_labels():
 
 def test_with_teacher_appends_its_probabilities_on_the_same_batch_at_its_own_size():
     inputs = keras.Input((8, 8, 3))
-    teacher = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs)))
+    teacher = keras.Model(
+        inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inputs))
+    )
     images = np.random.default_rng(1).uniform(0, 255, (5, 16, 16, 3)).astype(np.float32)
     labels = np.eye(2, dtype=np.float32)[[0, 1, 0, 1, 1]]
     ds = distill.with_teacher(tf.data.Dataset.from_tensor_slices((images, labels)).batch(5), teacher)
@@ -59,9 +62,15 @@ def test_with_teacher_appends_its_probabilities_on_the_same_batch_at_its_own_siz
 
 
 def _config(**kw):
-    return TrainConfig(image_size=32, weights="none", batch_size=8, bn_recalibration_batches=0, evaluate_test=False,
-                       stages=(StageConfig("scratch", epochs=1, learning_rate=1e-3, unfreeze="all", augment=True),),
-                       **kw)
+    return TrainConfig(
+        image_size=32,
+        weights="none",
+        batch_size=8,
+        bn_recalibration_batches=0,
+        evaluate_test=False,
+        stages=(StageConfig("scratch", epochs=1, learning_rate=1e-3, unfreeze="all", augment=True),),
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +85,11 @@ def trained_teacher(tmp_path_factory):
 @pytest.mark.slow
 def test_a_student_trains_from_a_teacher_and_records_it(trained_teacher, tmp_path):
     ingest, teacher = trained_teacher
-    student = run(_config(backbone="mobilenet_v3_small", distill=TrainDistill(str(teacher), 2.0, 0.3)),
-                  ingest, str(tmp_path / "student"))
+    student = run(
+        _config(backbone="mobilenet_v3_small", distill=TrainDistill(str(teacher), 2.0, 0.3)),
+        ingest,
+        str(tmp_path / "student"),
+    )
     assert 0.0 <= student.best_val_accuracy <= 1.0
     info = json.loads((tmp_path / "student" / "model_info.json").read_text())
     record = info["distillation"]

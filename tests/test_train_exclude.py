@@ -1,4 +1,5 @@
 """`train.exclude`: train images named by sha256 in a CSV are left out; bad lists fail before work."""
+
 import json
 
 import pytest
@@ -15,11 +16,14 @@ def _csv(path, shas, column="sha256"):
     return str(path)
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "cannot read it"),
-    ("path,label\nx.png,a\n", "no 'sha256' column"),
-    ("sha256\nnot-a-hash\n", r"line 2: 'not-a-hash' is not a sha256"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "cannot read it"),
+        ("path,label\nx.png,a\n", "no 'sha256' column"),
+        ("sha256\nnot-a-hash\n", r"line 2: 'not-a-hash' is not a sha256"),
+    ],
+)
 def test_a_bad_list_is_a_usage_error_naming_the_file(tmp_path, content, message):
     path = tmp_path / "issues.csv"
     if content is not None:
@@ -35,8 +39,14 @@ def test_listed_train_images_are_left_out_and_val_test_stay_whole(tmp_path):
     train = [r["sha256"] for r in rows if r["split"] == "train"]
     test = [r["sha256"] for r in rows if r["split"] == "test"]
     listed = _csv(tmp_path / "issues.csv", [s.upper() for s in train[:3]] + test[:2] + ["f" * 64])
-    config = TrainConfig(image_size=32, weights="none", batch_size=8, exclude=listed, bn_recalibration_batches=0,
-                         stages=(StageConfig("scratch", epochs=1, learning_rate=1e-3, unfreeze="all"),))
+    config = TrainConfig(
+        image_size=32,
+        weights="none",
+        batch_size=8,
+        exclude=listed,
+        bn_recalibration_batches=0,
+        stages=(StageConfig("scratch", epochs=1, learning_rate=1e-3, unfreeze="all"),),
+    )
     run(config, str(ingest), str(tmp_path / "train"))
     info = json.loads((tmp_path / "train" / "model_info.json").read_text())
     assert info["excluded_train_examples"] == 3, "test images and unknown hashes are not counted"

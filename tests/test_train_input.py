@@ -1,4 +1,5 @@
 """The trainer's tf.data input: what the model is fed for training and for evaluation."""
+
 import os
 
 import numpy as np
@@ -20,8 +21,9 @@ SIZE = (32, 32)
 @pytest.fixture(scope="module")
 def ingest_dir(tmp_path_factory):
     """Three classes, JPEG and PNG records, two shards per split (train 24, val 12, test 12)."""
-    return write_synthetic_ingest_dir(tmp_path_factory.mktemp("ingest"), fmt="mixed", shards_per_split=2,
-                                      tfds_metadata=False)
+    return write_synthetic_ingest_dir(
+        tmp_path_factory.mktemp("ingest"), fmt="mixed", shards_per_split=2, tfds_metadata=False
+    )
 
 
 def _epoch(ds):
@@ -110,7 +112,7 @@ def test_scaled_jpeg_crop_shows_the_same_region_as_a_full_decode():
         fused = train_input._decode_window(encoded, tf.constant("jpeg"), (96, 96), augment, seed)
         assert min(fused.shape[:2]) < min(h, w)  # it was decoded at a reduced scale
         got = decode_and_resize(tf.io.encode_png(fused), (96, 96)).numpy()
-        want = tf.image.resize(photo[y:y + h, x:x + w].astype(np.float32), (96, 96), antialias=True).numpy()
+        want = tf.image.resize(photo[y : y + h, x : x + w].astype(np.float32), (96, 96), antialias=True).numpy()
         assert np.abs(got - want).mean() < 3.0
 
 
@@ -119,10 +121,17 @@ def test_the_single_resampling_is_a_resize_flip_rotation_and_zoom():
     window = tf.constant(np.random.default_rng(0).uniform(0, 255, (64, 48, 3)), tf.float32)
 
     def sample(size, flip=1.0, angle=0.0, zoom=1.0):
-        transform = train_input._geometry(tf.shape(window), size, tf.constant(flip), tf.constant(angle), tf.constant(zoom))
-        return tf.raw_ops.ImageProjectiveTransformV3(images=window[None], transforms=transform[None],
-                                                     output_shape=tf.constant(size, tf.int32), fill_value=0.0,
-                                                     interpolation="BILINEAR", fill_mode="REFLECT")[0].numpy()
+        transform = train_input._geometry(
+            tf.shape(window), size, tf.constant(flip), tf.constant(angle), tf.constant(zoom)
+        )
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=window[None],
+            transforms=transform[None],
+            output_shape=tf.constant(size, tf.int32),
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode="REFLECT",
+        )[0].numpy()
 
     np.testing.assert_allclose(sample((64, 48)), window.numpy(), atol=1e-3)  # identity
     np.testing.assert_allclose(sample((32, 24)), tf.image.resize(window, (32, 24)).numpy(), atol=1e-3)
@@ -157,8 +166,12 @@ def test_repeat_yields_past_the_end_of_the_split(ingest_dir):
 
 def test_a_split_with_no_examples_is_a_data_error(tmp_path):
     image = np.zeros((20, 20, 3), np.uint8)
-    directory = write_ingest_dir(tmp_path / "i", [ImageRecord("train", 0, image), ImageRecord("train", 1, image)],
-                                 ["a", "b"], tfds_metadata=False)
+    directory = write_ingest_dir(
+        tmp_path / "i",
+        [ImageRecord("train", 0, image), ImageRecord("train", 1, image)],
+        ["a", "b"],
+        tfds_metadata=False,
+    )
     with pytest.raises(DataError, match="split 'val'.*no examples"):
         make_dataset(directory, "val", SIZE, 4, training=False)
     with pytest.raises(DataError, match="not found: the ingest output .* is incomplete"):

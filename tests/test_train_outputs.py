@@ -4,6 +4,7 @@ One small two-stage run (head on cached features, then a fine-tune) on a synthet
 32 px is shared by the assertions; the backbone "pretrained" weights are a random MobileNetV2
 saved to a file, which exercises the same file-weights path as real pretrained weights.
 """
+
 import csv
 import json
 import os
@@ -40,9 +41,16 @@ def backbone_weights_file(path) -> str:
 
 def small_config(weights: str, **changes) -> TrainConfig:
     fields = dict(
-        backbone="mobilenet_v2", alpha=0.35, image_size=SIZE, batch_size=8, weights=weights,
-        stages=(StageConfig("head", epochs=2, learning_rate=1e-2),
-                StageConfig("finetune", epochs=2, learning_rate=1e-3, unfreeze=0.2, warmup_epochs=1, augment=True)))
+        backbone="mobilenet_v2",
+        alpha=0.35,
+        image_size=SIZE,
+        batch_size=8,
+        weights=weights,
+        stages=(
+            StageConfig("head", epochs=2, learning_rate=1e-2),
+            StageConfig("finetune", epochs=2, learning_rate=1e-3, unfreeze=0.2, warmup_epochs=1, augment=True),
+        ),
+    )
     fields.update(changes)
     return TrainConfig(**fields)
 
@@ -50,8 +58,13 @@ def small_config(weights: str, **changes) -> TrainConfig:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train-outputs")
-    ingest = write_synthetic_ingest_dir(tmp / "ingest", labels=LABELS, per_split={"train": 8, "val": 4, "test": 4},
-                                        image_size=(40, 48), tfds_metadata=False)
+    ingest = write_synthetic_ingest_dir(
+        tmp / "ingest",
+        labels=LABELS,
+        per_split={"train": 8, "val": 4, "test": 4},
+        image_size=(40, 48),
+        tfds_metadata=False,
+    )
     weights = backbone_weights_file(tmp / "backbone.weights.h5")
     config = small_config(weights)
     losses = []
@@ -64,14 +77,29 @@ def trained(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(keras.Model, "compile", recording_compile)
         result = run(config, ingest, str(tmp / "train"), work_dir=str(tmp / "work"))
-    return {"tmp": tmp, "ingest": ingest, "weights": weights, "config": config, "result": result,
-            "dir": tmp / "train", "losses": losses}
+    return {
+        "tmp": tmp,
+        "ingest": ingest,
+        "weights": weights,
+        "config": config,
+        "result": result,
+        "dir": tmp / "train",
+        "losses": losses,
+    }
 
 
 def test_every_output_is_published_and_the_work_dir_removed(trained):
     names = set(os.listdir(trained["dir"]))
-    assert {"model.keras", "model_info.json", "labels.txt", "history.json", "training_log.csv", "curves.png",
-            "tensorboard", COMPLETE_MARKER} <= names
+    assert {
+        "model.keras",
+        "model_info.json",
+        "labels.txt",
+        "history.json",
+        "training_log.csv",
+        "curves.png",
+        "tensorboard",
+        COMPLETE_MARKER,
+    } <= names
     assert not os.path.exists(trained["tmp"] / "work")
     assert [p for p in os.listdir(trained["tmp"]) if p.startswith(".tmp")] == []
     assert (trained["dir"] / "labels.txt").read_text().splitlines() == LABELS
@@ -96,7 +124,11 @@ def test_model_takes_raw_pixels_and_gives_float32_probabilities(trained):
 def test_history_log_and_tensorboard_cover_every_epoch_of_every_stage(trained):
     history = json.loads((trained["dir"] / "history.json").read_text())
     assert [(e["stage"], e["epoch"]) for e in history["epochs"]] == [
-        ("head", 0), ("head", 1), ("finetune", 2), ("finetune", 3)]
+        ("head", 0),
+        ("head", 1),
+        ("finetune", 2),
+        ("finetune", 3),
+    ]
     assert all({"loss", "accuracy", "val_loss", "val_accuracy"} <= set(e) for e in history["epochs"])
     stages = {s["name"]: s for s in history["stages"]}
     assert stages["head"]["cached_features"] and not stages["finetune"]["cached_features"]
@@ -133,8 +165,9 @@ def test_summary_names_each_stage(trained):
 
 
 def test_a_split_with_no_examples_is_a_data_error(tmp_path, trained):
-    ingest = write_synthetic_ingest_dir(tmp_path / "ingest", labels=LABELS, per_split={"train": 4, "test": 2},
-                                        tfds_metadata=False)
+    ingest = write_synthetic_ingest_dir(
+        tmp_path / "ingest", labels=LABELS, per_split={"train": 4, "test": 2}, tfds_metadata=False
+    )
     with pytest.raises(DataError, match="split 'val'.*no examples") as e:
         run(trained["config"], ingest, str(tmp_path / "train"))
     assert e.value.exit_code == EXIT_DATA and not os.path.exists(tmp_path / "train")
@@ -148,11 +181,14 @@ def test_warm_start_from_a_model_whose_class_is_missing_from_the_data_is_a_data_
     assert e.value.exit_code == EXIT_DATA
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"backbone": "resnet9000"}, "unknown backbone 'resnet9000'.*MobileNetV2"),
-    ({"backbone": "Xception", "alpha": None, "image_size": 64}, "too small for Xception"),
-    ({"weights": "/nonexistent/backbone.weights.h5"}, "not found"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"backbone": "resnet9000"}, "unknown backbone 'resnet9000'.*MobileNetV2"),
+        ({"backbone": "Xception", "alpha": None, "image_size": 64}, "too small for Xception"),
+        ({"weights": "/nonexistent/backbone.weights.h5"}, "not found"),
+    ],
+)
 def test_bad_backbone_settings_are_usage_errors(tmp_path, trained, changes, message):
     changes = dict(changes)
     config = small_config(changes.pop("weights", trained["weights"]), **changes)

@@ -5,12 +5,14 @@ to its own process in the middle of an epoch of the second stage (no cleanup, no
 exactly what the OOM killer or `kill -9` does). The rerun, with the same work directory, must
 skip the finished head stage, start at the killed epoch, and publish a complete history.
 """
-import pytest
+
 import json
 import os
 import signal
 import subprocess
 import sys
+
+import pytest
 
 from tests.ingest_format import write_synthetic_ingest_dir
 from tests.test_train_outputs import backbone_weights_file
@@ -53,14 +55,24 @@ print(json.dumps([s.epochs_run for s in result.stages]))
 
 def _run_child(args, kill_epoch):
     env = dict(os.environ, PYTHONPATH=PROJECT_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-c", CHILD, *args, str(kill_epoch)], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, *args, str(kill_epoch)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_sigkill_mid_epoch_then_rerun_resumes_from_the_last_completed_epoch(tmp_path):
-    ingest = write_synthetic_ingest_dir(tmp_path / "ingest", labels=["a", "b", "c"],
-                                        per_split={"train": 8, "val": 2, "test": 2}, image_size=(32, 32),
-                                        tfds_metadata=False)  # 24 training images: 3 batches of 8 per epoch
+    ingest = write_synthetic_ingest_dir(
+        tmp_path / "ingest",
+        labels=["a", "b", "c"],
+        per_split={"train": 8, "val": 2, "test": 2},
+        image_size=(32, 32),
+        tfds_metadata=False,
+    )  # 24 training images: 3 batches of 8 per epoch
     weights = backbone_weights_file(tmp_path / "backbone.weights.h5")
     output, work = tmp_path / "train", tmp_path / "work"
     first_log, second_log = tmp_path / "epochs-1.txt", tmp_path / "epochs-2.txt"
@@ -80,7 +92,11 @@ def test_sigkill_mid_epoch_then_rerun_resumes_from_the_last_completed_epoch(tmp_
 
     history = json.loads((output / "history.json").read_text())
     assert [(e["stage"], e["epoch"]) for e in history["epochs"]] == [
-        ("head", 0), ("finetune", 1), ("finetune", 2), ("finetune", 3)]
+        ("head", 0),
+        ("finetune", 1),
+        ("finetune", 2),
+        ("finetune", 3),
+    ]
     log_epochs = [line.split(",")[0] for line in (output / "training_log.csv").read_text().splitlines()[1:]]
     assert log_epochs == ["0", "1", "2", "3"]
     assert not work.exists()
@@ -92,12 +108,19 @@ def test_work_state_of_another_config_is_discarded(tmp_path):
     work = tmp_path / "work"
     state = _WorkState(str(work), "fingerprint-a")
     (work / "after_head.weights.h5").write_bytes(b"stale")
-    state.state["finished"].append({"name": "head", "epochs_run": 2, "val_accuracy": 0.5, "seconds": 1.0,
-                                    "cached_features": True, "trainable_backbone_layers": 0})
+    state.state["finished"].append(
+        {
+            "name": "head",
+            "epochs_run": 2,
+            "val_accuracy": 0.5,
+            "seconds": 1.0,
+            "cached_features": True,
+            "trainable_backbone_layers": 0,
+        }
+    )
     from components.common.publish import write_json
 
     write_json(state.path, state.state)
     assert [r.name for r in _WorkState(str(work), "fingerprint-a").finished()] == ["head"]
     fresh = _WorkState(str(work), "fingerprint-b")
     assert fresh.finished() == [] and not (work / "after_head.weights.h5").exists()
-

@@ -3,6 +3,7 @@
 Fast unit tests on a random-weight MobileNetV2 (alpha 0.35, 32 px) assembled as a pretrained
 backbone would be: no data on disk, one tiny `fit` per behaviour.
 """
+
 import math
 
 import keras
@@ -65,8 +66,9 @@ def _train_step(model, batch):
 
 def test_head_stage_trains_only_the_head_and_keeps_batchnorm_in_inference_mode(batch):
     model, backbone, _ = _classifier()
-    unfrozen = stages.set_trainable(model, backbone, StageConfig("head", 1, 1e-3, unfreeze="none"),
-                                    train_batchnorm=False)
+    unfrozen = stages.set_trainable(
+        model, backbone, StageConfig("head", 1, 1e-3, unfreeze="none"), train_batchnorm=False
+    )
     assert unfrozen == []
     assert sorted(v.path for v in model.trainable_variables) == ["head_dense/bias", "head_dense/kernel"]
 
@@ -91,8 +93,9 @@ def test_finetune_unfreezes_exactly_the_requested_layers_and_never_batchnorm(bat
         start = next(i for i, layer in enumerate(layers) if layer.name.startswith("block_15_"))
     expected = [layer.name for layer in layers[start:] if layer.weights and not stages.is_batchnorm(layer)]
 
-    unfrozen = stages.set_trainable(model, backbone, StageConfig("finetune", 1, 1e-4, unfreeze=unfreeze),
-                                    train_batchnorm=False)
+    unfrozen = stages.set_trainable(
+        model, backbone, StageConfig("finetune", 1, 1e-4, unfreeze=unfreeze), train_batchnorm=False
+    )
     assert unfrozen == expected and expected
     trainable_layers = {v.path.split("/")[0] for v in model.trainable_variables}
     assert trainable_layers == set(expected) | {"head_dense"}
@@ -109,8 +112,9 @@ def test_finetune_unfreezes_exactly_the_requested_layers_and_never_batchnorm(bat
 def test_unknown_block_is_a_usage_error_listing_the_blocks():
     model, backbone, _ = _classifier()
     with pytest.raises(UsageError, match="block_13") as e:
-        stages.set_trainable(model, backbone, StageConfig("finetune", 1, 1e-4, unfreeze="block_99"),
-                             train_batchnorm=False)
+        stages.set_trainable(
+            model, backbone, StageConfig("finetune", 1, 1e-4, unfreeze="block_99"), train_batchnorm=False
+        )
     assert e.value.exit_code == EXIT_USAGE
 
 
@@ -175,16 +179,19 @@ def test_class_weights_only_when_imbalanced():
     assert class_weights_for(TrainConfig(class_weights="none"), [30, 10, 20]) is None
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"stages": ()}, "train.stages is empty"),
-    ({"precision": "bfloat16"}, "train.precision='bfloat16'.*auto, float32, mixed_float16"),
-    ({"image_size": 8}, "train.image_size=8"),
-    ({"label_smoothing": 1.5}, "train.label_smoothing"),
-    ({"stages": (StageConfig("ft", 2, 1e-4, unfreeze=1.5),)}, r"unfreeze=1.5.*\(0, 1\]"),
-    ({"stages": (StageConfig("ft", 0, 1e-4),)}, "epochs=0"),
-    ({"stages": (StageConfig("a", 2, 1e-4), StageConfig("a", 2, 1e-4))}, "distinct name"),
-    ({"weights": "none", "stages": (StageConfig("head", 2, 1e-3),)}, "freezes the backbone"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"stages": ()}, "train.stages is empty"),
+        ({"precision": "bfloat16"}, "train.precision='bfloat16'.*auto, float32, mixed_float16"),
+        ({"image_size": 8}, "train.image_size=8"),
+        ({"label_smoothing": 1.5}, "train.label_smoothing"),
+        ({"stages": (StageConfig("ft", 2, 1e-4, unfreeze=1.5),)}, r"unfreeze=1.5.*\(0, 1\]"),
+        ({"stages": (StageConfig("ft", 0, 1e-4),)}, "epochs=0"),
+        ({"stages": (StageConfig("a", 2, 1e-4), StageConfig("a", 2, 1e-4))}, "distinct name"),
+        ({"weights": "none", "stages": (StageConfig("head", 2, 1e-3),)}, "freezes the backbone"),
+    ],
+)
 def test_bad_config_is_a_usage_error_naming_the_field(changes, field):
     with pytest.raises(UsageError, match=field) as e:
         TrainConfig(**changes).validate()

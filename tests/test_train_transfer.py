@@ -8,6 +8,7 @@
   mode, and inference-mode accuracy tracks training accuracy (the BatchNorm trap, batchnorm.py).
 Accuracies are measured by `run` in inference mode on the ingest's val/test splits.
 """
+
 import json
 
 import keras
@@ -59,9 +60,16 @@ def _accuracy(probabilities, labels) -> float:
 
 
 def test_from_scratch_learns_and_inference_mode_tracks_training_mode(ingested_sign_digits, tmp_path):
-    config = TrainConfig(weights="none", image_size=SCRATCH_SIZE, batch_size=32,
-                         stages=(StageConfig("scratch", epochs=SCRATCH_EPOCHS, learning_rate=2e-3, unfreeze="all",
-                                             warmup_epochs=1, augment=False),))
+    config = TrainConfig(
+        weights="none",
+        image_size=SCRATCH_SIZE,
+        batch_size=32,
+        stages=(
+            StageConfig(
+                "scratch", epochs=SCRATCH_EPOCHS, learning_rate=2e-3, unfreeze="all", warmup_epochs=1, augment=False
+            ),
+        ),
+    )
     result = run(config, str(ingested_sign_digits), str(tmp_path / "train"))
     print("\n" + result.summary())
     assert result.stages[0].bn_recalibrated_batches > 0
@@ -73,8 +81,9 @@ def test_from_scratch_learns_and_inference_mode_tracks_training_mode(ingested_si
     images, labels = [], []
     # Shuffled batches, as in training (the split's stored order groups classes, which would bias
     # batch statistics), without augmentation.
-    shuffled = make_dataset(str(ingested_sign_digits), "train", (SCRATCH_SIZE,) * 2, 64, training=True,
-                            augment=AugmentConfig.off(), seed=7)
+    shuffled = make_dataset(
+        str(ingested_sign_digits), "train", (SCRATCH_SIZE,) * 2, 64, training=True, augment=AugmentConfig.off(), seed=7
+    )
     for x, y in shuffled.take(6):
         images.append(x.numpy())
         labels.append(y.numpy())

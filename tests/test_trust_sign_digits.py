@@ -10,6 +10,7 @@ at 95% val precision and evaluated on the whole test split (204 photos):
   `pipeline.predict` alike;
 - the run report shows the reliability diagram.
 """
+
 import io
 import json
 import os
@@ -35,23 +36,33 @@ pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only
 
 @pytest.fixture(scope="module")
 def trusted(ingested_sign_digits, shared_weights_dir, tmp_path_factory):
-    _, train_dir = export_models.default_sign_digits_training(tmp_path_factory, ingested_sign_digits,
-                                                              shared_weights_dir)
+    _, train_dir = export_models.default_sign_digits_training(
+        tmp_path_factory, ingested_sign_digits, shared_weights_dir
+    )
     root = tmp_path_factory.mktemp("trust")
     config = components.export.ExportConfig(tflite_variants=("float32",), abstain_precision=0.95)
     export = components.export.run(config, str(train_dir), str(ingested_sign_digits), str(root / "export"))
-    evaluated = components.evaluate.run(EvaluateConfig(), export.output_dir, str(ingested_sign_digits), None,
-                                        str(root / "evaluate"))
+    evaluated = components.evaluate.run(
+        EvaluateConfig(), export.output_dir, str(ingested_sign_digits), None, str(root / "evaluate")
+    )
     metrics = json.loads((root / "evaluate" / "metrics.json").read_text())
-    return {"train": str(train_dir), "export": export.output_dir, "evaluate": evaluated.output_dir,
-            "metrics": metrics, "ingest": str(ingested_sign_digits), "root": root}
+    return {
+        "train": str(train_dir),
+        "export": export.output_dir,
+        "evaluate": evaluated.output_dir,
+        "metrics": metrics,
+        "ingest": str(ingested_sign_digits),
+        "root": root,
+    }
 
 
 def test_calibration_lowers_the_test_split_ece(trusted):
     calibration = trusted["metrics"]["calibration"]
-    print(f"\ntest split ({trusted['metrics']['examples']} photos): T {calibration['temperature']}, "
-          f"ECE {calibration['ece_before']} -> {calibration['ece_after']}, "
-          f"NLL {calibration['nll_before']} -> {calibration['nll_after']}")
+    print(
+        f"\ntest split ({trusted['metrics']['examples']} photos): T {calibration['temperature']}, "
+        f"ECE {calibration['ece_before']} -> {calibration['ece_after']}, "
+        f"NLL {calibration['nll_before']} -> {calibration['nll_after']}"
+    )
     assert calibration["ece_after"] < calibration["ece_before"]
     assert calibration["nll_after"] <= calibration["nll_before"]
     info = ExportedModel(trusted["export"]).info()
@@ -110,9 +121,11 @@ def test_abstention_answers_textures_unknown_and_accepted_answers_are_more_accur
     metrics = trusted["metrics"]
     chosen = metrics["abstention"]["selective"]
     accuracy = metrics["metrics"]["candidate"]["overall"]["accuracy"]
-    print(f"\nabstention at val precision 0.95: threshold {metrics['abstention']['threshold']:.4f}, test coverage "
-          f"{chosen['coverage']:.3f} ({chosen['accepted']}/{chosen['examples']}), accuracy of the accepted "
-          f"{chosen['accuracy']:.3f} against {accuracy:.3f} on all")
+    print(
+        f"\nabstention at val precision 0.95: threshold {metrics['abstention']['threshold']:.4f}, test coverage "
+        f"{chosen['coverage']:.3f} ({chosen['accepted']}/{chosen['examples']}), accuracy of the accepted "
+        f"{chosen['accuracy']:.3f} against {accuracy:.3f} on all"
+    )
     assert 0.3 < chosen["coverage"] < 1 and chosen["accuracy"] > accuracy
 
     textures = _textures()
@@ -137,7 +150,7 @@ def test_the_report_shows_the_reliability_diagram(trusted):
     run_dir.mkdir(parents=True)
     report = Report(None, "r1", None, {"evaluate": trusted["evaluate"], "export": trusted["export"]}, str(run_dir))
     report.trust()
-    (key, title, body), = report.sections
+    ((key, title, body),) = report.sections
     assert key == "trust" and 'alt="reliability diagram"' in body and 'alt="accuracy against coverage"' in body
     assert "before calibration" in body and "Abstention" in body
     assert tf.io.gfile.exists(str(trusted["root"] / "runs" / ".cache"))

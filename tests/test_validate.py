@@ -1,4 +1,5 @@
 """Data validation: each anomaly, its severity, and the published anomalies.json behind exit 3."""
+
 import json
 import os
 
@@ -58,15 +59,24 @@ def test_real_ingest_has_no_anomalies_and_its_drift_is_measured(ingested_sign_di
     stats = json.loads((ingested_sign_digits / "stats.json").read_text())
     dropped = sorted(stats["per_class_per_split"])[0]  # an earlier ingest without one of the classes
     earlier = {name: splits for name, splits in stats["per_class_per_split"].items() if name != dropped}
-    drift = run(ValidateConfig(**TINY_TEST_SPLIT_OK, max_balance_change=1.0), str(ingested_sign_digits),
-                ingest_dir(str(tmp_path), earlier, name="earlier"), str(tmp_path / "v2"))
+    drift = run(
+        ValidateConfig(**TINY_TEST_SPLIT_OK, max_balance_change=1.0),
+        str(ingested_sign_digits),
+        ingest_dir(str(tmp_path), earlier, name="earlier"),
+        str(tmp_path / "v2"),
+    )
     assert [(a.severity, a.code) for a in drift.anomalies] == [("warning", "class_set_changed")]
     assert f"added [{dropped!r}]" in drift.anomalies[0].message
 
 
 def test_class_below_minimum_is_an_error_published_before_exit_3(tmp_path):
     out = str(tmp_path / "validate")
-    result = run(ValidateConfig(**TINY_TEST_SPLIT_OK), ingest_dir(str(tmp_path), {"cats": split(16), "dogs": split(4, 1, 1)}), None, out)
+    result = run(
+        ValidateConfig(**TINY_TEST_SPLIT_OK),
+        ingest_dir(str(tmp_path), {"cats": split(16), "dogs": split(4, 1, 1)}),
+        None,
+        out,
+    )
     error = stopped(result)
     assert not result.ok and error.exit_code == EXIT_DATA and is_complete(out)
     assert "'dogs' has 6 usable images" in str(error) and "anomalies.json" in str(error)
@@ -75,15 +85,21 @@ def test_class_below_minimum_is_an_error_published_before_exit_3(tmp_path):
 
 def test_class_missing_from_a_split_is_an_error_or_a_warning_by_config(tmp_path):
     data = ingest_dir(str(tmp_path), {"cats": split(16), "dogs": split(18, 2, 0)})
-    assert "no image in split" in str(stopped(run(ValidateConfig(**TINY_TEST_SPLIT_OK), data, None, str(tmp_path / "v1"))))
-    result = run(ValidateConfig(**TINY_TEST_SPLIT_OK, missing_split_severity="warning"), data, None, str(tmp_path / "v2"))
+    assert "no image in split" in str(
+        stopped(run(ValidateConfig(**TINY_TEST_SPLIT_OK), data, None, str(tmp_path / "v1")))
+    )
+    result = run(
+        ValidateConfig(**TINY_TEST_SPLIT_OK, missing_split_severity="warning"), data, None, str(tmp_path / "v2")
+    )
     assert result.ok and stopped(result) is None
     assert [(a.severity, a.code) for a in result.anomalies] == [("warning", "class_missing_from_split")]
 
 
 def test_rejected_fraction_above_threshold_is_an_error_and_duplicates_do_not_count(tmp_path):
     broken = ingest_dir(str(tmp_path), HEALTHY, rejected={"truncated": 5}, name="broken")  # 5 of 45 = 11%
-    assert "5 of 45 image files (11.1%)" in str(stopped(run(ValidateConfig(**TINY_TEST_SPLIT_OK), broken, None, str(tmp_path / "v1"))))
+    assert "5 of 45 image files (11.1%)" in str(
+        stopped(run(ValidateConfig(**TINY_TEST_SPLIT_OK), broken, None, str(tmp_path / "v1")))
+    )
     assert anomalies(str(tmp_path / "v1")) == [("error", "rejected_fraction_high")]
     dupes = ingest_dir(str(tmp_path), HEALTHY, rejected={"duplicate": 30, "truncated": 2}, name="dupes")
     assert run(ValidateConfig(**TINY_TEST_SPLIT_OK), dupes, None, str(tmp_path / "v2")).anomalies == []
@@ -95,7 +111,12 @@ def test_class_set_change_is_a_warning_or_an_error_by_config(tmp_path):
     result = run(ValidateConfig(**TINY_TEST_SPLIT_OK, max_balance_change=1.0), after, before, str(tmp_path / "v1"))
     assert [(a.severity, a.code) for a in result.anomalies] == [("warning", "class_set_changed")]
     assert "added ['owls']" in result.anomalies[0].message
-    strict = run(ValidateConfig(**TINY_TEST_SPLIT_OK, change_severity="error", max_balance_change=1.0), after, before, str(tmp_path / "v2"))
+    strict = run(
+        ValidateConfig(**TINY_TEST_SPLIT_OK, change_severity="error", max_balance_change=1.0),
+        after,
+        before,
+        str(tmp_path / "v2"),
+    )
     assert "class_set_changed" in str(stopped(strict))
 
 
@@ -105,7 +126,12 @@ def test_class_balance_change_beyond_threshold(tmp_path):
     result = run(ValidateConfig(**TINY_TEST_SPLIT_OK), shifted, before, str(tmp_path / "v1"))
     assert [(a.severity, a.code) for a in result.anomalies] == [("warning", "class_balance_changed")]
     assert "went from 50.0% to" in result.anomalies[0].message and "distance 0.197" in result.anomalies[0].message
-    assert run(ValidateConfig(**TINY_TEST_SPLIT_OK, max_balance_change=0.25), shifted, before, str(tmp_path / "v2")).anomalies == []
+    assert (
+        run(
+            ValidateConfig(**TINY_TEST_SPLIT_OK, max_balance_change=0.25), shifted, before, str(tmp_path / "v2")
+        ).anomalies
+        == []
+    )
 
 
 def test_a_test_split_too_small_to_decide_is_a_warning_saying_how_many_images_are_needed(tmp_path):

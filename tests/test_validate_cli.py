@@ -1,4 +1,5 @@
 """`python -m pipeline.validate`: exit 0 only when every threshold holds; documented codes otherwise."""
+
 import json
 import os
 import subprocess
@@ -58,9 +59,20 @@ def test_cli_validates_an_int8_tflite_on_a_raw_image_folder(tmp_path_factory, tm
         (tmp_path / "images" / name).mkdir(parents=True)
         for i in range(5):
             Image.fromarray(synthetic_image(label, 3, (40, 48), rng)).save(tmp_path / "images" / name / f"{i}.png")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.validate", os.path.join(good, "tflite", "model_int8.tflite"),
-                           str(tmp_path / "images"), "--min-accuracy", "0.9"], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.validate",
+            os.path.join(good, "tflite", "model_int8.tflite"),
+            str(tmp_path / "images"),
+            "--min-accuracy",
+            "0.9",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "(tflite): 15 images" in proc.stdout and "PASSED" in proc.stdout
     assert library_noise(proc.stdout, proc.stderr) == [], "TFMA's, Beam's and TensorFlow's lines stay off the console"

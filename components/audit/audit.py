@@ -14,6 +14,7 @@ pairs, then an approximate index: O(n sqrt n)). Memory: per image a few kilobyte
 The result is not ok when test images have near-copies in train and `leakage_severity` is
 "error": the pipeline then stops with exit 3 before training, as for a data-validation error.
 """
+
 import csv
 import dataclasses
 import io
@@ -52,9 +53,11 @@ class AuditResult(Outcome):
         leaks = ", ".join(f"{n} {split} image(s)" for split, n in self.near_duplicates.items() if n) or "none"
         head = f"audit of {self.examples} images: {self.review()}; near-copies of train images: {leaks}"
         if not self.ok:
-            head += (f"\n  error: test images have near-copies in train (cosine >= the audit's leakage_similarity): "
-                     f"the test accuracy would be inflated. Remove the copies (see {Audit.NEAR_DUPLICATES}) or set "
-                     "audit.leakage_severity: warning")
+            head += (
+                f"\n  error: test images have near-copies in train (cosine >= the audit's leakage_similarity): "
+                f"the test accuracy would be inflated. Remove the copies (see {Audit.NEAR_DUPLICATES}) or set "
+                "audit.leakage_severity: warning"
+            )
         return head
 
     def review(self) -> str:
@@ -62,12 +65,16 @@ class AuditResult(Outcome):
         if self.probe_accuracy is None:
             return "no label review"
         if not self.claims_errors:
-            return (f"label probe too weak to tell wrong labels from hard images (out-of-fold accuracy "
-                    f"{self.probe_accuracy:.2f}), so no label error is claimed; {Audit.LABEL_ISSUES} lists the "
-                    f"{self.label_issues} hardest images")
-        return (f"an estimated {self.estimated_errors} label error(s) in the data; review queue of {self.label_issues} "
-                f"image(s) in {Audit.LABEL_ISSUES}, of which about {min(self.estimated_errors, self.label_issues)} "
-                f"are expected to be wrong labels (probe out-of-fold accuracy {self.probe_accuracy:.2f})")
+            return (
+                f"label probe too weak to tell wrong labels from hard images (out-of-fold accuracy "
+                f"{self.probe_accuracy:.2f}), so no label error is claimed; {Audit.LABEL_ISSUES} lists the "
+                f"{self.label_issues} hardest images"
+            )
+        return (
+            f"an estimated {self.estimated_errors} label error(s) in the data; review queue of {self.label_issues} "
+            f"image(s) in {Audit.LABEL_ISSUES}, of which about {min(self.estimated_errors, self.label_issues)} "
+            f"are expected to be wrong labels (probe out-of-fold accuracy {self.probe_accuracy:.2f})"
+        )
 
 
 def _csv(rows: list, header: list) -> str:
@@ -107,27 +114,76 @@ def run(config: AuditConfig, train_dir: str, ingest_dir: str, output_dir: str) -
             del data["pooled"]  # the probe's input; what follows needs only the grid and thumbnails
         duplicates, counts = _near_duplicates(splits, config)
     claims = probe is not None and probe.accuracy >= config.min_probe_accuracy
-    result = AuditResult(output_dir, skipped, len(issues), total, counts, config.leakage_severity,
-                         round(time.time() - start, 2), probe and round(probe.accuracy, 4),
-                         probe and probe.estimated_errors, claims)
+    result = AuditResult(
+        output_dir,
+        skipped,
+        len(issues),
+        total,
+        counts,
+        config.leakage_severity,
+        round(time.time() - start, 2),
+        probe and round(probe.accuracy, 4),
+        probe and probe.estimated_errors,
+        claims,
+    )
     with publish_dir(output_dir) as tmp:
         out = Audit(tmp)
-        write_text_atomic(out.path(Audit.LABEL_ISSUES), _csv(issues, [
-            "rank", "split", "path", "sha256", "given_label", "suggested_label", "given_probability",
-            "suggested_probability"]))
-        write_text_atomic(out.path(Audit.NEAR_DUPLICATES), _csv(duplicates, [
-            "split", "path", "sha256", "train_path", "train_sha256", "similarity", "pixel_correlation", "same_label"]))
-        write_json(out.path(Audit.SUMMARY), {
-            "skipped": skipped or None, "ok": result.ok, "examples": total, "label_issues": len(issues),
-            "label_review": probe and {
-                "queue": len(issues), "queue_kind": "likely_label_errors" if claims else "hardest_images",
-                "probe_out_of_fold_accuracy": result.probe_accuracy, "probe_folds": probe.folds,
-                "estimated_label_errors": probe.estimated_errors,
-                "claimed_label_errors": probe.estimated_errors if claims else 0,
-                "expected_label_errors_in_queue": min(probe.estimated_errors, len(issues)) if claims else None,
-                "summary": result.review()},
-            "near_duplicates": counts, "config": dataclasses.asdict(config), "embedded_with": train_dir,
-            "seconds": result.seconds})
+        write_text_atomic(
+            out.path(Audit.LABEL_ISSUES),
+            _csv(
+                issues,
+                [
+                    "rank",
+                    "split",
+                    "path",
+                    "sha256",
+                    "given_label",
+                    "suggested_label",
+                    "given_probability",
+                    "suggested_probability",
+                ],
+            ),
+        )
+        write_text_atomic(
+            out.path(Audit.NEAR_DUPLICATES),
+            _csv(
+                duplicates,
+                [
+                    "split",
+                    "path",
+                    "sha256",
+                    "train_path",
+                    "train_sha256",
+                    "similarity",
+                    "pixel_correlation",
+                    "same_label",
+                ],
+            ),
+        )
+        write_json(
+            out.path(Audit.SUMMARY),
+            {
+                "skipped": skipped or None,
+                "ok": result.ok,
+                "examples": total,
+                "label_issues": len(issues),
+                "label_review": probe
+                and {
+                    "queue": len(issues),
+                    "queue_kind": "likely_label_errors" if claims else "hardest_images",
+                    "probe_out_of_fold_accuracy": result.probe_accuracy,
+                    "probe_folds": probe.folds,
+                    "estimated_label_errors": probe.estimated_errors,
+                    "claimed_label_errors": probe.estimated_errors if claims else 0,
+                    "expected_label_errors_in_queue": min(probe.estimated_errors, len(issues)) if claims else None,
+                    "summary": result.review(),
+                },
+                "near_duplicates": counts,
+                "config": dataclasses.asdict(config),
+                "embedded_with": train_dir,
+                "seconds": result.seconds,
+            },
+        )
     return result
 
 
@@ -141,16 +197,24 @@ def _near_duplicates(splits: dict, config: AuditConfig) -> tuple:
             continue
         index, similarity = leakage.search(data["grid"], train["grid"], config.nearest, config.exact_pairs_limit)
         correlation = np.einsum("ij,ij->i", data["thumbnail"], train["thumbnail"][index])
-        close = np.nonzero((similarity >= config.leakage_similarity)
-                           & (correlation >= config.leakage_pixel_correlation))[0]
+        close = np.nonzero(
+            (similarity >= config.leakage_similarity) & (correlation >= config.leakage_pixel_correlation)
+        )[0]
         counts[split] = int(len(close))
         for i in close[np.argsort(-similarity[close], kind="stable")]:
             j = int(index[i])
-            rows.append({"split": split, "path": data["filename"][i], "sha256": data["sha256"][i],
-                         "train_path": train["filename"][j], "train_sha256": train["sha256"][j],
-                         "similarity": round(float(similarity[i]), 6),
-                         "pixel_correlation": round(float(correlation[i]), 6),
-                         "same_label": bool(data["labels"][i] == train["labels"][j])})
+            rows.append(
+                {
+                    "split": split,
+                    "path": data["filename"][i],
+                    "sha256": data["sha256"][i],
+                    "train_path": train["filename"][j],
+                    "train_sha256": train["sha256"][j],
+                    "similarity": round(float(similarity[i]), 6),
+                    "pixel_correlation": round(float(correlation[i]), 6),
+                    "same_label": bool(data["labels"][i] == train["labels"][j]),
+                }
+            )
     return rows, counts
 
 
@@ -169,9 +233,16 @@ def _label_issues(splits: dict, names: list, config: AuditConfig) -> tuple:
     for rank, k in enumerate(label_issues.ranked_issues(labels, probabilities), start=1):
         split, i = where[k]
         suggested = int(probabilities[k].argmax())
-        rows.append({"rank": rank, "split": split, "path": splits[split]["filename"][i],
-                     "sha256": splits[split]["sha256"][i], "given_label": names[labels[k]],
-                     "suggested_label": names[suggested],
-                     "given_probability": round(float(probabilities[k, labels[k]]), 6),
-                     "suggested_probability": round(float(probabilities[k, suggested]), 6)})
+        rows.append(
+            {
+                "rank": rank,
+                "split": split,
+                "path": splits[split]["filename"][i],
+                "sha256": splits[split]["sha256"][i],
+                "given_label": names[labels[k]],
+                "suggested_label": names[suggested],
+                "given_probability": round(float(probabilities[k, labels[k]]), 6),
+                "suggested_probability": round(float(probabilities[k, suggested]), 6),
+            }
+        )
     return rows, probe

@@ -1,4 +1,5 @@
 """What the audit looks for and how strictly; validated once before anything is embedded."""
+
 import dataclasses
 
 from components.common.errors import UsageError

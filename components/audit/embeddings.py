@@ -21,6 +21,7 @@ bounded whatever the backbone: the pooled vector, a 3x3 grid whose channels are 
 about (1 - cos^2) / sqrt(9 * GRID_CHANNELS), under 0.002 near the 0.97 threshold, while a full
 MobileNetV2 grid would be 9 x 1280 floats, 2.3 GB at 50,000 images), and a 16x16 thumbnail.
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -30,8 +31,12 @@ from schemas.artifacts import Examples, Model
 GRID = 3
 GRID_CHANNELS = 128  # channels per grid cell after the random projection (when the backbone has more)
 THUMBNAIL = 16  # side of the grey thumbnail that confirms a near-copy pixel by pixel
-_SPEC = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64),
-         "sha256": tf.io.FixedLenFeature([], tf.string), "filename": tf.io.FixedLenFeature([], tf.string)}
+_SPEC = {
+    "image": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+    "sha256": tf.io.FixedLenFeature([], tf.string),
+    "filename": tf.io.FixedLenFeature([], tf.string),
+}
 
 
 def embedder(train_dir: str):
@@ -49,8 +54,9 @@ def embedder(train_dir: str):
     channels = int(pool.input.shape[-1])
     projection = None
     if channels > GRID_CHANNELS:  # fixed seed: the same sketch for every split and every run
-        projection = tf.constant(np.random.default_rng(0).normal(0, 1 / np.sqrt(GRID_CHANNELS),
-                                                                 (channels, GRID_CHANNELS)), tf.float32)
+        projection = tf.constant(
+            np.random.default_rng(0).normal(0, 1 / np.sqrt(GRID_CHANNELS), (channels, GRID_CHANNELS)), tf.float32
+        )
 
     @tf.function(reduce_retracing=True)
     def embed(pixels):
@@ -68,16 +74,29 @@ def embed_split(examples: Examples, split: str, embed, image_size, batch_size: i
 
     The records are parsed and decoded in parallel by tf.data while the model runs on the previous batch.
     """
+
     def parse(records):
         parsed = tf.io.parse_example(records, _SPEC)
-        pixels = tf.map_fn(lambda b: decode_and_resize(b, image_size), parsed["image"],
-                           fn_output_signature=tf.TensorSpec([*image_size, 3], tf.float32))
+        pixels = tf.map_fn(
+            lambda b: decode_and_resize(b, image_size),
+            parsed["image"],
+            fn_output_signature=tf.TensorSpec([*image_size, 3], tf.float32),
+        )
         grey = tf.image.resize(tf.image.rgb_to_grayscale(pixels), (THUMBNAIL, THUMBNAIL), method="area")
-        return pixels, tf.reshape(grey, [-1, THUMBNAIL * THUMBNAIL]), parsed["label"], parsed["sha256"], \
-            parsed["filename"]
+        return (
+            pixels,
+            tf.reshape(grey, [-1, THUMBNAIL * THUMBNAIL]),
+            parsed["label"],
+            parsed["sha256"],
+            parsed["filename"],
+        )
 
-    dataset = (tf.data.TFRecordDataset(examples.shards(split)).batch(batch_size)
-               .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2))
+    dataset = (
+        tf.data.TFRecordDataset(examples.shards(split))
+        .batch(batch_size)
+        .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(2)
+    )
     grids, pooled, thumbnails, labels, digests, names = [], [], [], [], [], []
     for pixels, grey, label, sha256, filename in dataset:
         grid, vector = embed(pixels)
@@ -87,9 +106,14 @@ def embed_split(examples: Examples, split: str, embed, image_size, batch_size: i
         labels.append(label.numpy())
         digests.extend(d.decode() for d in sha256.numpy())
         names.extend(n.decode() for n in filename.numpy())
-    return {"grid": np.concatenate(grids), "pooled": np.concatenate(pooled),
-            "thumbnail": np.concatenate(thumbnails), "labels": np.concatenate(labels).astype(np.int64),
-            "sha256": digests, "filename": names}
+    return {
+        "grid": np.concatenate(grids),
+        "pooled": np.concatenate(pooled),
+        "thumbnail": np.concatenate(thumbnails),
+        "labels": np.concatenate(labels).astype(np.int64),
+        "sha256": digests,
+        "filename": names,
+    }
 
 
 def _pearson_rows(rows: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ folder, 0.92 either way, at a tenth of the solver's work), and above `MANY_EXAMP
 probe uses at most 3 folds (each fit still sees two thirds of the data). Time grows linearly with
 the number of images; memory holds the [n, 128] projection and [n, classes] probabilities.
 """
+
 import dataclasses
 
 import numpy as np
@@ -75,5 +76,6 @@ def ranked_issues(labels: np.ndarray, probabilities: np.ndarray) -> list:
     # process, which has TensorFlow's thread pools running; a forked copy of a threaded process can
     # deadlock or die (a CI run printed a bare "Traceback" on the console from one). The pruning is
     # per class over the rows: well under a second in one process even at 50,000 images.
-    return [int(i) for i in find_label_issues(labels, probabilities, return_indices_ranked_by="normalized_margin",
-                                              n_jobs=1)]
+    return [
+        int(i) for i in find_label_issues(labels, probabilities, return_indices_ranked_by="normalized_margin", n_jobs=1)
+    ]

@@ -14,6 +14,7 @@ its original, so it is almost always in the query's own cell; time O(n x sqrt(n)
 Both paths return the same (index, similarity) arrays, and the tests hold both to the planted
 copies.
 """
+
 import math
 
 import numpy as np
@@ -27,7 +28,7 @@ def nearest(query: np.ndarray, reference: np.ndarray, chunk: int = 1024) -> tupl
         return np.zeros(len(query), np.int64), np.full(len(query), -1.0, np.float32)
     found, similarity = [], []
     for start in range(0, len(query), chunk):
-        scores = query[start:start + chunk] @ reference.T
+        scores = query[start : start + chunk] @ reference.T
         best = scores.argmax(axis=1)
         found.append(best)
         similarity.append(scores[np.arange(len(best)), best])
@@ -45,7 +46,7 @@ def nearest_approximate(query: np.ndarray, reference: np.ndarray, seed: int = 0)
     quantizer = faiss.IndexFlatIP(reference.shape[1])
     index = faiss.IndexIVFFlat(quantizer, reference.shape[1], cells, faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = seed
-    sample = np.random.default_rng(seed).permutation(len(reference))[:256 * cells]
+    sample = np.random.default_rng(seed).permutation(len(reference))[: 256 * cells]
     index.train(reference[sample])
     index.add(reference)
     index.nprobe = min(PROBES, cells)

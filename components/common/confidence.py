@@ -14,6 +14,7 @@ val split) and the evaluation (measuring on the test split) use one definition o
   "unknown", chosen on held-out data for a target accuracy of the accepted answers (selective
   precision) or a target coverage.
 """
+
 import math
 
 import numpy as np
@@ -40,17 +41,28 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS)
     for i in range(bins):
         member = index == i
         count = int(member.sum())
-        rows.append({"low": i / bins, "high": (i + 1) / bins, "count": count,
-                     "confidence": float(confidence[member].mean()) if count else None,
-                     "accuracy": float(correct[member].mean()) if count else None})
+        rows.append(
+            {
+                "low": i / bins,
+                "high": (i + 1) / bins,
+                "count": count,
+                "confidence": float(confidence[member].mean()) if count else None,
+                "accuracy": float(correct[member].mean()) if count else None,
+            }
+        )
     return rows
 
 
 def ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = BINS) -> float:
     """Expected calibration error: sum over bins of |accuracy - confidence| weighted by the bin's share."""
     n = len(labels)
-    return float(sum(row["count"] / n * abs(row["accuracy"] - row["confidence"])
-                     for row in reliability(probabilities, labels, bins) if row["count"]))
+    return float(
+        sum(
+            row["count"] / n * abs(row["accuracy"] - row["confidence"])
+            for row in reliability(probabilities, labels, bins)
+            if row["count"]
+        )
+    )
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -75,8 +87,9 @@ def uncalibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return special.softmax(temperature * np.log(np.clip(probabilities.astype(np.float64), 1e-30, 1.0)), axis=1)
 
 
-def fit_threshold(probabilities: np.ndarray, labels: np.ndarray, *, precision: float | None = None,
-                  coverage: float | None = None) -> dict:
+def fit_threshold(
+    probabilities: np.ndarray, labels: np.ndarray, *, precision: float | None = None, coverage: float | None = None
+) -> dict:
     """The abstention threshold on the top-1 probability for a target `precision` or `coverage`.
 
     precision: the lowest threshold whose accepted answers are at least this accurate (the most
@@ -99,16 +112,23 @@ def fit_threshold(probabilities: np.ndarray, labels: np.ndarray, *, precision: f
     else:
         k = max(1, math.ceil(coverage * n))
         threshold = float(sorted_confidence[k - 1])
-    return {"threshold": threshold, "reached": reached,
-            **selective(probabilities, labels, probabilities.max(axis=1) >= threshold)}
+    return {
+        "threshold": threshold,
+        "reached": reached,
+        **selective(probabilities, labels, probabilities.max(axis=1) >= threshold),
+    }
 
 
 def selective(probabilities: np.ndarray, labels: np.ndarray, accepted: np.ndarray) -> dict:
     """Coverage and accuracy of the accepted answers (`accepted`: bool per image)."""
     correct = probabilities.argmax(axis=1) == labels
     count = int(accepted.sum())
-    return {"coverage": count / len(labels), "accepted": count, "examples": len(labels),
-            "accuracy": float(correct[accepted].mean()) if count else None}
+    return {
+        "coverage": count / len(labels),
+        "accepted": count,
+        "examples": len(labels),
+        "accuracy": float(correct[accepted].mean()) if count else None,
+    }
 
 
 def coverage_curve(probabilities: np.ndarray, labels: np.ndarray, points: int = 50) -> list:

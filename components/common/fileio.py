@@ -10,6 +10,7 @@ The functions keep `tf.io.gfile`'s names and meaning (e.g. `rename` refuses an e
 destination unless `overwrite=True`; `stat` returns `.length`, `.mtime_nsec`, `.is_directory`).
 A failure is an `OSError` on the local disk and a `tf.errors.OpError` elsewhere: catch `errors()`.
 """
+
 import collections
 import fnmatch
 import os
@@ -68,8 +69,13 @@ def find(folder, *patterns) -> list:
     """
     level = [os.fspath(folder)]
     for pattern in patterns:
-        level = [os.path.join(parent, name) for parent in level if isdir(parent)
-                 for name in sorted(n.rstrip("/") for n in listdir(parent)) if fnmatch.fnmatchcase(name, pattern)]
+        level = [
+            os.path.join(parent, name)
+            for parent in level
+            if isdir(parent)
+            for name in sorted(n.rstrip("/") for n in listdir(parent))
+            if fnmatch.fnmatchcase(name, pattern)
+        ]
     return level
 
 

@@ -14,6 +14,7 @@ by block to count their frames (giflib and libwebp decode every frame even when 
 walk stopping as soon as the budget is exceeded. Formats `decode_image` knows but whose size
 cannot be read this way (JPEG XL) are refused.
 """
+
 import tensorflow as tf
 
 FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WebP")
@@ -42,8 +43,13 @@ def _format(padded: tf.Tensor) -> tf.Tensor:
     def starts(offset, signature):
         return tf.strings.substr(padded, offset, len(signature)) == signature
 
-    signatures = [starts(0, b"\xff\xd8\xff"), starts(0, b"\x89PNG\r\n\x1a\n"), starts(0, b"GIF8"), starts(0, b"BM"),
-                  starts(0, b"RIFF") & starts(8, b"WEBP")]
+    signatures = [
+        starts(0, b"\xff\xd8\xff"),
+        starts(0, b"\x89PNG\r\n\x1a\n"),
+        starts(0, b"GIF8"),
+        starts(0, b"BM"),
+        starts(0, b"RIFF") & starts(8, b"WEBP"),
+    ]
     index = tf.constant(_UNKNOWN, tf.int32)
     for i in reversed(range(len(signatures))):
         index = tf.where(signatures[i], i, index)
@@ -72,10 +78,12 @@ def _gif(encoded, head, max_pixels, max_frames):
         block_end = tf.where(is_extension, pos + 2, tf.where(is_image, image_start, size))  # trailer: stop
         starts_image = tf.logical_and(tf.logical_not(in_blocks), is_image)
         frame_pixels = (_le_at(at, pos + 5) * _le_at(at, pos + 7)) + width * height
-        return (tf.where(in_blocks, pos + 1 + byte, block_end),  # a sub-block (length byte 0 ends them)
-                frames + tf.cast(starts_image, tf.int64),
-                pixels + tf.where(starts_image, frame_pixels, 0),
-                tf.where(in_blocks, byte != 0, is_extension | is_image))
+        return (
+            tf.where(in_blocks, pos + 1 + byte, block_end),  # a sub-block (length byte 0 ends them)
+            frames + tf.cast(starts_image, tf.int64),
+            pixels + tf.where(starts_image, frame_pixels, 0),
+            tf.where(in_blocks, byte != 0, is_extension | is_image),
+        )
 
     def more(pos, frames, pixels, _):
         return (pos < size) & (frames <= max_frames) & (pixels <= max_pixels)
@@ -94,11 +102,16 @@ def _webp(encoded, padded, head, max_pixels, max_frames):
     walked chunk by chunk to count its ANMF frames, each decoded to the canvas size."""
     chunk = tf.strings.substr(padded, 12, 4)
     lossless = _le(head, 21, 4)
-    width = tf.where(chunk == b"VP8X", _le(head, 24, 3) + 1,
-                     tf.where(chunk == b"VP8L", lossless % 16384 + 1, _le(head, 26, 2) % 16384))
-    height = tf.where(chunk == b"VP8X", _le(head, 27, 3) + 1,
-                      tf.where(chunk == b"VP8L", tf.bitwise.right_shift(lossless, 14) % 16384 + 1,
-                               _le(head, 28, 2) % 16384))
+    width = tf.where(
+        chunk == b"VP8X",
+        _le(head, 24, 3) + 1,
+        tf.where(chunk == b"VP8L", lossless % 16384 + 1, _le(head, 26, 2) % 16384),
+    )
+    height = tf.where(
+        chunk == b"VP8X",
+        _le(head, 27, 3) + 1,
+        tf.where(chunk == b"VP8L", tf.bitwise.right_shift(lossless, 14) % 16384 + 1, _le(head, 28, 2) % 16384),
+    )
     canvas = width * height
     at, size = _bytes(encoded)
 
@@ -112,9 +125,11 @@ def _webp(encoded, padded, head, max_pixels, max_frames):
         return (pos + 8 <= size) & (frames <= max_frames) & (frames * canvas <= max_pixels)
 
     animated = (chunk == b"VP8X") & (head[20] % 4 >= 2)
-    frames = tf.cond(animated, lambda: tf.while_loop(more, body, (tf.constant(12, tf.int64),
-                                                                  tf.constant(0, tf.int64)))[1],
-                     lambda: tf.constant(1, tf.int64))
+    frames = tf.cond(
+        animated,
+        lambda: tf.while_loop(more, body, (tf.constant(12, tf.int64), tf.constant(0, tf.int64)))[1],
+        lambda: tf.constant(1, tf.int64),
+    )
     frames = tf.maximum(frames, 1)
     return height, width, frames, frames * canvas
 
@@ -140,10 +155,14 @@ def image_size(encoded: tf.Tensor, max_pixels, max_frames):
         height = tf.where(height >= 2**31, 2**32 - height, height)  # negative: a top-down bitmap
         return still(height, width)
 
-    branches = [jpeg, lambda: still(_be(head, 20, 4), _be(head, 16, 4)),
-                lambda: _gif(encoded, head, max_pixels, max_frames), bmp,
-                lambda: _webp(encoded, padded, head, max_pixels, max_frames),
-                lambda: still(tf.constant(0, tf.int64), tf.constant(0, tf.int64))]
+    branches = [
+        jpeg,
+        lambda: still(_be(head, 20, 4), _be(head, 16, 4)),
+        lambda: _gif(encoded, head, max_pixels, max_frames),
+        bmp,
+        lambda: _webp(encoded, padded, head, max_pixels, max_frames),
+        lambda: still(tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+    ]
     return (fmt, *tf.switch_case(fmt, branches))
 
 
@@ -154,16 +173,38 @@ def check(encoded: tf.Tensor, index, max_pixels, max_frames) -> tf.Tensor:
     max_pixels, max_frames = tf.cast(max_pixels, tf.int64), tf.cast(max_frames, tf.int64)
     text = tf.strings.as_string
     image = tf.strings.join(["image ", text(index), ": "])
-    still = tf.strings.join([tf.gather(tf.constant(FORMATS + ("?",)), fmt), " of ", text(width), " x ", text(height),
-                             " pixels"])
+    still = tf.strings.join(
+        [tf.gather(tf.constant(FORMATS + ("?",)), fmt), " of ", text(width), " x ", text(height), " pixels"]
+    )
     size = tf.where(frames > 1, tf.strings.join([still, " x ", text(frames), " frames"]), still)
     checks = [
         (fmt != _UNKNOWN, tf.strings.join([image, "not a JPEG, PNG, GIF, BMP or WebP image (unknown signature)"])),
-        (frames <= max_frames, tf.strings.join([image, still, " has over ", text(max_frames), " frames, the model "
-                                                "limit (export.max_image_frames); send one frame"])),
-        (pixels <= max_pixels, tf.strings.join([image, size, " decodes to ", text(pixels), " pixels, over the model "
-                                                "limit of ", text(max_pixels), " (export.max_image_pixels); send a "
-                                                "smaller image"])),
+        (
+            frames <= max_frames,
+            tf.strings.join(
+                [
+                    image,
+                    still,
+                    " has over ",
+                    text(max_frames),
+                    " frames, the model limit (export.max_image_frames); send one frame",
+                ]
+            ),
+        ),
+        (
+            pixels <= max_pixels,
+            tf.strings.join(
+                [
+                    image,
+                    size,
+                    " decodes to ",
+                    text(pixels),
+                    " pixels, over the model limit of ",
+                    text(max_pixels),
+                    " (export.max_image_pixels); send a smaller image",
+                ]
+            ),
+        ),
     ]
     asserts = []
     for ok, message in checks:
@@ -175,6 +216,8 @@ def check(encoded: tf.Tensor, index, max_pixels, max_frames) -> tf.Tensor:
 
 def checked_pixels(encoded: tf.Tensor, max_pixels, max_frames) -> tf.Tensor:
     """[batch] decoded pixels of a batch of encoded images, each checked (`check`, named by its index)."""
-    return tf.map_fn(lambda item: check(item[0], item[1], max_pixels, max_frames),
-                     (encoded, tf.range(tf.size(encoded, out_type=tf.int64))),
-                     fn_output_signature=tf.int64)
+    return tf.map_fn(
+        lambda item: check(item[0], item[1], max_pixels, max_frames),
+        (encoded, tf.range(tf.size(encoded, out_type=tf.int64))),
+        fn_output_signature=tf.int64,
+    )

@@ -4,6 +4,7 @@ One function turns encoded bytes into the model's input, so what the model sees 
 evaluated during training is exactly what it sees behind the serving signatures (no skew).
 Models take raw RGB in 0-255 as float32; the backbone's own normalisation is inside the model.
 """
+
 import tensorflow as tf
 
 # The feature of a serialized tf.Example that holds its encoded image (the ingest's records, `serve_tf_examples`).

@@ -5,6 +5,7 @@ A model saved by the trainer holds its backbone's input preprocessing as layers 
 common code, so that the exporter and evaluator can load `model.keras` after
 `import components.common.layers` without importing the trainer.
 """
+
 import keras
 
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # ImageNet means, BGR order (keras imagenet_utils, mode="caffe")

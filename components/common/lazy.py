@@ -4,6 +4,7 @@ The orchestrator reads every component's config class and checks whether its out
 reused; only a component that actually runs needs its `run`, and with it TensorFlow, Keras, Beam
 or TFMA. A package's `__init__` therefore exposes its heavy names through `lazy_attributes`.
 """
+
 import importlib
 
 

@@ -5,6 +5,7 @@ way serving does: encoded bytes in, the shared `decode_and_resize` preprocessing
 out. TFLite models take the preprocessed pixels (float32 0-255, or uint8/int8 through the
 model's own input quantization), so quantized variants see exactly the float model's input.
 """
+
 import os
 import warnings
 
@@ -33,9 +34,11 @@ def preprocess(images: list, image_size) -> np.ndarray:
     size = tuple(int(x) for x in image_size)
     if not len(images):
         return np.zeros((0, *size, 3), np.float32)
-    dataset = (tf.data.Dataset.from_tensor_slices(tf.constant(images, tf.string))
-               .map(lambda b: decode_and_resize(b, size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-               .batch(256))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(tf.constant(images, tf.string))
+        .map(lambda b: decode_and_resize(b, size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(256)
+    )
     return np.concatenate([batch.numpy() for batch in dataset])
 
 
@@ -51,8 +54,9 @@ class SavedModelRunner:
     def _run(self, signature: str, key: str, inputs: list, names=("probabilities",)) -> tuple:
         """The signature's `names` outputs over all `inputs`, concatenated batch after batch."""
         fn = self.model.signatures[signature]
-        batches = [fn(**{key: tf.constant(inputs[i:i + self.batch_size])})
-                   for i in range(0, len(inputs), self.batch_size)]
+        batches = [
+            fn(**{key: tf.constant(inputs[i : i + self.batch_size])}) for i in range(0, len(inputs), self.batch_size)
+        ]
         return tuple(np.concatenate([b[name].numpy() for b in batches], axis=0) for name in names)
 
     def predict_encoded(self, images: list) -> np.ndarray:
@@ -97,7 +101,7 @@ class TFLiteRunner:
         """float32 0-255 [n, h, w, 3] -> float32 probabilities [n, classes]."""
         outputs = []
         for start in range(0, len(pixels), batch_size):
-            chunk = pixels[start:start + batch_size]
+            chunk = pixels[start : start + batch_size]
             self._resize(len(chunk))
             self.interpreter.set_tensor(self.input["index"], self._quantize(chunk))
             self.interpreter.invoke()
@@ -136,15 +140,16 @@ def resolve_model(spec: str, serving_dir: str | None = None) -> str:
             if not version and found:
                 return served.latest().uri
             raise UsageError(f"model {name!r} in {serving_dir} has versions {found}; {version or 'latest'} not found")
-    raise UsageError(f"model {spec!r} not found: give a SavedModel or export directory, a .tflite file, "
-                     "or NAME[/VERSION] together with --serving-dir")
+    raise UsageError(
+        f"model {spec!r} not found: give a SavedModel or export directory, a .tflite file, "
+        "or NAME[/VERSION] together with --serving-dir"
+    )
 
 
 class OpenedModel:
     """A model ready to score encoded images, whatever its form, with its class names."""
 
-    def __init__(self, spec: str, serving_dir: str | None = None, num_threads: int | None = None,
-                 batch_size: int = 32):
+    def __init__(self, spec: str, serving_dir: str | None = None, num_threads: int | None = None, batch_size: int = 32):
         self.path = resolve_model(spec, serving_dir)
         self.batch_size = batch_size
         if self.path.endswith(".tflite"):
@@ -181,5 +186,7 @@ class OpenedModel:
             return self.runner.answer_encoded(images)
         probabilities = self.predict_encoded(images)
         threshold = self.abstention["threshold"] if self.abstention else 0.0
-        return probabilities, [self.labels[int(np.argmax(p))] if p.max() >= threshold
-                               else self.abstention["unknown_label"] for p in probabilities]
+        return probabilities, [
+            self.labels[int(np.argmax(p))] if p.max() >= threshold else self.abstention["unknown_label"]
+            for p in probabilities
+        ]

@@ -6,6 +6,7 @@ step's purpose happened (data passed validation, the model was blessed, a versio
 `summary()` is what a person reads, `properties()` is what the lineage store keeps. The pipeline
 maps a result that is not ok to an exit code in one place (`pipeline/dag.py`).
 """
+
 import dataclasses
 import json
 

@@ -8,6 +8,7 @@ object stores a directory rename copies object by object, so the marker is writt
 directory after every other file has arrived (a reader meanwhile sees an incomplete directory,
 never a marked one with files missing).
 """
+
 import contextlib
 import json
 import os

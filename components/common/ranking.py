@@ -4,6 +4,7 @@ The ingest fills each class's splits in this order, and `train.train_fraction` k
 first round(F * n) train images in it, so both are stable when files move or workers change, and
 the images a small fraction keeps are also kept by any larger one.
 """
+
 import hashlib
 
 

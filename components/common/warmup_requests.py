@@ -8,6 +8,7 @@ with `tensorflow-serving-api`'s own protos: one `PredictRequest` per val image f
 SavedModel, so every pushed version carries the file; `python -m pipeline.serve` replays it
 (components/serve/servables.py) as TF Serving does.
 """
+
 import os
 
 import tensorflow as tf

@@ -1,4 +1,5 @@
 """What the evaluation gate may be told; validated once before anything is evaluated."""
+
 import dataclasses
 
 from components.common.errors import UsageError
@@ -45,8 +46,14 @@ class EvaluateConfig:
     batch_size: int = 128
 
     def validate(self) -> None:
-        for name in ("min_accuracy", "min_class_recall", "min_macro_f1", "max_accuracy_drop_vs_baseline",
-                     "max_tflite_accuracy_drop", "min_coverage"):
+        for name in (
+            "min_accuracy",
+            "min_class_recall",
+            "min_macro_f1",
+            "max_accuracy_drop_vs_baseline",
+            "max_tflite_accuracy_drop",
+            "min_coverage",
+        ):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise UsageError(f"evaluate.{name}: {value} must be between 0 and 1")

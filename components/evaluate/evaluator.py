@@ -1,4 +1,5 @@
 """The evaluate step: candidate, baseline and TFLite variants scored on one split; the gate decides."""
+
 import dataclasses
 import os
 import time
@@ -7,8 +8,8 @@ import numpy as np
 
 from components.common import confidence
 from components.common.errors import DataError
-from components.common.outcome import Outcome
 from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
+from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
 from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
@@ -38,8 +39,10 @@ class EvaluateResult(Outcome):
 
     def summary(self) -> str:
         accuracy = self.metrics["candidate"][tfma_metrics.OVERALL].get("accuracy")
-        head = f"{'BLESSED' if self.blessed else 'NOT BLESSED'}: accuracy {accuracy}, " \
-               f"{len(self.checks) - len(self.failed)}/{len(self.checks)} checks passed"
+        head = (
+            f"{'BLESSED' if self.blessed else 'NOT BLESSED'}: accuracy {accuracy}, "
+            f"{len(self.checks) - len(self.failed)}/{len(self.checks)} checks passed"
+        )
         return "\n  ".join([head] + [f"FAILED {c.name} ({c.model}, {c.slice}): {c.reason}" for c in self.failed])
 
 
@@ -63,29 +66,53 @@ def trust_metrics(predictions: dict, labels, info: dict, answers: list) -> dict:
     output: abstained where it says the unknown label), and the accuracy/coverage curve of the
     confidence alone. Either is None when the model was exported without it.
     """
-    per_model = {name: {"nll": round(confidence.nll(p, labels), 6), "ece": round(confidence.ece(p, labels), 6)}
-                 for name, p in predictions.items()}
+    per_model = {
+        name: {"nll": round(confidence.nll(p, labels), 6), "ece": round(confidence.ece(p, labels), 6)}
+        for name, p in predictions.items()
+    }
     candidate = predictions["candidate"]
     fitted = info.get("calibration")
-    calibration = {"per_model": per_model, "bins": confidence.BINS,
-                   "reliability_after": confidence.reliability(candidate, labels)}
+    calibration = {
+        "per_model": per_model,
+        "bins": confidence.BINS,
+        "reliability_after": confidence.reliability(candidate, labels),
+    }
     if fitted:
         raw = confidence.uncalibrated(candidate, fitted["temperature"])
-        calibration.update({"temperature": fitted["temperature"],
-                            "nll_before": round(confidence.nll(raw, labels), 6), "nll_after": per_model["candidate"]["nll"],
-                            "ece_before": round(confidence.ece(raw, labels), 6), "ece_after": per_model["candidate"]["ece"],
-                            "reliability_before": confidence.reliability(raw, labels)})
+        calibration.update(
+            {
+                "temperature": fitted["temperature"],
+                "nll_before": round(confidence.nll(raw, labels), 6),
+                "nll_after": per_model["candidate"]["nll"],
+                "ece_before": round(confidence.ece(raw, labels), 6),
+                "ece_after": per_model["candidate"]["ece"],
+                "reliability_before": confidence.reliability(raw, labels),
+            }
+        )
     threshold = info.get("abstention")
-    abstention = None if not threshold else {
-        "threshold": threshold["threshold"], "target": threshold.get("target"),
-        "selective": confidence.selective(candidate, labels,
-                                          np.asarray([a != threshold["unknown_label"] for a in answers])),
-        "curve": confidence.coverage_curve(candidate, labels)}
+    abstention = (
+        None
+        if not threshold
+        else {
+            "threshold": threshold["threshold"],
+            "target": threshold.get("target"),
+            "selective": confidence.selective(
+                candidate, labels, np.asarray([a != threshold["unknown_label"] for a in answers])
+            ),
+            "curve": confidence.coverage_curve(candidate, labels),
+        }
+    )
     return {"calibration": calibration, "abstention": abstention}
 
 
-def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: str | None,
-        output_dir: str, beam_options=None) -> EvaluateResult:
+def run(
+    config: EvaluateConfig,
+    export_dir: str,
+    ingest_dir: str,
+    baseline_dir: str | None,
+    output_dir: str,
+    beam_options=None,
+) -> EvaluateResult:
     """Evaluate the export in `export_dir` on `ingest_dir`'s `config.split`; write the verdict to `output_dir`.
 
     Inputs: export_dir (saved_model/, tflite/*.tflite, labels.txt), ingest_dir (the split's
@@ -102,8 +129,10 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
     labels = export.labels()
     data_labels = examples.labels()
     if data_labels != labels:
-        raise DataError(f"the model's classes {labels} differ from the data's {data_labels} ({ingest_dir}); "
-                        "evaluate on the ingest the model was trained from")
+        raise DataError(
+            f"the model's classes {labels} differ from the data's {data_labels} ({ingest_dir}); "
+            "evaluate on the ingest the model was trained from"
+        )
     serialized, images, y = examples.read_split(config.split)
 
     candidate, answers = SavedModelRunner(export_dir, config.batch_size).answer_examples(serialized)
@@ -123,8 +152,9 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
 
     with publish_dir(output_dir) as tmp:
         out = ModelBlessing(tmp)
-        computed = tfma_metrics.compute(predictions, y, labels, config.top_k, out.path(ModelBlessing.TFMA),
-                                        beam_options)
+        computed = tfma_metrics.compute(
+            predictions, y, labels, config.top_k, out.path(ModelBlessing.TFMA), beam_options
+        )
         metrics = computed["metrics"]
         trust = trust_metrics(predictions, y, export.info(), answers)
         checks = gate.value_checks(config, predictions, y, labels)
@@ -134,23 +164,38 @@ def run(config: EvaluateConfig, export_dir: str, ingest_dir: str, baseline_dir: 
             checks.append(gate.unloadable_baseline_check(config, baseline_error))
         checks.extend(gate.tflite_checks(config, predictions, y))
         if config.min_coverage is not None:
-            checks.append(gate.coverage_check(config, trust["abstention"]["selective"]) if trust["abstention"] else
-                          gate.Check("min_coverage", "candidate", "coverage", tfma_metrics.OVERALL,
-                                     f">= {config.min_coverage:g}", None, False,
-                                     "evaluate.min_coverage is set but the model has no abstention threshold: set "
-                                     "export.abstain_precision or export.abstain_coverage", len(y)))
+            checks.append(
+                gate.coverage_check(config, trust["abstention"]["selective"])
+                if trust["abstention"]
+                else gate.Check(
+                    "min_coverage",
+                    "candidate",
+                    "coverage",
+                    tfma_metrics.OVERALL,
+                    f">= {config.min_coverage:g}",
+                    None,
+                    False,
+                    "evaluate.min_coverage is set but the model has no abstention threshold: set "
+                    "export.abstain_precision or export.abstain_coverage",
+                    len(y),
+                )
+            )
         blessed = all(c.passed for c in checks)
         write_json(out.path(ModelBlessing.METRICS), {**computed, **trust, "split": config.split, "examples": len(y)})
-        write_json(out.path(ModelBlessing.BLESSING), {
-            "blessed": blessed,
-            "candidate": export_dir,
-            "baseline": baseline_dir,
-            "split": config.split,
-            "examples": len(y),
-            "checks": [c.as_dict() for c in checks],
-            "failed": [c.reason for c in checks if not c.passed],
-            "tflite_accuracy_delta": {c.model[len("tflite_"):]: c.value for c in checks
-                                      if c.name == "max_tflite_accuracy_drop"},
-        })
+        write_json(
+            out.path(ModelBlessing.BLESSING),
+            {
+                "blessed": blessed,
+                "candidate": export_dir,
+                "baseline": baseline_dir,
+                "split": config.split,
+                "examples": len(y),
+                "checks": [c.as_dict() for c in checks],
+                "failed": [c.reason for c in checks if not c.passed],
+                "tflite_accuracy_delta": {
+                    c.model[len("tflite_") :]: c.value for c in checks if c.name == "max_tflite_accuracy_drop"
+                },
+            },
+        )
         write_text_atomic(out.path(BLESSED if blessed else NOT_BLESSED), "")
     return EvaluateResult(output_dir, blessed, checks, metrics, baseline_dir, round(time.time() - start, 2))

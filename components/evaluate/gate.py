@@ -19,6 +19,7 @@ tolerance AND McNemar finds it significantly worse at `significance`; `compariso
 the plain rule (fails whenever the drop exceeds the tolerance). Value thresholds compare the point
 estimate, as TFX does, with the interval reported beside it.
 """
+
 import dataclasses
 
 import numpy as np
@@ -71,12 +72,31 @@ def _proportion_check(name, model, metric, slice_name, successes, trials, bound,
     value = successes / trials if trials else None
     passed = value is not None and value >= bound - 1e-12
     reason = "" if passed else f"{what} {_fmt(value)} on slice {slice_name} is below the required {bound:g}"
-    statistic = None if not trials else {
-        "test": "exact binomial, H1: true value > threshold", "successes": int(successes), "trials": int(trials),
-        "p_value": round(float(stats.binomtest(successes, trials, min(max(bound, 0.0), 1.0),
-                                               alternative="greater").pvalue), 6)}
-    return Check(name, model, metric, slice_name, f">= {bound:g}", None if value is None else round(value, 6),
-                 passed, reason, trials, wilson(successes, trials, level), statistic)
+    statistic = (
+        None
+        if not trials
+        else {
+            "test": "exact binomial, H1: true value > threshold",
+            "successes": int(successes),
+            "trials": int(trials),
+            "p_value": round(
+                float(stats.binomtest(successes, trials, min(max(bound, 0.0), 1.0), alternative="greater").pvalue), 6
+            ),
+        }
+    )
+    return Check(
+        name,
+        model,
+        metric,
+        slice_name,
+        f">= {bound:g}",
+        None if value is None else round(value, 6),
+        passed,
+        reason,
+        trials,
+        wilson(successes, trials, level),
+        statistic,
+    )
 
 
 def macro_f1(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
@@ -93,31 +113,68 @@ def _macro_f1_check(model, predicted, labels, num_classes, bound, level) -> Chec
     value = macro_f1(predicted, labels, num_classes)
     rng = np.random.default_rng(0)
     n = len(labels)
-    resampled = np.array([macro_f1(predicted[i], labels[i], num_classes)
-                          for i in rng.integers(0, n, size=(_BOOTSTRAP_RESAMPLES, n))])
+    resampled = np.array(
+        [macro_f1(predicted[i], labels[i], num_classes) for i in rng.integers(0, n, size=(_BOOTSTRAP_RESAMPLES, n))]
+    )
     tail = (1 - level) / 2
     passed = value >= bound - 1e-12
     reason = "" if passed else f"macro F1 {_fmt(value)} on slice {OVERALL} is below the required {bound:g}"
-    statistic = {"test": "bootstrap over images", "resamples": _BOOTSTRAP_RESAMPLES,
-                 "share_below_threshold": round(float(np.mean(resampled < bound)), 6)}
-    return Check("min_macro_f1", model, "macro_f1", OVERALL, f">= {bound:g}", round(value, 6), passed, reason, n,
-                 _round(np.quantile(resampled, [tail, 1 - tail])), statistic)
+    statistic = {
+        "test": "bootstrap over images",
+        "resamples": _BOOTSTRAP_RESAMPLES,
+        "share_below_threshold": round(float(np.mean(resampled < bound)), 6),
+    }
+    return Check(
+        "min_macro_f1",
+        model,
+        "macro_f1",
+        OVERALL,
+        f">= {bound:g}",
+        round(value, 6),
+        passed,
+        reason,
+        n,
+        _round(np.quantile(resampled, [tail, 1 - tail])),
+        statistic,
+    )
 
 
-def value_checks(config: EvaluateConfig, predictions: dict, labels: np.ndarray, class_names: list,
-                 model: str = "candidate") -> list:
+def value_checks(
+    config: EvaluateConfig, predictions: dict, labels: np.ndarray, class_names: list, model: str = "candidate"
+) -> list:
     """Absolute thresholds on one model's top-1 answers (accuracy; optional per-class recall, macro F1)."""
     predicted = predictions[model].argmax(axis=1)
     correct = predicted == labels
     level = config.confidence_level
-    checks = [_proportion_check("min_accuracy", model, "accuracy", OVERALL, int(correct.sum()), len(labels),
-                                config.min_accuracy, "accuracy", level)]
+    checks = [
+        _proportion_check(
+            "min_accuracy",
+            model,
+            "accuracy",
+            OVERALL,
+            int(correct.sum()),
+            len(labels),
+            config.min_accuracy,
+            "accuracy",
+            level,
+        )
+    ]
     if config.min_class_recall is not None:
         for index, name in enumerate(class_names):
             member = labels == index
-            checks.append(_proportion_check("min_class_recall", model, "recall", f"label={name}",
-                                            int(correct[member].sum()), int(member.sum()), config.min_class_recall,
-                                            f"recall of class {name}", level))
+            checks.append(
+                _proportion_check(
+                    "min_class_recall",
+                    model,
+                    "recall",
+                    f"label={name}",
+                    int(correct[member].sum()),
+                    int(member.sum()),
+                    config.min_class_recall,
+                    f"recall of class {name}",
+                    level,
+                )
+            )
     if config.min_macro_f1 is not None:
         checks.append(_macro_f1_check(model, predicted, labels, len(class_names), config.min_macro_f1, level))
     return checks
@@ -132,9 +189,16 @@ def paired_comparison(model_correct: np.ndarray, reference_correct: np.ndarray, 
     z = stats.norm.ppf(1 - (1 - level) / 2)
     se = np.sqrt(max(better + worse - (better - worse) ** 2 / n, 0.0)) / n
     p_value = stats.binomtest(worse, worse + better, 0.5, alternative="greater").pvalue if worse + better else 1.0
-    return {"delta": round(delta, 6), "interval": _round((delta - z * se, delta + z * se)),
-            "statistic": {"test": "McNemar exact, H1: model worse than reference", "model_worse": worse,
-                          "model_better": better, "p_value": round(float(p_value), 6)}}
+    return {
+        "delta": round(delta, 6),
+        "interval": _round((delta - z * se, delta + z * se)),
+        "statistic": {
+            "test": "McNemar exact, H1: model worse than reference",
+            "model_worse": worse,
+            "model_better": better,
+            "p_value": round(float(p_value), 6),
+        },
+    }
 
 
 def _no_worse(name, model, reference, model_correct, reference_correct, max_drop, config) -> Check:
@@ -145,17 +209,25 @@ def _no_worse(name, model, reference, model_correct, reference_correct, max_drop
     exceeds = -delta > tolerance + 1e-9
     if config.comparison == "paired_test":
         passed = not (exceeds and p_value < config.significance)
-        rule = f"{model} - {reference} >= {-tolerance:.4g} unless not significant (McNemar p >= {config.significance:g})"
+        rule = (
+            f"{model} - {reference} >= {-tolerance:.4g} unless not significant (McNemar p >= {config.significance:g})"
+        )
     else:
         passed = not exceeds
         rule = f"{model} - {reference} >= {-tolerance:.4g}"
-    reason = "" if passed else (
-        f"{model} accuracy is {-delta:.4f} below {reference} on the same {n} images ({found['statistic']['model_worse']} "
-        f"answers worse, {found['statistic']['model_better']} better; McNemar p = {p_value:.4g}); at most "
-        f"{tolerance:.4g} is allowed" + (f" unless p >= {config.significance:g}" if config.comparison == "paired_test"
-                                         else ""))
-    return Check(name, model, "accuracy", OVERALL, rule, delta, passed, reason, n, found["interval"],
-                 found["statistic"])
+    reason = (
+        ""
+        if passed
+        else (
+            f"{model} accuracy is {-delta:.4f} below {reference} on the same {n} images ({found['statistic']['model_worse']} "
+            f"answers worse, {found['statistic']['model_better']} better; McNemar p = {p_value:.4g}); at most "
+            f"{tolerance:.4g} is allowed"
+            + (f" unless p >= {config.significance:g}" if config.comparison == "paired_test" else "")
+        )
+    )
+    return Check(
+        name, model, "accuracy", OVERALL, rule, delta, passed, reason, n, found["interval"], found["statistic"]
+    )
 
 
 def _correct(predictions: dict, model: str, labels: np.ndarray) -> np.ndarray:
@@ -164,30 +236,58 @@ def _correct(predictions: dict, model: str, labels: np.ndarray) -> np.ndarray:
 
 def baseline_check(config: EvaluateConfig, predictions: dict, labels: np.ndarray) -> Check:
     """The change threshold: candidate against the baseline (the model in serving) on the same images."""
-    return _no_worse("max_accuracy_drop_vs_baseline", "candidate", "baseline", _correct(predictions, "candidate", labels),
-                     _correct(predictions, "baseline", labels), config.max_accuracy_drop_vs_baseline, config)
+    return _no_worse(
+        "max_accuracy_drop_vs_baseline",
+        "candidate",
+        "baseline",
+        _correct(predictions, "candidate", labels),
+        _correct(predictions, "baseline", labels),
+        config.max_accuracy_drop_vs_baseline,
+        config,
+    )
 
 
 def unloadable_baseline_check(config: EvaluateConfig, error: str) -> Check:
     """A baseline that could not be scored: fails the gate unless the config says to go on without it."""
     blocked = config.block_on_unloadable_baseline
-    reason = (f"the baseline model could not be evaluated ({error}); set evaluate.block_on_unloadable_baseline "
-              "to false to judge the candidate on value thresholds alone" if blocked else
-              f"the baseline model could not be evaluated ({error}); judged on value thresholds alone "
-              "because evaluate.block_on_unloadable_baseline is false")
+    reason = (
+        f"the baseline model could not be evaluated ({error}); set evaluate.block_on_unloadable_baseline "
+        "to false to judge the candidate on value thresholds alone"
+        if blocked
+        else f"the baseline model could not be evaluated ({error}); judged on value thresholds alone "
+        "because evaluate.block_on_unloadable_baseline is false"
+    )
     return Check("baseline_loadable", "baseline", "loadable", OVERALL, "loadable", None, not blocked, reason)
 
 
 def tflite_checks(config: EvaluateConfig, predictions: dict, labels: np.ndarray) -> list:
     """Each TFLite variant against the float SavedModel on the same images."""
     reference = _correct(predictions, "candidate", labels)
-    return [_no_worse("max_tflite_accuracy_drop", model, "candidate", _correct(predictions, model, labels), reference,
-                      config.max_tflite_accuracy_drop, config)
-            for model in predictions if model.startswith("tflite_")]
+    return [
+        _no_worse(
+            "max_tflite_accuracy_drop",
+            model,
+            "candidate",
+            _correct(predictions, model, labels),
+            reference,
+            config.max_tflite_accuracy_drop,
+            config,
+        )
+        for model in predictions
+        if model.startswith("tflite_")
+    ]
 
 
 def coverage_check(config: EvaluateConfig, selective: dict) -> Check:
     """The abstention threshold's coverage on the evaluated split (the share of images answered)."""
-    return _proportion_check("min_coverage", "candidate", "coverage", OVERALL, selective["accepted"],
-                             selective["examples"], config.min_coverage, "coverage at the abstention threshold",
-                             config.confidence_level)
+    return _proportion_check(
+        "min_coverage",
+        "candidate",
+        "coverage",
+        OVERALL,
+        selective["accepted"],
+        selective["examples"],
+        config.min_coverage,
+        "coverage at the abstention threshold",
+        config.confidence_level,
+    )

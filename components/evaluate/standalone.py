@@ -3,14 +3,15 @@
 Same metrics (TFMA) and the same value checks as the gate, on an ingested split or on a raw
 folder of class subfolders, for a SavedModel, an export, a pushed version or a .tflite file.
 """
+
 import os
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from components.common.image_ops import IMAGE_EXTENSIONS
 from components.common.errors import DataError
+from components.common.image_ops import IMAGE_EXTENSIONS
 from components.common.model_runners import OpenedModel
 from components.common.publish import write_json
 from components.evaluate import gate, tfma_metrics
@@ -19,12 +20,12 @@ from components.evaluate.evaluator import EvaluateResult
 from schemas.artifacts import Examples, ModelBlessing
 
 
-
 def _folder_images(folder: str, labels: list):
     """Encoded images and labels from `folder/<class name>/*` (class names must be the model's)."""
     images, y = [], []
-    classes = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(folder)
-                     if tf.io.gfile.isdir(os.path.join(folder, name)))
+    classes = sorted(
+        name.rstrip("/") for name in tf.io.gfile.listdir(folder) if tf.io.gfile.isdir(os.path.join(folder, name))
+    )
     unknown = [c for c in classes if c not in labels]
     if unknown:
         raise DataError(f"{folder}: class folders {unknown} are not classes of the model ({labels})")
@@ -64,7 +65,15 @@ def evaluate_model(config: EvaluateConfig, model: OpenedModel, data: str, output
     checks = gate.value_checks(config, predictions, y, model.labels)
     blessed = all(c.passed for c in checks)
     write_json(os.path.join(output_dir, ModelBlessing.METRICS), {**computed, "examples": len(y)})
-    write_json(os.path.join(output_dir, "report.json"), {
-        "model": model.path, "data": data, "passed": blessed, "examples": len(y),
-        "checks": [c.as_dict() for c in checks], "failed": [c.reason for c in checks if not c.passed]})
+    write_json(
+        os.path.join(output_dir, "report.json"),
+        {
+            "model": model.path,
+            "data": data,
+            "passed": blessed,
+            "examples": len(y),
+            "checks": [c.as_dict() for c in checks],
+            "failed": [c.reason for c in checks if not c.passed],
+        },
+    )
     return EvaluateResult(output_dir, blessed, checks, computed["metrics"], None, round(time.time() - start, 2))

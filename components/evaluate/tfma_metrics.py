@@ -13,6 +13,7 @@ matrix TFMA computes for each slice (`MultiClassConfusionMatrixPlot`, threshold 
 from a second, binarized metrics spec: that spec (10 classes x 3 metrics per model) made TFMA
 about 5x slower (43 s against 9 s for 5 models on 5,000 images) for the same numbers.
 """
+
 import math
 import os
 
@@ -41,12 +42,15 @@ def eval_config(model_names: list, num_classes: int, top_k: int) -> config_pb2.E
     config = config_pb2.EvalConfig()
     for name in model_names:
         config.model_specs.add(name=name, label_key=LABEL_KEY, prediction_key=f"predictions/{name}")
-    text_format.Parse(f"""
+    text_format.Parse(
+        f"""
       metrics {{ class_name: "ExampleCount" }}
       metrics {{ class_name: "SparseCategoricalAccuracy" }}
       metrics {{ class_name: "SparseTopKCategoricalAccuracy" config: '"k": {min(top_k, num_classes)}' }}
       metrics {{ class_name: "MultiClassConfusionMatrixPlot" }}
-    """, config.metrics_specs.add(model_names=model_names))
+    """,
+        config.metrics_specs.add(model_names=model_names),
+    )
     config.slicing_specs.add()
     config.slicing_specs.add(feature_keys=[LABEL_KEY])
     return config
@@ -71,14 +75,19 @@ def _run_tfma(config: config_pb2.EvalConfig, records: list, data: str, output_di
     from components.ingest.beam_runner import make_pipeline, tfma_options
 
     config = config_util.update_eval_config_with_defaults(config, has_baseline=False, rubber_stamp=False)
-    examples = TFExampleRecord(file_pattern=data, raw_record_column_name=constants.ARROW_INPUT_COLUMN,
-                               telemetry_descriptors=["transferline"])
+    examples = TFExampleRecord(
+        file_pattern=data, raw_record_column_name=constants.ARROW_INPUT_COLUMN, telemetry_descriptors=["transferline"]
+    )
     with make_pipeline(tfma_options(beam_options)) as pipeline:
-        _ = (pipeline
-             | "Predictions" >> beam.Create(records, reshuffle=False)
-             | "Decode" >> examples.RawRecordToRecordBatch()
-             | "ExtractEvaluateAndWriteResults" >> tfma.ExtractEvaluateAndWriteResults(
-                 eval_config=config, output_path=output_dir, display_only_data_location=data))
+        _ = (
+            pipeline
+            | "Predictions" >> beam.Create(records, reshuffle=False)
+            | "Decode" >> examples.RawRecordToRecordBatch()
+            | "ExtractEvaluateAndWriteResults"
+            >> tfma.ExtractEvaluateAndWriteResults(
+                eval_config=config, output_path=output_dir, display_only_data_location=data
+            )
+        )
 
 
 def _number(value: float):
@@ -91,8 +100,11 @@ def _slice_name(slice_key, labels: list) -> str:
     return f"label={labels[slice_key.single_slice_keys[0].int64_value]}"
 
 
-_NAMES = {"example_count": "example_count", "sparse_categorical_accuracy": "accuracy",
-          "sparse_top_k_categorical_accuracy": "top_k_accuracy"}
+_NAMES = {
+    "example_count": "example_count",
+    "sparse_categorical_accuracy": "accuracy",
+    "sparse_top_k_categorical_accuracy": "top_k_accuracy",
+}
 
 
 def per_class(matrix: np.ndarray, class_names: list) -> dict:
@@ -103,17 +115,22 @@ def per_class(matrix: np.ndarray, class_names: list) -> dict:
         predicted, actual = matrix[:, k].sum(), matrix[k].sum()
         precision = matrix[k, k] / predicted if predicted else None
         recall = matrix[k, k] / actual if actual else None
-        f1 = None if precision is None or recall is None else (
-            0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
-        values.update({f"precision/{name}": _number(precision), f"recall/{name}": _number(recall),
-                       f"f1/{name}": _number(f1)})
+        f1 = (
+            None
+            if precision is None or recall is None
+            else (0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall))
+        )
+        values.update(
+            {f"precision/{name}": _number(precision), f"recall/{name}": _number(recall), f"f1/{name}": _number(f1)}
+        )
     for metric in ("precision", "recall", "f1"):
         values[f"macro_{metric}"] = _number(float(np.mean([values[f"{metric}/{c}"] or 0.0 for c in class_names])))
     return values
 
 
-def compute(predictions: dict, labels: np.ndarray, class_names: list, top_k: int, output_dir: str,
-            beam_options=None) -> dict:
+def compute(
+    predictions: dict, labels: np.ndarray, class_names: list, top_k: int, output_dir: str, beam_options=None
+) -> dict:
     """Evaluate every model's `predictions` ([n, classes] arrays) against `labels` with TFMA.
 
     Writes the TFMA outputs (and the examples it read) to `output_dir`; returns

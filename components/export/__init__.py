@@ -1,4 +1,5 @@
 """Export: SavedModel signatures, TFLite variants and the parity check (`run` is the entry)."""
+
 from components.common.lazy import lazy_attributes
 from components.export.config import ExportConfig
 

@@ -8,8 +8,9 @@ dividing the `head_dense` kernel and bias by T makes softmax(logits / T) the mod
 so the SavedModel, every TFLite variant and any client get calibrated probabilities with no
 extra op and no sidecar to forget (model layout: components/train/model.py).
 """
-import numpy as np
+
 import keras
+import numpy as np
 import tensorflow as tf
 from scipy import special
 
@@ -29,10 +30,12 @@ def _outputs(model: keras.Model, pooled: bool):
     try:
         layers = [model.get_layer(name) for name in names]
     except ValueError:
-        raise DataError(f"the trained model lacks the {' or '.join(map(repr, names))} layer of the trainer's layout "
-                        "(components/train/model.py), so it cannot be calibrated or checked for inputs far from "
-                        "the training data: retrain it, or set export.calibrate and export.abstain_far_from_training "
-                        "to false") from None
+        raise DataError(
+            f"the trained model lacks the {' or '.join(map(repr, names))} layer of the trainer's layout "
+            "(components/train/model.py), so it cannot be calibrated or checked for inputs far from "
+            "the training data: retrain it, or set export.calibrate and export.abstain_far_from_training "
+            "to false"
+        ) from None
     both = keras.Model(model.inputs, [layers[0].output, layers[-1].output])
     return tf.function(lambda pixels: both(pixels, training=False), reduce_retracing=True)
 
@@ -44,14 +47,18 @@ def _forward(forward, batches, image_size, mirror: bool = False) -> tuple:
     for _serialized, images, batch_labels in batches:
         pixels = preprocess(images, image_size)
         for i in range(0, len(pixels), 64):
-            out = forward(pixels[i:i + 64])
+            out = forward(pixels[i : i + 64])
             logits.append(out[0].numpy())
             pooled.append(out[1].numpy())
             if mirror:
-                mirrored.append(forward(tta.mirrored(pixels[i:i + 64]))[0].numpy())
+                mirrored.append(forward(tta.mirrored(pixels[i : i + 64]))[0].numpy())
         labels.extend(batch_labels)
-    return (np.concatenate(logits).astype(np.float64), np.concatenate(pooled), np.asarray(labels, np.int64),
-            np.concatenate(mirrored).astype(np.float64) if mirror else None)
+    return (
+        np.concatenate(logits).astype(np.float64),
+        np.concatenate(pooled),
+        np.asarray(labels, np.int64),
+        np.concatenate(mirrored).astype(np.float64) if mirror else None,
+    )
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -61,8 +68,9 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 def prototypes(pooled: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Unit-length class means of unit-length pooled features: [classes, features] (zeros for an absent class)."""
     unit = _unit(pooled)
-    means = np.stack([unit[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(unit.shape[1])
-                      for c in range(num_classes)])
+    means = np.stack(
+        [unit[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(unit.shape[1]) for c in range(num_classes)]
+    )
     return _unit(means).astype(np.float32)
 
 
@@ -77,8 +85,9 @@ def fold_temperature(model: keras.Model, temperature: float) -> None:
     dense.set_weights([w / np.float32(temperature) for w in dense.get_weights()])
 
 
-def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: int, config: ExportConfig,
-              tta_mode: str = "none") -> tuple:
+def calibrate(
+    model: keras.Model, examples: Examples, image_size, num_classes: int, config: ExportConfig, tta_mode: str = "none"
+) -> tuple:
     """Fit (and fold into `model`) the temperature, then the abstention thresholds, on the val split.
 
     The temperature is fitted on single-image logits (so each view's softmax is calibrated); the
@@ -98,8 +107,9 @@ def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: i
     if not config.calibrate and not abstain:
         return {"calibration": None, "abstention": None}, None
     forward = _outputs(model, abstain and config.abstain_far_from_training)
-    logits, pooled, labels, mirrored = _forward(forward, examples.batches("val"), image_size,
-                                                mirror=abstain and tta_mode == "flip")
+    logits, pooled, labels, mirrored = _forward(
+        forward, examples.batches("val"), image_size, mirror=abstain and tta_mode == "flip"
+    )
     if not len(labels):
         raise DataError(f"the 'val' split in {examples.uri} has no examples: nothing to calibrate on")
     before = special.softmax(logits, axis=1)
@@ -110,8 +120,11 @@ def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: i
         fold_temperature(model, temperature)
         after = special.softmax(logits / temperature, axis=1)
         calibration = {
-            "method": "temperature_scaling", "temperature": round(temperature, 6), "fitted_on": "val",
-            "examples": len(labels), "folded_into": LOGITS_LAYER,
+            "method": "temperature_scaling",
+            "temperature": round(temperature, 6),
+            "fitted_on": "val",
+            "examples": len(labels),
+            "folded_into": LOGITS_LAYER,
             "val_nll_before": round(confidence.nll(before, labels), 6),
             "val_nll_after": round(confidence.nll(after, labels), 6),
             "val_ece_before": round(confidence.ece(before, labels), 6),
@@ -122,14 +135,22 @@ def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: i
     probabilities = special.softmax(logits / temperature, axis=1)
     if mirrored is not None:
         probabilities = (probabilities + special.softmax(mirrored / temperature, axis=1)) / 2.0
-    fitted = confidence.fit_threshold(probabilities, labels, precision=config.abstain_precision,
-                                      coverage=config.abstain_coverage)
+    fitted = confidence.fit_threshold(
+        probabilities, labels, precision=config.abstain_precision, coverage=config.abstain_coverage
+    )
     accepted = probabilities.max(axis=1) >= fitted["threshold"]
     abstention = {
-        "threshold": fitted["threshold"], "unknown_label": config.unknown_label, "fitted_on": "val",
-        "target": ({"precision": config.abstain_precision} if config.abstain_precision is not None
-                   else {"coverage": config.abstain_coverage}),
-        "target_reached": fitted["reached"], "examples": len(labels), "far_from_training": None,
+        "threshold": fitted["threshold"],
+        "unknown_label": config.unknown_label,
+        "fitted_on": "val",
+        "target": (
+            {"precision": config.abstain_precision}
+            if config.abstain_precision is not None
+            else {"coverage": config.abstain_coverage}
+        ),
+        "target_reached": fitted["reached"],
+        "examples": len(labels),
+        "far_from_training": None,
     }
     class_prototypes = None
     if config.abstain_far_from_training:
@@ -140,9 +161,16 @@ def calibrate(model: keras.Model, examples: Examples, image_size, num_classes: i
         similarity_threshold = float(np.quantile(val_similarity, config.far_val_rejection))
         accepted &= val_similarity >= similarity_threshold
         abstention["far_from_training"] = {
-            "similarity_threshold": round(similarity_threshold, 6), "prototypes_from": "train",
-            "prototype_examples": len(train_labels), "val_rejection_target": config.far_val_rejection}
+            "similarity_threshold": round(similarity_threshold, 6),
+            "prototypes_from": "train",
+            "prototype_examples": len(train_labels),
+            "val_rejection_target": config.far_val_rejection,
+        }
     chosen = confidence.selective(probabilities, labels, accepted)
-    abstention.update({"val_coverage": round(chosen["coverage"], 6),
-                       "val_accuracy_accepted": None if chosen["accuracy"] is None else round(chosen["accuracy"], 6)})
+    abstention.update(
+        {
+            "val_coverage": round(chosen["coverage"], 6),
+            "val_accuracy_accepted": None if chosen["accuracy"] is None else round(chosen["accuracy"], 6),
+        }
+    )
     return {"calibration": calibration, "abstention": abstention}, class_prototypes

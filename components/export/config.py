@@ -1,4 +1,5 @@
 """What the export step may be told; validated once before anything is converted."""
+
 import dataclasses
 
 from components.common import decoding_budget
@@ -81,8 +82,10 @@ class ExportConfig:
         if not 0 < self.parity_tolerance < 1:
             raise UsageError(f"export.parity_tolerance: {self.parity_tolerance} must be in (0, 1)")
         if self.abstain_precision is not None and self.abstain_coverage is not None:
-            raise UsageError("export.abstain_precision and export.abstain_coverage are both set: the threshold is "
-                             "fitted for one target; keep one of them")
+            raise UsageError(
+                "export.abstain_precision and export.abstain_coverage are both set: the threshold is "
+                "fitted for one target; keep one of them"
+            )
         for name in ("abstain_precision", "abstain_coverage"):
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:
@@ -92,8 +95,10 @@ class ExportConfig:
         if self.prototype_examples < 1:
             raise UsageError(f"export.prototype_examples: {self.prototype_examples} must be >= 1")
         if not isinstance(self.warmup_examples, int) or not 0 <= self.warmup_examples <= 1000:
-            raise UsageError(f"export.warmup_examples: {self.warmup_examples!r} must be an integer from 0 to 1000 "
-                             "(TF Serving replays at most 1000)")
+            raise UsageError(
+                f"export.warmup_examples: {self.warmup_examples!r} must be an integer from 0 to 1000 "
+                "(TF Serving replays at most 1000)"
+            )
         for name in ("max_image_pixels", "max_image_frames"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise UsageError(f"export.{name}: {getattr(self, name)!r} must be a positive integer")

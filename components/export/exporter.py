@@ -1,4 +1,5 @@
 """The export step: train artifact in, SavedModel + TFLite variants + sidecars out, parity-checked."""
+
 import dataclasses
 import logging
 import os
@@ -7,11 +8,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from components.common import decoding_budget, warmup_requests
 from components.common.errors import DataError, UsageError
 from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
-from components.common import decoding_budget, warmup_requests
 from components.export import calibration, parity, signatures, tflite, tflite_metadata, tta
 from components.export.config import ExportConfig
 from components.export.float32 import float32_rebuild, load_model
@@ -45,12 +46,20 @@ def _decoding_budget(config: ExportConfig, examples: Examples) -> dict:
     largest = max((int(row["height"]) * int(row["width"]) for row in examples.manifest()), default=0)
     pixels = max(config.max_image_pixels, largest)
     if pixels > config.max_image_pixels:
-        log.warning("export.max_image_pixels %d is below the largest ingested image (%d pixels): the serving "
-                    "signatures take up to %d pixels, about %d MB to decode one image; set ingest.max_side to "
-                    "downscale at ingest and keep the budget", config.max_image_pixels, largest, pixels,
-                    pixels * decoding_budget.BYTES_PER_PIXEL // 2**20)
-    return {"max_image_pixels": pixels, "max_image_frames": config.max_image_frames,
-            "raised_to_the_largest_ingested_image": pixels > config.max_image_pixels}
+        log.warning(
+            "export.max_image_pixels %d is below the largest ingested image (%d pixels): the serving "
+            "signatures take up to %d pixels, about %d MB to decode one image; set ingest.max_side to "
+            "downscale at ingest and keep the budget",
+            config.max_image_pixels,
+            largest,
+            pixels,
+            pixels * decoding_budget.BYTES_PER_PIXEL // 2**20,
+        )
+    return {
+        "max_image_pixels": pixels,
+        "max_image_frames": config.max_image_frames,
+        "raised_to_the_largest_ingested_image": pixels > config.max_image_pixels,
+    }
 
 
 def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict, calibrated: dict) -> dict:
@@ -62,12 +71,18 @@ def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict, ca
         "num_classes": len(labels),
         "backbone": info.get("backbone"),
         "input": "RGB pixels 0-255, [batch, height, width, 3], resized with bilinear antialiasing "
-                 "(components.common.image_ops.decode_and_resize); normalisation is inside the model",
-        "output": ("softmax probabilities [batch, num_classes] in labels order"
-                   + (", calibrated (temperature folded in)" if calibrated["calibration"] else "")
-                   + (f"; answer {calibrated['abstention']['unknown_label']!r} when the top probability is below "
-                      "abstention.threshold (the SavedModel also checks abstention.far_from_training, which needs "
-                      "features the TFLite models do not output)" if calibrated["abstention"] else "")),
+        "(components.common.image_ops.decode_and_resize); normalisation is inside the model",
+        "output": (
+            "softmax probabilities [batch, num_classes] in labels order"
+            + (", calibrated (temperature folded in)" if calibrated["calibration"] else "")
+            + (
+                f"; answer {calibrated['abstention']['unknown_label']!r} when the top probability is below "
+                "abstention.threshold (the SavedModel also checks abstention.far_from_training, which needs "
+                "features the TFLite models do not output)"
+                if calibrated["abstention"]
+                else ""
+            )
+        ),
         "tflite_io": tflite_io,
         "top_k": config.top_k,
         **calibrated,
@@ -106,21 +121,30 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     try:
         _, sample_images, _ = examples.sample_split("test", config.parity_examples, len(labels))
     except DataError:
-        sample_images = train_images[:config.parity_examples]
+        sample_images = train_images[: config.parity_examples]
     sample = preprocess(sample_images, image_size)
 
     with publish_dir(output_dir) as tmp:
         out = ExportedModel(tmp)
         saved_model_dir = out.saved_model_dir()
         budget = _decoding_budget(config, examples)
-        signatures.write_saved_model(model, labels, image_size, config.top_k, saved_model_dir,
-                                     calibrated["abstention"], prototypes, tta_mode,
-                                     budget["max_image_pixels"], budget["max_image_frames"])
+        signatures.write_saved_model(
+            model,
+            labels,
+            image_size,
+            config.top_k,
+            saved_model_dir,
+            calibrated["abstention"],
+            prototypes,
+            tta_mode,
+            budget["max_image_pixels"],
+            budget["max_image_frames"],
+        )
         if config.warmup_examples:
             try:
                 _, warmup_images, _ = examples.sample_split("val", config.warmup_examples, len(labels))
             except DataError:  # no val split (calibration off): the train images are as good for warming up
-                warmup_images = train_images[:config.warmup_examples]
+                warmup_images = train_images[: config.warmup_examples]
             warmup_requests.write(saved_model_dir, warmup_images)
         tflite_dir = out.path(ExportedModel.TFLITE)
         tf.io.gfile.makedirs(tflite_dir)
@@ -129,35 +153,52 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         for variant in config.variants:
             flatbuffer = tflite.convert(frozen, variant, representative, config.int8_io)
             flatbuffer = tflite_metadata.populate(
-                flatbuffer, labels, name=f"transferline image classifier ({info.get('backbone', 'keras')})",
-                description=(f"Classifies an RGB image ({image_size[0]}x{image_size[1]}, pixels 0-255) into "
-                             f"{len(labels)} labels; {variant} TFLite variant; probabilities"
-                             f"{' averaged with the mirrored image' if tta_mode == 'flip' else ''}."),
-                version=f"model.keras sha256 {file_sha256(trained.model_path())[:16]}")
+                flatbuffer,
+                labels,
+                name=f"transferline image classifier ({info.get('backbone', 'keras')})",
+                description=(
+                    f"Classifies an RGB image ({image_size[0]}x{image_size[1]}, pixels 0-255) into "
+                    f"{len(labels)} labels; {variant} TFLite variant; probabilities"
+                    f"{' averaged with the mirrored image' if tta_mode == 'flip' else ''}."
+                ),
+                version=f"model.keras sha256 {file_sha256(trained.model_path())[:16]}",
+            )
             path = os.path.join(tflite_dir, ExportedModel.tflite_name(variant))
             with tf.io.gfile.GFile(path, "wb") as f:
                 f.write(flatbuffer)
             files[variant] = path
             runner = TFLiteRunner(path)
-            io_types[variant] = {"input": np.dtype(runner.input["dtype"]).name,
-                                 "output": np.dtype(runner.output["dtype"]).name}
+            io_types[variant] = {
+                "input": np.dtype(runner.input["dtype"]).name,
+                "output": np.dtype(runner.output["dtype"]).name,
+            }
 
         # Eager calls in batches of 32: model.predict would trace a predict function for 8 images.
         keras_probabilities = tta.averaged(model, tta_mode)
-        reference = np.concatenate([keras_probabilities(sample[i:i + 32]).numpy() for i in range(0, len(sample), 32)])
-        report = parity.check(reference, {
-            "saved_model": SavedModelRunner(saved_model_dir).predict_encoded(sample_images),
-            "tflite_float32": TFLiteRunner(files["float32"]).predict_pixels(sample),
-        }, config.parity_tolerance, [f"sample image {i}" for i in range(len(sample))])
+        reference = np.concatenate([keras_probabilities(sample[i : i + 32]).numpy() for i in range(0, len(sample), 32)])
+        report = parity.check(
+            reference,
+            {
+                "saved_model": SavedModelRunner(saved_model_dir).predict_encoded(sample_images),
+                "tflite_float32": TFLiteRunner(files["float32"]).predict_pixels(sample),
+            },
+            config.parity_tolerance,
+            [f"sample image {i}" for i in range(len(sample))],
+        )
         write_json(out.path(ExportedModel.PARITY), report)
         write_text_atomic(out.path(ExportedModel.LABELS), labels_text(labels))
-        write_json(out.path(ExportedModel.INFO),
-                   {**info, **_sidecar(info, labels, config, io_types, calibrated), "tta": tta_mode,
-                    "tflite_metadata": {"written": True, "label_file": tflite_metadata.LABEL_FILE},
-                    "decoding_budget": budget})
+        write_json(
+            out.path(ExportedModel.INFO),
+            {
+                **info,
+                **_sidecar(info, labels, config, io_types, calibrated),
+                "tta": tta_mode,
+                "tflite_metadata": {"written": True, "label_file": tflite_metadata.LABEL_FILE},
+                "decoding_budget": budget,
+            },
+        )
 
     exported = ExportedModel(output_dir)
     final = exported.tflite_files()
     sizes = {v: tf.io.gfile.stat(p).length for v, p in final.items()}
-    return ExportResult(output_dir, exported.saved_model_dir(), final, sizes, report,
-                        round(time.time() - start, 2))
+    return ExportResult(output_dir, exported.saved_model_dir(), final, sizes, report, round(time.time() - start, 2))

@@ -4,6 +4,7 @@ A model trained with mixed precision computes in float16 and does not convert to
 cleanly; rebuilding the same architecture with every layer's dtype policy set to float32 and
 copying the (float32) weights over gives the same function in full precision.
 """
+
 import importlib.util
 
 import keras
@@ -30,8 +31,10 @@ def _force_float32(config):
     if isinstance(config, dict):
         if config.get("class_name") == "DTypePolicy" or config.get("class_name") == "DTypePolicyFloat8":
             return {**config, "class_name": "DTypePolicy", "config": {"name": "float32"}}
-        return {k: ("float32" if k == "dtype" and isinstance(v, str) and v.startswith("mixed_") else _force_float32(v))
-                for k, v in config.items()}
+        return {
+            k: ("float32" if k == "dtype" and isinstance(v, str) and v.startswith("mixed_") else _force_float32(v))
+            for k, v in config.items()
+        }
     if isinstance(config, list):
         return [_force_float32(v) for v in config]
     return config

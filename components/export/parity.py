@@ -4,6 +4,7 @@ A mismatch means the export changed the function (a preprocessing or conversion 
 number computed downstream would describe a different model from the one trained; so it fails
 loudly instead of producing a report.
 """
+
 import numpy as np
 
 from components.common.errors import PipelineError
@@ -27,6 +28,9 @@ def check(reference: np.ndarray, others: dict, tolerance: float, labels_of_rows:
             failures.append(f"{name} differs from Keras by {diff:.3g} (> {tolerance:g}) on {labels_of_rows[worst]}")
     report["passed"] = not failures
     if failures:
-        raise ParityError("export parity check failed: " + "; ".join(failures)
-                          + ". The exported model does not compute what was trained; nothing was evaluated.")
+        raise ParityError(
+            "export parity check failed: "
+            + "; ".join(failures)
+            + ". The exported model does not compute what was trained; nothing was evaluated."
+        )
     return report

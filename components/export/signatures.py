@@ -26,6 +26,7 @@ layer's trackable children and retraces the model for the save, 4.8-8.3 s for th
 MobileNetV2 against 2.4 s for this module, which saves the same functions and weights (3.0 MB
 against 5.0 MB on disk; issue 11). The Keras model is traced once, shared by the signatures.
 """
+
 import keras
 import tensorflow as tf
 
@@ -35,10 +36,18 @@ from components.export import tta
 from components.export.calibration import POOLED_LAYER
 
 
-def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, path: str,
-                      abstention: dict | None = None, prototypes=None, tta_mode: str = "none",
-                      max_image_pixels: int = decoding_budget.MAX_PIXELS,
-                      max_image_frames: int = decoding_budget.MAX_FRAMES) -> None:
+def write_saved_model(
+    model: keras.Model,
+    labels: list,
+    image_size,
+    top_k: int,
+    path: str,
+    abstention: dict | None = None,
+    prototypes=None,
+    tta_mode: str = "none",
+    max_image_pixels: int = decoding_budget.MAX_PIXELS,
+    max_image_frames: int = decoding_budget.MAX_FRAMES,
+) -> None:
     """Write `model` with the three signatures to `path` (a new directory).
 
     abstention: model_info.json's entry (threshold, unknown_label, far_from_training) or None;
@@ -72,8 +81,9 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
         accept = scores[:, 0] >= abstention["threshold"]
         found = {"probabilities": probabilities, "classes": classes, "scores": scores}
         if pooled is not None:
-            similarity = tf.reduce_max(tf.linalg.matmul(tf.math.l2_normalize(pooled, axis=1), class_prototypes,
-                                                        transpose_b=True), axis=1)
+            similarity = tf.reduce_max(
+                tf.linalg.matmul(tf.math.l2_normalize(pooled, axis=1), class_prototypes, transpose_b=True), axis=1
+            )
             accept = tf.logical_and(accept, similarity >= similarity_threshold)
             found["similarity"] = similarity
         return {**found, "label": tf.where(accept, classes[:, 0], unknown)}
@@ -87,8 +97,11 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
             return decode_and_resize(encoded, (height, width))
 
     def decode_batch(encoded):
-        return tf.map_fn(decode_checked, (encoded, tf.range(tf.size(encoded, out_type=tf.int64))),
-                         fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
+        return tf.map_fn(
+            decode_checked,
+            (encoded, tf.range(tf.size(encoded, out_type=tf.int64))),
+            fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32),
+        )
 
     def signature(fn, spec):
         return tf.function(fn, input_signature=[spec], autograph=False).get_concrete_function()
@@ -98,12 +111,16 @@ def write_saved_model(model: keras.Model, labels: list, image_size, top_k: int, 
     module.infer = infer
     module.max_image_pixels, module.max_image_frames = max_pixels, max_frames
     signatures = {
-        "serving_default": signature(lambda images: outputs(decode_batch(images)),
-                                     tf.TensorSpec([None], tf.string, name="images")),
-        "serve_images": signature(lambda images: outputs(resize_for_model(images, (height, width))),
-                                  tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")),
+        "serving_default": signature(
+            lambda images: outputs(decode_batch(images)), tf.TensorSpec([None], tf.string, name="images")
+        ),
+        "serve_images": signature(
+            lambda images: outputs(resize_for_model(images, (height, width))),
+            tf.TensorSpec([None, None, None, 3], tf.uint8, name="images"),
+        ),
         "serve_tf_examples": signature(
             lambda examples: outputs(decode_batch(tf.io.parse_example(examples, EXAMPLE_SPEC)["image"])),
-            tf.TensorSpec([None], tf.string, name="examples")),
+            tf.TensorSpec([None], tf.string, name="examples"),
+        ),
     }
     tf.saved_model.save(module, path, signatures=signatures)

@@ -6,9 +6,11 @@ about 1 s of CPU for MobileNetV2; `from_keras_model`/`from_saved_model` re-expor
 the model for each variant (about 7 s of CPU each, 20-30 s wall on 2 busy cores).
 The int8 calibrator sees train-split images through the shared serving preprocessing.
 """
+
 import keras
 import numpy as np
 import tensorflow as tf
+
 # Private API, on purpose: no public TensorFlow function folds a concrete function's variables into
 # constants, and `TFLiteConverter.from_concrete_functions` without them needs a trackable object
 # (the deprecated path that re-saves the model per variant). tests/test_private_apis.py fails
@@ -21,8 +23,10 @@ from components.export import tta
 def frozen_function(model: keras.Model, image_size, tta_mode: str = "none"):
     """The model (with `tta_mode`'s averaging, components/export/tta.py) as a concrete function with
     its weights folded in as constants (dynamic batch)."""
-    fn = tf.function(tta.averaged(model, tta_mode),
-                     input_signature=[tf.TensorSpec([None, *image_size, 3], tf.float32, name="pixels")])
+    fn = tf.function(
+        tta.averaged(model, tta_mode),
+        input_signature=[tf.TensorSpec([None, *image_size, 3], tf.float32, name="pixels")],
+    )
     return convert_variables_to_constants_v2(fn.get_concrete_function())
 
 

@@ -14,6 +14,7 @@ converter writes; the label file is appended as a zip archive, as the reference 
 (tflite_support's MetadataPopulator) does. The interpreter ignores both, so LiteRT runs the file
 exactly as before.
 """
+
 import io
 import zipfile
 
@@ -69,8 +70,9 @@ def _metadata(labels: list, name: str, description: str, version: str, author: s
     return bytes(builder.Output())
 
 
-def populate(flatbuffer: bytes, labels: list, name: str, description: str, version: str,
-             author: str = "transferline") -> bytes:
+def populate(
+    flatbuffer: bytes, labels: list, name: str, description: str, version: str, author: str = "transferline"
+) -> bytes:
     """`flatbuffer` (a TFLite model from the converter) with the metadata and labels.txt added."""
     # TensorFlow's TFLite schema, the one its converter writes: the object API round trip keeps
     # every field (an older schema would drop fields it does not know).

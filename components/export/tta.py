@@ -10,6 +10,7 @@ The price is two forward passes per image. `auto` averages only when the trainin
 (`train.augment.flip` in a stage with augmentation): a model never shown mirror images has no
 reason to read them the same (text, digits drawn in one orientation, left/right anatomy).
 """
+
 import keras
 import tensorflow as tf
 

@@ -7,6 +7,7 @@
 `run` is imported on first use (components/common/lazy.py): Beam workers import this package to
 reach the DoFns in `transforms`, and must not pay for TensorFlow, which only the driver needs.
 """
+
 from components.common.lazy import lazy_attributes
 from components.ingest.config import IngestConfig
 from components.ingest.result import IngestResult

@@ -19,6 +19,7 @@ during a send is silently dropped. Under load 1 of 3 ingests of 20k photos lost 
 tests/test_beam_threading.py reproduces the race in Beam itself and fails once Beam fixes it,
 which is the signal to lift the refusal.
 """
+
 import importlib
 from typing import Optional
 
@@ -78,11 +79,16 @@ def load_runner_options(args: list) -> None:
     try:
         importlib.import_module(path.rsplit(".", 1)[0])
     except (ImportError, AttributeError) as e:  # dask_runner without dask fails with AttributeError
-        extra = {"dask": "transferline[dask] (dask[distributed])", "dataflow": "apache-beam[gcp]",
-                 "interactive": "apache-beam[interactive]"}
+        extra = {
+            "dask": "transferline[dask] (dask[distributed])",
+            "dataflow": "apache-beam[gcp]",
+            "interactive": "apache-beam[interactive]",
+        }
         hint = next((v for k, v in extra.items() if k in path.lower()), "the package that provides it")
-        raise UsageError(f"--runner={name}: its module {path.rsplit('.', 1)[0]} cannot be loaded ({e}); "
-                         f"install {hint} in this environment") from e
+        raise UsageError(
+            f"--runner={name}: its module {path.rsplit('.', 1)[0]} cannot be loaded ({e}); "
+            f"install {hint} in this environment"
+        ) from e
 
 
 def tfma_options(options: Optional[PipelineOptions]) -> PipelineOptions:
@@ -90,9 +96,12 @@ def tfma_options(options: Optional[PipelineOptions]) -> PipelineOptions:
     name = options.view_as(StandardOptions).runner if options is not None else None
     if name in _DIRECT_NAMES or _runner_path(name) not in _NO_TFMA:
         return options if options is not None else PipelineOptions([])
-    print(f"[evaluate] TFMA runs on the local runner, not {name}: that runner fails on TFMA's metric "
-          "combiners in this Apache Beam (see README, 'Distributed runners'); the evaluation's input is "
-          "the test split's predictions, small enough for one machine", flush=True)
+    print(
+        f"[evaluate] TFMA runs on the local runner, not {name}: that runner fails on TFMA's metric "
+        "combiners in this Apache Beam (see README, 'Distributed runners'); the evaluation's input is "
+        "the test split's predictions, small enough for one machine",
+        flush=True,
+    )
     return PipelineOptions([])
 
 
@@ -104,7 +113,8 @@ def check_options(options: PipelineOptions) -> None:
             "--direct_running_mode=multi_threading is refused: in this Apache Beam its background flush "
             "(TimeBasedBufferingClosableOutputStream) drops elements written while it sends, so records are "
             "silently lost under load. Use --direct_num_workers=2 --direct_running_mode=multi_processing for "
-            "parallel workers, or leave the mode out for one worker")
+            "parallel workers, or leave the mode out for one worker"
+        )
 
 
 def make_pipeline(options: Optional[PipelineOptions] = None) -> beam.Pipeline:

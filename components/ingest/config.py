@@ -3,6 +3,7 @@
 A bad value is a `UsageError` (exit 2) that names the field, the value and the allowed range,
 so a user fixes the flag instead of reading a traceback from deep inside Beam.
 """
+
 import dataclasses
 import math
 import re
@@ -69,9 +70,7 @@ class IngestConfig:
                 raise UsageError(f"ingest.splits[{name!r}] = {fraction!r}: each fraction must be in (0, 1]")
         total = sum(self.splits.values())
         if abs(total - 1.0) > 1e-6:
-            raise UsageError(
-                f"ingest.splits fractions sum to {total:g} ({dict(self.splits)}): they must sum to 1"
-            )
+            raise UsageError(f"ingest.splits fractions sum to {total:g} ({dict(self.splits)}): they must sum to 1")
         _check_int("min_side", self.min_side, 1)
         _check_int("max_pixels", self.max_pixels, 1)
         _check_int("shard_bytes", self.shard_bytes, 1024)
@@ -81,7 +80,7 @@ class IngestConfig:
             _check_int("max_side", self.max_side, self.min_side)
         if self.min_side * self.min_side > self.max_pixels:
             raise UsageError(
-                f"ingest.min_side={self.min_side} needs {self.min_side ** 2} pixels, more than "
+                f"ingest.min_side={self.min_side} needs {self.min_side**2} pixels, more than "
                 f"ingest.max_pixels={self.max_pixels}: every image would be rejected"
             )
         if not _NAME_RE.match(self.dataset_name):

@@ -41,6 +41,7 @@ Decisions, and why:
 * **Size limits** apply to the image as found: `min_side` to its shorter side, `max_pixels` to its
   pixel count. `max_side` then downsizes (Lanczos, aspect ratio kept) when the longer side exceeds it.
 """
+
 import dataclasses
 import io
 import re
@@ -53,8 +54,18 @@ from PIL import Image, ImageOps
 # Reject reasons: one list for the whole project (schemas/reasons.py). This module returns the
 # content reasons; the scan and dedupe add `unreadable`, `bad_filename`, `duplicate`, `label_conflict`.
 from schemas.reasons import (  # noqa: F401  (the ingest's modules name them decode.X)
-    BAD_FILENAME, DUPLICATE, EMPTY, LABEL_CONFLICT, NOT_IMAGE, REJECT_REASONS, TOO_LARGE, TOO_SMALL, TRUNCATED,
-    UNREADABLE, UNSUPPORTED_FORMAT)
+    BAD_FILENAME,
+    DUPLICATE,
+    EMPTY,
+    LABEL_CONFLICT,
+    NOT_IMAGE,
+    REJECT_REASONS,
+    TOO_LARGE,
+    TOO_SMALL,
+    TRUNCATED,
+    UNREADABLE,
+    UNSUPPORTED_FORMAT,
+)
 
 # What normalisation did; `Decoded.changes` lists the codes that apply, in this order.
 CHANGE_FORMAT = "format"  # stored in another format than the source (e.g. GIF, BMP -> PNG)
@@ -66,8 +77,7 @@ CHANGE_BIT_DEPTH = "bit_depth"  # more than 8 bits per sample scaled to 8
 CHANGE_RESIZED = "resized"  # longer side brought down to max_side
 
 # Pillow format name -> whether its re-encoding is JPEG (else PNG).
-ACCEPTED_FORMATS = {"JPEG": True, "MPO": True, "PNG": False, "GIF": False, "BMP": False, "WEBP": False,
-                    "TIFF": False}
+ACCEPTED_FORMATS = {"JPEG": True, "MPO": True, "PNG": False, "GIF": False, "BMP": False, "WEBP": False, "TIFF": False}
 
 # Pillow's default bomb limit; ingest configs usually set their own `max_pixels`.
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
@@ -154,8 +164,12 @@ def _validate(image, data, min_side, max_pixels, max_side):
             TOO_SMALL,
             f"{width}x{height}: the shorter side is below min_side={min_side}: remove it or lower min_side",
         )
-    if fmt in ("JPEG", "MPO") and image.mode == "RGB" and _orientation(image) == 1 \
-            and (max_side is None or max(width, height) <= max_side):
+    if (
+        fmt in ("JPEG", "MPO")
+        and image.mode == "RGB"
+        and _orientation(image) == 1
+        and (max_side is None or max(width, height) <= max_side)
+    ):
         return _keep_jpeg(image, data, width, height)
     try:
         if fmt == "PNG":
@@ -171,8 +185,9 @@ def _validate(image, data, min_side, max_pixels, max_side):
 
 
 def _undecodable(fmt: str, error: Exception) -> Rejected:
-    return Rejected(TRUNCATED, f"{fmt} does not fully decode ({type(error).__name__}: {error}): "
-                               "the file is truncated or corrupt")
+    return Rejected(
+        TRUNCATED, f"{fmt} does not fully decode ({type(error).__name__}: {error}): the file is truncated or corrupt"
+    )
 
 
 def _keep_jpeg(image, data: bytes, width: int, height: int):
@@ -189,8 +204,11 @@ def _keep_jpeg(image, data: bytes, width: int, height: int):
     tests/test_decode_jpeg_parity.py compares the verdicts with `tf.io.decode_jpeg` on damaged files.
     """
     if width * height * 3 >= 1 << 29:  # TensorFlow's "Image too large" guard (jpeg_mem.cc)
-        return Rejected(TOO_LARGE, f"{width}x{height} RGB is too large for TensorFlow's JPEG decoder "
-                                   "(2^29 bytes of pixels or more): downscale it, e.g. with --max-side")
+        return Rejected(
+            TOO_LARGE,
+            f"{width}x{height} RGB is too large for TensorFlow's JPEG decoder "
+            "(2^29 bytes of pixels or more): downscale it, e.g. with --max-side",
+        )
     try:
         image.load()
     except Exception:  # noqa: BLE001 - a damaged file: decided below (Pillow refuses a few TensorFlow reads)
@@ -208,8 +226,10 @@ def _tensorflow_verdict(data: bytes, width: int, height: int):
         pixels = tf.io.decode_jpeg(data)
     except tf.errors.OpError as e:
         message = str(e).splitlines()[0].split("}}")[-1].strip()
-        return Rejected(TRUNCATED, f"JPEG does not fully decode with TensorFlow's decoder ({message}): "
-                                   "the file is truncated or corrupt")
+        return Rejected(
+            TRUNCATED,
+            f"JPEG does not fully decode with TensorFlow's decoder ({message}): the file is truncated or corrupt",
+        )
     if tuple(pixels.shape) != (height, width, 3):
         return Rejected(TRUNCATED, f"JPEG header says {width}x{height} RGB but it decodes to {tuple(pixels.shape)}")
     return Decoded(data, "jpeg", height, width, "jpeg")
@@ -290,11 +310,23 @@ def _normalise(image, data, fmt, frames, max_side):
         image.save(out, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     else:
         image.save(out, format="PNG")
-    order = [CHANGE_FORMAT, CHANGE_ANIMATION, CHANGE_ORIENTATION, CHANGE_ALPHA, CHANGE_COLOR,
-             CHANGE_BIT_DEPTH, CHANGE_RESIZED]
+    order = [
+        CHANGE_FORMAT,
+        CHANGE_ANIMATION,
+        CHANGE_ORIENTATION,
+        CHANGE_ALPHA,
+        CHANGE_COLOR,
+        CHANGE_BIT_DEPTH,
+        CHANGE_RESIZED,
+    ]
     return Decoded(
-        out.getvalue(), "jpeg" if to_jpeg else "png", height, width, source_format,
-        tuple(sorted(set(changes), key=order.index)), "; ".join(details),
+        out.getvalue(),
+        "jpeg" if to_jpeg else "png",
+        height,
+        width,
+        source_format,
+        tuple(sorted(set(changes), key=order.index)),
+        "; ".join(details),
     )
 
 
@@ -356,7 +388,10 @@ def _check_png_checksums(data: bytes) -> None:
 
 # Well-known image formats Pillow cannot decode here: signature test -> name.
 _OTHER_IMAGE_SIGNATURES = (
-    (lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"), "HEIC/HEIF"),
+    (
+        lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"),
+        "HEIC/HEIF",
+    ),
     (lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"avif", b"avis"), "AVIF"),
     (lambda d: d[:2] == b"\xff\x0a" or d[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
     (lambda d: b"<svg" in d[:1024].lower(), "SVG"),
@@ -365,16 +400,22 @@ _OTHER_IMAGE_SIGNATURES = (
 
 def _damaged_image(d: bytes) -> bool:
     """Whether the bytes start like an accepted format (so they are a damaged image, not another file)."""
-    return (d[:3] == b"\xff\xd8\xff" or d[:8] == b"\x89PNG\r\n\x1a\n" or d[:4] in (b"GIF8", b"II*\x00", b"MM\x00*")
-            or (d[:4] == b"RIFF" and d[8:12] == b"WEBP"))
+    return (
+        d[:3] == b"\xff\xd8\xff"
+        or d[:8] == b"\x89PNG\r\n\x1a\n"
+        or d[:4] in (b"GIF8", b"II*\x00", b"MM\x00*")
+        or (d[:4] == b"RIFF" and d[8:12] == b"WEBP")
+    )
 
 
 def _not_decodable(data: bytes, error: Exception) -> Rejected:
     """Tell an image in a format we do not decode, a broken image and a non-image apart."""
     for test, name in _OTHER_IMAGE_SIGNATURES:
         if test(data):
-            return Rejected(UNSUPPORTED_FORMAT, f"{name} images are not accepted: convert to JPEG or PNG "
-                                                f"(accepted: {_accepted_list()})")
+            return Rejected(
+                UNSUPPORTED_FORMAT,
+                f"{name} images are not accepted: convert to JPEG or PNG (accepted: {_accepted_list()})",
+            )
     if _damaged_image(data):
         return Rejected(TRUNCATED, f"the header of this image is damaged ({type(error).__name__}: {error})")
     return Rejected(NOT_IMAGE, f"not an image file (starts with {data[:8]!r}): remove it from the class folder")

@@ -18,6 +18,7 @@ The same seed gives the same bytes on every call and every machine with the same
 libjpeg (files are written in a fixed order; nothing depends on time or randomness outside the
 seeded generators).
 """
+
 import colorsys
 import io
 import os
@@ -190,8 +191,11 @@ def _readme(seed: int) -> str:
 
 def demo_files(seed: int = 0) -> Dict[str, bytes]:
     """Every file of the demo dataset, {relative path: bytes}, in a fixed order."""
-    files = {f"{label}/{label}_{i:04d}.jpg": _jpeg(draw_image(label, i, seed))
-             for label in CLASSES for i in range(IMAGES_PER_CLASS)}
+    files = {
+        f"{label}/{label}_{i:04d}.jpg": _jpeg(draw_image(label, i, seed))
+        for label in CLASSES
+        for i in range(IMAGES_PER_CLASS)
+    }
     files.update(_odd_files(seed))
     return files
 

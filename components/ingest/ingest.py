@@ -4,11 +4,12 @@ Inputs:  config.data_dir (or config.tfds_name), and previous_dir: the last succe
          the same pipeline root, whose manifest.csv keeps every known image in its split.
 Outputs: output_dir (must not exist), published atomically; layout in schemas/ARTIFACTS.md.
 """
+
 import collections
-import unicodedata
 import json
 import os
 import time
+import unicodedata
 from typing import Dict, Optional
 
 import apache_beam as beam
@@ -35,14 +36,14 @@ def _check_classes(found: scan.ScanResult, data_dir: str) -> list:
         )
     if len(labels) == 1:
         raise DataError(
-            f"only one class folder ({labels[0]!r}) in {data_dir!r}: a classifier needs at least two "
-            "class sub-folders"
+            f"only one class folder ({labels[0]!r}) in {data_dir!r}: a classifier needs at least two class sub-folders"
         )
     for name in labels:  # class names become lines of labels.txt and strings a client compares
         if not name.strip() or name != name.strip() or any(unicodedata.category(c).startswith("C") for c in name):
             raise DataError(
                 f"class folder {name!r} in {data_dir!r}: a class name must not be blank, start or end with "
-                "spaces, or hold control characters (a newline, a tab); rename the folder")
+                "spaces, or hold control characters (a newline, a tab); rename the folder"
+            )
     return labels
 
 
@@ -60,8 +61,8 @@ def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
     _ = (
         pipeline
         # InspectFiles spreads the files over workers itself, so Create need not reshuffle too.
-        | "ListFiles" >> beam.Create(transforms.batches([(c.path, c.relpath, c.label_text) for c in candidates]),
-                                    reshuffle=False)
+        | "ListFiles"
+        >> beam.Create(transforms.batches([(c.path, c.relpath, c.label_text) for c in candidates]), reshuffle=False)
         | "InspectFiles" >> transforms.InspectFiles(config, labels, records_dir, len(candidates))
         | "GatherMetadata" >> beam.combiners.ToList()
         | "PlanSplits" >> beam.Map(transforms.plan, labels, previous, config)
@@ -94,11 +95,16 @@ def _check_splits(kept: list, labels: list, split_names: tuple) -> None:
             f"split {empty[0]!r} would hold no image: each class needs at least {len(split_names)} usable images "
             f"(one per split {'/'.join(split_names)}), and class {smallest!r} has {per_class[smallest]}. Add "
             f"images (at least {len(split_names) - per_class[smallest]} more to {smallest!r}), or give fewer "
-            "splits, e.g. --splits train=0.8,val=0.2")
+            "splits, e.g. --splits train=0.8,val=0.2"
+        )
 
 
-def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = None,
-        beam_options: Optional[PipelineOptions] = None) -> IngestResult:
+def run(
+    config: IngestConfig,
+    output_dir: str,
+    previous_dir: Optional[str] = None,
+    beam_options: Optional[PipelineOptions] = None,
+) -> IngestResult:
     """Ingest config.data_dir (or config.tfds_name) into `output_dir`; see the module docstring.
 
     Raises UsageError (bad config), DataError (missing/empty/unusable data), and RuntimeError
@@ -122,18 +128,27 @@ def run(config: IngestConfig, output_dir: str, previous_dir: Optional[str] = Non
         kept = plan["kept"]
         changed = _changed(kept)
         if changed:
-            raise DataError(f"{len(changed)} file(s) changed during the ingest (e.g. {changed[0]!r}): "
-                            "rerun once the data folder is no longer being written")
+            raise DataError(
+                f"{len(changed)} file(s) changed during the ingest (e.g. {changed[0]!r}): "
+                "rerun once the data folder is no longer being written"
+            )
         if not kept:
-            raise DataError(f"no usable images in {data_dir!r}: all {len(found.candidates)} candidate files "
-                            "were rejected (see the reasons above); fix or replace them")
+            raise DataError(
+                f"no usable images in {data_dir!r}: all {len(found.candidates)} candidate files "
+                "were rejected (see the reasons above); fix or replace them"
+            )
         _check_splits(kept, labels, config.split_names)
         rejected = [{"relpath": r, "reason": why, "detail": d} for r, why, d in found.rejected] + plan["rejected"]
         ds_dir = outputs.dataset_dir(tmp, config.dataset_name)
         shards = outputs.write_shards(kept, ds_dir, config.dataset_name, config.split_names, config.shard_bytes)
         fileio.rmtree(work_dir)
-        outputs.write_tfds_metadata(ds_dir, config.dataset_name, labels, shards,
-                                    description=f"Ingested by transferline from {config.tfds_name or data_dir}")
+        outputs.write_tfds_metadata(
+            ds_dir,
+            config.dataset_name,
+            labels,
+            shards,
+            description=f"Ingested by transferline from {config.tfds_name or data_dir}",
+        )
         outputs.write_tables(tmp, labels, kept, rejected)
         result = _result(config, output_dir, labels, found, kept, rejected, start)
         _check_accounting(result, shards)
@@ -162,15 +177,19 @@ def _check_accounting(result: IngestResult, shards: Dict[str, dict]) -> None:
     """kept + rejected + ignored = found, and every kept image is in exactly one written record."""
     accounted = result.kept + sum(result.rejected.values()) + sum(result.ignored.values())
     if accounted != result.found:
-        raise RuntimeError(f"ingest accounting broken: kept {result.kept} + rejected {sum(result.rejected.values())}"
-                           f" + ignored {sum(result.ignored.values())} = {accounted} != {result.found} files found")
+        raise RuntimeError(
+            f"ingest accounting broken: kept {result.kept} + rejected {sum(result.rejected.values())}"
+            f" + ignored {sum(result.ignored.values())} = {accounted} != {result.found} files found"
+        )
     for split, total in result.split_totals.items():
         written = sum(shards[split]["shard_lengths"])
         if written != total:
             raise RuntimeError(f"ingest wrote {written} records to split {split!r} but planned {total}")
 
 
-def _stats(result: IngestResult, inspection: Dict[str, int], config: IngestConfig, data_dir: str, previous_dir, found) -> dict:
+def _stats(
+    result: IngestResult, inspection: Dict[str, int], config: IngestConfig, data_dir: str, previous_dir, found
+) -> dict:
     return {
         "source": config.tfds_name and f"tfds:{config.tfds_name}" or data_dir,
         "previous_ingest": previous_dir,

@@ -4,6 +4,7 @@ Layout (schemas/ARTIFACTS.md): `data/<name>/1.0.0/` a TFDS dataset directory, `l
 `manifest.csv`, `rejected.csv`, `stats.json`. All of it goes into the publish step's temporary
 directory; nothing here writes to the final location.
 """
+
 import csv
 import errno
 import io
@@ -76,8 +77,9 @@ class _Records:
             f.close()
 
 
-def write_shards(kept: List[dict], out_dir: str, dataset_name: str, split_names: Sequence[str],
-                 shard_bytes: int) -> Dict[str, dict]:
+def write_shards(
+    kept: List[dict], out_dir: str, dataset_name: str, split_names: Sequence[str], shard_bytes: int
+) -> Dict[str, dict]:
     """Copy every kept record into its split's TFDS-named shards; return {split: {shard_lengths, num_bytes}}.
 
     Records are framed already (`row["file"]`, `["offset"]`, `["length"]`), so this is a byte copy.
@@ -107,8 +109,9 @@ def write_shards(kept: List[dict], out_dir: str, dataset_name: str, split_names:
     return result
 
 
-def write_tfds_metadata(out_dir: str, dataset_name: str, labels: Sequence[str], shards: Dict[str, dict],
-                        description: str) -> None:
+def write_tfds_metadata(
+    out_dir: str, dataset_name: str, labels: Sequence[str], shards: Dict[str, dict], description: str
+) -> None:
     """Write dataset_info.json and features.json so `tfds.builder_from_directory(out_dir)` loads it.
 
     The features come from schemas/image_example.pbtxt (TFDS's flat feature names are the keys).
@@ -144,18 +147,22 @@ def write_tables(root: str, labels: Sequence[str], kept: List[dict], rejected: L
     """labels.txt, manifest.csv (every kept image) and rejected.csv (every rejected file)."""
     out = Examples(root)
     write_text_atomic(out.path(Examples.LABELS), labels_text(labels))
-    write_text_atomic(out.path(Examples.MANIFEST),
-                      _csv_text(MANIFEST_FIELDS, [{**r, "path": r["relpath"]} for r in kept]))
-    write_text_atomic(out.path(Examples.REJECTED),
-                      _csv_text(REJECTED_FIELDS, [{**r, "path": r["relpath"]} for r in rejected]))
+    write_text_atomic(
+        out.path(Examples.MANIFEST), _csv_text(MANIFEST_FIELDS, [{**r, "path": r["relpath"]} for r in kept])
+    )
+    write_text_atomic(
+        out.path(Examples.REJECTED), _csv_text(REJECTED_FIELDS, [{**r, "path": r["relpath"]} for r in rejected])
+    )
 
 
 def read_previous_splits(previous_dir: str) -> Dict[str, str]:
     """sha256 -> split of every image in an earlier ingest's manifest.csv."""
     previous = Examples(previous_dir)
     if not previous.exists(Examples.MANIFEST):
-        raise DataError(f"previous ingest {previous_dir!r} has no manifest.csv, so the splits of known images "
-                        "cannot be kept: point at a complete ingest output, or run without a previous ingest")
+        raise DataError(
+            f"previous ingest {previous_dir!r} has no manifest.csv, so the splits of known images "
+            "cannot be kept: point at a complete ingest output, or run without a previous ingest"
+        )
     return {row["sha256"]: row["split"] for row in previous.manifest()}
 
 

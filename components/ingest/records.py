@@ -9,6 +9,7 @@ written here directly, and records are framed with Beam's own TFRecord coder (th
 `WriteToTFRecord` uses, with a C crc32c). tests/test_ingest_records.py checks the bytes equal
 TensorFlow's, and the pipeline tests parse every record back with the schema's feature spec.
 """
+
 import functools
 from typing import Mapping, Union
 
@@ -58,8 +59,10 @@ def _feature(value: Union[bytes, int]) -> bytes:
 
 def serialize_example(features: Mapping[str, Union[bytes, int]]) -> bytes:
     """The bytes of `tf.train.Example(features=...)` for scalar bytes/int features (called once per image)."""
-    entries = b"".join(_field(_F1, _key(name) + _field(_F2, _feature(features[name])))  # Features.feature entry
-                       for name in sorted(features))
+    entries = b"".join(
+        _field(_F1, _key(name) + _field(_F2, _feature(features[name])))  # Features.feature entry
+        for name in sorted(features)
+    )
     return _field(_F1, entries)  # Example.features = 1
 
 

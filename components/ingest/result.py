@@ -1,4 +1,5 @@
 """What one ingest returns: the counts a user wants at the end, and where the outputs are."""
+
 import dataclasses
 from typing import Dict, Sequence
 

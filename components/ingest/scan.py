@@ -18,6 +18,7 @@ silently skips unreadable directories and does not follow symlinked folders; her
 folder is a `DataError` that names it, and a symlink loop is ignored and named. Remote folders (gs://, s3://, ...) are
 listed with `FileSystems.match(prefix/**)`: object stores have no folders, links or loops.
 """
+
 import dataclasses
 import os
 import stat
@@ -161,7 +162,8 @@ def check_root(data_dir: str) -> None:
         raise DataError(f"data folder {data_dir!r} does not exist: check --data-dir")
     elif not os.path.isdir(data_dir):
         raise DataError(
-            f"--data-dir {data_dir!r} is a file, not a folder: give the folder that holds one sub-folder per class")
+            f"--data-dir {data_dir!r} is a file, not a folder: give the folder that holds one sub-folder per class"
+        )
 
 
 def scan_folder(data_dir: str) -> ScanResult:
@@ -173,4 +175,3 @@ def scan_folder(data_dir: str) -> ScanResult:
     else:
         _walk_local(data_dir, scan)
     return scan
-

@@ -15,6 +15,7 @@ When removals leave a split above its target, nothing is moved out of it: the ne
 the splits that are short, so that class stays off target until more images are added
 (stability wins over exactness; the README says so).
 """
+
 from typing import Dict, Iterable, List, Mapping, Sequence
 
 from components.common.ranking import seeded_rank

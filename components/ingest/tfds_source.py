@@ -5,6 +5,7 @@ lets them go through exactly the same validation, dedupe and stable split assign
 user's folder. The dataset's own splits are pooled and re-split stratified per class by our
 fractions, so that every split holds every class and the split of an image is remembered.
 """
+
 import os
 
 from components.common import fileio
@@ -34,8 +35,10 @@ def _builder(name: str, data_dir):
     try:
         builder.download_and_prepare()
     except Exception as e:  # noqa: BLE001 - download/prepare fails in many ways offline
-        raise DataError(f"could not download or prepare TFDS dataset {name!r} ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}): {OFFLINE_HINT}") from None
+        raise DataError(
+            f"could not download or prepare TFDS dataset {name!r} ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}): {OFFLINE_HINT}"
+        ) from None
     return builder
 
 
@@ -46,13 +49,16 @@ def materialise(name: str, data_dir, staging: str) -> str:
     builder = _builder(name, data_dir)
     keys = builder.info.supervised_keys
     if not keys or len(keys) != 2:
-        raise UsageError(f"--tfds-name {name!r} has no (image, label) supervised keys: it is not an "
-                         "image-classification dataset")
+        raise UsageError(
+            f"--tfds-name {name!r} has no (image, label) supervised keys: it is not an image-classification dataset"
+        )
     image_key, label_key = keys
     image_feature, label_feature = builder.info.features[image_key], builder.info.features[label_key]
     if not isinstance(image_feature, tfds.features.Image) or not isinstance(label_feature, tfds.features.ClassLabel):
-        raise UsageError(f"--tfds-name {name!r}: {image_key!r} is not an Image or {label_key!r} not a ClassLabel, "
-                         "so it is not an image-classification dataset")
+        raise UsageError(
+            f"--tfds-name {name!r}: {image_key!r} is not an Image or {label_key!r} not a ClassLabel, "
+            "so it is not an image-classification dataset"
+        )
     names = [n.replace("/", "_") for n in label_feature.names]
     root = os.path.join(staging, name.replace("/", "_"))
     for class_name in names:

@@ -12,6 +12,7 @@ each kept record, by its offset, from the bundle files into its split's shards
 (`outputs.write_shards`): a sequential copy, not a second read, hash and decode of the originals.
 A file that changes after it was read is caught by comparing its size and modification time.
 """
+
 import collections
 import hashlib
 import json
@@ -63,8 +64,13 @@ def _inspect(candidate, min_side: int, max_pixels: int, max_side) -> tuple:
     row["sha256"] = hashlib.sha256(data).hexdigest()
     if isinstance(result, decode.Rejected):
         return {**row, "reason": result.reason, "detail": result.detail}, None
-    row.update(format=result.format, height=result.height, width=result.width, bytes=len(result.data),
-               normalised=result.normalised)
+    row.update(
+        format=result.format,
+        height=result.height,
+        width=result.width,
+        bytes=len(result.data),
+        normalised=result.normalised,
+    )
     return row, result.data
 
 
@@ -162,7 +168,7 @@ class InspectFiles(beam.PTransform):
 
 def batches(candidates: Sequence, size: int = BATCH_FILES) -> List[list]:
     """`candidates` in lists of `size` (the unit of work a worker takes)."""
-    return [list(candidates[i:i + size]) for i in range(0, len(candidates), size)]
+    return [list(candidates[i : i + size]) for i in range(0, len(candidates), size)]
 
 
 def plan(batches: List[List[dict]], labels: Sequence[str], previous: Mapping[str, str], config: IngestConfig) -> dict:
@@ -190,13 +196,19 @@ def plan(batches: List[List[dict]], labels: Sequence[str], previous: Mapping[str
         if len(classes) > 1:
             for r in copies:
                 others = ", ".join(repr(c) for c in classes if c != r["label_text"])
-                rejected.append({**r, "reason": decode.LABEL_CONFLICT,
-                                 "detail": f"the same image is also in class {others}: keep it in one class only"})
+                rejected.append(
+                    {
+                        **r,
+                        "reason": decode.LABEL_CONFLICT,
+                        "detail": f"the same image is also in class {others}: keep it in one class only",
+                    }
+                )
             continue
         first, *dupes = copies
         for r in dupes:
-            rejected.append({**r, "reason": decode.DUPLICATE,
-                             "detail": f"same content as {first['relpath']!r} (that copy is kept)"})
+            rejected.append(
+                {**r, "reason": decode.DUPLICATE, "detail": f"same content as {first['relpath']!r} (that copy is kept)"}
+            )
         kept_by_class.setdefault(first["label_text"], []).append(first)
     label_index = {name: i for i, name in enumerate(labels)}
     kept = []
@@ -213,16 +225,18 @@ def plan(batches: List[List[dict]], labels: Sequence[str], previous: Mapping[str
 
 def _example(row: dict, data: bytes) -> bytes:
     """The tf.Example of one kept image: the features of schemas/image_example.pbtxt."""
-    return records.serialize_example({
-        "image": data,
-        "format": row["format"].encode(),
-        "height": row["height"],
-        "width": row["width"],
-        "label": row["label"],
-        "label_text": row["label_text"].encode(),
-        "filename": row["relpath"].encode(),
-        "sha256": row["sha256"].encode(),
-    })
+    return records.serialize_example(
+        {
+            "image": data,
+            "format": row["format"].encode(),
+            "height": row["height"],
+            "width": row["width"],
+            "label": row["label"],
+            "label_text": row["label_text"].encode(),
+            "filename": row["relpath"].encode(),
+            "sha256": row["sha256"].encode(),
+        }
+    )
 
 
 def save_json(value, path: str) -> None:

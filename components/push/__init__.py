@@ -1,4 +1,5 @@
 """Push: a blessed export becomes the next TF Serving version, atomically (`run` is the entry)."""
+
 from components.common.lazy import lazy_attributes
 from components.push.config import PushConfig
 

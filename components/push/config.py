@@ -1,4 +1,5 @@
 """What the push step may be told; validated once before anything is written."""
+
 import dataclasses
 import re
 
@@ -18,7 +19,9 @@ class PushConfig:
 
     def validate(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.model_name or ""):
-            raise UsageError(f"push.model_name: {self.model_name!r} must be letters, digits, '_', '.', '-' "
-                             "(it becomes a folder name and TF Serving's model name)")
+            raise UsageError(
+                f"push.model_name: {self.model_name!r} must be letters, digits, '_', '.', '-' "
+                "(it becomes a folder name and TF Serving's model name)"
+            )
         if self.keep_versions < 1:
             raise UsageError(f"push.keep_versions: {self.keep_versions} must be >= 1")

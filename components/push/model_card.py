@@ -9,6 +9,7 @@ reads: the export's `model_info.json`, the evaluation's `blessing.json` and `met
 push record. The limitations are derived from those numbers (test-set size and interval width,
 the weakest classes, whether the model can abstain), not written by hand, so they cannot go stale.
 """
+
 from typing import Optional
 
 WEAK_CLASS_MARGIN = 0.10  # a class whose recall is this far below the overall accuracy is called weak
@@ -24,9 +25,15 @@ def _per_class(labels: list, metrics: Optional[dict]) -> list:
     rows = []
     for name in labels:  # the evaluator keys slices and per-class metrics by class name (evaluate/tfma_metrics.py)
         count = (by_slice.get(f"label={name}") or {}).get("example_count")
-        rows.append({"label": name, "test_examples": int(count) if count is not None else None,
-                     "precision": overall.get(f"precision/{name}"), "recall": overall.get(f"recall/{name}"),
-                     "f1": overall.get(f"f1/{name}")})
+        rows.append(
+            {
+                "label": name,
+                "test_examples": int(count) if count is not None else None,
+                "precision": overall.get(f"precision/{name}"),
+                "recall": overall.get(f"recall/{name}"),
+                "f1": overall.get(f"f1/{name}"),
+            }
+        )
     return rows
 
 
@@ -44,24 +51,34 @@ def _limitations(info: dict, metrics: Optional[dict], blessing: Optional[dict], 
     check = _accuracy_check(blessing)
     if accuracy is not None and examples:
         interval = f", 95% interval {check['interval'][0]:.3f}-{check['interval'][1]:.3f}" if check else ""
-        found.append(f"Accuracy {accuracy:.3f} was measured on {examples} test images{interval}: one image is "
-                     f"{100 / examples:.1f} points; differences smaller than the interval are not evidence.")
+        found.append(
+            f"Accuracy {accuracy:.3f} was measured on {examples} test images{interval}: one image is "
+            f"{100 / examples:.1f} points; differences smaller than the interval are not evidence."
+        )
     if accuracy is not None:
         weak = [r for r in per_class if r["recall"] is not None and r["recall"] < accuracy - WEAK_CLASS_MARGIN]
         for row in sorted(weak, key=lambda r: r["recall"]):
-            found.append(f"Class {row['label']!r} is weak: recall {row['recall']:.3f} against {accuracy:.3f} overall "
-                         f"({row['test_examples']} test images).")
+            found.append(
+                f"Class {row['label']!r} is weak: recall {row['recall']:.3f} against {accuracy:.3f} overall "
+                f"({row['test_examples']} test images)."
+            )
     abstention = info.get("abstention")
     if abstention:
-        found.append(f"Answers {abstention['unknown_label']!r} below a top probability of "
-                     f"{abstention['threshold']:.3f} (fitted on val for {abstention['target']}); the TFLite models "
-                     "abstain on that confidence only, not on the distance to the training data.")
+        found.append(
+            f"Answers {abstention['unknown_label']!r} below a top probability of "
+            f"{abstention['threshold']:.3f} (fitted on val for {abstention['target']}); the TFLite models "
+            "abstain on that confidence only, not on the distance to the training data."
+        )
     else:
-        found.append("No abstention: every input gets one of the classes, including images of none of them "
-                     "(set export.abstain_precision or export.abstain_coverage).")
-    found.append(f"Trained on {info.get('examples_per_split', {}).get('train', '?')} images of "
-                 f"{info.get('num_classes', '?')} classes; images unlike them (other cameras, lighting, "
-                 "backgrounds, subjects) are outside what was measured.")
+        found.append(
+            "No abstention: every input gets one of the classes, including images of none of them "
+            "(set export.abstain_precision or export.abstain_coverage)."
+        )
+    found.append(
+        f"Trained on {info.get('examples_per_split', {}).get('train', '?')} images of "
+        f"{info.get('num_classes', '?')} classes; images unlike them (other cameras, lighting, "
+        "backgrounds, subjects) are outside what was measured."
+    )
     return found
 
 
@@ -73,33 +90,52 @@ def build(info: dict, blessing: Optional[dict], metrics: Optional[dict], push: d
     calibration = (metrics or {}).get("calibration") or {}
     return {
         "model_details": {
-            "name": push.get("model_name"), "version": push.get("version"), "pushed_at": push.get("pushed_at"),
-            "backbone": info.get("backbone"), "alpha": info.get("alpha"), "weights": info.get("weights"),
-            "image_size": info.get("image_size"), "labels": labels, "precision": info.get("precision"),
+            "name": push.get("model_name"),
+            "version": push.get("version"),
+            "pushed_at": push.get("pushed_at"),
+            "backbone": info.get("backbone"),
+            "alpha": info.get("alpha"),
+            "weights": info.get("weights"),
+            "image_size": info.get("image_size"),
+            "labels": labels,
+            "precision": info.get("precision"),
             "test_time_augmentation": info.get("tta"),
             "temperature": (info.get("calibration") or {}).get("temperature"),
             "versions": {"keras": info.get("keras_version"), "tensorflow": info.get("tensorflow_version")},
         },
-        "data": {"examples_per_split": info.get("examples_per_split"),
-                 "excluded_train_examples": info.get("excluded_train_examples", 0)},
+        "data": {
+            "examples_per_split": info.get("examples_per_split"),
+            "excluded_train_examples": info.get("excluded_train_examples", 0),
+        },
         "quantitative_analysis": {
-            "split": (metrics or {}).get("split"), "examples": (metrics or {}).get("examples"),
-            "accuracy": _overall(metrics).get("accuracy"), "macro_f1": _overall(metrics).get("macro_f1"),
+            "split": (metrics or {}).get("split"),
+            "examples": (metrics or {}).get("examples"),
+            "accuracy": _overall(metrics).get("accuracy"),
+            "macro_f1": _overall(metrics).get("macro_f1"),
             "accuracy_interval": (_accuracy_check(blessing) or {}).get("interval"),
-            "ece": calibration.get("ece_after"), "nll": calibration.get("nll_after"),
+            "ece": calibration.get("ece_after"),
+            "nll": calibration.get("nll_after"),
             "abstention": ((metrics or {}).get("abstention") or {}).get("selective"),
             "per_class": per_class,
-            "gate": [{k: c.get(k) for k in ("name", "model", "value", "threshold", "passed", "interval")}
-                     for c in (blessing or {}).get("checks", [])],
+            "gate": [
+                {k: c.get(k) for k in ("name", "model", "value", "threshold", "passed", "interval")}
+                for c in (blessing or {}).get("checks", [])
+            ],
         },
         "considerations": {
-            "intended_use": (f"Classifying images into the {len(labels)} classes it was trained on "
-                             f"({', '.join(labels)}), for images like its training images."),
+            "intended_use": (
+                f"Classifying images into the {len(labels)} classes it was trained on "
+                f"({', '.join(labels)}), for images like its training images."
+            ),
             "limitations": _limitations(info, metrics, blessing, per_class),
         },
-        "lineage": {"export_dir": push.get("export_dir"), "evaluate_dir": push.get("evaluate_dir"),
-                    "blessed": push.get("blessed"), "forced": push.get("forced"),
-                    "distilled_from": info.get("distillation")},
+        "lineage": {
+            "export_dir": push.get("export_dir"),
+            "evaluate_dir": push.get("evaluate_dir"),
+            "blessed": push.get("blessed"),
+            "forced": push.get("forced"),
+            "distilled_from": info.get("distillation"),
+        },
     }
 
 
@@ -110,31 +146,60 @@ def _num(value, digits=3) -> str:
 def markdown(card: dict) -> str:
     """The card for people: the same content as the JSON."""
     details, quant = card["model_details"], card["quantitative_analysis"]
-    lines = [f"# Model card: {details['name']} version {details['version']}", "",
-             f"Pushed {details['pushed_at']}. Backbone {details['backbone']} at {details['image_size']} px, "
-             f"weights {details['weights']}; test-time augmentation {details['test_time_augmentation']}; "
-             f"temperature {_num(details['temperature'])}.", "",
-             "## Intended use", "", card["considerations"]["intended_use"], "",
-             "## Data", "", f"Images per split: {card['data']['examples_per_split']}; train images excluded: "
-             f"{card['data']['excluded_train_examples']}.", "",
-             "## Results", "",
-             f"On the {quant['split']} split ({quant['examples']} images): accuracy {_num(quant['accuracy'])}"
-             + (f" (95% interval {_num(quant['accuracy_interval'][0])}-{_num(quant['accuracy_interval'][1])})"
-                if quant["accuracy_interval"] else "")
-             + f", macro F1 {_num(quant['macro_f1'])}, ECE {_num(quant['ece'])}, NLL {_num(quant['nll'])}.", "",
-             "| class | test images | precision | recall | F1 |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['label']} | {_num(r['test_examples'])} | {_num(r['precision'])} | {_num(r['recall'])} | "
-              f"{_num(r['f1'])} |" for r in quant["per_class"]]
+    lines = [
+        f"# Model card: {details['name']} version {details['version']}",
+        "",
+        f"Pushed {details['pushed_at']}. Backbone {details['backbone']} at {details['image_size']} px, "
+        f"weights {details['weights']}; test-time augmentation {details['test_time_augmentation']}; "
+        f"temperature {_num(details['temperature'])}.",
+        "",
+        "## Intended use",
+        "",
+        card["considerations"]["intended_use"],
+        "",
+        "## Data",
+        "",
+        f"Images per split: {card['data']['examples_per_split']}; train images excluded: "
+        f"{card['data']['excluded_train_examples']}.",
+        "",
+        "## Results",
+        "",
+        f"On the {quant['split']} split ({quant['examples']} images): accuracy {_num(quant['accuracy'])}"
+        + (
+            f" (95% interval {_num(quant['accuracy_interval'][0])}-{_num(quant['accuracy_interval'][1])})"
+            if quant["accuracy_interval"]
+            else ""
+        )
+        + f", macro F1 {_num(quant['macro_f1'])}, ECE {_num(quant['ece'])}, NLL {_num(quant['nll'])}.",
+        "",
+        "| class | test images | precision | recall | F1 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['label']} | {_num(r['test_examples'])} | {_num(r['precision'])} | {_num(r['recall'])} | "
+        f"{_num(r['f1'])} |"
+        for r in quant["per_class"]
+    ]
     lines += ["", "Gate checks:", ""]
-    lines += [f"- {c['name']} ({c['model']}): {_num(c['value'], 4)} {c['threshold']}: "
-              f"{'passed' if c['passed'] else 'FAILED'}" for c in quant["gate"]] or ["- none (no evaluation)"]
+    lines += [
+        f"- {c['name']} ({c['model']}): {_num(c['value'], 4)} {c['threshold']}: {'passed' if c['passed'] else 'FAILED'}"
+        for c in quant["gate"]
+    ] or ["- none (no evaluation)"]
     lines += ["", "## Limitations", ""] + [f"- {text}" for text in card["considerations"]["limitations"]]
     lineage = card["lineage"]
-    lines += ["", "## Lineage", "", f"Export {lineage['export_dir']}, evaluation {lineage['evaluate_dir']}, "
-              f"blessed {lineage['blessed']}, forced {lineage['forced']}."]
+    lines += [
+        "",
+        "## Lineage",
+        "",
+        f"Export {lineage['export_dir']}, evaluation {lineage['evaluate_dir']}, "
+        f"blessed {lineage['blessed']}, forced {lineage['forced']}.",
+    ]
     teacher = lineage.get("distilled_from")
     if teacher:
-        lines += ["", f"Distilled from the teacher {teacher['teacher']} (sha256 {teacher['teacher_sha256'][:16]}), "
-                      f"temperature {teacher['temperature']}, alpha {teacher['alpha']}."]
+        lines += [
+            "",
+            f"Distilled from the teacher {teacher['teacher']} (sha256 {teacher['teacher_sha256'][:16]}), "
+            f"temperature {teacher['temperature']}, alpha {teacher['alpha']}.",
+        ]
     lines += [""]
     return "\n".join(lines)

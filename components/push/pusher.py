@@ -1,4 +1,5 @@
 """The push step: a blessed export becomes the next TF Serving version, atomically, then is reloaded."""
+
 import dataclasses
 import datetime
 import logging
@@ -74,18 +75,23 @@ def reload_check(version_dir: str, model_info: dict) -> None:
     except Exception as e:
         raise ReloadError(f"the pushed version {version_dir} does not load or run: {e}") from e
     if probabilities.shape != (1, len(model_info["labels"])) or not np.isclose(probabilities.sum(), 1.0, atol=1e-3):
-        raise ReloadError(f"the pushed version {version_dir} returned probabilities of shape "
-                          f"{probabilities.shape} summing to {probabilities.sum():.4f}")
+        raise ReloadError(
+            f"the pushed version {version_dir} returned probabilities of shape "
+            f"{probabilities.shape} summing to {probabilities.sum():.4f}"
+        )
 
 
 def _move_aside(path: str, why: str) -> str:
-    aside = os.path.join(os.path.dirname(path), f"{ServingModel.TMP_PREFIX}{why}-{os.path.basename(path)}-{uuid.uuid4().hex[:8]}")
+    aside = os.path.join(
+        os.path.dirname(path), f"{ServingModel.TMP_PREFIX}{why}-{os.path.basename(path)}-{uuid.uuid4().hex[:8]}"
+    )
     tf.io.gfile.rename(path, aside)
     return aside
 
 
-def run(config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_dir: str,
-        force: bool = False) -> PushResult:
+def run(
+    config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_dir: str, force: bool = False
+) -> PushResult:
     """Push the export in `export_dir` to `serving_dir/<model_name>/<next version>/` if it is blessed.
 
     Inputs: export_dir (saved_model/, tflite/, labels.txt, model_info.json), evaluate_dir (BLESSED
@@ -102,16 +108,25 @@ def run(config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_d
     blessing = _blessing(evaluate_dir)
     if not blessing["blessed"] and not force:
         reasons = "; ".join(blessing.get("failed") or ["see blessing.json"])
-        return PushResult(False, None, "", False, [], round(time.time() - start, 2),
-                          f"the model was not blessed ({reasons}). The serving directory {serving_dir} is "
-                          "unchanged. Use --force-push only in an emergency.")
+        return PushResult(
+            False,
+            None,
+            "",
+            False,
+            [],
+            round(time.time() - start, 2),
+            f"the model was not blessed ({reasons}). The serving directory {serving_dir} is "
+            "unchanged. Use --force-push only in an emergency.",
+        )
     export = ExportedModel(export_dir)
     saved_model = export.saved_model_dir()
     if not tf.io.gfile.exists(os.path.join(saved_model, "saved_model.pb")):
         raise UsageError(f"no SavedModel in {saved_model}: push needs a complete export directory")
     if force and not blessing["blessed"]:
-        warning = (f"FORCED PUSH of a model that was NOT BLESSED ({'; '.join(blessing.get('failed') or [])}): "
-                   "emergency use only; this is recorded in assets.extra/push.json")
+        warning = (
+            f"FORCED PUSH of a model that was NOT BLESSED ({'; '.join(blessing.get('failed') or [])}): "
+            "emergency use only; this is recorded in assets.extra/push.json"
+        )
         log.warning(warning)
         print(f"WARNING: {warning}", file=sys.stderr, flush=True)
 
@@ -136,10 +151,13 @@ def run(config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_d
         if evaluate_dir and evaluation.exists(ModelBlessing.BLESSING):
             tf.io.gfile.copy(evaluation.path(ModelBlessing.BLESSING), out.path(ServingVersion.BLESSING))
         record = {
-            "version": version, "model_name": config.model_name,
+            "version": version,
+            "model_name": config.model_name,
             "pushed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "export_dir": export_dir, "evaluate_dir": evaluate_dir,
-            "blessed": blessing["blessed"], "forced": bool(force and not blessing["blessed"]),
+            "export_dir": export_dir,
+            "evaluate_dir": evaluate_dir,
+            "blessed": blessing["blessed"],
+            "forced": bool(force and not blessing["blessed"]),
         }
         write_json(out.path(ServingVersion.PUSH), record)
         metrics = evaluation.json_or_none(ModelBlessing.METRICS) if evaluate_dir else None
@@ -155,8 +173,9 @@ def run(config: PushConfig, export_dir: str, evaluate_dir: str | None, serving_d
         raise
 
     retired = []
-    for old in served.versions()[:-config.keep_versions]:
+    for old in served.versions()[: -config.keep_versions]:
         tf.io.gfile.rmtree(_move_aside(os.path.join(model_dir, str(old)), "retired"))
         retired.append(old)
-    return PushResult(True, version, final, bool(force and not blessing["blessed"]), retired,
-                      round(time.time() - start, 2))
+    return PushResult(
+        True, version, final, bool(force and not blessing["blessed"]), retired, round(time.time() - start, 2)
+    )

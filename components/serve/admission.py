@@ -7,6 +7,7 @@ bytes before it is queued for a batch and releases them when answered; one that 
 (in arrival order) until earlier ones finish. A request that could never fit (more than the whole
 budget on its own) is refused with InvalidArgument, telling the client to send fewer images.
 """
+
 import asyncio
 import collections
 import contextlib
@@ -24,9 +25,11 @@ class DecodingBudget:
     @contextlib.asynccontextmanager
     async def reserve(self, nbytes: int):
         if nbytes > self.limit:
-            raise InvalidArgument(f"the request's images decode to {nbytes:,} bytes, over this server's budget of "
-                                  f"{self.limit:,} bytes for decoding at once (--max_decoding_bytes); send fewer "
-                                  "or smaller images per request")
+            raise InvalidArgument(
+                f"the request's images decode to {nbytes:,} bytes, over this server's budget of "
+                f"{self.limit:,} bytes for decoding at once (--max_decoding_bytes); send fewer "
+                "or smaller images per request"
+            )
         if self._waiting or self.in_use + nbytes > self.limit:
             future = asyncio.get_running_loop().create_future()
             self._waiting.append((nbytes, future))

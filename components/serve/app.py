@@ -11,6 +11,7 @@ Errors are {"error": message} with TF Serving's HTTP codes. A request body over 
 is refused (413) before it is read in full; the rest of the limits are the predictor's, shared
 with gRPC (components/serve/predictor.py).
 """
+
 import contextlib
 import json
 import logging
@@ -29,8 +30,10 @@ from components.serve.rest_codec import decode_inputs, encode_outputs, parse_bod
 from components.serve.servables import DEFAULT_SIGNATURE, ModelVersions, Poller
 
 log = logging.getLogger(__name__)
-_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
-                   r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?$")
+_PATH = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?"
+    r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?$"
+)
 _METHODS = {"classify": "tensorflow/serving/classify", "regress": "tensorflow/serving/regress"}
 METRICS_PATH = "/monitoring/prometheus/metrics"  # TF Serving's
 
@@ -46,23 +49,33 @@ def _error(e: ServeError) -> Response:
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"request body of {declared} bytes is over this server's limit of {limit} bytes "
-                       "(--max_request_bytes); send fewer instances per request")
+        raise TooLarge(
+            f"request body of {declared} bytes is over this server's limit of {limit} bytes "
+            "(--max_request_bytes); send fewer instances per request"
+        )
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise TooLarge(f"request body is over this server's limit of {limit} bytes (--max_request_bytes); "
-                               "send fewer instances per request")
+                raise TooLarge(
+                    f"request body is over this server's limit of {limit} bytes (--max_request_bytes); "
+                    "send fewer instances per request"
+                )
             chunks.append(chunk)
     except ClientDisconnect:
         raise Cancelled(f"the client disconnected after {size} bytes of the request body") from None
     return b"".join(chunks)
 
 
-def create_app(name: str, base_path: str, options: ServeOptions, host: str = "127.0.0.1",
-               grpc_port: int | None = None, announce=print) -> Starlette:
+def create_app(
+    name: str,
+    base_path: str,
+    options: ServeOptions,
+    host: str = "127.0.0.1",
+    grpc_port: int | None = None,
+    announce=print,
+) -> Starlette:
     """The app serving the versions under `base_path`; its lifespan loads the first version before the
     port answers, starts gRPC on `grpc_port` (None: off; `announce` gets its address line), polls for
     new versions while it runs, and on shutdown stops gRPC and polling and drains the batch threads."""
@@ -80,8 +93,9 @@ def create_app(name: str, base_path: str, options: ServeOptions, host: str = "12
             try:
                 grpc_server, bound = await grpc_api.start(predictor, host, grpc_port, options.max_request_bytes)
             except (OSError, RuntimeError) as e:
-                app.state.startup_error = f"cannot listen on {host}:{grpc_port} for gRPC: {e} (choose another " \
-                                          "--port, or stop what holds it)"
+                app.state.startup_error = (
+                    f"cannot listen on {host}:{grpc_port} for gRPC: {e} (choose another --port, or stop what holds it)"
+                )
                 raise
             announce(f"serving {name} over gRPC at {host}:{bound}")
         poller = Poller(versions, options.poll_seconds)
@@ -93,8 +107,11 @@ def create_app(name: str, base_path: str, options: ServeOptions, host: str = "12
                 await grpc_server.stop(grace=30)
             poller.stop()
             predictor.batcher.close()
-            log.info("server stopped: polling ended, batch threads drained; %d requests ran in %d batches",
-                     predictor.batcher.requests, predictor.batcher.batches)
+            log.info(
+                "server stopped: polling ended, batch threads drained; %d requests ran in %d batches",
+                predictor.batcher.requests,
+                predictor.batcher.batches,
+            )
 
     def target(request: Request):
         match = _PATH.match(request.url.path)
@@ -117,9 +134,12 @@ def create_app(name: str, base_path: str, options: ServeOptions, host: str = "12
                 raise NotFound(f"Malformed request: GET {request.url.path} (predict is a POST)")
             if match["metadata"]:
                 servable = versions.servable(version)
-                return _json({"model_spec": {"name": versions.name, "signature_name": "",
-                                             "version": str(servable.version)},
-                              "metadata": {"signature_def": servable.signature_def}})
+                return _json(
+                    {
+                        "model_spec": {"name": versions.name, "signature_name": "", "version": str(servable.version)},
+                        "metadata": {"signature_def": servable.signature_def},
+                    }
+                )
             return _json({"model_version_status": versions.statuses(version)})
         except ServeError as e:
             return _error(e)
@@ -135,8 +155,10 @@ def create_app(name: str, base_path: str, options: ServeOptions, host: str = "12
             signature = body.get("signature_name") or DEFAULT_SIGNATURE
             specs = predictor.signature(servable, signature)
             if match["verb"] in _METHODS:
-                raise InvalidArgument(f"Expected {match['verb']} signature method_name to be "
-                                      f"{_METHODS[match['verb']]}. Was: {servable.method_names.get(signature)}")
+                raise InvalidArgument(
+                    f"Expected {match['verb']} signature method_name to be "
+                    f"{_METHODS[match['verb']]}. Was: {servable.method_names.get(signature)}"
+                )
             inputs, rows = decode_inputs(body, specs)
             row_format.append(rows)
             return signature, inputs
@@ -148,7 +170,9 @@ def create_app(name: str, base_path: str, options: ServeOptions, host: str = "12
         except ServeError as e:
             return _error(e)
 
-    app = Starlette(routes=[Route("/{path:path}", get, methods=["GET"]),
-                            Route("/{path:path}", post, methods=["POST"])], lifespan=lifespan)
+    app = Starlette(
+        routes=[Route("/{path:path}", get, methods=["GET"]), Route("/{path:path}", post, methods=["POST"])],
+        lifespan=lifespan,
+    )
     app.state.startup_error = None
     return app

@@ -11,6 +11,7 @@ there is none. Only requests whose inputs have the same dtypes and non-batch sha
 bad input (one request's bytes are not an image), each of its requests is rerun alone, so a
 client's bad request fails only that client.
 """
+
 import asyncio
 import concurrent.futures
 import dataclasses
@@ -75,7 +76,8 @@ class Batcher:
         self._on_batch(queue.rows)
         self._running += 1
         done = asyncio.get_running_loop().run_in_executor(
-            self._executor, _run_batch, queue.servable, queue.signature, [i[0] for i in queue.items])
+            self._executor, _run_batch, queue.servable, queue.signature, [i[0] for i in queue.items]
+        )
         done.add_done_callback(lambda f: self._finished(f, queue.items))
 
     def _finished(self, done, items: list) -> None:

@@ -1,5 +1,6 @@
 """The errors a request can get, each with TF Serving's HTTP status and gRPC code for it, so the REST
 and gRPC APIs answer the same failure the same way."""
+
 import re
 
 import grpc

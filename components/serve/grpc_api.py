@@ -7,12 +7,18 @@ decoding budget, batches, hot reload and metrics. Tensors travel as TensorProtos
 Classify, Regress and MultiInference answer UNIMPLEMENTED: the model's signatures are predict
 signatures, which TF Serving also refuses for them.
 """
+
 import logging
 
 import grpc
 import tensorflow as tf
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                     predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from components.serve.errors import InvalidArgument, NotFound, ServeError
 from components.serve.predictor import Predictor, as_array
@@ -41,8 +47,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             _check_name(predictor, request.model_spec)
             specs = predictor.signature(servable, request.model_spec.signature_name)
             if set(request.inputs) != set(specs):
-                raise InvalidArgument(f"the request's inputs {sorted(request.inputs)} are not the signature's "
-                                      f"{sorted(specs)}")
+                raise InvalidArgument(
+                    f"the request's inputs {sorted(request.inputs)} are not the signature's {sorted(specs)}"
+                )
             try:
                 arrays = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
             except (TypeError, ValueError) as e:
@@ -94,8 +101,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
             await context.abort(e.code, str(e))
         response = get_model_status_pb2.GetModelStatusResponse()
         for status in statuses:
-            entry = response.model_version_status.add(version=int(status["version"]),
-                                                      state=_STATE.Value(status["state"]))
+            entry = response.model_version_status.add(
+                version=int(status["version"]), state=_STATE.Value(status["state"])
+            )
             entry.status.error_code = 0 if status["status"]["error_code"] == "OK" else 2  # UNKNOWN
             entry.status.error_message = status["status"]["error_message"]
         return response
@@ -103,8 +111,12 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 async def start(predictor: Predictor, host: str, port: int, max_message_bytes: int) -> tuple:
     """(the started grpc.aio server, the port it listens on)."""
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_message_bytes),
-                                      ("grpc.max_send_message_length", max(max_message_bytes, 64 * 2**20))])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max(max_message_bytes, 64 * 2**20)),
+        ]
+    )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(predictor), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(predictor), server)
     bound = server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")

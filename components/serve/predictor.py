@@ -12,6 +12,7 @@ Each request, whichever API it came by:
 Every failure names its cause on one line: TensorFlow's first meaningful line, prefixed with the
 image it concerns (found by bisection when a request of several images fails to decode).
 """
+
 import asyncio
 import contextlib
 import dataclasses
@@ -52,8 +53,9 @@ class ServeOptions:
 class Predictor:
     def __init__(self, versions: ModelVersions, options: ServeOptions, metrics: Metrics):
         self.versions, self.options, self.metrics = versions, options, metrics
-        self.batcher = Batcher(options.max_batch_size, options.batch_timeout_s, options.batch_threads,
-                               on_batch=metrics.batch)
+        self.batcher = Batcher(
+            options.max_batch_size, options.batch_timeout_s, options.batch_threads, on_batch=metrics.batch
+        )
         self.budget = DecodingBudget(options.max_decoding_bytes or 0)
         self.in_flight = 0
         metrics.in_flight.set_function(lambda: self.in_flight)
@@ -62,8 +64,10 @@ class Predictor:
     @contextlib.contextmanager
     def _slot(self):
         if self.in_flight >= self.options.max_concurrent:
-            raise Unavailable(f"the server has {self.options.max_concurrent} requests in flight "
-                              "(--max_concurrent_requests); retry later")
+            raise Unavailable(
+                f"the server has {self.options.max_concurrent} requests in flight "
+                "(--max_concurrent_requests); retry later"
+            )
         self.in_flight += 1
         try:
             yield
@@ -88,8 +92,9 @@ class Predictor:
             status = "INTERNAL"
             raise ServeError(f"{type(e).__name__}: {tensorflow_cause(str(e))}") from None
         finally:
-            self.metrics.request(servable.version if servable else version, signature, entrypoint, status,
-                                 time.monotonic() - started)
+            self.metrics.request(
+                servable.version if servable else version, signature, entrypoint, status, time.monotonic() - started
+            )
 
     def signature(self, servable, name: str) -> dict:
         """The input specs of `servable`'s signature `name`, or TF Serving's error for an unknown one."""
@@ -101,8 +106,10 @@ class Predictor:
     async def _run(self, servable, signature: str, inputs: dict) -> dict:
         rows = len(next(iter(inputs.values())))
         if rows > self.options.max_instances:
-            raise InvalidArgument(f"{rows} instances in one request, over this server's limit of "
-                                  f"{self.options.max_instances} (--max_instances_per_request); split the request")
+            raise InvalidArgument(
+                f"{rows} instances in one request, over this server's limit of "
+                f"{self.options.max_instances} (--max_instances_per_request); split the request"
+            )
         try:
             pixels = await asyncio.to_thread(servable.decoded_pixels, signature, inputs)
         except tf.errors.InvalidArgumentError as e:
@@ -142,9 +149,10 @@ def as_array(name: str, value: np.ndarray, spec: tf.TensorSpec) -> np.ndarray:
         given = "string" if strings else tf.as_dtype(value.dtype).name
         raise InvalidArgument(f"input '{name}': dtype {given} does not match the signature's {spec.dtype.name}")
     if not spec.shape.is_compatible_with(value.shape):
-        raise InvalidArgument(f"input '{name}': shape {list(value.shape)} does not match the signature's "
-                              f"{spec.shape.as_list()} (None = any size)")
+        raise InvalidArgument(
+            f"input '{name}': shape {list(value.shape)} does not match the signature's "
+            f"{spec.shape.as_list()} (None = any size)"
+        )
     if not value.shape or value.shape[0] == 0:
         raise InvalidArgument(f"input '{name}': no instances (the first dimension is the batch)")
     return value
-

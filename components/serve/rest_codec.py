@@ -12,6 +12,7 @@ ends in `_bytes` (then {"b64": ...}). A bad request raises `InvalidArgument`, an
 TF Serving answers it: HTTP 400 with {"error": message}; so does JSON nested deeper than Python's
 parser goes or than the input's rank allows, before any of it is converted.
 """
+
 import base64
 import binascii
 import json
@@ -28,13 +29,17 @@ def parse_body(body: bytes) -> dict:
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgument(f"JSON Parse error: {e}") from None
     except RecursionError:
-        raise InvalidArgument("JSON Parse error: nested too deeply (no input of this server's signatures is "
-                              "more than a few levels deep)") from None
+        raise InvalidArgument(
+            "JSON Parse error: nested too deeply (no input of this server's signatures is more than a few levels deep)"
+        ) from None
     if not isinstance(request, dict):
         raise InvalidArgument("JSON Value: the request body must be a JSON object with 'instances' or 'inputs'")
     if ("instances" in request) == ("inputs" in request):
-        raise InvalidArgument("Missing 'inputs' or 'instances' key" if "instances" not in request else
-                              "Only one of 'inputs' or 'instances' key may be specified")
+        raise InvalidArgument(
+            "Missing 'inputs' or 'instances' key"
+            if "instances" not in request
+            else "Only one of 'inputs' or 'instances' key may be specified"
+        )
     return request
 
 
@@ -52,7 +57,9 @@ def _leaf(value, spec: tf.TensorSpec):
                 raise InvalidArgument("Unable to base64 decode the 'b64' value") from None
         if isinstance(value, str):
             return value.encode("utf-8")
-        raise InvalidArgument(f"expected a string or {{\"b64\": ...}} for a DT_STRING input, got {json.dumps(value)[:80]}")
+        raise InvalidArgument(
+            f'expected a string or {{"b64": ...}} for a DT_STRING input, got {json.dumps(value)[:80]}'
+        )
     if isinstance(value, (dict, str)) or value is None:
         raise InvalidArgument(f"expected a number for a {spec.dtype.name} input, got {json.dumps(value)[:80]}")
     return value
@@ -66,20 +73,25 @@ def _tensor(values, spec: tf.TensorSpec, name: str) -> np.ndarray:
         if not isinstance(v, list):
             return _leaf(v, spec)
         if rank is not None and depth >= rank:
-            raise InvalidArgument(f"input '{name}': lists nested deeper than its rank {rank} (shape "
-                                  f"{spec.shape.as_list()}, None = any size)")
+            raise InvalidArgument(
+                f"input '{name}': lists nested deeper than its rank {rank} (shape "
+                f"{spec.shape.as_list()}, None = any size)"
+            )
         return [convert(x, depth + 1) for x in v]
 
     try:
         array = np.array(convert(values), dtype=object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype)
     except (ValueError, TypeError, OverflowError) as e:
-        raise InvalidArgument(f"input '{name}': {e} (ragged lists or values out of range for "
-                              f"{spec.dtype.name})") from None
+        raise InvalidArgument(
+            f"input '{name}': {e} (ragged lists or values out of range for {spec.dtype.name})"
+        ) from None
     if array.dtype == object and array.ndim and any(isinstance(x, list) for x in array.flat):
         raise InvalidArgument(f"input '{name}': ragged lists (every row must have the same shape)")
     if not spec.shape.is_compatible_with(array.shape):
-        raise InvalidArgument(f"input '{name}': shape {list(array.shape)} does not match the signature's "
-                              f"{spec.shape.as_list()} (None = any size)")
+        raise InvalidArgument(
+            f"input '{name}': shape {list(array.shape)} does not match the signature's "
+            f"{spec.shape.as_list()} (None = any size)"
+        )
     return array
 
 
@@ -92,14 +104,16 @@ def decode_inputs(request: dict, specs: dict) -> tuple:
             raise InvalidArgument("'instances' must be a non-empty JSON list")
         named = all(isinstance(i, dict) and not _is_b64(i) for i in instances)
         if len(names) > 1 and not named:
-            raise InvalidArgument(f"the signature has several inputs {names}: each instance must be an object "
-                                  "keyed by input name")
+            raise InvalidArgument(
+                f"the signature has several inputs {names}: each instance must be an object keyed by input name"
+            )
         if named:
             columns = {}
             for i, instance in enumerate(instances):
                 if set(instance) != set(names):
-                    raise InvalidArgument(f"instance {i} has keys {sorted(instance)}; the signature's inputs are "
-                                          f"{names}")
+                    raise InvalidArgument(
+                        f"instance {i} has keys {sorted(instance)}; the signature's inputs are {names}"
+                    )
                 for name in names:
                     columns.setdefault(name, []).append(instance[name])
         else:

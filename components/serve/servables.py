@@ -12,6 +12,7 @@ Each version's decoding signatures (`serving_default` takes encoded images, `ser
 tf.Examples holding them) have their images' sizes checked and counted before a request is
 admitted (`Servable.decoded_pixels`), with the budget the model was exported with.
 """
+
 import dataclasses
 import logging
 import os
@@ -69,18 +70,27 @@ class Servable:
         self.input_specs = {name: fn.structured_input_signature[1] for name, fn in self.signatures.items()}
         self.signature_def_map = _signature_def_map(path)  # the proto (gRPC) and its JSON (REST, proto field names)
         self.signature_def = json_format.MessageToDict(self.signature_def_map, preserving_proto_field_name=True)
-        self.method_names = {name: s.get("method_name", "")
-                             for name, s in self.signature_def.get("signature_def", {}).items()}
+        self.method_names = {
+            name: s.get("method_name", "") for name, s in self.signature_def.get("signature_def", {}).items()
+        }
         # a model exported before the budget existed gets today's defaults (its graph does not check)
         # traced once here, not by concurrent first requests; called as concrete functions (370 us a call
         # against 600 through tf.function's dispatch)
-        self._count_pixels = {"serving_default": _image_pixels.get_concrete_function(),
-                              "serve_tf_examples": _example_pixels.get_concrete_function()}
+        self._count_pixels = {
+            "serving_default": _image_pixels.get_concrete_function(),
+            "serve_tf_examples": _example_pixels.get_concrete_function(),
+        }
         saved = {name: getattr(self._loaded, name, None) for name in ("max_image_pixels", "max_image_frames")}
-        self.max_image_pixels = int(saved["max_image_pixels"].numpy()) if saved["max_image_pixels"] is not None \
+        self.max_image_pixels = (
+            int(saved["max_image_pixels"].numpy())
+            if saved["max_image_pixels"] is not None
             else decoding_budget.MAX_PIXELS
-        self.max_image_frames = int(saved["max_image_frames"].numpy()) if saved["max_image_frames"] is not None \
+        )
+        self.max_image_frames = (
+            int(saved["max_image_frames"].numpy())
+            if saved["max_image_frames"] is not None
             else decoding_budget.MAX_FRAMES
+        )
 
     def decoded_pixels(self, signature: str, inputs: dict):
         """[batch] pixels each image of a decoding signature's request will decode to, each checked against
@@ -88,8 +98,11 @@ class Servable:
         name = DECODING_INPUTS.get(signature)
         if name not in inputs:
             return None
-        return self._count_pixels[signature](tf.constant(inputs[name]), tf.constant(self.max_image_pixels, tf.int64),
-                                             tf.constant(self.max_image_frames, tf.int64)).numpy()
+        return self._count_pixels[signature](
+            tf.constant(inputs[name]),
+            tf.constant(self.max_image_pixels, tf.int64),
+            tf.constant(self.max_image_frames, tf.int64),
+        ).numpy()
 
     def run(self, signature: str, inputs: dict) -> dict:
         """{output: numpy array} for {input: numpy array}; TensorFlow's errors pass through."""
@@ -117,8 +130,11 @@ class VersionStatus:
     error: str = ""
 
     def as_json(self) -> dict:
-        return {"version": str(self.version), "state": self.state,
-                "status": {"error_code": "UNKNOWN" if self.error else "OK", "error_message": self.error}}
+        return {
+            "version": str(self.version),
+            "state": self.state,
+            "status": {"error_code": "UNKNOWN" if self.error else "OK", "error_message": self.error},
+        }
 
 
 class ModelVersions:
@@ -145,8 +161,11 @@ class ModelVersions:
         with self._lock:
             found = [s.as_json() for v, s in sorted(self._status.items(), reverse=True) if version in (None, v)]
         if not found:
-            raise NotFound(f"Could not find any versions of model {self.name}" if version is None else
-                           f"Could not find version {version} of model {self.name}")
+            raise NotFound(
+                f"Could not find any versions of model {self.name}"
+                if version is None
+                else f"Could not find version {version} of model {self.name}"
+            )
         return found
 
     def _set(self, version: int, state: str, error: str = "") -> None:
@@ -176,8 +195,13 @@ class ModelVersions:
         previous, self._serving = self._serving, servable
         self._set(version, "AVAILABLE")
         self._on_load(version, True)
-        log.info("model %s version %d is serving (loaded in %.1f s, %d warm-up requests replayed)",
-                 self.name, version, time.monotonic() - started, replayed)
+        log.info(
+            "model %s version %d is serving (loaded in %.1f s, %d warm-up requests replayed)",
+            self.name,
+            version,
+            time.monotonic() - started,
+            replayed,
+        )
         if previous is not None:
             self._set(previous.version, "END")
             log.info("model %s version %d unloaded", self.name, previous.version)

@@ -3,6 +3,7 @@
 Entry: `run(config: TrainConfig, ingest_dir, output_dir, work_dir=None) -> TrainResult`
 (see `trainer.py` for every input and output; `schemas/ARTIFACTS.md` for the formats).
 """
+
 from components.common.lazy import lazy_attributes
 from components.train.config import StageConfig, TrainConfig, default_stages
 

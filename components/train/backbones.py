@@ -23,6 +23,7 @@ Weights (`weights=`):
   may differ from the file's (these backbones are fully convolutional).
 A missing file, an unreadable one, or one holding a different architecture is a `UsageError`.
 """
+
 import warnings
 from typing import Optional
 
@@ -77,7 +78,9 @@ def build_backbone(name: str, image_size, weights="none", alpha=None):
         try:
             backbone = _construct(spec, image_size, None, alpha)
         except ValueError as e:
-            raise UsageError(f"cannot build {spec.name} at {image_size[0]}x{image_size[1]} (alpha={alpha}): {e}") from None
+            raise UsageError(
+                f"cannot build {spec.name} at {image_size[0]}x{image_size[1]} (alpha={alpha}): {e}"
+            ) from None
         if weights.lower() != "none":
             _load_file_weights(backbone, weights, spec, alpha)
     return make_preprocessing(spec), backbone
@@ -87,8 +90,10 @@ def _imagenet_backbone(spec: Family, image_size, alpha):
     try:
         return _construct(spec, image_size, "imagenet", alpha)
     except ValueError as e:  # Keras rejects the combination (e.g. an alpha with no ImageNet weights)
-        raise UsageError(f"no ImageNet weights for {spec.name} with these settings: {_first_line(e)}; use --weights PATH "
-                         "(a .weights.h5 or .keras backbone) or --weights none") from None
+        raise UsageError(
+            f"no ImageNet weights for {spec.name} with these settings: {_first_line(e)}; use --weights PATH "
+            "(a .weights.h5 or .keras backbone) or --weights none"
+        ) from None
     except Exception as e:  # keras.utils.get_file raises a bare Exception when the download fails
         raise UsageError(
             f"could not fetch the ImageNet weights for {spec.name} ({type(e).__name__}: {_first_line(e)}). Without network "
@@ -103,23 +108,29 @@ _ZIP_SIGNATURE = b"PK\x03\x04"
 
 def _check_file_format(path: str) -> None:
     """A damaged weights file says so (Keras reports a corrupt .keras file as "File not found")."""
-    expected = {".h5": (_HDF5_SIGNATURE, "an HDF5 file (backbone.save_weights)"),
-                ".keras": (_ZIP_SIGNATURE, "a zip archive (model.save)")}
+    expected = {
+        ".h5": (_HDF5_SIGNATURE, "an HDF5 file (backbone.save_weights)"),
+        ".keras": (_ZIP_SIGNATURE, "a zip archive (model.save)"),
+    }
     for suffix, (signature, what) in expected.items():
         if path.endswith(suffix):
             with tf.io.gfile.GFile(path, "rb") as f:
                 head = f.read(len(signature))
             if head != signature:
-                raise UsageError(f"weights file {path} is damaged or not a {suffix} file: a {suffix} file is {what}, "
-                                 f"this one starts with {head!r}. Save it again, or pass another file")
+                raise UsageError(
+                    f"weights file {path} is damaged or not a {suffix} file: a {suffix} file is {what}, "
+                    f"this one starts with {head!r}. Save it again, or pass another file"
+                )
 
 
 def _load_file_weights(backbone: keras.Model, path: str, spec: Family, alpha) -> None:
     """Fill `backbone` from a `.weights.h5` or `.keras` file; UsageError when it does not fit."""
     wanted = f"{spec.name}" + (f" (alpha={alpha})" if spec.has_alpha else "")
     if not tf.io.gfile.exists(path):
-        raise UsageError(f"weights file {path} not found: pass an existing .weights.h5 or .keras file, "
-                         "--weights imagenet or --weights none")
+        raise UsageError(
+            f"weights file {path} not found: pass an existing .weights.h5 or .keras file, "
+            "--weights imagenet or --weights none"
+        )
     _check_file_format(path)
     if path.endswith(".weights.h5"):
         try:
@@ -127,8 +138,10 @@ def _load_file_weights(backbone: keras.Model, path: str, spec: Family, alpha) ->
                 warnings.simplefilter("ignore")
                 backbone.load_weights(path)
         except Exception as e:
-            raise UsageError(f"weights file {path} does not fit the backbone {wanted}: {_first_line(e)}. It must "
-                             "be saved from the same architecture and width (backbone.save_weights)") from None
+            raise UsageError(
+                f"weights file {path} does not fit the backbone {wanted}: {_first_line(e)}. It must "
+                "be saved from the same architecture and width (backbone.save_weights)"
+            ) from None
         return
     if not path.endswith(".keras"):
         raise UsageError(f"weights file {path}: expected a .weights.h5 or .keras file (or imagenet / none)")
@@ -139,8 +152,10 @@ def _load_file_weights(backbone: keras.Model, path: str, spec: Family, alpha) ->
     source = _find_backbone(saved)
     mismatch = _first_mismatch(source, backbone)
     if mismatch:
-        raise UsageError(f"weights file {path} holds a different architecture ({source.name!r}) than the backbone "
-                         f"{wanted}: {mismatch}. Choose the backbone (and alpha) the file was saved from")
+        raise UsageError(
+            f"weights file {path} holds a different architecture ({source.name!r}) than the backbone "
+            f"{wanted}: {mismatch}. Choose the backbone (and alpha) the file was saved from"
+        )
     backbone.set_weights(source.get_weights())
 
 

@@ -18,6 +18,7 @@ Why they run here, after batching, and not in `input.py`'s per-example transform
   0.45 of the image, contrast/colour/sharpness +/-0.9, 4-bit posterisation; Keras's own layer
   instead rotates by up to 360 * magnitude degrees, which turns a hand sign into another.
 """
+
 from typing import Optional
 
 import keras
@@ -43,7 +44,9 @@ class RandAugment:
             keras.layers.RandomRotation(factor=30.0 / 360.0 * m, fill_mode="reflect", **kw),
             keras.layers.Solarization(threshold_factor=(1.0 - m, 1.0), value_range=VALUE_RANGE, **kw),
             keras.layers.RandomColorDegeneration(factor=0.9 * m, value_range=VALUE_RANGE, **kw),
-            keras.layers.RandomPosterization(factor=max(1, min(8, int(round(8 - 4 * m)))), value_range=VALUE_RANGE, **kw),
+            keras.layers.RandomPosterization(
+                factor=max(1, min(8, int(round(8 - 4 * m)))), value_range=VALUE_RANGE, **kw
+            ),
             keras.layers.RandomContrast(factor=0.9 * m, value_range=VALUE_RANGE, **kw),
             keras.layers.RandomBrightness(factor=0.5 * m, value_range=VALUE_RANGE, **kw),
             keras.layers.RandomSharpness(factor=0.9 * m, value_range=VALUE_RANGE, **kw),
@@ -59,8 +62,10 @@ class RandAugment:
         """images: float32 [B, H, W, 3] in 0-255; op_seed: int64 [2], the batch's stateless seed."""
         which = tf.random.stateless_uniform([self.num_ops], seed=op_seed, maxval=len(self.ops), dtype=tf.int32)
         for slot in range(self.num_ops):
-            branches = [(lambda: images) if op is None else (lambda op=op: tf.cast(op(images, training=True), tf.float32))
-                        for op in self.ops]
+            branches = [
+                (lambda: images) if op is None else (lambda op=op: tf.cast(op(images, training=True), tf.float32))
+                for op in self.ops
+            ]
             images = tf.switch_case(which[slot], branches)
             images = tf.clip_by_value(images, 0.0, 255.0)
         return images
@@ -98,8 +103,9 @@ def apply(ds: tf.data.Dataset, augment: AugmentConfig, seed: int) -> tf.data.Dat
     augmentations applied, in order RandAugment, then MixUp or CutMix; `ds` itself when all are off."""
     if not is_on(augment):
         return ds
-    rand_augment: Optional[RandAugment] = (RandAugment(augment.randaugment_ops, augment.randaugment_magnitude, seed)
-                                           if augment.randaugment_ops else None)
+    rand_augment: Optional[RandAugment] = (
+        RandAugment(augment.randaugment_ops, augment.randaugment_magnitude, seed) if augment.randaugment_ops else None
+    )
     mix = _mixer(augment, seed)
 
     def batch(batch_seed, element):

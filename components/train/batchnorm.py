@@ -11,6 +11,7 @@ gone and inference-mode accuracy sits at chance while training accuracy is high 
   stage, forward training batches through the backbone in training mode with no weight update,
   and set every moving mean/variance to the plain average of the batch statistics.
 """
+
 import keras
 import tensorflow as tf
 

@@ -7,6 +7,7 @@ of every finished epoch, written atomically), from which `history.json` and `cur
 Epoch numbers are global across stages (stage 2 continues where stage 1 stopped), so the CSV log,
 TensorBoard and the curves share one x axis.
 """
+
 import os
 
 import keras
@@ -41,8 +42,11 @@ def stage_callbacks(work_dir: str, stage, *, monitor_patience: int) -> list:
         keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup", stage.name), double_checkpoint=True),
     ]
     if monitor_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=monitor_patience, restore_best_weights=True))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=monitor_patience, restore_best_weights=True
+            )
+        )
     callbacks += [
         EpochRecorder(os.path.join(work_dir, "epochs.json"), stage.name),
         keras.callbacks.CSVLogger(os.path.join(work_dir, Model.TRAINING_LOG), append=True),

@@ -10,6 +10,7 @@ backbone (never its BatchNorm layers) at a low learning rate with warmup and cos
 `weights="none"` there is nothing to transfer, so the default is one `scratch` stage that trains
 everything, BatchNorm included (see `batchnorm.py` for why that needs care).
 """
+
 import dataclasses
 import math
 from typing import Optional, Tuple, Union
@@ -50,13 +51,25 @@ class AugmentConfig:
     @classmethod
     def off(cls) -> "AugmentConfig":
         """No augmentation at all (images are only decoded and resized, as for evaluation)."""
-        return cls(crop_area=(1.0, 1.0), crop_aspect=(1.0, 1.0), flip=False, rotation=0.0, zoom=0.0,
-                   contrast=0.0, brightness=0.0, randaugment_ops=0, mixup=0.0, cutmix=0.0)
+        return cls(
+            crop_area=(1.0, 1.0),
+            crop_aspect=(1.0, 1.0),
+            flip=False,
+            rotation=0.0,
+            zoom=0.0,
+            contrast=0.0,
+            brightness=0.0,
+            randaugment_ops=0,
+            mixup=0.0,
+            cutmix=0.0,
+        )
 
     def validate(self, where: str = "train.augment") -> None:
         lo, hi = self.crop_area
         if not 0.0 < lo <= hi <= 1.0:
-            raise UsageError(f"{where}.crop_area={self.crop_area}: needs 0 < low <= high <= 1 (fraction of the image area)")
+            raise UsageError(
+                f"{where}.crop_area={self.crop_area}: needs 0 < low <= high <= 1 (fraction of the image area)"
+            )
         lo, hi = self.crop_aspect
         if not 0.0 < lo <= hi:
             raise UsageError(f"{where}.crop_aspect={self.crop_aspect}: needs 0 < low <= high (width/height ratios)")
@@ -119,8 +132,10 @@ class TrainDistill:
 
     def validate(self) -> None:
         if not isinstance(self.teacher, str):
-            raise UsageError(f"train.distill.teacher={self.teacher!r}: a path to a model.keras (or its train "
-                             "folder), or empty for no distillation")
+            raise UsageError(
+                f"train.distill.teacher={self.teacher!r}: a path to a model.keras (or its train "
+                "folder), or empty for no distillation"
+            )
         if not 0 < self.temperature <= 100:
             raise UsageError(f"train.distill.temperature={self.temperature!r}: must be in (0, 100], e.g. 4")
         if not 0 <= self.alpha <= 1:
@@ -167,13 +182,16 @@ class StageConfig:
             raise UsageError(f"{where}.learning_rate={self.learning_rate!r}: must be in (0, 1], e.g. 1e-3")
         if not 0 <= self.warmup_epochs < self.epochs:
             raise UsageError(
-                f"{where}.warmup_epochs={self.warmup_epochs!r}: must be >= 0 and below epochs ({self.epochs})")
+                f"{where}.warmup_epochs={self.warmup_epochs!r}: must be >= 0 and below epochs ({self.epochs})"
+            )
         if not isinstance(self.patience, int) or self.patience < 0:
             raise UsageError(f"{where}.patience={self.patience!r}: must be an integer >= 0 (0 = no early stopping)")
         unfreeze = self.unfreeze
         if isinstance(unfreeze, bool) or not isinstance(unfreeze, (str, int, float)):
-            raise UsageError(f"{where}.unfreeze={unfreeze!r}: must be 'none', 'all', a fraction in (0, 1] "
-                             "or a block name such as 'block_13'")
+            raise UsageError(
+                f"{where}.unfreeze={unfreeze!r}: must be 'none', 'all', a fraction in (0, 1] "
+                "or a block name such as 'block_13'"
+            )
         if isinstance(unfreeze, (int, float)) and not 0 < unfreeze <= 1:
             raise UsageError(f"{where}.unfreeze={unfreeze!r}: a fraction of the backbone's layers must be in (0, 1]")
         if isinstance(unfreeze, str) and not unfreeze.strip():
@@ -191,13 +209,18 @@ def default_stages(pretrained: bool, finetune_from: str) -> Tuple[StageConfig, .
     `families.Family.finetune_from` (MobileNetV2's is block_6).
     """
     if not pretrained:
-        return (StageConfig("scratch", epochs=12, learning_rate=2e-3, unfreeze="all", warmup_epochs=1,
-                            patience=0, augment=True),)
+        return (
+            StageConfig(
+                "scratch", epochs=12, learning_rate=2e-3, unfreeze="all", warmup_epochs=1, patience=0, augment=True
+            ),
+        )
     return (
-        StageConfig("head", epochs=20, learning_rate=3e-3, unfreeze="none", cosine_decay=False,
-                    patience=5, augment=False),
-        StageConfig("finetune", epochs=8, learning_rate=1e-3, unfreeze=finetune_from, warmup_epochs=1,
-                    patience=4, augment=True),
+        StageConfig(
+            "head", epochs=20, learning_rate=3e-3, unfreeze="none", cosine_decay=False, patience=5, augment=False
+        ),
+        StageConfig(
+            "finetune", epochs=8, learning_rate=1e-3, unfreeze=finetune_from, warmup_epochs=1, patience=4, augment=True
+        ),
     )
 
 
@@ -306,13 +329,16 @@ class TrainConfig:
         if not 0 <= self.bn_momentum < 1:
             raise UsageError(f"train.bn_momentum={self.bn_momentum!r}: must be in [0, 1), e.g. 0.9")
         if not isinstance(self.bn_recalibration_batches, int) or self.bn_recalibration_batches < 0:
-            raise UsageError(f"train.bn_recalibration_batches={self.bn_recalibration_batches!r}: "
-                             "must be an integer >= 0 (0 = off)")
+            raise UsageError(
+                f"train.bn_recalibration_batches={self.bn_recalibration_batches!r}: must be an integer >= 0 (0 = off)"
+            )
         if not isinstance(self.seed, int):
             raise UsageError(f"train.seed={self.seed!r}: must be an integer")
         if not 0.0 < self.train_fraction <= 1.0:
-            raise UsageError(f"train.train_fraction={self.train_fraction!r}: must be in (0, 1], e.g. 0.05 "
-                             "to train on 20x less data (val and test stay whole)")
+            raise UsageError(
+                f"train.train_fraction={self.train_fraction!r}: must be in (0, 1], e.g. 0.05 "
+                "to train on 20x less data (val and test stay whole)"
+            )
         if not isinstance(self.exclude, str):
             raise UsageError(f"train.exclude={self.exclude!r}: must be a path to a CSV with a sha256 column, or empty")
         self.augment.validate()
@@ -330,7 +356,8 @@ class TrainConfig:
             if not self.pretrained and stage.freezes_backbone:
                 raise UsageError(
                     f"train.stages[{i}] ({stage.name}) freezes the backbone but train.weights='none': a random "
-                    "backbone has nothing to transfer; use unfreeze='all' or pretrained weights")
+                    "backbone has nothing to transfer; use unfreeze='all' or pretrained weights"
+                )
 
     def steps_per_epoch(self, num_examples: int) -> int:
         return max(1, math.ceil(num_examples / self.batch_size))

@@ -14,6 +14,7 @@ they can be tested without the hardware; `detect_gpus` and `make_strategy` touch
   raises "Attempt to convert a value (PerReplica ...)"), so a multi-worker run would only fail
   later, after the ingest and with a TensorFlow traceback.
 """
+
 import json
 import os
 from typing import Callable, Optional, Sequence, Tuple
@@ -50,8 +51,9 @@ def _cluster_in(tf_config: Optional[str]) -> bool:
     try:
         parsed = json.loads(tf_config)
     except ValueError as e:
-        raise UsageError(f"TF_CONFIG is set but is not valid JSON ({e}): fix it, or unset it to train on one "
-                         "machine") from None
+        raise UsageError(
+            f"TF_CONFIG is set but is not valid JSON ({e}): fix it, or unset it to train on one machine"
+        ) from None
     return isinstance(parsed, dict) and bool(parsed.get("cluster"))
 
 
@@ -62,11 +64,12 @@ def check_tf_config(tf_config: Optional[str]) -> None:
             "TF_CONFIG describes a cluster, but multi-worker training does not work with this Keras: Keras 3's "
             "Model.fit fails under tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras#20585; reproduced "
             "with Keras 3.15 and TensorFlow 2.21). Unset TF_CONFIG to train on this machine (several local GPUs "
-            "are still used, through MirroredStrategy)")
+            "are still used, through MirroredStrategy)"
+        )
 
 
 def choose_strategy(num_gpus: int, tf_config: Optional[str]) -> str:
-    """"mirrored" or "default" (see the module docstring)."""
+    """ "mirrored" or "default" (see the module docstring)."""
     check_tf_config(tf_config)
     if num_gpus > 1:
         return "mirrored"

@@ -14,6 +14,7 @@ to its own input size when that differs. The targets carry both parts, concatena
 callbacks and resume work unchanged. The cached head stage computes the teacher's probabilities
 once per image with the features.
 """
+
 import os
 
 import keras
@@ -27,8 +28,10 @@ def teacher_path(teacher: str) -> str:
     """The teacher's model.keras (given the file or its train folder); UsageError when there is none."""
     path = teacher if teacher.endswith(".keras") else os.path.join(teacher, Model.MODEL)
     if not tf.io.gfile.exists(path):
-        raise UsageError(f"train.distill.teacher={teacher}: no {os.path.basename(path)} there; give a model.keras "
-                         "this pipeline trained (PIPELINE_ROOT/train/<id>/model.keras) or its folder")
+        raise UsageError(
+            f"train.distill.teacher={teacher}: no {os.path.basename(path)} there; give a model.keras "
+            "this pipeline trained (PIPELINE_ROOT/train/<id>/model.keras) or its folder"
+        )
     return path
 
 
@@ -39,12 +42,15 @@ def load_teacher(teacher: str, labels: list) -> keras.Model:
     if info_dir.exists(Model.INFO):
         theirs = info_dir.info().get("labels")
         if theirs is not None and list(theirs) != list(labels):
-            raise DataError(f"train.distill.teacher {path} was trained on the classes {theirs}, the data has "
-                            f"{labels}: a teacher must know the same classes in the same order")
+            raise DataError(
+                f"train.distill.teacher {path} was trained on the classes {theirs}, the data has "
+                f"{labels}: a teacher must know the same classes in the same order"
+            )
     model = keras.models.load_model(path, compile=False)
     if model.output_shape[-1] != len(labels):
-        raise DataError(f"train.distill.teacher {path} has {model.output_shape[-1]} outputs, the data has "
-                        f"{len(labels)} classes")
+        raise DataError(
+            f"train.distill.teacher {path} has {model.output_shape[-1]} outputs, the data has {len(labels)} classes"
+        )
     model.trainable = False
     return model
 
@@ -65,22 +71,29 @@ def with_teacher(dataset: tf.data.Dataset, teacher: keras.Model) -> tf.data.Data
 class DistillationLoss(keras.losses.Loss):
     """Hinton's loss over targets that hold the labels then the teacher's probabilities."""
 
-    def __init__(self, num_classes: int, temperature: float, alpha: float, label_smoothing: float = 0.0,
-                 name: str = "loss"):
+    def __init__(
+        self, num_classes: int, temperature: float, alpha: float, label_smoothing: float = 0.0, name: str = "loss"
+    ):
         super().__init__(name=name)
         self.num_classes, self.temperature, self.alpha = num_classes, temperature, alpha
         self.label_smoothing = label_smoothing
 
     def get_config(self):  # model.keras saves the compiled loss: loading rebuilds this one
-        return {"num_classes": self.num_classes, "temperature": self.temperature, "alpha": self.alpha,
-                "label_smoothing": self.label_smoothing, "name": self.name}
+        return {
+            "num_classes": self.num_classes,
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "label_smoothing": self.label_smoothing,
+            "name": self.name,
+        }
 
     def call(self, y_true, y_pred):
-        labels, teacher = y_true[:, :self.num_classes], y_true[:, self.num_classes:]
+        labels, teacher = y_true[:, : self.num_classes], y_true[:, self.num_classes :]
         hard = keras.losses.categorical_crossentropy(labels, y_pred, label_smoothing=self.label_smoothing)
         eps = keras.backend.epsilon()
         soft_teacher = tf.nn.softmax(tf.math.log(tf.clip_by_value(teacher, eps, 1.0)) / self.temperature)
         log_soft_student = tf.nn.log_softmax(tf.math.log(tf.clip_by_value(y_pred, eps, 1.0)) / self.temperature)
-        kl = tf.reduce_sum(soft_teacher * (tf.math.log(tf.clip_by_value(soft_teacher, eps, 1.0)) - log_soft_student),
-                           axis=-1)
-        return self.alpha * hard + (1 - self.alpha) * self.temperature ** 2 * kl
+        kl = tf.reduce_sum(
+            soft_teacher * (tf.math.log(tf.clip_by_value(soft_teacher, eps, 1.0)) - log_soft_student), axis=-1
+        )
+        return self.alpha * hard + (1 - self.alpha) * self.temperature**2 * kl

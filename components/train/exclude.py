@@ -8,12 +8,13 @@ do not) is excluded wherever it now sits. Only the train split shrinks: val and 
 so accuracies stay comparable with a run that excluded nothing. `pipeline.run` fingerprints the
 file's content, so editing it retrains.
 """
+
 import csv
 import hashlib
 import io
 
-from components.common.errors import UsageError
 from components.common import fileio
+from components.common.errors import UsageError
 
 
 def read_bytes(path: str) -> bytes:
@@ -22,8 +23,10 @@ def read_bytes(path: str) -> bytes:
         with fileio.GFile(path, "rb") as f:
             return f.read()
     except fileio.errors() as e:
-        raise UsageError(f"train.exclude={path}: cannot read it ({getattr(e, 'message', e)}); give a CSV with a "
-                         "sha256 column, such as an audit's label_issues.csv, or leave train.exclude empty") from None
+        raise UsageError(
+            f"train.exclude={path}: cannot read it ({getattr(e, 'message', e)}); give a CSV with a "
+            "sha256 column, such as an audit's label_issues.csv, or leave train.exclude empty"
+        ) from None
 
 
 def digest(path: str) -> str:
@@ -36,8 +39,10 @@ def read(path: str) -> frozenset:
     text = read_bytes(path).decode("utf-8-sig", errors="replace")
     reader = csv.DictReader(io.StringIO(text))
     if "sha256" not in (reader.fieldnames or []):
-        raise UsageError(f"train.exclude={path}: no 'sha256' column (columns: {reader.fieldnames or 'none'}); "
-                         "give a CSV with a sha256 column, such as an audit's label_issues.csv")
+        raise UsageError(
+            f"train.exclude={path}: no 'sha256' column (columns: {reader.fieldnames or 'none'}); "
+            "give a CSV with a sha256 column, such as an audit's label_issues.csv"
+        )
     values = set()
     for line, row in enumerate(reader, start=2):
         value = (row["sha256"] or "").strip().lower()

@@ -18,6 +18,7 @@ its measured 65%).
 
 Names are Keras's (`MobileNetV2`, `EfficientNetV2S`, ...) and match ignoring case, `_` and `-`.
 """
+
 import dataclasses
 from typing import Optional
 
@@ -53,17 +54,40 @@ def _family(name, default_size, preprocessing, module, finetune_from, min_size=3
 FAMILIES = {
     family.name: family
     for family in [
-        *[_family(f"EfficientNetB{i}", size, BUILTIN, "efficientnet", "block6a")
-          for i, size in enumerate([224, 240, 260, 300, 380, 456, 528, 600])],
-        *[_family(f"EfficientNetV2{v}", size, BUILTIN, "efficientnet_v2", block, has_include_preprocessing=True)
-          for v, size, block in [("B0", 224, "block6d"), ("B1", 240, "block6d"), ("B2", 260, "block6d"),
-                                 ("B3", 300, "block6e"), ("S", 384, "block6h")]],
+        *[
+            _family(f"EfficientNetB{i}", size, BUILTIN, "efficientnet", "block6a")
+            for i, size in enumerate([224, 240, 260, 300, 380, 456, 528, 600])
+        ],
+        *[
+            _family(f"EfficientNetV2{v}", size, BUILTIN, "efficientnet_v2", block, has_include_preprocessing=True)
+            for v, size, block in [
+                ("B0", 224, "block6d"),
+                ("B1", 240, "block6d"),
+                ("B2", 260, "block6d"),
+                ("B3", 300, "block6e"),
+                ("S", 384, "block6h"),
+            ]
+        ],
         # 0.35: the CPU-sized width this project trains by default (ImageNet weights exist for it).
         _family("MobileNetV2", 224, SCALE_TO_PLUS_MINUS_ONE, "mobilenet_v2", "block_6", default_alpha=0.35),
-        _family("MobileNetV3Small", 224, BUILTIN, "mobilenet_v3", "expanded_conv_9", default_alpha=1.0,
-                has_include_preprocessing=True),
-        _family("MobileNetV3Large", 224, BUILTIN, "mobilenet_v3", "expanded_conv_12", default_alpha=1.0,
-                has_include_preprocessing=True),
+        _family(
+            "MobileNetV3Small",
+            224,
+            BUILTIN,
+            "mobilenet_v3",
+            "expanded_conv_9",
+            default_alpha=1.0,
+            has_include_preprocessing=True,
+        ),
+        _family(
+            "MobileNetV3Large",
+            224,
+            BUILTIN,
+            "mobilenet_v3",
+            "expanded_conv_12",
+            default_alpha=1.0,
+            has_include_preprocessing=True,
+        ),
         _family("ResNet50V2", 224, SCALE_TO_PLUS_MINUS_ONE, "resnet_v2", "conv5"),
         _family("VGG16", 224, CAFFE, "vgg16", "block5"),
         _family("ConvNeXtTiny", 224, BUILTIN, "convnext", "convnext_tiny_stage_3", has_include_preprocessing=True),
@@ -95,10 +119,14 @@ def check_alpha(family: Family, alpha) -> Optional[float]:
     if alpha is None:
         return family.default_alpha
     if not family.has_alpha:
-        raise UsageError(f"alpha={alpha}: {family.name} takes no width multiplier (only "
-                         f"{', '.join(n for n, f in FAMILIES.items() if f.has_alpha)} do); leave train.alpha unset")
+        raise UsageError(
+            f"alpha={alpha}: {family.name} takes no width multiplier (only "
+            f"{', '.join(n for n, f in FAMILIES.items() if f.has_alpha)} do); leave train.alpha unset"
+        )
     if isinstance(alpha, bool) or not 0.0 < float(alpha) <= 2.0:
-        raise UsageError(f"alpha={alpha}: the width multiplier must be in (0, 2] (usual values: 0.35, 0.5, 0.75, 1.0, 1.3)")
+        raise UsageError(
+            f"alpha={alpha}: the width multiplier must be in (0, 2] (usual values: 0.35, 0.5, 0.75, 1.0, 1.3)"
+        )
     return float(alpha)
 
 

@@ -6,9 +6,10 @@ features are a constant. `extract` computes them in one inference pass; the head
 the head's own layers (shared with the full model, see `model.head_model`) on those vectors.
 What is kept in memory is one float vector per image (1,280 floats for MobileNetV2), not pixels.
 """
+
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 
 
 def feature_extractor(model_input, pooled_features) -> keras.Model:

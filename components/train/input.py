@@ -28,6 +28,7 @@ Why it is shaped this way:
 - The split's encoded bytes (not decoded pixels: those would be ~50x larger) are cached in memory
   when the shards fit `cache_budget_bytes`, so epochs after the first read no files.
 """
+
 import tensorflow as tf
 
 import schemas
@@ -46,7 +47,8 @@ def _kept_by_sha256(keep) -> callable:
     """A `Dataset.filter` predicate on serialized records: True when the record's sha256 is in `keep`."""
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(sorted(keep), tf.string), tf.ones([len(keep)], tf.bool)),
-        default_value=False)
+        default_value=False,
+    )
     spec = {"sha256": schemas.feature_spec()["sha256"]}
 
     def kept(record):
@@ -94,8 +96,11 @@ def _decode_window(encoded, fmt, image_size, augment: AugmentConfig, seed):
         fits = [tf.logical_and(h // r >= image_size[0], w // r >= image_size[1]) for r in _JPEG_RATIOS]
         branch = tf.argmax(tf.cast(tf.stack(fits + [True]), tf.int32), output_type=tf.int32)
         branches = [
-            (lambda r=r: tf.image.decode_and_crop_jpeg(encoded, tf.stack([y // r, x // r, h // r, w // r]),
-                                                       channels=3, ratio=r))
+            (
+                lambda r=r: tf.image.decode_and_crop_jpeg(
+                    encoded, tf.stack([y // r, x // r, h // r, w // r]), channels=3, ratio=r
+                )
+            )
             for r in _JPEG_RATIOS
         ]
         return tf.switch_case(branch, branches + [branches[-1]])  # the last: ratio 1
@@ -122,11 +127,18 @@ def _geometry(window_shape, image_size, flip, angle, zoom):
     scale_x = tf.cast(window_shape[1], tf.float32) / out_w
     cos, sin = tf.cos(angle) * zoom, tf.sin(angle) * zoom
     px0, py0 = flip * (0.5 - out_w / 2), 0.5 - out_h / 2  # p of output pixel (0, 0)
-    return tf.stack([
-        scale_x * cos * flip, -scale_x * sin, scale_x * (cos * px0 - sin * py0 + out_w / 2) - 0.5,
-        scale_y * sin * flip, scale_y * cos, scale_y * (sin * px0 + cos * py0 + out_h / 2) - 0.5,
-        0.0, 0.0,
-    ])
+    return tf.stack(
+        [
+            scale_x * cos * flip,
+            -scale_x * sin,
+            scale_x * (cos * px0 - sin * py0 + out_w / 2) - 0.5,
+            scale_y * sin * flip,
+            scale_y * cos,
+            scale_y * (sin * px0 + cos * py0 + out_h / 2) - 0.5,
+            0.0,
+            0.0,
+        ]
+    )
 
 
 def _train_example(image_size, augment: AugmentConfig):
@@ -146,10 +158,17 @@ def _train_example(image_size, augment: AugmentConfig):
         window = _decode_window(encoded, fmt, image_size, augment, tf.stack([element_seed, tf.constant(0, tf.int64)]))
         u = tf.random.stateless_uniform([5], seed=tf.stack([element_seed, tf.constant(1, tf.int64)]), minval=-1.0)
         flip = tf.where(tf.logical_and(augment.flip, u[0] < 0.0), -1.0, 1.0)
-        transform = _geometry(tf.shape(window), image_size, flip, u[1] * augment.rotation * two_pi, 1.0 + u[2] * augment.zoom)
+        transform = _geometry(
+            tf.shape(window), image_size, flip, u[1] * augment.rotation * two_pi, 1.0 + u[2] * augment.zoom
+        )
         image = tf.raw_ops.ImageProjectiveTransformV3(
-            images=window[None], transforms=transform[None], output_shape=tf.constant(image_size, tf.int32),
-            fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")[0]
+            images=window[None],
+            transforms=transform[None],
+            output_shape=tf.constant(image_size, tf.int32),
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode="REFLECT",
+        )[0]
         image = tf.cast(image, tf.float32)
         if augment.contrast:
             mean = tf.reduce_mean(image, axis=[0, 1], keepdims=True)
@@ -203,8 +222,9 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE,
-                       deterministic=True)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE, deterministic=True
+    )
     if keep is not None:
         ds = ds.filter(_kept_by_sha256(keep))
     ds = ds.map(_parse, num_parallel_calls=AUTOTUNE)
@@ -220,8 +240,11 @@ def make_dataset(
         ds = ds.repeat()
     if training and not augment.is_off:
         element_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(element_seeds, ds).map(_train_example(image_size, augment), num_parallel_calls=AUTOTUNE)
+        ds = tf.data.Dataset.zip(element_seeds, ds).map(
+            _train_example(image_size, augment), num_parallel_calls=AUTOTUNE
+        )
     else:
-        ds = ds.map(lambda encoded, fmt, label: (decode_and_resize(encoded, image_size), label),
-                    num_parallel_calls=AUTOTUNE)
+        ds = ds.map(
+            lambda encoded, fmt, label: (decode_and_resize(encoded, image_size), label), num_parallel_calls=AUTOTUNE
+        )
     return ds.batch(batch_size, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -17,6 +17,7 @@ learn (see `batchnorm.py`).
 The head layers are kept in a `Head` record so the frozen-backbone stage can train the very same
 layer objects on cached features (`feature_cache.py`).
 """
+
 import dataclasses
 
 import keras

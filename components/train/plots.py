@@ -3,6 +3,7 @@
 Drawn with matplotlib's non-interactive Agg backend (no display needed) from the epoch records
 the trainer keeps (`callbacks.EpochRecorder`), so the curves of a resumed run are complete.
 """
+
 import io
 
 import matplotlib
@@ -35,8 +36,16 @@ def plot_curves(epochs: list, path: str) -> None:
         for i, (stage, first, last) in enumerate(stage_spans(epochs)):
             if i:
                 ax.axvline(first + 0.5, color="grey", linestyle="--", linewidth=1)
-            ax.text((first + last) / 2 + 1, 1.0, stage, transform=ax.get_xaxis_transform(), ha="center",
-                    va="bottom", fontsize=9, color="dimgrey")
+            ax.text(
+                (first + last) / 2 + 1,
+                1.0,
+                stage,
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=9,
+                color="dimgrey",
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

@@ -14,6 +14,7 @@ every CPU without measuring (the test suite sets it, so no test depends on the C
 
 `decide` is pure (tested without the hardware); `measure_rates` builds models and times them.
 """
+
 import json
 import os
 import platform
@@ -92,9 +93,12 @@ def decide(key: str, flags: list, measure: Callable[[], Dict[str, float]], path:
         return {**cache[key], "cached": True}
     rates = measure()
     policy = max(POLICIES, key=lambda p: rates[p])
-    decision = {"policy": policy, "rates": {p: round(rates[p], 2) for p in POLICIES},
-                "reason": f"measured on this CPU ({', '.join(flags)}): {policy} trained "
-                          f"{rates[policy] / rates[min(POLICIES, key=lambda p: rates[p])]:.2f}x as fast"}
+    decision = {
+        "policy": policy,
+        "rates": {p: round(rates[p], 2) for p in POLICIES},
+        "reason": f"measured on this CPU ({', '.join(flags)}): {policy} trained "
+        f"{rates[policy] / rates[min(POLICIES, key=lambda p: rates[p])]:.2f}x as fast",
+    }
     cache[key] = decision
     _write_cache(path, cache)
     return {**decision, "cached": False}
@@ -106,8 +110,9 @@ def cache_key(backbone: str, alpha, image_size: int, batch_size: int) -> str:
     return f"{cpu_model()}|tf {tf.__version__}|{backbone}|alpha {alpha}|{image_size}px|batch {batch_size}"
 
 
-def measure_rates(backbone: str, alpha, image_size: int, batch_size: int, steps: int = 4,
-                  rounds: int = 2) -> Dict[str, float]:
+def measure_rates(
+    backbone: str, alpha, image_size: int, batch_size: int, steps: int = 4, rounds: int = 2
+) -> Dict[str, float]:
     """Training img/s of the classifier (backbone + head, all trainable) under each policy in POLICIES.
 
     Both models are built first, then timed in alternating rounds and the best round of each kept,

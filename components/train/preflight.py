@@ -5,13 +5,14 @@ says "unknown backbone" or "no block named block_13" wastes the user's time. `ch
 backbone with its weights (seconds) and resolves every stage's `unfreeze` against it, so each
 such mistake is a UsageError (exit 2) before the ingest starts.
 """
+
 import os
 
 from components.common.errors import UsageError
 from components.train import distill, exclude
 from components.train.backbones import build_backbone
-from components.train.devices import check_tf_config
 from components.train.config import TrainConfig
+from components.train.devices import check_tf_config
 from components.train.stages import first_unfrozen_index
 
 

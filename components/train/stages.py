@@ -8,6 +8,7 @@ Freezing rules (the TFX cifar10 example gets both wrong):
 - One loss object, built once per run, is passed to every stage's `compile`: stages cannot drift
   apart in `from_logits` or label smoothing.
 """
+
 import math
 
 import keras
@@ -29,7 +30,9 @@ def block_names(backbone: keras.Model) -> list:
     """Distinct block prefixes of the backbone's layer names (for error messages)."""
     names = []
     for layer in _layers(backbone):
-        prefix = layer.name.split("_")[0] if not layer.name.startswith("block_") else "_".join(layer.name.split("_")[:2])
+        prefix = (
+            layer.name.split("_")[0] if not layer.name.startswith("block_") else "_".join(layer.name.split("_")[:2])
+        )
         if prefix not in names:
             names.append(prefix)
     return names
@@ -49,7 +52,8 @@ def first_unfrozen_index(backbone: keras.Model, unfreeze) -> int:
             return i
     raise UsageError(
         f"unfreeze={unfreeze!r}: {backbone.name} has no block of that name; blocks are "
-        f"{', '.join(block_names(backbone))} (or use 'none', 'all' or a fraction such as 0.3)")
+        f"{', '.join(block_names(backbone))} (or use 'none', 'all' or a fraction such as 0.3)"
+    )
 
 
 def set_trainable(model: keras.Model, backbone: keras.Model, stage: StageConfig, *, train_batchnorm: bool) -> list:
@@ -72,10 +76,10 @@ def make_loss(config: TrainConfig, num_classes: int) -> keras.losses.Loss:
     """The run's single loss: categorical cross-entropy on probabilities, with label smoothing; with
     `train.distill`, Hinton's distillation loss around it (components/train/distill.py)."""
     if config.distill.enabled:
-        return distill.DistillationLoss(num_classes, config.distill.temperature, config.distill.alpha,
-                                        config.label_smoothing)
-    return keras.losses.CategoricalCrossentropy(from_logits=False, label_smoothing=config.label_smoothing,
-                                                name="loss")
+        return distill.DistillationLoss(
+            num_classes, config.distill.temperature, config.distill.alpha, config.label_smoothing
+        )
+    return keras.losses.CategoricalCrossentropy(from_logits=False, label_smoothing=config.label_smoothing, name="loss")
 
 
 @keras.saving.register_keras_serializable(package="transferline")
@@ -88,7 +92,7 @@ class LabelAccuracy(keras.metrics.CategoricalAccuracy):
         self.num_classes = num_classes
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(y_true[:, :self.num_classes], y_pred, sample_weight)
+        return super().update_state(y_true[:, : self.num_classes], y_pred, sample_weight)
 
     def get_config(self):  # model.keras saves the compiled metrics: loading rebuilds this one
         return {**super().get_config(), "num_classes": self.num_classes}
@@ -100,8 +104,9 @@ def learning_rate(stage: StageConfig, steps_per_epoch: int):
     warmup = int(round(stage.warmup_epochs * steps_per_epoch))
     if not stage.cosine_decay:
         if warmup:
-            return keras.optimizers.schedules.CosineDecay(0.0, 1, alpha=1.0, warmup_target=stage.learning_rate,
-                                                          warmup_steps=warmup)
+            return keras.optimizers.schedules.CosineDecay(
+                0.0, 1, alpha=1.0, warmup_target=stage.learning_rate, warmup_steps=warmup
+            )
         return stage.learning_rate
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else stage.learning_rate,

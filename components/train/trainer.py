@@ -17,6 +17,7 @@ evaluated on the validation split in inference mode, and the model published is 
 the stage with the best validation accuracy (so a fine-tune that hurts is not kept: it is
 reported in `history.json`). Work state written for a different config or ingest is discarded.
 """
+
 import dataclasses
 import hashlib
 import json
@@ -30,19 +31,18 @@ import keras
 import tensorflow as tf
 
 from components.common.errors import DataError, UsageError
+from components.common.outcome import Outcome
 from components.common.publish import copy_tree, publish_dir, read_json, write_json, write_text_atomic
+from components.common.ranking import stratified_subset
 from components.train import batch_augment, batchnorm, distill, exclude, feature_cache, precision, stages
 from components.train.backbones import build_backbone
 from components.train.callbacks import load_epochs, stage_callbacks
-from components.train.config import TrainConfig
+from components.train.config import AugmentConfig, TrainConfig
 from components.train.devices import Placement
-from components.common.outcome import Outcome
-from components.common.ranking import stratified_subset
-from components.train.config import AugmentConfig
 from components.train.input import make_dataset
-from schemas.artifacts import Examples, Model, file_sha256, labels_text
 from components.train.model import Head, assemble, build_head, head_model
 from components.train.plots import plot_curves
+from schemas.artifacts import Examples, Model, file_sha256, labels_text
 
 SPLITS = ("train", "val", "test")
 
@@ -76,10 +76,14 @@ class TrainResult(Outcome):
     def summary(self) -> str:
         lines = [f"train: {self.output_dir} ({self.seconds:.0f} s, {self.precision}, {self.strategy} strategy)"]
         for s in self.stages:
-            lines.append(f"  stage {s.name}: {s.epochs_run} epochs, val accuracy {s.val_accuracy:.3f}, "
-                         f"{s.seconds:.0f} s{' (cached features)' if s.cached_features else ''}")
-        lines.append(f"  kept the model after stage {self.kept_stage!r}: val accuracy {self.best_val_accuracy:.3f}"
-                     + (f", test accuracy {self.test_accuracy:.3f}" if self.test_accuracy is not None else ""))
+            lines.append(
+                f"  stage {s.name}: {s.epochs_run} epochs, val accuracy {s.val_accuracy:.3f}, "
+                f"{s.seconds:.0f} s{' (cached features)' if s.cached_features else ''}"
+            )
+        lines.append(
+            f"  kept the model after stage {self.kept_stage!r}: val accuracy {self.best_val_accuracy:.3f}"
+            + (f", test accuracy {self.test_accuracy:.3f}" if self.test_accuracy is not None else "")
+        )
         return "\n".join(lines)
 
 
@@ -91,8 +95,11 @@ def _train_subset(config: TrainConfig, examples: Examples):
     if config.train_fraction >= 1.0 and not config.exclude:
         return None, 0
     rows = examples.manifest()
-    keep = (stratified_subset(rows, config.train_fraction, "train", config.seed) if config.train_fraction < 1.0
-            else frozenset(row["sha256"] for row in rows if row["split"] == "train"))
+    keep = (
+        stratified_subset(rows, config.train_fraction, "train", config.seed)
+        if config.train_fraction < 1.0
+        else frozenset(row["sha256"] for row in rows if row["split"] == "train")
+    )
     if not config.exclude:
         return keep, 0
     kept = keep - exclude.read(config.exclude)
@@ -106,12 +113,16 @@ def _check_data(config: TrainConfig, ingest_dir: str, labels: list, keep) -> dic
     needed = ("train", "val", "test") if config.evaluate_test else ("train", "val")
     for split in needed:
         if sum(counts[split]) == 0:
-            raise DataError(f"split {split!r} of {ingest_dir} has no examples: the trainer needs train and val "
-                            "(and test to evaluate); add images or change the ingest's split fractions")
+            raise DataError(
+                f"split {split!r} of {ingest_dir} has no examples: the trainer needs train and val "
+                "(and test to evaluate); add images or change the ingest's split fractions"
+            )
     missing = [labels[i] for i, n in enumerate(counts["train"]) if n == 0]
     if missing:
-        raise DataError(f"classes {missing} are in {ingest_dir}/labels.txt but have no training examples: "
-                        "add images for them (or remove their folders) and ingest again")
+        raise DataError(
+            f"classes {missing} are in {ingest_dir}/labels.txt but have no training examples: "
+            "add images for them (or remove their folders) and ingest again"
+        )
     return counts
 
 
@@ -125,9 +136,11 @@ def _check_warm_start_labels(weights: str, labels: list) -> None:
     model_labels = earlier.info().get("labels", [])
     missing = [name for name in model_labels if name not in labels]
     if missing:
-        raise DataError(f"warm start from {weights}: its classes {missing} are missing from the data "
-                        f"(the data has {labels}); add images for them, or start from a backbone "
-                        "(--weights imagenet, a backbone file, or none)")
+        raise DataError(
+            f"warm start from {weights}: its classes {missing} are missing from the data "
+            f"(the data has {labels}); add images for them, or start from a backbone "
+            "(--weights imagenet, a backbone file, or none)"
+        )
 
 
 def class_weights_for(config: TrainConfig, counts: Sequence[int]) -> Optional[dict]:
@@ -139,8 +152,11 @@ def class_weights_for(config: TrainConfig, counts: Sequence[int]) -> Optional[di
 
 
 def _fingerprint(config: TrainConfig, ingest_dir: str, labels: list) -> str:
-    payload = json.dumps({"config": dataclasses.asdict(config), "ingest": os.path.abspath(ingest_dir),
-                          "labels": labels}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {"config": dataclasses.asdict(config), "ingest": os.path.abspath(ingest_dir), "labels": labels},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -190,14 +206,23 @@ class _Training:
     def num_classes(self) -> int:
         return len(self.counts["train"])
 
-    def dataset(self, split: str, *, training: bool, augment: Optional[AugmentConfig] = None,
-                seed: int = 0) -> tf.data.Dataset:
+    def dataset(
+        self, split: str, *, training: bool, augment: Optional[AugmentConfig] = None, seed: int = 0
+    ) -> tf.data.Dataset:
         """`input.make_dataset` at the model's size, labels one-hot for the loss (label smoothing), when
         training with `augment` its batch-level augmentations (`batch_augment`), and when distilling the
         teacher's probabilities on the resulting batch (`distill.with_teacher`)."""
         size = (self.config.image_size, self.config.image_size)
-        ds = make_dataset(self.ingest_dir, split, size, self.config.batch_size, training=training, augment=augment,
-                          seed=seed, keep=self.keep if split == "train" else None)
+        ds = make_dataset(
+            self.ingest_dir,
+            split,
+            size,
+            self.config.batch_size,
+            training=training,
+            augment=augment,
+            seed=seed,
+            keep=self.keep if split == "train" else None,
+        )
         num_classes = self.num_classes
 
         def one_hot(images, labels):  # a named function: AutoGraph cannot read a lambda's source here
@@ -239,25 +264,39 @@ def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
         fit_model = head_model(t.head, train_x.shape[-1])
         extraction_seconds = time.time() - extraction_started
     else:
-        train = t.dataset("train", training=True, augment=config.augment if stage.augment else AugmentConfig.off(),
-                          seed=config.seed + i)
+        train = t.dataset(
+            "train",
+            training=True,
+            augment=config.augment if stage.augment else AugmentConfig.off(),
+            seed=config.seed + i,
+        )
         fit_model = t.model
     steps = config.steps_per_epoch(sum(t.counts["train"]))
     # On cached features a step is a tiny matrix product: run a whole epoch per call, not one
     # Python round trip per batch (Keras's `steps_per_execution`).
-    fit_model.compile(optimizer=stages.make_optimizer(config, stage, steps), loss=t.loss,
-                      metrics=[t.accuracy()],
-                      steps_per_execution=steps if cached else 1)
-    print(f"[train] stage {stage.name}: up to {stage.epochs} epochs of {steps} batches"
-          f"{' on cached backbone features' if cached else ''}, {len(unfrozen)} backbone layers training", flush=True)
+    fit_model.compile(
+        optimizer=stages.make_optimizer(config, stage, steps),
+        loss=t.loss,
+        metrics=[t.accuracy()],
+        steps_per_execution=steps if cached else 1,
+    )
+    print(
+        f"[train] stage {stage.name}: up to {stage.epochs} epochs of {steps} batches"
+        f"{' on cached backbone features' if cached else ''}, {len(unfrozen)} backbone layers training",
+        flush=True,
+    )
     history = fit_model.fit(
-        train, validation_data=val, initial_epoch=initial_epoch, epochs=initial_epoch + stage.epochs,
+        train,
+        validation_data=val,
+        initial_epoch=initial_epoch,
+        epochs=initial_epoch + stage.epochs,
         # A distilled student takes no class weights: Keras derives them from the targets' argmax, which
         # the teacher's columns would corrupt, and the teacher's probabilities carry its own balance.
         class_weight=None if t.teacher is not None else class_weights_for(config, t.counts["train"]),
         shuffle=False,  # the datasets shuffle
         verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in a log
-        callbacks=stage_callbacks(t.work.dir, stage, monitor_patience=stage.patience) + list(t.callbacks))
+        callbacks=stage_callbacks(t.work.dir, stage, monitor_patience=stage.patience) + list(t.callbacks),
+    )
     if cached:  # the head model was fitted; the full model evaluates
         t.compile_for_evaluation()
     # After a resume `history` holds only the epochs run in this process; count the whole stage.
@@ -271,8 +310,12 @@ def _recalibrate_batchnorm(t: _Training, i: int, stage) -> int:
         return 0
     # The input distribution the stage trained on: the weights were fitted to BatchNorm statistics
     # of augmented batches (measured: unaugmented statistics cost 8 points of val accuracy).
-    images = t.dataset("train", training=True, augment=t.config.augment if stage.augment else AugmentConfig.off(),
-                       seed=t.config.seed + 1000 + i)
+    images = t.dataset(
+        "train",
+        training=True,
+        augment=t.config.augment if stage.augment else AugmentConfig.off(),
+        seed=t.config.seed + 1000 + i,
+    )
     return batchnorm.recalibrate(t.backbone, t.preprocessing, images, t.config.bn_recalibration_batches)
 
 
@@ -281,13 +324,20 @@ def _train_stages(t: _Training):
     results = t.work.finished()
     if results:
         t.model.load_weights(t.work.weights_path(results[-1].name))
-    for i, stage in enumerate(t.config.effective_stages()[len(results):], start=len(results)):
+    for i, stage in enumerate(t.config.effective_stages()[len(results) :], start=len(results)):
         stage_started = time.time()
-        epochs_run, cached, unfrozen, extraction_seconds = _fit_stage(t, i, stage,
-                                                                      sum(r.epochs_run for r in results))
+        epochs_run, cached, unfrozen, extraction_seconds = _fit_stage(t, i, stage, sum(r.epochs_run for r in results))
         recalibrated = _recalibrate_batchnorm(t, i, stage)
-        result = StageResult(stage.name, epochs_run, t.evaluate("val"), time.time() - stage_started, cached,
-                             unfrozen, recalibrated, extraction_seconds)
+        result = StageResult(
+            stage.name,
+            epochs_run,
+            t.evaluate("val"),
+            time.time() - stage_started,
+            cached,
+            unfrozen,
+            recalibrated,
+            extraction_seconds,
+        )
         t.work.finish(t.model, result)
         results.append(result)
 
@@ -302,12 +352,20 @@ def _train_stages(t: _Training):
 def _measured_cpu_precision(config: TrainConfig) -> dict:
     """`precision: auto` on a CPU: precision.decide for this backbone, width, size and batch."""
     alpha, size, batch = config.effective_alpha, config.image_size, config.batch_size
-    return precision.decide(precision.cache_key(config.family.name, alpha, size, batch), precision.cpu_bf16_flags(),
-                            lambda: precision.measure_rates(config.family.name, alpha, size, batch))
+    return precision.decide(
+        precision.cache_key(config.family.name, alpha, size, batch),
+        precision.cpu_bf16_flags(),
+        lambda: precision.measure_rates(config.family.name, alpha, size, batch),
+    )
 
 
-def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optional[str] = None,
-        callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
+def run(
+    config: TrainConfig,
+    ingest_dir: str,
+    output_dir: str,
+    work_dir: Optional[str] = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainResult:
     """Train `config`'s stages on `ingest_dir` and publish the train artifact at `output_dir`.
 
     callbacks: extra Keras callbacks added to every stage (progress reporting, tests).
@@ -317,8 +375,10 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
     config.validate()
     started = time.time()
     if tf.io.gfile.exists(output_dir):
-        raise UsageError(f"{output_dir} already exists: the trainer publishes a new directory; choose another "
-                         "output path or remove it")
+        raise UsageError(
+            f"{output_dir} already exists: the trainer publishes a new directory; choose another "
+            "output path or remove it"
+        )
     examples = Examples(ingest_dir)
     labels = examples.labels()
     keep, excluded = _train_subset(config, examples)
@@ -340,12 +400,34 @@ def run(config: TrainConfig, ingest_dir: str, output_dir: str, work_dir: Optiona
         try:
             work = _WorkState(work_dir, _fingerprint(config, ingest_dir, labels))
             teacher = distill.load_teacher(config.distill.teacher, labels) if config.distill.enabled else None
-            training = _Training(config, ingest_dir, keep, counts, model, backbone, preprocessing, head,
-                                 stages.make_loss(config, len(labels)), work, callbacks, teacher)
+            training = _Training(
+                config,
+                ingest_dir,
+                keep,
+                counts,
+                model,
+                backbone,
+                preprocessing,
+                head,
+                stages.make_loss(config, len(labels)),
+                work,
+                callbacks,
+                teacher,
+            )
             results, kept, test_accuracy = _train_stages(training)
-            result = TrainResult(output_dir, results, kept.name, kept.val_accuracy, test_accuracy,
-                                 time.time() - started, placement.precision, placement.strategy_name,
-                                 class_weights_for(config, counts["train"]), placement.decision, excluded)
+            result = TrainResult(
+                output_dir,
+                results,
+                kept.name,
+                kept.val_accuracy,
+                test_accuracy,
+                time.time() - started,
+                placement.precision,
+                placement.strategy_name,
+                class_weights_for(config, counts["train"]),
+                placement.decision,
+                excluded,
+            )
             _publish(model, config, labels, counts, work_dir, result, output_dir)
         finally:
             if temporary_work and tf.io.gfile.exists(work_dir):
@@ -360,8 +442,12 @@ def _distillation_record(config: TrainConfig) -> Optional[dict]:
     if not config.distill.enabled:
         return None
     path = distill.teacher_path(config.distill.teacher)
-    return {"teacher": path, "teacher_sha256": file_sha256(path), "temperature": config.distill.temperature,
-            "alpha": config.distill.alpha}
+    return {
+        "teacher": path,
+        "teacher_sha256": file_sha256(path),
+        "temperature": config.distill.temperature,
+        "alpha": config.distill.alpha,
+    }
 
 
 def _dedupe_csv(text: str) -> str:
@@ -384,34 +470,40 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
         out = Model(tmp)
         model.save(out.path(Model.MODEL))
         write_text_atomic(out.path(Model.LABELS), labels_text(labels))
-        write_json(out.path(Model.INFO), {
-            "image_size": [config.image_size, config.image_size],
-            "backbone": config.backbone,
-            "alpha": config.effective_alpha,
-            "weights": config.weights,
-            "labels": labels,
-            "num_classes": len(labels),
-            "input": {"name": "image", "dtype": "float32", "range": [0, 255], "channels": "RGB"},
-            "output": {"name": "probabilities", "dtype": "float32", "kind": "softmax"},
-            "precision": result.precision,
-            "precision_decision": result.precision_decision,
-            "kept_stage": result.kept_stage,
-            "val_accuracy": result.best_val_accuracy,
-            "test_accuracy": result.test_accuracy,
-            "examples_per_split": {split: sum(c) for split, c in counts.items()},
-            "excluded_train_examples": result.excluded,
-            "distillation": _distillation_record(config),
-            "keras_version": keras.__version__,
-            "tensorflow_version": tf.__version__,
-        })
-        write_json(out.path(Model.HISTORY), {
-            "epochs": epochs,
-            "stages": [dataclasses.asdict(s) for s in result.stages],
-            "kept_stage": result.kept_stage,
-            "test_accuracy": result.test_accuracy,
-            "class_weights": {labels[i]: w for i, w in (result.class_weights or {}).items()},
-            "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
-        })
+        write_json(
+            out.path(Model.INFO),
+            {
+                "image_size": [config.image_size, config.image_size],
+                "backbone": config.backbone,
+                "alpha": config.effective_alpha,
+                "weights": config.weights,
+                "labels": labels,
+                "num_classes": len(labels),
+                "input": {"name": "image", "dtype": "float32", "range": [0, 255], "channels": "RGB"},
+                "output": {"name": "probabilities", "dtype": "float32", "kind": "softmax"},
+                "precision": result.precision,
+                "precision_decision": result.precision_decision,
+                "kept_stage": result.kept_stage,
+                "val_accuracy": result.best_val_accuracy,
+                "test_accuracy": result.test_accuracy,
+                "examples_per_split": {split: sum(c) for split, c in counts.items()},
+                "excluded_train_examples": result.excluded,
+                "distillation": _distillation_record(config),
+                "keras_version": keras.__version__,
+                "tensorflow_version": tf.__version__,
+            },
+        )
+        write_json(
+            out.path(Model.HISTORY),
+            {
+                "epochs": epochs,
+                "stages": [dataclasses.asdict(s) for s in result.stages],
+                "kept_stage": result.kept_stage,
+                "test_accuracy": result.test_accuracy,
+                "class_weights": {labels[i]: w for i, w in (result.class_weights or {}).items()},
+                "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
+            },
+        )
         log = os.path.join(work_dir, Model.TRAINING_LOG)
         if tf.io.gfile.exists(log):
             with tf.io.gfile.GFile(log) as f:

@@ -1,8 +1,9 @@
 """The data-validation component: anomalies of an ingest (counts, rejects, drift vs the previous one).
 
-    from components.validate import ValidateConfig, run
-    result = run(ValidateConfig(), ingest_dir, previous_ingest_dir, "root/validate/run1")
+from components.validate import ValidateConfig, run
+result = run(ValidateConfig(), ingest_dir, previous_ingest_dir, "root/validate/run1")
 """
+
 from components.common.lazy import lazy_attributes
 from components.validate.checks import Anomaly
 from components.validate.config import ValidateConfig

@@ -3,13 +3,13 @@
 Each check reads the ingest's `stats.json` (and the previous ingest's), so validation never
 re-reads an image: statistics are what the ingest already counted.
 """
+
 import dataclasses
 import math
 from typing import Dict, List, Optional
 
 from components.validate.config import ValidateConfig
 from schemas import reasons
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,24 +25,46 @@ def _class_totals(stats: dict) -> Dict[str, int]:
 
 def class_counts(stats: dict, config: ValidateConfig) -> List[Anomaly]:
     """`class_below_minimum` (error), `class_missing_from_split`, `class_folder_empty` and `symlink_loop` (warning)."""
-    found = [Anomaly("warning", "class_folder_empty",
-                     f"class folder {name!r} holds no image file, so it is no class of this model: add images to it "
-                     "or remove the folder") for name in stats.get("empty_class_folders", [])]
-    found += [Anomaly("warning", "symlink_loop",
-                      f"{link!r} in the data folder is a symlink back to one of its own parent folders: it was not "
-                      "followed (what it reaches is read once, through the real folder); remove the link to silence "
-                      "this") for link in stats.get("symlink_loops", [])]
+    found = [
+        Anomaly(
+            "warning",
+            "class_folder_empty",
+            f"class folder {name!r} holds no image file, so it is no class of this model: add images to it "
+            "or remove the folder",
+        )
+        for name in stats.get("empty_class_folders", [])
+    ]
+    found += [
+        Anomaly(
+            "warning",
+            "symlink_loop",
+            f"{link!r} in the data folder is a symlink back to one of its own parent folders: it was not "
+            "followed (what it reaches is read once, through the real folder); remove the link to silence "
+            "this",
+        )
+        for link in stats.get("symlink_loops", [])
+    ]
     for name, total in sorted(_class_totals(stats).items()):
         if total < config.min_examples_per_class:
-            found.append(Anomaly("error", "class_below_minimum",
-                                 f"class {name!r} has {total} usable images, fewer than min_examples_per_class="
-                                 f"{config.min_examples_per_class}: add images to it or remove its folder"))
+            found.append(
+                Anomaly(
+                    "error",
+                    "class_below_minimum",
+                    f"class {name!r} has {total} usable images, fewer than min_examples_per_class="
+                    f"{config.min_examples_per_class}: add images to it or remove its folder",
+                )
+            )
     for name, per_split in sorted(stats["per_class_per_split"].items()):
         missing = [split for split, n in per_split.items() if n == 0]
         if missing:
-            found.append(Anomaly(config.missing_split_severity, "class_missing_from_split",
-                                 f"class {name!r} has no image in split(s) {missing} ({per_split}): it needs at "
-                                 f"least {len(per_split)} images (one per split)"))
+            found.append(
+                Anomaly(
+                    config.missing_split_severity,
+                    "class_missing_from_split",
+                    f"class {name!r} has no image in split(s) {missing} ({per_split}): it needs at "
+                    f"least {len(per_split)} images (one per split)",
+                )
+            )
     return found
 
 
@@ -54,9 +76,14 @@ def rejected_fraction(stats: dict, config: ValidateConfig) -> List[Anomaly]:
     if fraction <= config.max_rejected_fraction:
         return []
     listed = ", ".join(f"{r} {n}" for r, n in sorted(stats["rejected_by_reason"].items()) if r not in reasons.HARMLESS)
-    return [Anomaly("error", "rejected_fraction_high",
-                    f"{broken} of {considered} image files ({fraction:.1%}) were rejected ({listed}), above "
-                    f"max_rejected_fraction={config.max_rejected_fraction:g}: check the upload (see rejected.csv)")]
+    return [
+        Anomaly(
+            "error",
+            "rejected_fraction_high",
+            f"{broken} of {considered} image files ({fraction:.1%}) were rejected ({listed}), above "
+            f"max_rejected_fraction={config.max_rejected_fraction:g}: check the upload (see rejected.csv)",
+        )
+    ]
 
 
 def test_split_size(stats: dict, config: ValidateConfig) -> List[Anomaly]:
@@ -71,13 +98,18 @@ def test_split_size(stats: dict, config: ValidateConfig) -> List[Anomaly]:
     half_width = 1.96 * math.sqrt(0.25 / n)
     if half_width <= config.max_accuracy_interval:
         return []
-    needed = math.ceil(1.96 ** 2 * 0.25 / config.max_accuracy_interval ** 2)
-    return [Anomaly("warning", "test_split_too_small",
-                    f"the test split has {n} images: one image is {100 / n:.1f} accuracy points and the 95% interval "
-                    f"on an accuracy near 50% is +/-{half_width:.1%}, wider than max_accuracy_interval="
-                    f"{config.max_accuracy_interval:g}; at least {needed} test images are needed (add images or "
-                    "raise the test fraction in ingest.splits). The gate still runs; a candidate needs 5 or more "
-                    "images answered worse than the baseline before a regression can be significant (p < 0.05)")]
+    needed = math.ceil(1.96**2 * 0.25 / config.max_accuracy_interval**2)
+    return [
+        Anomaly(
+            "warning",
+            "test_split_too_small",
+            f"the test split has {n} images: one image is {100 / n:.1f} accuracy points and the 95% interval "
+            f"on an accuracy near 50% is +/-{half_width:.1%}, wider than max_accuracy_interval="
+            f"{config.max_accuracy_interval:g}; at least {needed} test images are needed (add images or "
+            "raise the test fraction in ingest.splits). The gate still runs; a candidate needs 5 or more "
+            "images answered worse than the baseline before a regression can be significant (p < 0.05)",
+        )
+    ]
 
 
 def drift(stats: dict, previous: Optional[dict], config: ValidateConfig) -> List[Anomaly]:
@@ -87,9 +119,14 @@ def drift(stats: dict, previous: Optional[dict], config: ValidateConfig) -> List
     found = []
     now, before = set(stats["labels"]), set(previous["labels"])
     if now != before:
-        found.append(Anomaly(config.change_severity, "class_set_changed",
-                             f"classes changed since the previous ingest: added {sorted(now - before)}, removed "
-                             f"{sorted(before - now)}; models trained before are not comparable"))
+        found.append(
+            Anomaly(
+                config.change_severity,
+                "class_set_changed",
+                f"classes changed since the previous ingest: added {sorted(now - before)}, removed "
+                f"{sorted(before - now)}; models trained before are not comparable",
+            )
+        )
     shares_now, shares_before = _shares(stats), _shares(previous)
     distance, worst = 0.0, None
     for name in sorted(set(shares_now) | set(shares_before)):
@@ -97,10 +134,15 @@ def drift(stats: dict, previous: Optional[dict], config: ValidateConfig) -> List
         if change > distance:
             distance, worst = change, name
     if distance > config.max_balance_change:
-        found.append(Anomaly(config.change_severity, "class_balance_changed",
-                             f"class {worst!r} went from {shares_before.get(worst, 0.0):.1%} to "
-                             f"{shares_now.get(worst, 0.0):.1%} of the images (L-infinity distance {distance:.3f} > "
-                             f"max_balance_change={config.max_balance_change:g})"))
+        found.append(
+            Anomaly(
+                config.change_severity,
+                "class_balance_changed",
+                f"class {worst!r} went from {shares_before.get(worst, 0.0):.1%} to "
+                f"{shares_now.get(worst, 0.0):.1%} of the images (L-infinity distance {distance:.3f} > "
+                f"max_balance_change={config.max_balance_change:g})",
+            )
+        )
     return found
 
 

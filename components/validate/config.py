@@ -1,4 +1,5 @@
 """What data validation checks and how strictly; validated once, like every component config."""
+
 import dataclasses
 
 from components.common.errors import UsageError
@@ -31,9 +32,14 @@ class ValidateConfig:
 
     def validate(self) -> None:
         """Raise `UsageError` naming the first bad field."""
-        if isinstance(self.min_examples_per_class, bool) or not isinstance(self.min_examples_per_class, int) \
-                or self.min_examples_per_class < 1:
-            raise UsageError(f"validate.min_examples_per_class={self.min_examples_per_class!r}: must be an integer >= 1")
+        if (
+            isinstance(self.min_examples_per_class, bool)
+            or not isinstance(self.min_examples_per_class, int)
+            or self.min_examples_per_class < 1
+        ):
+            raise UsageError(
+                f"validate.min_examples_per_class={self.min_examples_per_class!r}: must be an integer >= 1"
+            )
         for field in ("max_rejected_fraction", "max_balance_change", "max_accuracy_interval"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:

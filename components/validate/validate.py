@@ -6,6 +6,7 @@ Outputs: output_dir (must not exist) with anomalies.json: [{severity, code, mess
 An error-level anomaly is an outcome, not an exception: the result's `ok` is false (the pipeline
 then stops with exit 3, after publishing, so the user can read what failed).
 """
+
 import dataclasses
 from typing import List, Optional
 
@@ -48,8 +49,12 @@ def run(config: ValidateConfig, ingest_dir: str, previous_ingest_dir: Optional[s
         raise UsageError(f"validate output {output_dir!r} already exists: give a new output directory")
     stats = Examples(ingest_dir).stats()
     previous = Examples(previous_ingest_dir).stats() if previous_ingest_dir else None
-    anomalies = (checks.class_counts(stats, config) + checks.rejected_fraction(stats, config)
-                 + checks.test_split_size(stats, config) + checks.drift(stats, previous, config))
+    anomalies = (
+        checks.class_counts(stats, config)
+        + checks.rejected_fraction(stats, config)
+        + checks.test_split_size(stats, config)
+        + checks.drift(stats, previous, config)
+    )
     with publish_dir(output_dir) as tmp:
         write_json(ExampleAnomalies(tmp).path(ExampleAnomalies.ANOMALIES), [dataclasses.asdict(a) for a in anomalies])
     return ValidateResult(output_dir=output_dir, anomalies=anomalies)
