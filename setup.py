@@ -45,7 +45,8 @@ setuptools.setup(
             "pytest>=8",
             "dask[distributed]>=2026.8,<2027",
             "requests>=2.31",  # the HTTP client of tests/test_serve.py and benchmarks/serve_load.py
-            "psutil>=5.9",
-        ],  # benchmarks/scale.py samples each run's process-tree memory
+            "psutil>=5.9",  # benchmarks/scale.py samples each run's process-tree memory
+            "ruff>=0.17,<0.18",  # lint and format (ruff.toml), run by .ci/run
+        ],
     },
 )
