@@ -10,7 +10,7 @@ setuptools.setup(
         "fine-tuning, a TFMA gate and an atomic TF-Serving push."
     ),
     python_requires=">=3.11,<3.14",  # TF 2.21, Beam 2.77 and tfx-bsl 1.21 publish wheels for 3.11-3.13
-    packages=setuptools.find_packages(include=["pipeline*", "components*", "schemas*"]),
+    packages=setuptools.find_packages(include=["pipeline*", "components*", "schemas*", "server*"]),
     package_data={"schemas": ["*.pbtxt", "*.md"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
@@ -29,9 +29,9 @@ setuptools.setup(
         "faiss-cpu>=1.15,<2",  # the audit's approximate nearest-neighbour index above ~50,000 images
         # the warm-up requests' PredictionLog protos and pipeline.serve's gRPC stubs; its version is tfx-bsl's (1.21: 2.19)
         "tensorflow-serving-api",
-        "starlette>=1.10,<2",  # python -m pipeline.serve: TF Serving's REST API (components/serve/)
+        "starlette>=1.10,<2",  # python -m pipeline.serve: TF Serving's REST API (server/)
         "uvicorn>=0.54,<1",
-        "prometheus-client>=0.26,<1",  # pipeline.serve's /monitoring/prometheus/metrics (components/serve/metrics.py)
+        "prometheus-client>=0.26,<1",  # pipeline.serve's /monitoring/prometheus/metrics (server/metrics.py)
         # uvicorn's C HTTP parser and event loop, used when installed: 1.6x the requests/s of its pure-Python
         # h11 + asyncio on the load benchmark (benchmarks/serve_load.py, README "pipeline.serve").
         "httptools>=0.6",

@@ -11,7 +11,7 @@ fresh child process so that imports and peak memory do not leak between measurem
   (c) ingest_1_worker: the same with the default threads (one per CPU: 2 here).
   (d) ingest_2_processes: --direct_num_workers=2 --direct_running_mode=multi_processing (default threads).
   (--direct_running_mode=multi_threading is not measured: the ingest refuses it, it loses records
-   in Beam 2.77; see components/ingest/beam_runner.py.)
+   in Beam 2.77; see components/common/beam_runner.py.)
   (f) ingest_dask_2_workers: Beam's DaskRunner on a local dask.distributed cluster (a scheduler and
       two single-threaded workers, separate processes started before the clock: benchmarks/clusters.py).
   (g) ingest_portable_2_workers: Beam's PortableRunner against a local job service with an external
@@ -81,8 +81,8 @@ def _loop(data_dir, out_dir):
 def _ingest(data_dir, out_dir, beam_args, threads):
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from components.common.beam_runner import load_runner_options
     from components.ingest import IngestConfig, run
-    from components.ingest.beam_runner import load_runner_options
 
     load_runner_options(beam_args)
     start = time.perf_counter()
@@ -96,7 +96,7 @@ def _beam_floor(data_dir, out_dir):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from components.ingest.beam_runner import make_pipeline
+    from components.common.beam_runner import make_pipeline
 
     start = time.perf_counter()
     pipeline = make_pipeline(PipelineOptions(TWO_PROCESSES))

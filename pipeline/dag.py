@@ -15,7 +15,6 @@ component by name: a new component is its folder plus one `Node(...)` line below
 
 import dataclasses
 import importlib
-import importlib.util
 from typing import Callable, Optional
 
 from components.common.errors import DataError, NotBlessedError
@@ -82,80 +81,97 @@ def _not_pushed(summary: str, uri: str) -> NotBlessedError:
     return NotBlessedError(summary.strip() or "the model was not pushed: the evaluation gate did not bless it")
 
 
-NODES = (
-    Node(
-        "ingest",
-        (),
-        kinds.Examples,
-        config="components.ingest.config:IngestConfig",
-        resolve=drivers.ingest,
-        preflight=drivers.ingest_preflight,
-        call=lambda run, ctx, i, out, r: run(
-            ctx.config["ingest"], out, previous_dir=r.args["previous"], beam_options=_beam_options(ctx.beam_args)
+def in_dependency_order(nodes: tuple) -> tuple:
+    """`nodes`, checked to list every node after its inputs: `downstream` and `select` walk them once, in
+    order, and would silently miss a node listed before what it reads."""
+    seen = set()
+    for n in nodes:
+        early = [name for name in n.inputs if name not in seen]
+        if early:
+            raise RuntimeError(
+                f"pipeline/dag.py: node {n.name!r} is listed before its inputs {early}; "
+                "NODES must be in dependency order"
+            )
+        seen.add(n.name)
+    return nodes
+
+
+NODES = in_dependency_order(
+    (
+        Node(
+            "ingest",
+            (),
+            kinds.Examples,
+            config="components.ingest.config:IngestConfig",
+            resolve=drivers.ingest,
+            preflight=drivers.ingest_preflight,
+            call=lambda run, ctx, i, out, r: run(
+                ctx.config["ingest"], out, previous_dir=r.args["previous"], beam_options=_beam_options(ctx.beam_args)
+            ),
         ),
-    ),
-    Node(
-        "validate",
-        ("ingest",),
-        kinds.ExampleAnomalies,
-        config="components.validate.config:ValidateConfig",
-        resolve=drivers.validate,
-        failure=_validation_failed,
-        call=lambda run, ctx, i, out, r: run(ctx.config["validate"], i["ingest"], r.args["previous"], out),
-    ),
-    Node(
-        "train",
-        ("ingest",),
-        kinds.Model,
-        config="components.train.config:TrainConfig",
-        costly_preflight=drivers.train_preflight,
-        resolve=drivers.train,
-        call=lambda run, ctx, i, out, r: run(
-            ctx.config["train"], i["ingest"], out, work_dir=artifacts.train_work_dir(ctx.root, r.fingerprint[:16])
+        Node(
+            "validate",
+            ("ingest",),
+            kinds.ExampleAnomalies,
+            config="components.validate.config:ValidateConfig",
+            resolve=drivers.validate,
+            failure=_validation_failed,
+            call=lambda run, ctx, i, out, r: run(ctx.config["validate"], i["ingest"], r.args["previous"], out),
         ),
-    ),
-    Node(
-        "audit",
-        ("train", "ingest"),
-        kinds.Audit,
-        config="components.audit.config:AuditConfig",
-        failure=_audit_failed,
-        call=lambda run, ctx, i, out, r: run(ctx.config["audit"], i["train"], i["ingest"], out),
-    ),
-    Node(
-        "export",
-        ("train", "ingest"),
-        kinds.ExportedModel,
-        config="components.export.config:ExportConfig",
-        call=lambda run, ctx, i, out, r: run(ctx.config["export"], i["train"], i["ingest"], out),
-    ),
-    Node(
-        "evaluate",
-        ("export", "ingest"),
-        kinds.ModelBlessing,
-        config="components.evaluate.config:EvaluateConfig",
-        resolve=drivers.evaluate,
-        call=lambda run, ctx, i, out, r: run(
-            ctx.config["evaluate"],
-            i["export"],
-            i["ingest"],
-            r.args["baseline"],
-            out,
-            beam_options=_beam_options(ctx.beam_args),
+        Node(
+            "train",
+            ("ingest",),
+            kinds.Model,
+            config="components.train.config:TrainConfig",
+            costly_preflight=drivers.train_preflight,
+            resolve=drivers.train,
+            call=lambda run, ctx, i, out, r: run(
+                ctx.config["train"], i["ingest"], out, work_dir=artifacts.train_work_dir(ctx.root, r.fingerprint[:16])
+            ),
         ),
-    ),
-    Node(
-        "push",
-        ("export", "evaluate"),
-        kinds.ServingVersion,
-        config="components.push.config:PushConfig",
-        resolve=drivers.push,
-        failure=_not_pushed,
-        preflight=drivers.push_preflight,
-        call=lambda run, ctx, i, out, r: run(
-            ctx.config["push"], i["export"], i["evaluate"], ctx.serving_dir, force=ctx.force_push
+        Node(
+            "audit",
+            ("train", "ingest"),
+            kinds.Audit,
+            config="components.audit.config:AuditConfig",
+            failure=_audit_failed,
+            call=lambda run, ctx, i, out, r: run(ctx.config["audit"], i["train"], i["ingest"], out),
         ),
-    ),
+        Node(
+            "export",
+            ("train", "ingest"),
+            kinds.ExportedModel,
+            config="components.export.config:ExportConfig",
+            call=lambda run, ctx, i, out, r: run(ctx.config["export"], i["train"], i["ingest"], out),
+        ),
+        Node(
+            "evaluate",
+            ("export", "ingest"),
+            kinds.ModelBlessing,
+            config="components.evaluate.config:EvaluateConfig",
+            resolve=drivers.evaluate,
+            call=lambda run, ctx, i, out, r: run(
+                ctx.config["evaluate"],
+                i["export"],
+                i["ingest"],
+                r.args["baseline"],
+                out,
+                beam_options=_beam_options(ctx.beam_args),
+            ),
+        ),
+        Node(
+            "push",
+            ("export", "evaluate"),
+            kinds.ServingVersion,
+            config="components.push.config:PushConfig",
+            resolve=drivers.push,
+            failure=_not_pushed,
+            preflight=drivers.push_preflight,
+            call=lambda run, ctx, i, out, r: run(
+                ctx.config["push"], i["export"], i["evaluate"], ctx.serving_dir, force=ctx.force_push
+            ),
+        ),
+    )
 )
 
 
@@ -168,17 +184,9 @@ def node(name: str) -> Node:
 
 
 def entry_point(node: Node):
-    """The component's `run`, or None when that component is not in this tree.
-
-    Its module is imported when `run` is first called, not here: a run that reuses a component's
-    output never loads what that component computes with (TensorFlow, Beam, TFMA).
+    """The component's `run`. Its module is imported when `run` is first called, not here: a run that
+    reuses a component's output never loads what that component computes with (TensorFlow, Beam, TFMA).
     """
-    try:
-        found = importlib.util.find_spec(node.entry_module) is not None
-    except ModuleNotFoundError:  # a parent package is missing
-        found = False
-    if not found:
-        return None
 
     def run(*args, **kwargs):
         return importlib.import_module(node.entry_module).run(*args, **kwargs)

@@ -89,16 +89,6 @@ def image_grid(images: list, titles: list, columns: int = 6) -> bytes:
     return _png(fig)
 
 
-def bar_chart(values: dict, title: str) -> bytes:
-    """Horizontal bars (e.g. images per class)."""
-    fig, ax = _pyplot().subplots(figsize=(5, 0.3 * len(values) + 0.8))
-    names = list(values)
-    ax.barh(names, [values[k] for k in names], color="#4477aa")
-    ax.invert_yaxis()
-    ax.set_title(title, fontsize=9)
-    return _png(fig)
-
-
 def reliability_diagram(panels: dict) -> bytes:
     """Accuracy against confidence per bin, one panel per {title: bins} (e.g. before/after calibration);
     the diagonal is perfect calibration, the bar width is the bin, the grey line the bin's mean confidence."""

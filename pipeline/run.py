@@ -179,7 +179,7 @@ def beam_args(args: list) -> list:
         return list(args)
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from components.ingest.beam_runner import check_options, load_runner_options
+    from components.common.beam_runner import check_options, load_runner_options
 
     load_runner_options(args)
 

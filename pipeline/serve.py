@@ -58,7 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=0,
         help="how long a request may wait for others to batch with; 0 (default): none, requests "
-        "batch only while every batch thread is busy (components/serve/batching.py)",
+        "batch only while every batch thread is busy (server/batching.py)",
     )
     parser.add_argument(
         "--num_batch_threads",
@@ -148,8 +148,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     import uvicorn
 
-    from components.serve.app import create_app
-    from components.serve.predictor import ServeOptions
+    from server.app import create_app
+    from server.predictor import ServeOptions
 
     options = ServeOptions(
         poll_seconds=args.file_system_poll_wait_seconds,

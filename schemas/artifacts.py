@@ -371,9 +371,6 @@ class ServingVersion(_ModelFiles):
     def saved_model_dir(self) -> str:
         return self.uri
 
-    def push_record(self) -> dict:
-        return self.json(self.PUSH)
-
     @property
     def version(self) -> int:
         return int(os.path.basename(self.uri.rstrip("/")))

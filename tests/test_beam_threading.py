@@ -1,4 +1,4 @@
-"""The Beam defect behind refusing `--direct_running_mode=multi_threading` (components/ingest/beam_runner.py).
+"""The Beam defect behind refusing `--direct_running_mode=multi_threading` (components/common/beam_runner.py).
 
 In that mode the FnApiRunner's in-process workers send elements through
 `TimeBasedBufferingClosableOutputStream`: a background thread flushes the buffer every second by

@@ -71,7 +71,7 @@ def test_a_runners_own_flags_are_known_once_its_module_is_loaded():
     pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install -e '.[test]')")
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from components.ingest.beam_runner import make_pipeline
+    from components.common.beam_runner import make_pipeline
     from pipeline.run import beam_args
 
     args = ["--runner=DaskRunner", "--dask_client_address=tcp://127.0.0.1:1", "--dask_connection_timeout=1"]

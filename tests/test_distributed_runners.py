@@ -100,7 +100,7 @@ def _metrics(export, ingest, out, flags) -> dict:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     import components.evaluate
-    from components.ingest.beam_runner import load_runner_options
+    from components.common.beam_runner import load_runner_options
 
     load_runner_options(flags)
     result = components.evaluate.run(

@@ -11,8 +11,8 @@ import tensorflow as tf
 import components.export
 from components.common.errors import DataError, UsageError
 from components.common.model_runners import TFLiteRunner, preprocess
+from components.common.trained_model import float32_rebuild
 from components.export import calibration, parity, tflite
-from components.export.float32 import float32_rebuild
 from schemas.artifacts import Examples, ExportedModel
 from tests import export_models
 

@@ -18,9 +18,9 @@ import tensorflow_datasets as tfds
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 
+from components.common.beam_runner import make_pipeline
 from components.common.publish import is_complete
 from components.ingest import IngestConfig, outputs, run
-from components.ingest.beam_runner import make_pipeline
 from schemas import feature_spec
 from tests.image_fixtures import IGNORED, KEPT, ONE_OF_TWIN, REJECTED, build_fixture_tree, rgb_jpeg_bytes, write_file
 

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from components.serve.batching import Batcher
+from server.batching import Batcher
 
 
 class Doubler:

@@ -43,13 +43,12 @@ def embedder(train_dir: str):
     """(pixels -> (grid [n, 9 * min(channels, GRID_CHANNELS)], pooled [n, channels]), image size) of the trained model."""
     import keras
 
-    from components.export.calibration import POOLED_LAYER
-    from components.export.float32 import float32_rebuild, load_model
+    from components.common.trained_model import HEAD_POOL, float32_rebuild, load_model
 
     trained = Model(train_dir)
     trained.require()
     model = float32_rebuild(load_model(trained.model_path()))
-    pool = model.get_layer(POOLED_LAYER)
+    pool = model.get_layer(HEAD_POOL)
     both = keras.Model(model.inputs, [pool.input, pool.output])
     channels = int(pool.input.shape[-1])
     projection = None

@@ -6,7 +6,7 @@ pixel measured) takes gigabytes. Every serving signature that decodes runs `chec
 the graph, so TF Serving and `saved_model_cli` refuse such images as `pipeline.serve` does, with
 an `InvalidArgument` naming the image, its size and the limit. `pipeline.serve` also runs
 `checked_pixels` on a request before admitting it, to count the pixels it will decode against its
-memory budget (components/serve/admission.py).
+memory budget (server/admission.py).
 
 The sizes come from where each format keeps them: JPEG's SOF marker (`tf.image.extract_jpeg_shape`),
 PNG's IHDR, BMP's info header, WebP's VP8/VP8L/VP8X chunk; GIF and animated WebP are walked block

@@ -6,7 +6,7 @@ version serves, so the first clients do not pay the graph's first-call cost (TF 
 with `tensorflow-serving-api`'s own protos: one `PredictRequest` per val image for
 `serving_default`, holding the encoded bytes a REST or gRPC client sends. The push copies the
 SavedModel, so every pushed version carries the file; `python -m pipeline.serve` replays it
-(components/serve/servables.py) as TF Serving does.
+(server/servables.py) as TF Serving does.
 """
 
 import os

@@ -63,7 +63,7 @@ def _run_tfma(config: config_pb2.EvalConfig, records: list, data: str, output_di
     The same decoding and the same `ExtractEvaluateAndWriteResults` as `run_model_analysis`, whose
     own `beam.Pipeline` takes the DirectRunner route: Beam >= 2.68 first tries to download the Prism
     runner there, which offline costs seconds of every evaluation before it falls back to this
-    runner (components/ingest/beam_runner.py). The serialized `records` (labels and probabilities,
+    runner (components/common/beam_runner.py). The serialized `records` (labels and probabilities,
     no images: kilobytes) enter with `beam.Create` rather than a file source, because Beam's
     DaskRunner translates no source transform but Create (a file read becomes an empty input there).
     `data` is the same records' file, named in TFMA's output as where the data came from.
@@ -72,7 +72,7 @@ def _run_tfma(config: config_pb2.EvalConfig, records: list, data: str, output_di
     from tensorflow_model_analysis.utils import config_util
     from tfx_bsl.public.tfxio import TFExampleRecord
 
-    from components.ingest.beam_runner import make_pipeline, tfma_options
+    from components.common.beam_runner import make_pipeline, tfma_options
 
     config = config_util.update_eval_config_with_defaults(config, has_baseline=False, rubber_stamp=False)
     examples = TFExampleRecord(

@@ -17,16 +17,15 @@ from scipy import special
 from components.common import confidence
 from components.common.errors import DataError
 from components.common.model_runners import preprocess
+from components.common.trained_model import HEAD_DENSE, HEAD_POOL
 from components.export import tta
 from components.export.config import ExportConfig
 from schemas.artifacts import Examples
 
-LOGITS_LAYER, POOLED_LAYER = "head_dense", "head_pool"
-
 
 def _outputs(model: keras.Model, pooled: bool):
     """A function from pixels to (logits, pooled backbone features or logits again), sharing the model's layers."""
-    names = (LOGITS_LAYER, POOLED_LAYER) if pooled else (LOGITS_LAYER,)
+    names = (HEAD_DENSE, HEAD_POOL) if pooled else (HEAD_DENSE,)
     try:
         layers = [model.get_layer(name) for name in names]
     except ValueError:
@@ -81,7 +80,7 @@ def similarity(pooled: np.ndarray, class_prototypes: np.ndarray) -> np.ndarray:
 
 def fold_temperature(model: keras.Model, temperature: float) -> None:
     """Divide the logits layer's kernel and bias by `temperature`, in place."""
-    dense = model.get_layer(LOGITS_LAYER)
+    dense = model.get_layer(HEAD_DENSE)
     dense.set_weights([w / np.float32(temperature) for w in dense.get_weights()])
 
 
@@ -124,7 +123,7 @@ def calibrate(
             "temperature": round(temperature, 6),
             "fitted_on": "val",
             "examples": len(labels),
-            "folded_into": LOGITS_LAYER,
+            "folded_into": HEAD_DENSE,
             "val_nll_before": round(confidence.nll(before, labels), 6),
             "val_nll_after": round(confidence.nll(after, labels), 6),
             "val_ece_before": round(confidence.ece(before, labels), 6),

@@ -13,9 +13,9 @@ from components.common.errors import DataError, UsageError
 from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
+from components.common.trained_model import float32_rebuild, load_model
 from components.export import calibration, parity, signatures, tflite, tflite_metadata, tta
 from components.export.config import ExportConfig
-from components.export.float32 import float32_rebuild, load_model
 from schemas.artifacts import Examples, ExportedModel, Model, file_sha256, labels_text
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ import tensorflow as tf
 
 from components.common import decoding_budget, image_limits
 from components.common.image_ops import EXAMPLE_SPEC, decode_and_resize, resize_for_model
+from components.common.trained_model import HEAD_POOL
 from components.export import tta
-from components.export.calibration import POOLED_LAYER
 
 
 def write_saved_model(
@@ -64,7 +64,7 @@ def write_saved_model(
     if prototypes is None:
         infer = tf.function(lambda pixels: (tta.averaged(model, tta_mode)(pixels), None), input_signature=spec)
     else:  # one pass gives the image's probabilities and its features (the check reads the image's, not its mirror's)
-        with_features = keras.Model(model.inputs, [model.output, model.get_layer(POOLED_LAYER).output])
+        with_features = keras.Model(model.inputs, [model.output, model.get_layer(HEAD_POOL).output])
 
         def probabilities_and_features(pixels):
             probabilities, pooled = with_features(pixels, training=False)

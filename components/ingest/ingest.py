@@ -16,10 +16,10 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.common import fileio
+from components.common.beam_runner import make_pipeline
 from components.common.errors import DataError, UsageError
 from components.common.publish import publish_dir
 from components.ingest import outputs, scan, tfds_source, transforms
-from components.ingest.beam_runner import make_pipeline
 from components.ingest.config import IngestConfig
 from components.ingest.result import IngestResult
 

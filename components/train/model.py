@@ -22,6 +22,8 @@ import dataclasses
 
 import keras
 
+from components.common.trained_model import HEAD_DENSE, HEAD_DROPOUT, HEAD_POOL, PROBABILITIES
+
 
 @dataclasses.dataclass
 class Head:
@@ -42,10 +44,10 @@ class Head:
 
 def build_head(num_classes: int, dropout: float, seed: int = 0) -> Head:
     return Head(
-        pool=keras.layers.GlobalAveragePooling2D(name="head_pool"),
-        dropout=keras.layers.Dropout(dropout, seed=seed, name="head_dropout"),
-        dense=keras.layers.Dense(num_classes, name="head_dense"),
-        softmax=keras.layers.Activation("softmax", dtype="float32", name="probabilities"),
+        pool=keras.layers.GlobalAveragePooling2D(name=HEAD_POOL),
+        dropout=keras.layers.Dropout(dropout, seed=seed, name=HEAD_DROPOUT),
+        dense=keras.layers.Dense(num_classes, name=HEAD_DENSE),
+        softmax=keras.layers.Activation("softmax", dtype="float32", name=PROBABILITIES),
     )
 
 

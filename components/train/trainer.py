@@ -34,6 +34,7 @@ from components.common.errors import DataError, UsageError
 from components.common.outcome import Outcome
 from components.common.publish import copy_tree, publish_dir, read_json, write_json, write_text_atomic
 from components.common.ranking import stratified_subset
+from components.common.trained_model import HEAD_POOL
 from components.train import batch_augment, batchnorm, distill, exclude, feature_cache, precision, stages
 from components.train.backbones import build_backbone
 from components.train.callbacks import load_epochs, stage_callbacks
@@ -256,7 +257,7 @@ def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
     extraction_seconds = 0.0
     if cached:
         extraction_started = time.time()
-        extractor = feature_cache.feature_extractor(t.model.input, t.model.get_layer("head_pool").output)
+        extractor = feature_cache.feature_extractor(t.model.input, t.model.get_layer(HEAD_POOL).output)
         train_x, train_y = feature_cache.extract(extractor, t.dataset("train", training=False))
         val_x, val_y = feature_cache.extract(extractor, val)
         train = feature_cache.as_dataset(train_x, train_y, config.batch_size, shuffle=True, seed=config.seed + i)

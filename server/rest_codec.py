@@ -20,7 +20,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from components.serve.errors import InvalidArgument
+from server.errors import InvalidArgument
 
 
 def parse_body(body: bytes) -> dict:

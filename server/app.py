@@ -3,13 +3,13 @@
 
   GET  /v1/models/NAME[/versions/N]                 version status
   GET  /v1/models/NAME[/versions/N]/metadata        signatures (SignatureDefMap, proto field names)
-  POST /v1/models/NAME[/versions/N]:predict         row or columnar format (components/serve/rest_codec.py)
+  POST /v1/models/NAME[/versions/N]:predict         row or columnar format (server/rest_codec.py)
   POST /v1/models/NAME[/versions/N]:classify|:regress  answered as TF Serving answers them for
                                                     predict signatures (ours): 400, naming the method
-  GET  /monitoring/prometheus/metrics               Prometheus text format (components/serve/metrics.py)
+  GET  /monitoring/prometheus/metrics               Prometheus text format (server/metrics.py)
 Errors are {"error": message} with TF Serving's HTTP codes. A request body over `max_request_bytes`
 is refused (413) before it is read in full; the rest of the limits are the predictor's, shared
-with gRPC (components/serve/predictor.py).
+with gRPC (server/predictor.py).
 """
 
 import contextlib
@@ -22,12 +22,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from components.serve import grpc_api
-from components.serve.errors import Cancelled, InvalidArgument, NotFound, ServeError, TooLarge
-from components.serve.metrics import Metrics
-from components.serve.predictor import Predictor, ServeOptions
-from components.serve.rest_codec import decode_inputs, encode_outputs, parse_body
-from components.serve.servables import DEFAULT_SIGNATURE, ModelVersions, Poller
+from server import grpc_api
+from server.errors import Cancelled, InvalidArgument, NotFound, ServeError, TooLarge
+from server.metrics import Metrics
+from server.predictor import Predictor, ServeOptions
+from server.rest_codec import decode_inputs, encode_outputs, parse_body
+from server.servables import DEFAULT_SIGNATURE, ModelVersions, Poller
 
 log = logging.getLogger(__name__)
 _PATH = re.compile(

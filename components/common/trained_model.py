@@ -1,8 +1,12 @@
-"""Loading the trained model and rebuilding it under a float32 policy for export.
+"""The trained model's contract with the steps that read it: its head's layer names, how
+`model.keras` is loaded, and its rebuild under a float32 policy.
 
-A model trained with mixed precision computes in float16 and does not convert to TFLite
-cleanly; rebuilding the same architecture with every layer's dtype policy set to float32 and
-copying the (float32) weights over gives the same function in full precision.
+The train step builds the head with these names (components/train/model.py); export folds the
+calibration temperature into HEAD_DENSE and reads HEAD_POOL's features for the far-from-training
+check, the audit embeds images with HEAD_POOL. A model trained with mixed precision computes in
+float16 and does not convert to TFLite cleanly; rebuilding the same architecture with every
+layer's dtype policy set to float32 and copying the (float32) weights over gives the same function
+in full precision.
 """
 
 import importlib.util
@@ -10,6 +14,9 @@ import importlib.util
 import keras
 
 from components.common.errors import DataError
+
+# The head, in order: backbone features -> HEAD_POOL -> HEAD_DROPOUT -> HEAD_DENSE (logits) -> PROBABILITIES
+HEAD_POOL, HEAD_DROPOUT, HEAD_DENSE, PROBABILITIES = "head_pool", "head_dropout", "head_dense", "probabilities"
 
 
 def _register_custom_layers() -> None:

@@ -7,8 +7,8 @@ Each request, whichever API it came by:
   4. holds at most `max_instances` rows;
   5. for the signatures that decode images, has every image's size read from its header and checked
      against the model's budget (`Servable.decoded_pixels`), then reserves its decoded bytes from
-     the server's decoding budget (components/serve/admission.py), waiting if it must;
-  6. runs in a batch (components/serve/batching.py).
+     the server's decoding budget (server/admission.py), waiting if it must;
+  6. runs in a batch (server/batching.py).
 Every failure names its cause on one line: TensorFlow's first meaningful line, prefixed with the
 image it concerns (found by bisection when a request of several images fails to decode).
 """
@@ -23,11 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from components.common.decoding_budget import BYTES_PER_PIXEL
-from components.serve.admission import DecodingBudget
-from components.serve.batching import Batcher
-from components.serve.errors import InvalidArgument, ServeError, Unavailable, tensorflow_cause
-from components.serve.metrics import Metrics
-from components.serve.servables import DECODING_INPUTS, DEFAULT_SIGNATURE, ModelVersions
+from server.admission import DecodingBudget
+from server.batching import Batcher
+from server.errors import InvalidArgument, ServeError, Unavailable, tensorflow_cause
+from server.metrics import Metrics
+from server.servables import DECODING_INPUTS, DEFAULT_SIGNATURE, ModelVersions
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import asyncio
 import collections
 import contextlib
 
-from components.serve.errors import InvalidArgument
+from server.errors import InvalidArgument
 
 
 class DecodingBudget:

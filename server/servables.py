@@ -24,8 +24,8 @@ from google.protobuf import json_format
 
 from components.common import decoding_budget, fileio, image_limits, warmup_requests
 from components.common.image_ops import EXAMPLE_SPEC
-from components.serve.errors import NotFound
 from schemas.artifacts import ServingModel, ServingVersion
+from server.errors import NotFound
 
 log = logging.getLogger(__name__)
 DEFAULT_SIGNATURE = "serving_default"

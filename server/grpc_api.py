@@ -1,7 +1,7 @@
 """TF Serving's gRPC API: `PredictionService` (Predict, GetModelMetadata) and `ModelService`
 (GetModelStatus), with `tensorflow-serving-api`'s generated stubs, on the REST server's event loop.
 
-It shares the REST API's predictor (components/serve/predictor.py): the same models, slots,
+It shares the REST API's predictor (server/predictor.py): the same models, slots,
 decoding budget, batches, hot reload and metrics. Tensors travel as TensorProtos (`tf.make_ndarray`,
 `tf.make_tensor_proto`); errors are TF Serving's status codes with the REST API's messages.
 Classify, Regress and MultiInference answer UNIMPLEMENTED: the model's signatures are predict
@@ -20,8 +20,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from components.serve.errors import InvalidArgument, NotFound, ServeError
-from components.serve.predictor import Predictor, as_array
+from server.errors import InvalidArgument, NotFound, ServeError
+from server.predictor import Predictor, as_array
 
 log = logging.getLogger(__name__)
 _STATE = get_model_status_pb2.ModelVersionStatus.State

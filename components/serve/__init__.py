@@ -1,1 +1,0 @@
-"""Serving pushed models over HTTP with TF Serving's REST API (`python -m pipeline.serve`)."""
