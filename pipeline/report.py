@@ -15,6 +15,7 @@ import os
 
 from components.common import fileio, publish
 from components.common.errors import DataError
+from schemas import feature_spec
 from schemas.artifacts import Audit, ExampleAnomalies, Examples, ExportedModel, Model, ModelBlessing
 
 MAX_REJECTED_THUMBNAILS = 12
@@ -54,7 +55,7 @@ def _images_by_sha256(ingest: str, wanted: set) -> dict:
     import tensorflow as tf
 
     examples, found = Examples(ingest), {}
-    spec = {"image": tf.io.FixedLenFeature([], tf.string), "sha256": tf.io.FixedLenFeature([], tf.string)}
+    spec = feature_spec("image", "sha256")
     for split in Examples.SPLITS:
         if not wanted - found.keys() or not examples.exists(Examples.DATA):
             break
@@ -90,7 +91,7 @@ class Report:
             self.add("data", "Data", "<p>The ingest did not run.</p>")
             return
         per_class = stats.get("per_class_per_split", {})
-        splits = [s for s in ("train", "val", "test") if s in stats.get("per_split", {})]
+        splits = [s for s in Examples.SPLITS if s in stats.get("per_split", {})]
         rows = [[name] + [per_class[name].get(s, 0) for s in splits] for name in stats.get("labels", per_class)]
         rows.append(["total"] + [stats["per_split"].get(s, 0) for s in splits])
         files = stats.get("files", {})

@@ -20,17 +20,23 @@ def load_schema() -> schema_pb2.Schema:
         return text_format.Parse(f.read(), schema_pb2.Schema())
 
 
-def feature_spec() -> dict:
-    """`tf.io.parse_example` spec: one scalar `FixedLenFeature` per schema feature."""
+def feature_spec(*names: str) -> dict:
+    """`tf.io.parse_example` spec: one scalar `FixedLenFeature` per schema feature (only `names`, if given:
+    a reader that needs two features parses two, and a serving client's example need carry no more)."""
     import tensorflow as tf  # here, not at the top: Beam workers import `schemas` and must not load TensorFlow
 
     dtypes = {schema_pb2.BYTES: tf.string, schema_pb2.INT: tf.int64, schema_pb2.FLOAT: tf.float32}
     spec = {}
     for feature in load_schema().feature:
+        if names and feature.name not in names:
+            continue
         dims = [d.size for d in feature.shape.dim]
         if dims != [1]:
             raise ValueError(f"schema feature {feature.name!r}: only scalar features are supported")
         spec[feature.name] = tf.io.FixedLenFeature([], dtypes[feature.type])
+    unknown = sorted(set(names) - set(spec))
+    if unknown:
+        raise ValueError(f"feature_spec: {unknown} are not features of {SCHEMA_PATH}")
     return spec
 
 

@@ -191,9 +191,10 @@ class Examples(Artifact):
         dataset = tf.data.TFRecordDataset(self.shards(split))
         if limit is not None:
             dataset = dataset.take(limit)
-        spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+        from schemas import feature_spec
+
         for record in dataset.batch(256):
-            parsed = tf.io.parse_example(record, spec)
+            parsed = tf.io.parse_example(record, feature_spec("image", "label"))
             yield record.numpy().tolist(), parsed["image"].numpy().tolist(), parsed["label"].numpy().tolist()
 
     def _checked(self, split: str, serialized: list, images: list, labels: list):

@@ -23,7 +23,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 
 from components.common import decoding_budget, fileio, image_limits, warmup_requests
-from components.common.image_ops import EXAMPLE_SPEC
+from schemas import feature_spec
 from schemas.artifacts import ServingModel, ServingVersion
 from server.errors import NotFound
 
@@ -42,7 +42,9 @@ def _image_pixels(images, max_pixels, max_frames):
 
 @tf.function(input_signature=[_STRINGS, _LIMIT, _LIMIT])
 def _example_pixels(examples, max_pixels, max_frames):
-    return image_limits.checked_pixels(tf.io.parse_example(examples, EXAMPLE_SPEC)["image"], max_pixels, max_frames)
+    return image_limits.checked_pixels(
+        tf.io.parse_example(examples, feature_spec("image"))["image"], max_pixels, max_frames
+    )
 
 
 def _signature_def_map(saved_model_dir: str):

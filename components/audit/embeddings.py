@@ -26,17 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from components.common.image_ops import decode_and_resize
+from schemas import feature_spec
 from schemas.artifacts import Examples, Model
 
 GRID = 3
 GRID_CHANNELS = 128  # channels per grid cell after the random projection (when the backbone has more)
 THUMBNAIL = 16  # side of the grey thumbnail that confirms a near-copy pixel by pixel
-_SPEC = {
-    "image": tf.io.FixedLenFeature([], tf.string),
-    "label": tf.io.FixedLenFeature([], tf.int64),
-    "sha256": tf.io.FixedLenFeature([], tf.string),
-    "filename": tf.io.FixedLenFeature([], tf.string),
-}
 
 
 def embedder(train_dir: str):
@@ -75,7 +70,7 @@ def embed_split(examples: Examples, split: str, embed, image_size, batch_size: i
     """
 
     def parse(records):
-        parsed = tf.io.parse_example(records, _SPEC)
+        parsed = tf.io.parse_example(records, feature_spec("image", "label", "sha256", "filename"))
         pixels = tf.map_fn(
             lambda b: decode_and_resize(b, image_size),
             parsed["image"],

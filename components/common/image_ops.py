@@ -7,8 +7,6 @@ Models take raw RGB in 0-255 as float32; the backbone's own normalisation is ins
 
 import tensorflow as tf
 
-# The feature of a serialized tf.Example that holds its encoded image (the ingest's records, `serve_tf_examples`).
-EXAMPLE_SPEC = {"image": tf.io.FixedLenFeature([], tf.string)}
 # What the prediction CLIs take as an image file in a folder (the ingest tells formats by content).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 

@@ -31,9 +31,10 @@ import keras
 import tensorflow as tf
 
 from components.common import decoding_budget, image_limits
-from components.common.image_ops import EXAMPLE_SPEC, decode_and_resize, resize_for_model
+from components.common.image_ops import decode_and_resize, resize_for_model
 from components.common.trained_model import HEAD_POOL
 from components.export import tta
+from schemas import feature_spec
 
 
 def write_saved_model(
@@ -119,7 +120,7 @@ def write_saved_model(
             tf.TensorSpec([None, None, None, 3], tf.uint8, name="images"),
         ),
         "serve_tf_examples": signature(
-            lambda examples: outputs(decode_batch(tf.io.parse_example(examples, EXAMPLE_SPEC)["image"])),
+            lambda examples: outputs(decode_batch(tf.io.parse_example(examples, feature_spec("image"))["image"])),
             tf.TensorSpec([None], tf.string, name="examples"),
         ),
     }

@@ -10,8 +10,8 @@ import re
 from typing import Mapping, Optional
 
 from components.common.errors import UsageError
+from schemas.artifacts import Examples
 
-SPLIT_NAMES = ("train", "val", "test")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -60,9 +60,9 @@ class IngestConfig:
             )
         if not self.splits:
             raise UsageError("ingest.splits is empty: give fractions for train/val/test, e.g. 0.8/0.1/0.1")
-        unknown = sorted(set(self.splits) - set(SPLIT_NAMES))
+        unknown = sorted(set(self.splits) - set(Examples.SPLITS))
         if unknown:
-            raise UsageError(f"ingest.splits has unknown split(s) {unknown}: allowed names are {list(SPLIT_NAMES)}")
+            raise UsageError(f"ingest.splits has unknown split(s) {unknown}: allowed names are {list(Examples.SPLITS)}")
         if "train" not in self.splits:
             raise UsageError("ingest.splits must include 'train' (the trainer needs it)")
         for name, fraction in self.splits.items():
@@ -92,7 +92,7 @@ class IngestConfig:
     @property
     def split_names(self) -> tuple:
         """The configured splits in canonical order (train, val, test)."""
-        return tuple(s for s in SPLIT_NAMES if s in self.splits)
+        return tuple(s for s in Examples.SPLITS if s in self.splits)
 
 
 def _check_int(field: str, value, minimum: int) -> None:

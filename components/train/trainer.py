@@ -45,8 +45,6 @@ from components.train.model import Head, assemble, build_head, head_model
 from components.train.plots import plot_curves
 from schemas.artifacts import Examples, Model, file_sha256, labels_text
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclasses.dataclass
 class StageResult:
@@ -110,7 +108,7 @@ def _train_subset(config: TrainConfig, examples: Examples):
 def _check_data(config: TrainConfig, ingest_dir: str, labels: list, keep) -> dict:
     """Counts per split and class (train: those kept); DataError for an empty split or a class with no training data."""
     examples = Examples(ingest_dir)
-    counts = {split: examples.class_counts(split, keep if split == "train" else None) for split in SPLITS}
+    counts = {split: examples.class_counts(split, keep if split == "train" else None) for split in Examples.SPLITS}
     needed = ("train", "val", "test") if config.evaluate_test else ("train", "val")
     for split in needed:
         if sum(counts[split]) == 0:
