@@ -110,12 +110,7 @@ class Predictor:
                 f"{rows} instances in one request, over this server's limit of "
                 f"{self.options.max_instances} (--max_instances_per_request); split the request"
             )
-        try:
-            pixels = await asyncio.to_thread(servable.decoded_pixels, signature, inputs)
-        except tf.errors.InvalidArgumentError as e:
-            raise InvalidArgument(tensorflow_cause(e.message)) from None
-        except UnicodeDecodeError as e:  # TensorFlow quoted the client's bytes in its message: still its error
-            raise InvalidArgument(tensorflow_cause(e.object.decode("utf-8", "replace"))) from None
+        pixels = await asyncio.to_thread(servable.decoded_pixels, signature, inputs)
         self.budget.limit = self.options.max_decoding_bytes or 4 * servable.max_image_pixels * BYTES_PER_PIXEL
         async with self.budget.reserve(0 if pixels is None else int(pixels.sum()) * BYTES_PER_PIXEL):
             try:

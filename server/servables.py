@@ -19,13 +19,14 @@ import os
 import threading
 import time
 
+import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
 from components.common import decoding_budget, fileio, image_limits, warmup_requests
-from schemas import feature_spec
 from schemas.artifacts import ServingModel, ServingVersion
-from server.errors import NotFound
+from server.errors import InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
 DEFAULT_SIGNATURE = "serving_default"
@@ -36,15 +37,25 @@ _LIMIT = tf.TensorSpec([], tf.int64)
 
 
 @tf.function(input_signature=[_STRINGS, _LIMIT, _LIMIT])
-def _image_pixels(images, max_pixels, max_frames):
-    return image_limits.checked_pixels(images, max_pixels, max_frames)
+def _image_problems(images, max_pixels, max_frames):
+    return image_limits.problems(images, max_pixels, max_frames)
 
 
-@tf.function(input_signature=[_STRINGS, _LIMIT, _LIMIT])
-def _example_pixels(examples, max_pixels, max_frames):
-    return image_limits.checked_pixels(
-        tf.io.parse_example(examples, feature_spec("image"))["image"], max_pixels, max_frames
-    )
+def _example_images(examples: np.ndarray) -> np.ndarray:
+    """The encoded `image` of each serialized tf.Example (the feature `serve_tf_examples` parses), read with
+    protobuf: a malformed one is refused naming it without a TensorFlow error (image_limits.problems says
+    why that matters)."""
+    images = []
+    for i, serialized in enumerate(examples):
+        try:
+            feature = tf.train.Example.FromString(serialized).features.feature
+        except DecodeError:
+            raise InvalidArgument(f"example {i}: not a serialized tf.Example") from None
+        values = feature["image"].bytes_list.value if "image" in feature else []
+        if len(values) != 1:
+            raise InvalidArgument(f"example {i}: needs an 'image' feature holding one encoded image (bytes_list)")
+        images.append(values[0])
+    return np.array(images, dtype=object)
 
 
 def _signature_def_map(saved_model_dir: str):
@@ -78,10 +89,7 @@ class Servable:
         # a model exported before the budget existed gets today's defaults (its graph does not check)
         # traced once here, not by concurrent first requests; called as concrete functions (370 us a call
         # against 600 through tf.function's dispatch)
-        self._count_pixels = {
-            "serving_default": _image_pixels.get_concrete_function(),
-            "serve_tf_examples": _example_pixels.get_concrete_function(),
-        }
+        self._problems = _image_problems.get_concrete_function()
         saved = {name: getattr(self._loaded, name, None) for name in ("max_image_pixels", "max_image_frames")}
         self.max_image_pixels = (
             int(saved["max_image_pixels"].numpy())
@@ -95,16 +103,22 @@ class Servable:
         )
 
     def decoded_pixels(self, signature: str, inputs: dict):
-        """[batch] pixels each image of a decoding signature's request will decode to, each checked against
-        the model's budget (InvalidArgumentError naming the image); None for a signature that decodes nothing."""
+        """[batch] pixels each image of a decoding signature's request will decode to, or InvalidArgument
+        naming the first image over the model's budget (the signatures' own message); None for a
+        signature that decodes nothing."""
         name = DECODING_INPUTS.get(signature)
         if name not in inputs:
             return None
-        return self._count_pixels[signature](
-            tf.constant(inputs[name]),
+        images = inputs[name] if signature == "serving_default" else _example_images(inputs[name])
+        pixels, messages = self._problems(
+            tf.constant(images),
             tf.constant(self.max_image_pixels, tf.int64),
             tf.constant(self.max_image_frames, tf.int64),
-        ).numpy()
+        )
+        refused = [m for m in messages.numpy() if m]
+        if refused:
+            raise InvalidArgument(refused[0].decode("utf-8", "replace"))
+        return pixels.numpy()
 
     def run(self, signature: str, inputs: dict) -> dict:
         """{output: numpy array} for {input: numpy array}; TensorFlow's errors pass through."""
