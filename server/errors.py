@@ -1,7 +1,6 @@
 """The errors a request can get, each with TF Serving's HTTP status and gRPC code for it, so the REST
-and gRPC APIs answer the same failure the same way."""
-
-import re
+and gRPC APIs answer the same failure the same way (TensorFlow's own messages are put on one line by
+`components.common.errors.tensorflow_cause`)."""
 
 import grpc
 
@@ -32,19 +31,3 @@ class Cancelled(ServeError):
     """The client went away before its request was read (nginx's 499; nobody receives the answer)."""
 
     status, code = 499, grpc.StatusCode.CANCELLED
-
-
-_ASSERTION = re.compile(r"assertion failed: \[(.*?)\]\s*$", re.MULTILINE)
-_NOISE = re.compile(r"^(Graph execution error:|Detected at node|\s|File |$)")
-
-
-def tensorflow_cause(message: str) -> str:
-    """What TensorFlow's error says went wrong, on one line: the text of a failed assertion (the
-    signatures' image checks), else the first line that is not "Graph execution error:", the
-    "Detected at node" trace or blank, without the function/node decorations around it."""
-    found = _ASSERTION.search(message)
-    if found:
-        return found.group(1)
-    lines = [line for line in message.splitlines() if not _NOISE.match(line)] or [message.strip() or "unknown"]
-    cause = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", lines[0])
-    return re.sub(r"\s*\[(Op|\[\{\{node)[^\]]*\]+\s*$", "", cause).strip()

@@ -23,9 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from components.common.decoding_budget import BYTES_PER_PIXEL
+from components.common.errors import tensorflow_cause
 from server.admission import DecodingBudget
 from server.batching import Batcher
-from server.errors import InvalidArgument, ServeError, Unavailable, tensorflow_cause
+from server.errors import InvalidArgument, ServeError, Unavailable
 from server.metrics import Metrics
 from server.servables import DECODING_INPUTS, DEFAULT_SIGNATURE, ModelVersions
 

@@ -76,3 +76,20 @@ def test_cli_validates_an_int8_tflite_on_a_raw_image_folder(tmp_path_factory, tm
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "(tflite): 15 images" in proc.stdout and "PASSED" in proc.stdout
     assert library_noise(proc.stdout, proc.stderr) == [], "TFMA's, Beam's and TensorFlow's lines stay off the console"
+
+
+def test_images_the_model_cannot_score_are_named_with_exit_3(tmp_path_factory, tmp_path, capsys):
+    """A 5,000 x 3,000 photo is over the SavedModel's pixel budget (export.max_image_pixels, 12.5 MP):
+    the run names it and exits 3 (data), instead of failing as a whole."""
+    from tests import hostile_images
+
+    good = export_models.tiny_export(tmp_path_factory)
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(["cat", "dog", "fish"]):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        Image.fromarray(synthetic_image(label, 3, (40, 48), rng)).save(tmp_path / "images" / name / "0.jpg")
+    (tmp_path / "images" / "dog" / "1.png").write_bytes(hostile_images.png_bomb(5000, 3000))
+    assert validate.main([good, str(tmp_path / "images")]) == 3
+    err = capsys.readouterr().err
+    assert "cannot score 1 of the 4 test images" in err
+    assert "PNG of 5000 x 3000 pixels decodes to 15000000 pixels, over the model limit of 12500000" in err

@@ -5,6 +5,8 @@ message (what, where, how to fix) and exits with `exit_code`, never with a trace
 The codes are documented in README.md ("Exit codes"); keep the two in step.
 """
 
+import re
+
 EXIT_OK = 0
 EXIT_FAILURE = 1  # unexpected failure (a bug, or an environment problem we did not foresee)
 EXIT_USAGE = 2  # bad flag, bad config value (argparse uses 2 as well)
@@ -48,3 +50,19 @@ class LockedError(PipelineError):
     """Another run is using the same pipeline root."""
 
     exit_code = EXIT_LOCKED
+
+
+_ASSERTION = re.compile(r"assertion failed: \[(.*?)\]\s*$", re.MULTILINE)
+_NOISE = re.compile(r"^(Graph execution error:|Detected at node|\s|File |$)")
+
+
+def tensorflow_cause(message: str) -> str:
+    """What TensorFlow's error says went wrong, on one line: the text of a failed assertion (the
+    signatures' image checks), else the first line that is not "Graph execution error:", the
+    "Detected at node" trace or blank, without the function/node decorations around it."""
+    found = _ASSERTION.search(message)
+    if found:
+        return found.group(1)
+    lines = [line for line in message.splitlines() if not _NOISE.match(line)] or [message.strip() or "unknown"]
+    cause = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", lines[0])
+    return re.sub(r"\s*\[(Op|\[\{\{node)[^\]]*\]+\s*$", "", cause).strip()

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from components.common.errors import DataError
+from components.common.errors import DataError, tensorflow_cause
 from components.common.image_ops import IMAGE_EXTENSIONS
 from components.common.model_runners import OpenedModel
 from components.common.publish import write_json
@@ -55,12 +55,32 @@ def load_data(data: str, split: str, labels: list):
     return _folder_images(data, labels)
 
 
+def _scored(model: OpenedModel, images: list):
+    """The model's probabilities for every image, or a DataError listing the images it cannot score (a
+    corrupt file, or one over the SavedModel's pixel budget, export.max_image_pixels), found one by one
+    once a batch fails, so the user learns which to remove or downscale."""
+    try:
+        return model.predict_encoded(images)
+    except tf.errors.InvalidArgumentError:
+        pass
+    refused = []
+    for i, image in enumerate(images):
+        try:
+            model.predict_encoded([image])
+        except tf.errors.InvalidArgumentError as e:
+            refused.append(f"test image {i}: {tensorflow_cause(e.message)}")
+    shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+    raise DataError(
+        f"the model cannot score {len(refused)} of the {len(images)} test images ({shown}); remove or downscale them"
+    )
+
+
 def evaluate_model(config: EvaluateConfig, model: OpenedModel, data: str, output_dir: str) -> EvaluateResult:
     """Score `model` on `data`, compute TFMA metrics into `output_dir` and apply the value thresholds."""
     config.validate()
     start = time.time()
     images, y = load_data(data, config.split, model.labels)
-    predictions = {"candidate": model.predict_encoded(images)}
+    predictions = {"candidate": _scored(model, images)}
     computed = tfma_metrics.compute(predictions, y, model.labels, config.top_k, os.path.join(output_dir, "tfma"))
     checks = gate.value_checks(config, predictions, y, model.labels)
     blessed = all(c.passed for c in checks)
