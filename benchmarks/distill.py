@@ -32,7 +32,7 @@ from benchmarks.small_data import SHARED, _ingest, _scored
 from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
 from components.train import TrainConfig, run
 from components.train.config import TrainDistill
-from schemas.artifacts import Examples
+from schemas.artifacts import Examples, ExportedModel
 
 
 def _ms_per_image(path: str, pixels: np.ndarray) -> float:
@@ -55,7 +55,9 @@ def _train_export_score(name, config, ingest_dir, tmp, baseline_correct=None) ->
         os.path.join(tmp, f"export-{name}"),
     )
     _, images, labels = Examples(ingest_dir).read_split("test")
-    correct = SavedModelRunner(export.output_dir).predict_encoded(images).argmax(1) == np.asarray(labels)
+    correct = SavedModelRunner(ExportedModel(export.output_dir).saved_model_dir()).predict_encoded(images).argmax(
+        1
+    ) == np.asarray(labels)
     pixels = preprocess(images[:50], (config.image_size, config.image_size))
     record = {
         "image_size": config.image_size,

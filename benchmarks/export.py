@@ -113,7 +113,7 @@ def main(argv=None) -> None:
     serialized, images, labels = Examples(ingest_dir).read_split("test")
     pixels = preprocess(images, image_size)
 
-    saved = SavedModelRunner(export.output_dir)
+    saved = SavedModelRunner(ExportedModel(export.output_dir).saved_model_dir())
     float_probs = saved.predict_encoded(images)
     float_accuracy = float(np.mean(float_probs.argmax(1) == labels))
     result = {
@@ -142,7 +142,9 @@ def main(argv=None) -> None:
     }
 
     start = time.perf_counter()
-    predictions = {"candidate": SavedModelRunner(export.output_dir).predict_examples(serialized)}
+    predictions = {
+        "candidate": SavedModelRunner(ExportedModel(export.output_dir).saved_model_dir()).predict_examples(serialized)
+    }
     predicted = time.perf_counter()
     tfma_metrics.compute(predictions, labels, info["labels"], 3, os.path.join(work, "tfma"))
     done = time.perf_counter()

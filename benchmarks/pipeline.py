@@ -73,7 +73,9 @@ def _evaluate_child(export_dir: str, ingest_dir: str, work: str) -> dict:
 
     start = time.perf_counter()
     serialized, _images, labels = Examples(ingest_dir).read_split("test")
-    predictions = {"candidate": SavedModelRunner(export_dir).predict_examples(serialized)}
+    predictions = {
+        "candidate": SavedModelRunner(ExportedModel(export_dir).saved_model_dir()).predict_examples(serialized)
+    }
     computed = tfma_metrics.compute(
         predictions, labels, ExportedModel(export_dir).labels(), 3, tempfile.mkdtemp(dir=work)
     )

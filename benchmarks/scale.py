@@ -151,7 +151,7 @@ def _direct_child(export_dir: str, ingest_dir: str) -> dict:
     export = ExportedModel(export_dir)
     timings = {}
     start = time.perf_counter()
-    SavedModelRunner(export_dir, 256).predict_examples(serialized)
+    SavedModelRunner(ExportedModel(export_dir).saved_model_dir(), 256).predict_examples(serialized)
     timings["saved_model"] = time.perf_counter() - start
     start = time.perf_counter()
     pixels = preprocess(images, tuple(ExportedModel(export_dir).info()["image_size"]))

@@ -19,8 +19,8 @@ import tensorflow as tf
 
 from components.common.errors import EXIT_DATA, EXIT_OK, DataError
 from components.common.image_ops import IMAGE_EXTENSIONS
-from components.common.model_runners import OpenedModel
 from pipeline.cli import exits_with_codes
+from pipeline.opened_model import OpenedModel
 
 
 def parse_args(argv=None) -> argparse.Namespace:

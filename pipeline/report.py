@@ -369,7 +369,7 @@ class Report:
         split = getattr(self.config["evaluate"], "split", "test") if self.config["evaluate"] is not None else "test"
         serialized, images, y = Examples(ingest).read_split(split)
         labels = ExportedModel(export).labels()
-        probabilities = SavedModelRunner(export).predict_examples(serialized)
+        probabilities = SavedModelRunner(ExportedModel(export).saved_model_dir()).predict_examples(serialized)
         predicted = probabilities.argmax(axis=1)
         wrong = [i for i in range(len(y)) if predicted[i] != y[i]]
         wrong.sort(key=lambda i: -float(probabilities[i, predicted[i]]))  # most confident mistakes first

@@ -15,12 +15,12 @@ import sys
 import tempfile
 
 from components.common.errors import EXIT_NOT_BLESSED, EXIT_OK, UsageError
-from components.common.model_runners import OpenedModel
 from components.evaluate.config import EvaluateConfig
 from components.evaluate.standalone import evaluate_model
 from components.evaluate.tfma_metrics import OVERALL
 from pipeline import library_logs
 from pipeline.cli import exits_with_codes
+from pipeline.opened_model import OpenedModel
 
 
 def parse_args(argv=None) -> argparse.Namespace:

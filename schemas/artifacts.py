@@ -12,16 +12,14 @@ do not load TensorFlow.
 """
 
 import csv
-import hashlib
 import io
 import json
 import os
 
-from components.common import fileio
-from components.common.errors import DataError
-
-COMPLETE_MARKER = "_COMPLETE"  # written last by components.common.publish.publish_dir, with the inventory
-_CHUNK = 8 << 20
+from components.common import fileio, publish
+from components.common.errors import DataError, UsageError
+from components.common.fileio import file_sha256
+from components.common.publish import COMPLETE_MARKER
 
 
 def read_text(path: str, what: str) -> str:
@@ -32,30 +30,6 @@ def read_text(path: str, what: str) -> str:
         )
     with fileio.GFile(path, "r") as f:
         return f.read()
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with fileio.GFile(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def inventory(root: str) -> dict:
-    """{relative path: {bytes, sha256}} of every file under `root` (the completion marker left out).
-
-    Written into the marker when a directory is published, so that reuse can tell a damaged
-    artifact (a deleted or truncated shard, a missing labels file) from a complete one.
-    """
-    files = {}
-    for folder, _dirs, names in fileio.walk(root):
-        for name in names:
-            path = os.path.join(folder, name)
-            relpath = os.path.relpath(path, root)
-            if relpath != COMPLETE_MARKER:
-                files[relpath] = {"bytes": fileio.stat(path).length, "sha256": file_sha256(path)}
-    return files
 
 
 def parse_labels(text: str, path: str) -> list:
@@ -98,7 +72,7 @@ class Artifact:
 
     def is_complete(self) -> bool:
         """True when the directory was published whole (its completion marker is present)."""
-        return bool(self.uri) and self.exists(COMPLETE_MARKER)
+        return publish.is_complete(self.uri)
 
     def damage(self, deep: bool = False, only=None) -> str:
         """What is wrong with the published files ("" when nothing is), against the marker's inventory.
@@ -411,6 +385,15 @@ class ServingModel:
         return [
             os.path.join(self.uri, n.rstrip("/")) for n in fileio.listdir(self.uri) if n.startswith(self.TMP_PREFIX)
         ]
+
+
+def saved_model_in(path: str) -> str:
+    """The SavedModel of an export directory (its `saved_model/`) or of a pushed version (the directory
+    itself), or `path` when it is a SavedModel; UsageError when it holds none."""
+    for candidate in (path, ExportedModel(path).saved_model_dir()):
+        if fileio.exists(os.path.join(candidate, "saved_model.pb")):
+            return candidate
+    raise UsageError(f"no SavedModel at {path}: expected {path}/saved_model.pb or {path}/saved_model/saved_model.pb")
 
 
 def model_labels(model_dir: str) -> list:

@@ -55,3 +55,10 @@ def test_the_dag_is_checked_to_be_in_dependency_order():
     assert dag.in_dependency_order(dag.NODES) == dag.NODES
     with pytest.raises(RuntimeError, match="'audit' is listed before its inputs \\['train'\\]"):
         dag.in_dependency_order(tuple(n for n in dag.NODES if n.name != "train") + (dag.node("train"),))
+
+
+def test_schemas_and_common_import_in_one_direction():
+    """The contract (schemas/) may use the file-I/O, publishing and error helpers of components/common;
+    components/common never imports schemas (what reads the artifact layout lives with its user)."""
+    imported = {module for module, _ in _imports(PROJECT / "components" / "common")}
+    assert not {m for m in imported if m == "schemas" or m.startswith("schemas.")}

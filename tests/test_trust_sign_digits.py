@@ -82,7 +82,7 @@ def test_calibrated_probabilities_are_equal_in_keras_saved_model_and_tflite(trus
     assert info["tta"] == "flip", "the default training flips, so export.tta=auto averages with the mirror"
     mirrored = to_logits.predict(pixels[:, :, ::-1], verbose=0)
     keras_calibrated = (keras_calibrated + special.softmax(mirrored.astype(np.float64) / temperature, axis=1)) / 2
-    saved_model = SavedModelRunner(trusted["export"]).predict_encoded(images)
+    saved_model = SavedModelRunner(ExportedModel(trusted["export"]).saved_model_dir()).predict_encoded(images)
     tflite = TFLiteRunner(ExportedModel(trusted["export"]).tflite_files()["float32"]).predict_pixels(pixels)
     np.testing.assert_allclose(saved_model, keras_calibrated, atol=1e-4)
     np.testing.assert_allclose(tflite, keras_calibrated, atol=1e-4)
@@ -129,7 +129,9 @@ def test_abstention_answers_textures_unknown_and_accepted_answers_are_more_accur
     assert 0.3 < chosen["coverage"] < 1 and chosen["accuracy"] > accuracy
 
     textures = _textures()
-    _, answers = SavedModelRunner(trusted["export"]).answer_encoded(list(textures.values()))
+    _, answers = SavedModelRunner(ExportedModel(trusted["export"]).saved_model_dir()).answer_encoded(
+        list(textures.values())
+    )
     unknown = np.mean([a == "unknown" for a in answers])
     print(f"textures answered unknown: {unknown:.2f}; test photos: {1 - chosen['coverage']:.2f}")
     assert unknown >= 0.4 and unknown >= (1 - chosen["coverage"]) + 0.2, dict(zip(textures, answers))

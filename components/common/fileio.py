@@ -13,6 +13,7 @@ A failure is an `OSError` on the local disk and a `tf.errors.OpError` elsewhere:
 
 import collections
 import fnmatch
+import hashlib
 import os
 import shutil
 import sys
@@ -96,7 +97,6 @@ def glob_safe(path) -> str:
     if _remote(path) or not _GLOB_CHARACTERS.intersection(path):
         return path
     import atexit
-    import hashlib
     import tempfile
 
     if "dir" not in _links:
@@ -163,3 +163,12 @@ def GFile(path, mode: str = "r"):  # noqa: N802 - tf.io.gfile's name, so call si
     if _remote(path):
         return _gfile().GFile(path, mode)
     return open(path, mode) if "b" in mode else open(path, mode, encoding="utf-8")
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a file's bytes, read 8 MiB at a time."""
+    h = hashlib.sha256()
+    with GFile(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,7 +1,8 @@
 """Running an exported model on encoded images: the SavedModel's signatures or a TFLite file.
 
-The evaluator, the exporter's parity check and the validate/predict CLIs all score images the
-way serving does: encoded bytes in, the shared `decode_and_resize` preprocessing, probabilities
+The evaluator, the exporter's parity check and the validate/predict CLIs (through
+pipeline/opened_model.py, which finds a model by path or pushed name) all score images the way
+serving does: encoded bytes in, the shared `decode_and_resize` preprocessing, probabilities
 out. TFLite models take the preprocessed pixels (float32 0-255, or uint8/int8 through the
 model's own input quantization), so quantized variants see exactly the float model's input.
 """
@@ -13,17 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from components.common import fileio
-from components.common.errors import DataError, UsageError
+from components.common.errors import UsageError
 from components.common.image_ops import decode_and_resize
-from schemas.artifacts import ExportedModel, ServingModel, model_abstention, model_labels
-
-
-def find_saved_model(path: str) -> str:
-    """`path` itself or its `saved_model/` child: an export dir and a serving version dir both work."""
-    for candidate in (path, ExportedModel(path).saved_model_dir()):
-        if tf.io.gfile.exists(os.path.join(candidate, "saved_model.pb")):
-            return candidate
-    raise UsageError(f"no SavedModel at {path}: expected {path}/saved_model.pb or {path}/saved_model/saved_model.pb")
 
 
 def preprocess(images: list, image_size) -> np.ndarray:
@@ -46,8 +38,10 @@ class SavedModelRunner:
     """Scores encoded images with a SavedModel's `serving_default` or serialized tf.Examples with
     `serve_tf_examples`, in batches."""
 
-    def __init__(self, path: str, batch_size: int = 32):
-        self.path = find_saved_model(path)
+    def __init__(self, saved_model_dir: str, batch_size: int = 32):
+        if not tf.io.gfile.exists(os.path.join(saved_model_dir, "saved_model.pb")):
+            raise UsageError(f"no SavedModel at {saved_model_dir}: expected {saved_model_dir}/saved_model.pb")
+        self.path = saved_model_dir
         self.model = tf.saved_model.load(fileio.glob_safe(self.path))
         self.batch_size = batch_size
 
@@ -124,69 +118,3 @@ class TFLiteRunner:
             return values
         scale, zero_point = self.output["quantization"]
         return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
-
-
-def resolve_model(spec: str, serving_dir: str | None = None) -> str:
-    """A model given as a path (SavedModel dir, export dir, .tflite) or as NAME[/VERSION] in `serving_dir`."""
-    if tf.io.gfile.exists(spec):
-        return spec
-    if serving_dir:
-        name, _, version = spec.partition("/")
-        served = ServingModel(serving_dir, name)
-        if tf.io.gfile.isdir(served.uri):
-            found = served.versions()
-            if version and version.isdigit() and int(version) in found:
-                return served.version(int(version)).uri
-            if not version and found:
-                return served.latest().uri
-            raise UsageError(f"model {name!r} in {serving_dir} has versions {found}; {version or 'latest'} not found")
-    raise UsageError(
-        f"model {spec!r} not found: give a SavedModel or export directory, a .tflite file, "
-        "or NAME[/VERSION] together with --serving-dir"
-    )
-
-
-class OpenedModel:
-    """A model ready to score encoded images, whatever its form, with its class names."""
-
-    def __init__(self, spec: str, serving_dir: str | None = None, num_threads: int | None = None, batch_size: int = 32):
-        self.path = resolve_model(spec, serving_dir)
-        self.batch_size = batch_size
-        if self.path.endswith(".tflite"):
-            self.kind = "tflite"
-            self.runner = TFLiteRunner(self.path, num_threads)
-            # model_<variant>.tflite lives in <export>/tflite/ or <version>/assets.extra/tflite/
-            model_dir = os.path.dirname(os.path.dirname(self.path))
-        else:
-            self.kind = "saved_model"
-            self.runner = SavedModelRunner(self.path, batch_size)
-            model_dir = self.path
-        self.labels = self._labels(model_dir)
-        self.abstention = model_abstention(model_dir)
-
-    @staticmethod
-    def _labels(model_dir: str) -> list:
-        try:
-            return model_labels(model_dir)
-        except DataError as e:  # naming the model is the user's part here: a usage error
-            raise UsageError(str(e)) from None
-
-    def predict_encoded(self, images: list) -> np.ndarray:
-        if self.kind == "tflite":
-            return self.runner.predict_encoded(images, self.batch_size)
-        return self.runner.predict_encoded(images)
-
-    def answer_encoded(self, images: list) -> tuple:
-        """(probabilities, answers): each answer is the top class or, where the model abstains, its unknown label.
-
-        A SavedModel answers in its graph (the `label` output: confidence and distance checks); a
-        TFLite model has no string output, so its exported confidence threshold is applied here.
-        """
-        if self.kind == "saved_model":
-            return self.runner.answer_encoded(images)
-        probabilities = self.predict_encoded(images)
-        threshold = self.abstention["threshold"] if self.abstention else 0.0
-        return probabilities, [
-            self.labels[int(np.argmax(p))] if p.max() >= threshold else self.abstention["unknown_label"]
-            for p in probabilities
-        ]

@@ -2,7 +2,7 @@
 
 Paths go through `components.common.fileio` so that the same code publishes to local disk and to
 object stores. Readers take a directory as published only when its completion marker is there
-(`Artifact.is_complete`), so the marker is the commit point. On a local filesystem `rename` of a
+(`is_complete`, and `Artifact.is_complete` in schemas/artifacts.py), so the marker is the commit point. On a local filesystem `rename` of a
 directory is atomic, and the marker is written into the temporary directory before the rename; on
 object stores a directory rename copies object by object, so the marker is written into the final
 directory after every other file has arrived (a reader meanwhile sees an incomplete directory,
@@ -15,7 +15,6 @@ import os
 import uuid
 
 from components.common import fileio
-from schemas.artifacts import COMPLETE_MARKER, Artifact, inventory
 
 
 def _fsync(path: str) -> None:
@@ -40,6 +39,25 @@ def _fsync_tree(path: str) -> None:
         for name in files:
             _fsync(os.path.join(root, name))
         _fsync(root)
+
+
+COMPLETE_MARKER = "_COMPLETE"  # written last by publish_dir, with the inventory; schemas/artifacts.py reads it
+
+
+def inventory(root: str) -> dict:
+    """{relative path: {bytes, sha256}} of every file under `root` (the completion marker left out).
+
+    Written into the marker when a directory is published, so that reuse can tell a damaged
+    artifact (a deleted or truncated shard, a missing labels file) from a complete one.
+    """
+    files = {}
+    for folder, _dirs, names in fileio.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            relpath = os.path.relpath(path, root)
+            if relpath != COMPLETE_MARKER:
+                files[relpath] = {"bytes": fileio.stat(path).length, "sha256": fileio.file_sha256(path)}
+    return files
 
 
 @contextlib.contextmanager
@@ -74,7 +92,7 @@ def publish_dir(final_path: str, overwrite: bool = False, marker: bool = True):
 
 def is_complete(path: str) -> bool:
     """True when `path` is a directory published by `publish_dir` (its marker is present)."""
-    return Artifact(path).is_complete()
+    return bool(path) and fileio.exists(os.path.join(path, COMPLETE_MARKER))
 
 
 def write_text_atomic(path: str, text: str) -> None:

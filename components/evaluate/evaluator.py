@@ -13,7 +13,7 @@ from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
 from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
-from schemas.artifacts import Examples, ExportedModel, ModelBlessing, model_labels
+from schemas.artifacts import Examples, ExportedModel, ModelBlessing, model_labels, saved_model_in
 
 BLESSED, NOT_BLESSED = ModelBlessing.BLESSED, ModelBlessing.NOT_BLESSED
 
@@ -52,7 +52,7 @@ def _score_baseline(baseline_dir: str, labels: list, serialized: list, batch_siz
         theirs = model_labels(baseline_dir)
         if theirs != labels:
             return None, f"its classes {theirs} differ from the candidate's {labels}"
-        return SavedModelRunner(baseline_dir, batch_size).predict_examples(serialized), None
+        return SavedModelRunner(saved_model_in(baseline_dir), batch_size).predict_examples(serialized), None
     except Exception as e:  # any failure to load or run it is reported in the gate, not raised
         return None, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
 
@@ -135,7 +135,9 @@ def run(
         )
     serialized, images, y = examples.read_split(config.split)
 
-    candidate, answers = SavedModelRunner(export_dir, config.batch_size).answer_examples(serialized)
+    candidate, answers = SavedModelRunner(
+        ExportedModel(export_dir).saved_model_dir(), config.batch_size
+    ).answer_examples(serialized)
     predictions = {"candidate": candidate}
     baseline_error = None
     if baseline_dir:

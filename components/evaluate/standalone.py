@@ -12,7 +12,6 @@ import tensorflow as tf
 
 from components.common.errors import DataError, tensorflow_cause
 from components.common.image_ops import IMAGE_EXTENSIONS
-from components.common.model_runners import OpenedModel
 from components.common.publish import write_json
 from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
@@ -55,7 +54,7 @@ def load_data(data: str, split: str, labels: list):
     return _folder_images(data, labels)
 
 
-def _scored(model: OpenedModel, images: list):
+def _scored(model, images: list):
     """The model's probabilities for every image, or a DataError listing the images it cannot score (a
     corrupt file, or one over the SavedModel's pixel budget, export.max_image_pixels), found one by one
     once a batch fails, so the user learns which to remove or downscale."""
@@ -75,7 +74,7 @@ def _scored(model: OpenedModel, images: list):
     )
 
 
-def evaluate_model(config: EvaluateConfig, model: OpenedModel, data: str, output_dir: str) -> EvaluateResult:
+def evaluate_model(config: EvaluateConfig, model, data: str, output_dir: str) -> EvaluateResult:
     """Score `model` on `data`, compute TFMA metrics into `output_dir` and apply the value thresholds."""
     config.validate()
     start = time.time()

@@ -1,0 +1,81 @@
+"""A model named on the command line, opened to score encoded images: a SavedModel or export
+directory, a `.tflite` file, or NAME[/VERSION] of a pushed model (pipeline.validate, pipeline.predict).
+
+Here rather than in components/common because it reads the artifact layout (schemas/artifacts.py),
+which the common helpers do not import.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from components.common.errors import DataError, UsageError
+from components.common.model_runners import SavedModelRunner, TFLiteRunner
+from schemas.artifacts import ServingModel, model_abstention, model_labels, saved_model_in
+
+
+def resolve_model(spec: str, serving_dir: str | None = None) -> str:
+    """A model given as a path (SavedModel dir, export dir, .tflite) or as NAME[/VERSION] in `serving_dir`."""
+    if tf.io.gfile.exists(spec):
+        return spec
+    if serving_dir:
+        name, _, version = spec.partition("/")
+        served = ServingModel(serving_dir, name)
+        if tf.io.gfile.isdir(served.uri):
+            found = served.versions()
+            if version and version.isdigit() and int(version) in found:
+                return served.version(int(version)).uri
+            if not version and found:
+                return served.latest().uri
+            raise UsageError(f"model {name!r} in {serving_dir} has versions {found}; {version or 'latest'} not found")
+    raise UsageError(
+        f"model {spec!r} not found: give a SavedModel or export directory, a .tflite file, "
+        "or NAME[/VERSION] together with --serving-dir"
+    )
+
+
+class OpenedModel:
+    """A model ready to score encoded images, whatever its form, with its class names."""
+
+    def __init__(self, spec: str, serving_dir: str | None = None, num_threads: int | None = None, batch_size: int = 32):
+        self.path = resolve_model(spec, serving_dir)
+        self.batch_size = batch_size
+        if self.path.endswith(".tflite"):
+            self.kind = "tflite"
+            self.runner = TFLiteRunner(self.path, num_threads)
+            # model_<variant>.tflite lives in <export>/tflite/ or <version>/assets.extra/tflite/
+            model_dir = os.path.dirname(os.path.dirname(self.path))
+        else:
+            self.kind = "saved_model"
+            self.runner = SavedModelRunner(saved_model_in(self.path), batch_size)
+            model_dir = self.path
+        self.labels = self._labels(model_dir)
+        self.abstention = model_abstention(model_dir)
+
+    @staticmethod
+    def _labels(model_dir: str) -> list:
+        try:
+            return model_labels(model_dir)
+        except DataError as e:  # naming the model is the user's part here: a usage error
+            raise UsageError(str(e)) from None
+
+    def predict_encoded(self, images: list) -> np.ndarray:
+        if self.kind == "tflite":
+            return self.runner.predict_encoded(images, self.batch_size)
+        return self.runner.predict_encoded(images)
+
+    def answer_encoded(self, images: list) -> tuple:
+        """(probabilities, answers): each answer is the top class or, where the model abstains, its unknown label.
+
+        A SavedModel answers in its graph (the `label` output: confidence and distance checks); a
+        TFLite model has no string output, so its exported confidence threshold is applied here.
+        """
+        if self.kind == "saved_model":
+            return self.runner.answer_encoded(images)
+        probabilities = self.predict_encoded(images)
+        threshold = self.abstention["threshold"] if self.abstention else 0.0
+        return probabilities, [
+            self.labels[int(np.argmax(p))] if p.max() >= threshold else self.abstention["unknown_label"]
+            for p in probabilities
+        ]
