@@ -88,12 +88,11 @@ def _grpc_predict(target: str, **inputs):
     request.model_spec.name = NAME
     for name, value in inputs.items():
         request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))  # one channel, reused
 
     def call():
         try:
-            prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target)).Predict(
-                request, timeout=300
-            )
+            stub.Predict(request, timeout=300)
             return 200, ""
         except grpc.RpcError as e:
             return e.code().name, e.details()
