@@ -148,7 +148,6 @@ def create_app(
         row_format = []
 
         async def decode(servable):
-            match = target(request)[0]
             if not match["verb"]:
                 raise NotFound(f"Malformed request: POST {request.url.path}")
             body = parse_body(await _body(request, options.max_request_bytes))
@@ -164,7 +163,7 @@ def create_app(
             return signature, inputs
 
         try:
-            version = target(request)[1]
+            match, version = target(request)
             _, _, outputs = await predictor.predict("REST", version, decode)
             return _json(encode_outputs(outputs, row_format[0]))
         except ServeError as e:
