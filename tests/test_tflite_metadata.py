@@ -16,9 +16,21 @@ from components.export import tflite, tflite_metadata
 from schemas.artifacts import Examples, ExportedModel
 from tests import export_models
 
+
+def _mediapipe_tasks() -> bool:
+    """Whether MediaPipe Tasks imports (mediapipe's package imports OpenCV as well)."""
+    if importlib.util.find_spec("mediapipe") is None:
+        return False
+    try:
+        import mediapipe.tasks.python.vision  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 needs_mediapipe = pytest.mark.skipif(
-    importlib.util.find_spec("mediapipe") is None,
-    reason="mediapipe is not installed: it pins absl-py 2.x against TFMA's <2, so .ci/run installs it for this "
+    not _mediapipe_tasks(),
+    reason="mediapipe (with OpenCV) is not installed: it pins absl-py 2.x against TFMA's <2, so .ci/run installs it for this "
     "test alone (pip install --no-deps mediapipe==1.2.2 opencv-contrib-python)",
 )
 
