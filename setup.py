@@ -32,6 +32,11 @@ setuptools.setup(
         "starlette>=1.10,<2",  # python -m pipeline.serve: TF Serving's REST API (server/)
         "uvicorn>=0.54,<1",
         "prometheus-client>=0.26,<1",  # pipeline.serve's /monitoring/prometheus/metrics (server/metrics.py)
+        # the ONNX export format (components/common/formats/onnx.py): tf2onnx converts, ONNX Runtime scores it
+        "tf2onnx>=1.17,<1.18",
+        "onnxruntime>=1.32,<2",
+        # the recipe search (components/train/tune.py): a wall-clock budget, median pruning, a resumable journal
+        "optuna>=5.0,<6",
         # uvicorn's C HTTP parser and event loop, used when installed: 1.6x the requests/s of its pure-Python
         # h11 + asyncio on the load benchmark (benchmarks/serve_load.py, README "pipeline.serve").
         "httptools>=0.6",
@@ -43,6 +48,7 @@ setuptools.setup(
         # The tests start a dask.distributed cluster (tests/test_distributed_runners.py).
         "test": [
             "pytest>=8",
+            "pytest-xdist>=3.6",  # the suite runs on every core (README's test command: -n auto)
             "dask[distributed]>=2026.8,<2027",
             "requests>=2.31",  # the HTTP client of tests/test_serve.py and benchmarks/serve_load.py
             "psutil>=5.9",  # benchmarks/scale.py samples each run's process-tree memory

@@ -29,10 +29,13 @@ import numpy as np
 
 import components.export
 from benchmarks.small_data import SHARED, _ingest, _scored
-from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
+from components.common.formats.saved_model import SavedModelRunner
+from components.common.formats.tflite import TFLiteRunner
+from components.common.image_ops import preprocess
 from components.train import TrainConfig, run
 from components.train.config import TrainDistill
 from schemas.artifacts import Examples, ExportedModel
+from schemas.split_reader import read_split
 
 
 def _ms_per_image(path: str, pixels: np.ndarray) -> float:
@@ -49,12 +52,12 @@ def _train_export_score(name, config, ingest_dir, tmp, baseline_correct=None) ->
     trained = run(config, ingest_dir, os.path.join(tmp, f"train-{name}"))
     seconds = round(sum(s.seconds for s in trained.stages), 1)
     export = components.export.run(
-        components.export.ExportConfig(tflite_variants=("float32", "int8")),
+        components.export.ExportConfig(formats=("tflite_float32", "tflite_int8")),
         trained.output_dir,
         ingest_dir,
         os.path.join(tmp, f"export-{name}"),
     )
-    _, images, labels = Examples(ingest_dir).read_split("test")
+    _, images, labels = read_split(Examples(ingest_dir), "test")
     correct = SavedModelRunner(ExportedModel(export.output_dir).saved_model_dir()).predict_encoded(images).argmax(
         1
     ) == np.asarray(labels)
@@ -64,9 +67,9 @@ def _train_export_score(name, config, ingest_dir, tmp, baseline_correct=None) ->
         "train_seconds": seconds,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "val_accuracy": round(trained.best_val_accuracy, 4),
-        "tflite_bytes": export.tflite_sizes,
-        "tflite_float32_ms_per_image_1_thread": _ms_per_image(export.tflite_files["float32"], pixels),
-        "tflite_int8_ms_per_image_1_thread": _ms_per_image(export.tflite_files["int8"], pixels),
+        "tflite_bytes": export.sizes,
+        "tflite_float32_ms_per_image_1_thread": _ms_per_image(export.files["tflite_float32"], pixels),
+        "tflite_int8_ms_per_image_1_thread": _ms_per_image(export.files["tflite_int8"], pixels),
     }
     return _scored(record, correct, baseline_correct), correct, trained.output_dir
 

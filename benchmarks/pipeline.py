@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from schemas.split_reader import read_split
+
 HEAVY = ("tensorflow", "keras", "tensorflow_model_analysis", "apache_beam")
 _RUN_AND_REPORT_MODULES = (
     "import sys; from pipeline import run; code = run.main(sys.argv[1:]); "
@@ -67,12 +69,12 @@ def _latest(root: str, component: str) -> str:
 
 def _evaluate_child(export_dir: str, ingest_dir: str, work: str) -> dict:
     """The evaluation's candidate path, timed after imports."""
-    from components.common.model_runners import SavedModelRunner
+    from components.common.formats.saved_model import SavedModelRunner
     from components.evaluate import tfma_metrics
     from schemas.artifacts import Examples, ExportedModel
 
     start = time.perf_counter()
-    serialized, _images, labels = Examples(ingest_dir).read_split("test")
+    serialized, _images, labels = read_split(Examples(ingest_dir), "test")
     predictions = {
         "candidate": SavedModelRunner(ExportedModel(export_dir).saved_model_dir()).predict_examples(serialized)
     }

@@ -144,10 +144,13 @@ def direct_models(root: str) -> dict:
 
 
 def _direct_child(export_dir: str, ingest_dir: str) -> dict:
-    from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
+    from components.common import formats
+    from components.common.formats.saved_model import SavedModelRunner
+    from components.common.image_ops import preprocess
     from schemas.artifacts import Examples, ExportedModel
+    from schemas.split_reader import read_split
 
-    serialized, images, _ = Examples(ingest_dir).read_split("test")
+    serialized, images, _ = read_split(Examples(ingest_dir), "test")
     export = ExportedModel(export_dir)
     timings = {}
     start = time.perf_counter()
@@ -156,10 +159,12 @@ def _direct_child(export_dir: str, ingest_dir: str) -> dict:
     start = time.perf_counter()
     pixels = preprocess(images, tuple(ExportedModel(export_dir).info()["image_size"]))
     timings["decode_once"] = time.perf_counter() - start
-    for variant, path in export.tflite_files().items():
+    for name, path in export.formats().items():
+        if formats.get(name).reference:
+            continue
         start = time.perf_counter()
-        TFLiteRunner(path, num_threads=os.cpu_count()).predict_pixels(pixels, 64)
-        timings[f"tflite_{variant}"] = time.perf_counter() - start
+        formats.get(name).open(path, os.cpu_count()).predict_pixels(pixels, 64)
+        timings[name] = time.perf_counter() - start
     return {
         "images": len(serialized),
         "models_s": {k: round(v, 2) for k, v in timings.items()},

@@ -45,6 +45,7 @@ import tensorflow as tf
 import components.export
 import components.push
 from schemas.artifacts import Examples, ServingVersion
+from schemas.split_reader import read_split
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
 NAME = "classifier"
@@ -212,7 +213,7 @@ def build_models(work: pathlib.Path) -> tuple:
     from tests import export_models
 
     ingest = export_models.sign_digits_ingest_dir(work / "ingest", SHARED / "datasets" / "sign-language-digits")
-    config = components.export.ExportConfig(tflite_variants=("float32",))
+    config = components.export.ExportConfig(formats=("tflite_float32",))
     exports = [
         components.export.run(
             config,
@@ -222,7 +223,7 @@ def build_models(work: pathlib.Path) -> tuple:
         ).output_dir
         for e in (30, 3)
     ]
-    _, images, _ = Examples(ingest).read_split("test")
+    _, images, _ = read_split(Examples(ingest), "test")
     images = list(images[:32])
     expected = [
         tf.saved_model.load(os.path.join(e, "saved_model"))

@@ -4,6 +4,7 @@
 PIPELINE_ROOT/
   <component>/<run_id>/     one published output per execution (see schemas/ARTIFACTS.md)
   train/_work/<key>/        training state that survives a killed run, keyed by the train fingerprint
+  tune/_work/<key>/         the search's journal and its trials' training state, the same way
   demo/                     the built-in demo dataset, generated once (no --data-dir/--tfds-name)
   runs/<run_id>/            config.yaml (effective config), report.html, summary.txt, error.log
   metadata.sqlite           lineage: runs, executions, artifacts, fingerprints (pipeline/metadata.py)
@@ -24,8 +25,8 @@ def output_dir(root: str, component: str, run_id: str) -> str:
     return os.path.join(root, component, run_id)
 
 
-def train_work_dir(root: str, key: str) -> str:
-    return os.path.join(root, "train", "_work", key)
+def work_dir(root: str, component: str, key: str) -> str:
+    return os.path.join(root, component, "_work", key)
 
 
 def run_dir(root: str, run_id: str) -> str:

@@ -50,19 +50,13 @@ def sections() -> dict:
 
 
 def section_class(section: str):
-    """The dataclass of a section, or None when that component is not installed in this tree."""
+    """The dataclass of a section (its module is the component's light config module)."""
     module_name, class_name = sections()[section].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name and module_name.startswith(e.name):
-            return None
-        raise
-    return getattr(module, class_name, None)
+    return getattr(importlib.import_module(module_name), class_name)
 
 
-def available_sections() -> dict:
-    return {name: cls for name in sections() if (cls := section_class(name)) is not None}
+def section_classes() -> dict:
+    return {name: section_class(name) for name in sections()}
 
 
 # --- turning plain data into typed values ----------------------------------------------------
@@ -192,20 +186,19 @@ def build_dataclass(cls, data: Mapping, prefix: str):
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """The effective configuration of one run: one validated dataclass per available section."""
+    """The effective configuration of one run: one validated dataclass per section."""
 
     sections: dict
 
     def __getitem__(self, name):
-        return self.sections.get(name)
+        return self.sections[name]
 
     @property
     def pipeline(self) -> PipelineConfig:
         return self.sections["pipeline"]
 
     def section_dict(self, name) -> dict:
-        section = self.sections.get(name)
-        return to_plain(section) if section is not None else {}
+        return to_plain(self.sections[name])
 
     def to_dict(self) -> dict:
         return {name: to_plain(section) for name, section in self.sections.items()}
@@ -267,12 +260,10 @@ def build(data: dict, text_overrides: list[tuple[str, str, str]] = ()) -> RunCon
     `data` holds typed values (YAML, or flags already converted by argparse); `text_overrides`
     are `--set` values still as text, converted by the field's type.
     """
-    available = available_sections()
+    available = section_classes()
     for section in data:
-        if section not in sections():
-            raise UsageError(f"config section {section!r}: unknown; allowed sections: {', '.join(sections())}")
         if section not in available:
-            raise UsageError(f"config section {section!r}: that component is not installed in this version")
+            raise UsageError(f"config section {section!r}: unknown; allowed sections: {', '.join(available)}")
         if not isinstance(data[section], Mapping):
             raise UsageError(f"config section {section}: {data[section]!r} is not a mapping of keys")
     data = {k: dict(v) for k, v in data.items()}

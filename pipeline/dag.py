@@ -1,9 +1,9 @@
 r"""The component graph: what runs in which order, and everything each node's orchestration needs.
 
-    ingest -> validate -> train -> audit -> export -> evaluate -> push
-       \________________/\________/\______________/\________/
-        every later step also reads the ingest (splits, labels); audit and export read train;
-        push reads export + evaluate
+    ingest -> validate -> tune -> train -> audit -> export -> evaluate -> push
+       \_________________________/\________/\______________/\________/
+        every later step also reads the ingest (splits, labels); train reads the recipe tune chose
+        (tuning off: the train config's own); audit and export read train; push reads export + evaluate
 
 Each node declares, as a TFX component spec with its driver does: the upstream outputs it reads,
 its config section, the artifact kind it publishes (`schemas.artifacts`), the driver that resolves
@@ -56,6 +56,11 @@ class Node:
     def entry_module(self) -> str:
         return self.module or f"components.{self.name}"
 
+    @property
+    def package(self) -> str:
+        """The folder of the code it runs (`components/<package>`), whose sources are in its fingerprint."""
+        return "/".join(self.entry_module.split(".")[:2])
+
 
 def _beam_options(args: list):
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -79,6 +84,13 @@ def _audit_failed(summary: str, uri: str) -> DataError:
 
 def _not_pushed(summary: str, uri: str) -> NotBlessedError:
     return NotBlessedError(summary.strip() or "the model was not pushed: the evaluation gate did not bless it")
+
+
+def _tuned(train_config, tune_uri: str):
+    """The train config with the tuner's chosen recipe applied (unchanged when tuning is off)."""
+    from components.train.tune import recipe_config
+
+    return recipe_config(train_config, kinds.Hyperparameters(tune_uri).recipe()["train"])
 
 
 def in_dependency_order(nodes: tuple) -> tuple:
@@ -119,14 +131,33 @@ NODES = in_dependency_order(
             call=lambda run, ctx, i, out, r: run(ctx.config["validate"], i["ingest"], r.args["previous"], out),
         ),
         Node(
-            "train",
+            "tune",
             ("ingest",),
+            kinds.Hyperparameters,
+            config="components.train.tune_config:TuneConfig",
+            module="components.train.tune",
+            costly_preflight=drivers.train_preflight,
+            resolve=drivers.tune,
+            call=lambda run, ctx, i, out, r: run(
+                ctx.config["tune"],
+                ctx.config["train"],
+                i["ingest"],
+                out,
+                work_dir=artifacts.work_dir(ctx.root, "tune", r.fingerprint[:16]),
+            ),
+        ),
+        Node(
+            "train",
+            ("ingest", "tune"),
             kinds.Model,
             config="components.train.config:TrainConfig",
             costly_preflight=drivers.train_preflight,
             resolve=drivers.train,
             call=lambda run, ctx, i, out, r: run(
-                ctx.config["train"], i["ingest"], out, work_dir=artifacts.train_work_dir(ctx.root, r.fingerprint[:16])
+                _tuned(ctx.config["train"], i["tune"]),
+                i["ingest"],
+                out,
+                work_dir=artifacts.work_dir(ctx.root, "train", r.fingerprint[:16]),
             ),
         ),
         Node(

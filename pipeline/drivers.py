@@ -68,6 +68,15 @@ def train(ctx, inputs) -> Resolved:
     return Resolved(extra=extra or None)
 
 
+def tune(ctx, inputs) -> Resolved:
+    """The search starts from the train config and trains on what the train driver resolves (the
+    `exclude` list, the teacher): a change to any of them searches again. Tuning off publishes the
+    same empty recipe whatever they are, so then they are not part of its fingerprint."""
+    if not ctx.config["tune"].enabled:
+        return Resolved()
+    return Resolved(extra={"train": ctx.config.section_dict("train"), "train_inputs": train(ctx, inputs).extra})
+
+
 def push_preflight(ctx) -> None:
     """The serving directory must be a folder this run can write (checked by creating it)."""
     serving = ctx.serving_dir
@@ -91,7 +100,9 @@ def ingest(ctx, inputs) -> Resolved:
     if not section.data_dir:
         return Resolved(extra={"tfds_name": section.tfds_name}, args={"previous": previous})
     listing = fingerprint.folder_listing(section.data_dir)
-    basis = fingerprint.component("ingest", {**ctx.config.section_dict("ingest"), "data_dir": "*"}, {})
+    basis = fingerprint.component(
+        "ingest", "components/ingest", {**ctx.config.section_dict("ingest"), "data_dir": "*"}, {}
+    )
     return Resolved(
         extra={"data_dir": fingerprint.digest(listing)},
         args={"previous": previous},

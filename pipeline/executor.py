@@ -144,20 +144,20 @@ def execute(ctx: Context, nodes: list, forced: set) -> dict:
     """Run `nodes` in order; returns {name: Input of its output}. Raises the first failure."""
     produced = {}
     started_run = time.monotonic()
-    selected = [node for node in nodes if ctx.config[node.name] is not None]
-    for node in selected:  # every check that needs no data, before any work
+    for node in nodes:  # every check that needs no data, before any work
         if node.preflight is not None:
             node.preflight(ctx)
-    costly_checks = [node.costly_preflight for node in selected if node.costly_preflight is not None]
+    costly_checks = [node.costly_preflight for node in nodes if node.costly_preflight is not None]
     for node in nodes:
         run = dag.entry_point(node)
-        if run is None or ctx.config[node.name] is None:
-            ctx.log(f"[pipeline] {node.name}: not part of this version of transferline; the run ends here")
-            break
         inputs = _resolve_inputs(ctx, node, produced)
         resolved = node.resolve(ctx, inputs) if node.resolve else drivers.Resolved()
         resolved.fingerprint = fingerprint.component(
-            node.name, ctx.config.section_dict(node.name), {k: v.fingerprint for k, v in inputs.items()}, resolved.extra
+            node.name,
+            node.package,
+            ctx.config.section_dict(node.name),
+            {k: v.fingerprint for k, v in inputs.items()},
+            resolved.extra,
         )
         hit = None
         if node.name not in forced:

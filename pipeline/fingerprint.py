@@ -44,8 +44,10 @@ def folder_listing(data_dir: str) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def code_version(component_name: str | None = None) -> str:
+def code_version(package: str | None = None) -> str:
     """Package version plus a hash of the sources a component runs (its package, common, schemas).
+
+    package: the component's folder ("components/train"); None: every component.
 
     The sources count, not only the version string, so that an edited component (a development
     checkout, a patched install) never reuses outputs its older code produced; without a name,
@@ -56,11 +58,7 @@ def code_version(component_name: str | None = None) -> str:
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
     h = hashlib.sha256()
-    folders = (
-        ("components", "schemas")
-        if component_name is None
-        else (f"components/{component_name}", "components/common", "schemas")
-    )
+    folders = ("components", "schemas") if package is None else (package, "components/common", "schemas")
     for folder in folders:
         for path in sorted((_PROJECT / folder).rglob("*")):
             if path.suffix in (".py", ".pbtxt") and path.is_file():
@@ -69,13 +67,14 @@ def code_version(component_name: str | None = None) -> str:
     return f"{version}+src.{h.hexdigest()[:12]}"
 
 
-def component(name: str, section: dict, inputs: dict, extra=None) -> str:
-    """The fingerprint of one execution of `name`: config + code version + inputs (+ extra state)."""
+def component(name: str, package: str, section: dict, inputs: dict, extra=None) -> str:
+    """The fingerprint of one execution of `name` (code in folder `package`): config + code version +
+    inputs (+ extra state)."""
     return digest(
         {
             "component": name,
             "config": section,
-            "code_version": code_version(name),
+            "code_version": code_version(package),
             "inputs": inputs,
             "extra": extra,
         }

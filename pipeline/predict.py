@@ -1,6 +1,6 @@
 """`python -m pipeline.predict MODEL IMAGES_OR_FOLDERS...`: top-k labels and scores per image.
 
-MODEL is a SavedModel or export directory, a `.tflite` file, or NAME[/VERSION] of a pushed model
+MODEL is a SavedModel or export directory, a model file (`.tflite`, `.onnx`), or NAME[/VERSION] of a pushed model
 (with --serving-dir). Folders are searched recursively for .jpg/.jpeg/.png/.gif/.bmp files.
 Output (stdout): one JSON object per line {"path", "label", "labels", "scores"}, or CSV
 (path,label,label_1,score_1,...). `label` is the top class, or the model's unknown label when the
@@ -17,6 +17,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from components.common import formats
 from components.common.errors import EXIT_DATA, EXIT_OK, DataError
 from components.common.image_ops import IMAGE_EXTENSIONS
 from pipeline.cli import exits_with_codes
@@ -25,12 +26,19 @@ from pipeline.opened_model import OpenedModel
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="SavedModel/export dir, .tflite file, or NAME[/VERSION] with --serving-dir")
+    parser.add_argument(
+        "model", help="SavedModel/export dir, model file (.tflite, .onnx), or NAME[/VERSION] with --serving-dir"
+    )
     parser.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     parser.add_argument("--serving-dir", help="TF Serving directory holding NAME/VERSION/")
+    parser.add_argument(
+        "--model-format",
+        choices=tuple(formats.FORMATS),
+        help="with an export or pushed version, score this format of it (default: the SavedModel)",
+    )
     parser.add_argument("--top-k", type=int, default=3, help="labels per image (default: 3)")
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default: jsonl)")
-    parser.add_argument("--threads", type=int, help="TFLite interpreter threads (default: TFLite's choice)")
+    parser.add_argument("--threads", type=int, help="TFLite or ONNX Runtime threads (default: the runtime's choice)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
     args = parser.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
@@ -94,7 +102,7 @@ def _score(model: OpenedModel, paths: list) -> list:
 @exits_with_codes
 def main(argv=None) -> int:
     args = parse_args(argv)
-    model = OpenedModel(args.model, args.serving_dir, args.threads, args.batch_size)
+    model = OpenedModel(args.model, args.serving_dir, args.threads, args.batch_size, args.model_format)
     paths = image_paths(args.inputs)
     k = min(args.top_k, len(model.labels))
     writer = csv.writer(sys.stdout, lineterminator="\n") if args.format == "csv" else None

@@ -13,10 +13,10 @@ import html
 import json
 import os
 
-from components.common import fileio, publish
+from components.common import fileio, formats, publish
 from components.common.errors import DataError
 from schemas import feature_spec
-from schemas.artifacts import Audit, ExampleAnomalies, Examples, ExportedModel, Model, ModelBlessing
+from schemas.artifacts import Audit, ExampleAnomalies, Examples, ExportedModel, Hyperparameters, Model, ModelBlessing
 
 MAX_REJECTED_THUMBNAILS = 12
 WORST_MISCLASSIFIED = 12
@@ -69,6 +69,12 @@ def _images_by_sha256(ingest: str, wanted: set) -> dict:
                 if digest.decode() in wanted:
                     found[digest.decode()] = image
     return found
+
+
+def _tuning_figure(trials: list, chosen) -> str:
+    from pipeline import report_figures
+
+    return _img(report_figures.tuning_trials(trials, chosen), "validation accuracy of each trial", 520)
 
 
 class Report:
@@ -178,6 +184,37 @@ class Report:
             f"{_fmt(info.get('val_accuracy'))}, test accuracy {_fmt(info.get('test_accuracy'))}"
         )
         self.add("training", "Training", "".join(body))
+
+    def tuning(self) -> None:
+        """The recipe search: every trial, what was chosen over the defaults, and how much is noise."""
+        uri = self.outputs.get("tune")
+        recipe = Hyperparameters(uri).recipe() if uri else {}
+        if not recipe.get("tuned"):
+            return
+        trials = Hyperparameters(uri).trials()
+        val, noise = recipe["val_accuracy"], recipe.get("selection_noise") or {}
+        chosen = recipe["chosen"]["trial"]
+        gain = None if val["best"] is None or val["default_recipe"] is None else val["best"] - val["default_recipe"]
+        body = [
+            f"<p>{recipe['trials']} trials ({recipe['completed']} complete) in {recipe['used_seconds']:.0f} s of "
+            f"{recipe['budget_seconds']:.0f}. Validation accuracy of the chosen recipe (trial {chosen}) "
+            f"{_fmt(val['best'])} against {_fmt(val['default_recipe'])} for the train config's own; a search "
+            f"of this many equally good recipes would show a gain of about "
+            f"{_fmt(noise.get('expected_gain_from_noise'))} from noise alone "
+            f"({noise.get('val_images')} validation images). The test split was not used to choose.</p>",
+            self._cached("tuning", uri, lambda: _tuning_figure(trials, chosen)),
+        ]
+        names = [k for k in trials[0] if k not in ("trial", "recipe", "status", "val_accuracy", "seconds")]
+        rows = [
+            [t["trial"], t["recipe"], t["status"], t["val_accuracy"], t["seconds"], *(t[k] for k in names)]
+            for t in trials
+        ]
+        body.append(_table(["trial", "recipe", "status", "val accuracy", "seconds", *names], rows))
+        self.lines.append(
+            f"tune: trial {chosen} of {recipe['trials']} chosen, val accuracy {_fmt(val['best'])} against "
+            f"{_fmt(val['default_recipe'])} (gain {_fmt(gain)}, noise alone ~{_fmt(noise.get('expected_gain_from_noise'))})"
+        )
+        self.add("tuning", "Tuning", "".join(body))
 
     def metrics(self) -> None:
         evaluate = self.outputs.get("evaluate")
@@ -363,11 +400,12 @@ class Report:
         return cached
 
     def _worst_html(self, export: str, ingest: str) -> str:
-        from components.common.model_runners import SavedModelRunner
+        from components.common.formats.saved_model import SavedModelRunner
         from pipeline import report_figures
+        from schemas.split_reader import read_split
 
-        split = getattr(self.config["evaluate"], "split", "test") if self.config["evaluate"] is not None else "test"
-        serialized, images, y = Examples(ingest).read_split(split)
+        split = self.config["evaluate"].split
+        serialized, images, y = read_split(Examples(ingest), split)
         labels = ExportedModel(export).labels()
         probabilities = SavedModelRunner(ExportedModel(export).saved_model_dir()).predict_examples(serialized)
         predicted = probabilities.argmax(axis=1)
@@ -420,26 +458,42 @@ class Report:
         )
         self.lines.append(f"gate: {verdict}" + "".join(f"\n  FAILED {r}" for r in blessing.get("failed", [])))
 
-    def tflite(self) -> None:
+    def formats(self) -> None:
         export = self.outputs.get("export")
         if not export:
-            self.add("tflite", "TFLite variants", "<p>No export in this run.</p>")
+            self.add("formats", "Exported formats", "<p>No export in this run.</p>")
             return
         evaluate = ModelBlessing(self.outputs["evaluate"]) if self.outputs.get("evaluate") else None
         metrics = evaluate.metrics()["metrics"] if evaluate else {}
-        deltas = evaluate.blessing().get("tflite_accuracy_delta", {}) if evaluate else {}
+        deltas = evaluate.blessing().get("format_accuracy_delta", {}) if evaluate else {}
         exported = ExportedModel(export)
         parity = exported.parity()
         rows = []
-        for variant, path in exported.tflite_files().items():
-            accuracy = metrics.get(f"tflite_{variant}", {}).get("overall", {}).get("accuracy")
+        for name, entry in exported.format_entries().items():
+            fmt = formats.FORMATS.get(name)
+            reference = fmt is not None and fmt.reference
+            accuracy = metrics.get("candidate" if reference else name, {}).get("overall", {}).get("accuracy")
             rows.append(
-                [variant, f"{fileio.stat(path).length / 1024:.0f} KiB", _fmt(accuracy), _fmt(deltas.get(variant))]
+                [
+                    fmt.title if fmt else name,
+                    entry["path"],
+                    f"{entry['bytes'] / 1024:.0f} KiB",
+                    f"{entry.get('input')} -> {entry.get('output')}",
+                    _fmt(parity["max_abs_diff"].get(name)) if name in parity["max_abs_diff"] else "not compared",
+                    _fmt(accuracy),
+                    "reference" if reference else _fmt(deltas.get(name)),
+                ]
             )
-        body = _table(["variant", "size", "accuracy", "accuracy drop vs float"], rows)
-        if parity:
-            body += f"<p>Parity (Keras vs SavedModel vs TFLite float32): {html.escape(json.dumps(parity)[:400])}</p>"
-        self.add("tflite", "TFLite variants", body)
+        body = _table(
+            ["format", "file", "size", "input -> output", "parity max |diff| vs Keras", "accuracy", "accuracy change"],
+            rows,
+        )
+        body += (
+            f"<p>Parity: {parity['examples']} images, tolerance {parity['tolerance']:g}; quantized formats are judged "
+            "by the gate's accuracy drop instead.</p>"
+        )
+        self.add("formats", "Exported formats", body)
+        self.lines.append("formats: " + ", ".join(f"{r[0]} {r[2]} (accuracy {r[5]}, change {r[6]})" for r in rows))
 
     def lineage(self, code_version: str) -> None:
         rows = []
@@ -506,13 +560,14 @@ def write(store, run_id: str, config, outputs: dict, run_dir: str, status: str, 
     report = Report(store, run_id, config, outputs, run_dir)
     for name, section in (
         ("data", report.data),
+        ("tuning", report.tuning),
         ("training", report.training),
         ("metrics", report.metrics),
         ("trust", report.trust),
         ("audit", report.audit),
         ("worst", report.worst),
         ("gate", report.gate),
-        ("tflite", report.tflite),
+        ("formats", report.formats),
         ("lineage", lambda: report.lineage(code_version)),
     ):
         try:

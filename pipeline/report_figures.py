@@ -133,3 +133,23 @@ def coverage_curve(curve: list, chosen: dict | None) -> bytes:
     ax.set_ylabel("accuracy of the answers")
     ax.set_xlim(0, 1.02)
     return _png(fig)
+
+
+def tuning_trials(trials: list, chosen: int | None) -> bytes:
+    """Each trial's validation accuracy against the search's elapsed time when it ended; the default recipe
+    (trial 0) and the chosen trial marked; pruned and budget-stopped trials hollow (the best they reached)."""
+    fig, ax = _pyplot().subplots(figsize=(5, 3))
+    elapsed = np.cumsum([float(t["seconds"] or 0) for t in trials])
+    for t, x in zip(trials, elapsed):
+        if t["val_accuracy"] in ("", None):
+            continue
+        y, complete = float(t["val_accuracy"]), t["status"] == "complete"
+        ax.plot([x], [y], "o", color="#4477aa", fillstyle="full" if complete else "none")
+        if t["recipe"] == "default":
+            ax.annotate("default", (x, y), fontsize=7, xytext=(4, -10), textcoords="offset points")
+        if chosen is not None and int(t["trial"]) == chosen:
+            ax.plot([x], [y], "*", color="#aa3377", markersize=12, label=f"chosen (trial {chosen})")
+            ax.legend(fontsize=7, loc="lower right")
+    ax.set_xlabel("search time when the trial ended (s)")
+    ax.set_ylabel("val accuracy")
+    return _png(fig)

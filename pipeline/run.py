@@ -42,6 +42,8 @@ FLAG_KEYS = {  # flag dest -> config key it sets ("section.key")
     "batch_size": "train.batch_size",
     "weights": "train.weights",
     "precision": "train.precision",
+    "tune": "tune.enabled",
+    "tune_budget": "tune.budget_seconds",
     "model_name": "push.model_name",
 }
 
@@ -150,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
         "train split (e.g. 0.05 = 20x less data); val and test stay whole",
     )
     g.add_argument("--precision", metavar="auto|float32|mixed_float16|mixed_bfloat16", help="training precision policy")
+    g = p.add_argument_group("tuning (off by default)")
+    g.add_argument(
+        "--tune",
+        action="store_const",
+        const=True,
+        help="search the training recipe on the train and val splits before training (tune.enabled)",
+    )
+    g.add_argument("--tune-budget", type=float, metavar="SECONDS", help="wall-clock seconds the search may take")
     g = p.add_argument_group("serving")
     g.add_argument(
         "--serving-dir", metavar="DIR", help="TF Serving model base directory (default <pipeline-root>/serving)"
@@ -241,7 +251,7 @@ def _normalised_paths(config):
     from pipeline.drivers import normalised_path
 
     for section, key in (("ingest", "data_dir"), ("pipeline", "pipeline_root"), ("pipeline", "serving_dir")):
-        value = getattr(config[section], key, None) if config[section] is not None else None
+        value = getattr(config[section], key, None)
         if isinstance(value, str) and value:
             config.sections[section] = dataclasses.replace(config[section], **{key: normalised_path(value)})
     return config
@@ -255,10 +265,7 @@ def _stages_with_epochs(train: dict, text: str) -> list:
         epochs = [int(x) for x in text.split(",")]
     except ValueError:
         raise UsageError(f"--epochs {text!r}: expected an integer, or one integer per stage like 3,5") from None
-    cls = config_mod.section_class("train")
-    if cls is None:
-        raise UsageError("--epochs: this version of transferline has no trainer")
-    section = config_mod.build_dataclass(cls, train, "train")
+    section = config_mod.build_dataclass(config_mod.section_class("train"), train, "train")
     stages = [config_mod.to_plain(s) for s in section.effective_stages()]
     if len(epochs) not in (1, len(stages)):
         raise UsageError(

@@ -1,6 +1,6 @@
 """`python -m pipeline.validate MODEL DATA`: check a model against thresholds before a release (CI).
 
-MODEL is a SavedModel or export directory, a `.tflite` file, or NAME[/VERSION] of a pushed model
+MODEL is a SavedModel or export directory, a model file (`.tflite`, `.onnx`), or NAME[/VERSION] of a pushed model
 (with --serving-dir). DATA is an ingest output (its --split is used) or a folder of class
 subfolders named like the model's classes. Metrics come from TensorFlow Model Analysis, the
 checks are the evaluation gate's value thresholds. Exit codes: 0 every threshold holds,
@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 
+from components.common import formats
 from components.common.errors import EXIT_NOT_BLESSED, EXIT_OK, UsageError
 from components.evaluate.config import EvaluateConfig
 from components.evaluate.standalone import evaluate_model
@@ -25,9 +26,16 @@ from pipeline.opened_model import OpenedModel
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.validate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="SavedModel/export dir, .tflite file, or NAME[/VERSION] with --serving-dir")
+    parser.add_argument(
+        "model", help="SavedModel/export dir, model file (.tflite, .onnx), or NAME[/VERSION] with --serving-dir"
+    )
     parser.add_argument("data", help="ingest output directory, or a folder of <class name>/ image folders")
     parser.add_argument("--serving-dir", help="TF Serving directory holding NAME/VERSION/")
+    parser.add_argument(
+        "--model-format",
+        choices=tuple(formats.FORMATS),
+        help="with an export or pushed version, score this format of it (default: the SavedModel)",
+    )
     parser.add_argument("--split", default="test", help="split of an ingest output to use (default: test)")
     parser.add_argument(
         "--min-accuracy",
@@ -82,7 +90,7 @@ def main(argv=None) -> int:
             raise UsageError(f"--output-dir {args.output_dir} exists; give a new path")
         os.makedirs(output_dir, exist_ok=True)
         with library_logs.to_file(os.path.join(output_dir, "library.log")):  # TFMA's and Beam's, off the console
-            model = OpenedModel(args.model, args.serving_dir)
+            model = OpenedModel(args.model, args.serving_dir, model_format=args.model_format)
             result = evaluate_model(config, model, args.data, output_dir)
         if args.json:
             print(

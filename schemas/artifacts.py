@@ -158,57 +158,21 @@ class Examples(Artifact):
                 counts[int(row["label"])] += 1
         return counts
 
-    def batches(self, split: str, limit: int | None = None):
-        """(serialized, encoded images, labels) lists of `split`'s records, 256 at a time, in shard order."""
-        import tensorflow as tf
 
-        dataset = tf.data.TFRecordDataset(self.shards(split))
-        if limit is not None:
-            dataset = dataset.take(limit)
-        from schemas import feature_spec
+class Hyperparameters(Artifact):
+    """The tuner's output (TFX's `HyperParameters`): best_recipe.yaml (the train values chosen, and why)
+    and trials.csv (one row per trial). With tuning off the recipe says `tuned: false` and changes nothing."""
 
-        for record in dataset.batch(256):
-            parsed = tf.io.parse_example(record, feature_spec("image", "label"))
-            yield record.numpy().tolist(), parsed["image"].numpy().tolist(), parsed["label"].numpy().tolist()
+    TYPE, WHAT = "HyperParameters", "the tuning output"
+    BEST_RECIPE, TRIALS = "best_recipe.yaml", "trials.csv"
 
-    def _checked(self, split: str, serialized: list, images: list, labels: list):
-        import numpy as np
+    def recipe(self) -> dict:
+        import yaml
 
-        if not images:
-            raise DataError(f"the '{split}' split in {self.uri} has no examples")
-        return serialized, images, np.asarray(labels, np.int64)
+        return yaml.safe_load(self.text(self.BEST_RECIPE))
 
-    def read_split(self, split: str, limit: int | None = None):
-        """(serialized examples, encoded images, int64 labels) of `split`, at most `limit` of each."""
-        serialized, images, labels = [], [], []
-        for batch in self.batches(split, limit):
-            for whole, part in zip((serialized, images, labels), batch):
-                whole.extend(part)
-        return self._checked(split, serialized, images, labels)
-
-    def sample_split(self, split: str, count: int, num_classes: int):
-        """Like `read_split`, but up to `count` examples spread evenly over the classes.
-
-        Shards hold records in path order, so a class folder's images are contiguous and the first
-        `count` records are often one or two classes: a calibration or parity sample taken that way
-        describes a model that never sees the others. This keeps the first ceil(count / classes)
-        records of each class, reading until every class has its share (at most the whole split);
-        a class with fewer leaves its share unfilled. Returned in class-interleaved order.
-        """
-        share = -(-count // num_classes)
-        kept = {}
-        for batch in self.batches(split):
-            for record in zip(*batch):
-                taken = kept.setdefault(record[2], [])
-                if len(taken) < share:
-                    taken.append(record)
-            if len(kept) == num_classes and all(len(v) == share for v in kept.values()):
-                break
-        interleaved = [kept[label][rank] for rank in range(share) for label in sorted(kept) if rank < len(kept[label])][
-            :count
-        ]
-        columns = [list(column) for column in zip(*interleaved)] or [[], [], []]
-        return self._checked(split, *columns)
+    def trials(self) -> list:
+        return list(csv.DictReader(io.StringIO(self.text(self.TRIALS))))
 
 
 class ExampleAnomalies(Artifact):
@@ -244,6 +208,18 @@ class _ModelFiles(Artifact):
 
     def info(self) -> dict:
         return self.json(self.INFO)
+
+    def format_entries(self) -> dict:
+        """{format name: {name, path, bytes, input, output}} of the export formats it holds, from
+        model_info.json's `formats` (components/common/formats/), in the order they were written."""
+        return {entry["name"]: entry for entry in self.info().get("formats") or []}
+
+    def formats(self) -> dict:
+        """{format name: absolute path} of the export formats it holds, in the order they were written."""
+        return {name: self.format_path(entry["path"]) for name, entry in self.format_entries().items()}
+
+    def format_path(self, relpath: str) -> str:
+        return self.path(relpath)
 
     def checked_labels(self) -> list:
         """labels.txt, after checking that model_info.json names the same classes."""
@@ -285,22 +261,13 @@ class Model(_ModelFiles):
 
 
 class ExportedModel(_ModelFiles):
-    """The exporter's output: a SavedModel, the TFLite variants and their sidecars."""
+    """The exporter's output: the export formats (a SavedModel always) and their sidecars."""
 
     TYPE, WHAT = "ExportedModel", "the export"
-    SAVED_MODEL, TFLITE, PARITY = "saved_model", "tflite", "parity.json"
+    SAVED_MODEL, PARITY = "saved_model", "parity.json"
 
     def saved_model_dir(self) -> str:
         return self.path(self.SAVED_MODEL)
-
-    @staticmethod
-    def tflite_name(variant: str) -> str:
-        return f"model_{variant}.tflite"
-
-    def tflite_files(self) -> dict:
-        """{variant: path} of the TFLite models, in name order."""
-        found = fileio.find(self.uri, self.TFLITE, "model_*.tflite")
-        return {os.path.basename(p)[len("model_") : -len(".tflite")]: p for p in found}
 
     def parity(self) -> dict:
         return self.json(self.PARITY)
@@ -339,12 +306,15 @@ class ServingVersion(_ModelFiles):
         f"{EXTRA}/blessing.json",
         f"{EXTRA}/push.json",
     )
-    TFLITE = f"{EXTRA}/tflite"
     WARMUP = f"{EXTRA}/tf_serving_warmup_requests"  # components/common/warmup_requests.py
     MODEL_CARD, MODEL_CARD_JSON = f"{EXTRA}/model_card.md", f"{EXTRA}/model_card.json"  # push/model_card.py
 
     def saved_model_dir(self) -> str:
         return self.uri
+
+    def format_path(self, relpath: str) -> str:
+        """The SavedModel is the version directory; every other format keeps its export path under assets.extra/."""
+        return self.uri if relpath == ExportedModel.SAVED_MODEL else self.path(self.EXTRA, relpath)
 
     @property
     def version(self) -> int:
@@ -413,3 +383,12 @@ def model_abstention(model_dir: str) -> dict | None:
         if artifact.exists(kind.INFO):
             return artifact.info().get("abstention")
     return None
+
+
+def model_formats(model_dir: str) -> dict:
+    """{format name: path} of a model directory: an export or a pushed version ({} when it records none)."""
+    for kind in (ExportedModel, ServingVersion):
+        artifact = kind(model_dir)
+        if artifact.exists(kind.INFO):
+            return artifact.formats()
+    return {}

@@ -21,6 +21,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TRANSFERLINE_PRECISION_AUTO"] = "float32"
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Modules with slow tests first, each module's tests together and in their order.
+
+    The suite runs on every core with pytest-xdist, one module per worker at a time (`--dist loadfile`
+    in pytest.ini: a module's trained fixtures are built once). Starting the long modules first and
+    ending with the many short ones keeps the workers busy to the end instead of leaving one module of
+    several minutes to run alone.
+    """
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)  # stable: file order otherwise
+
+
 def _require(path: pathlib.Path, what: str) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"{what} not found at {path}: it ships only beside the project in CI (../shared)")

@@ -15,9 +15,10 @@ import keras
 from PIL import Image
 
 import components.export
-from components.common.model_runners import preprocess
+from components.common.image_ops import preprocess
 from components.common.publish import write_json
 from schemas.artifacts import Examples
+from schemas.split_reader import read_split
 from tests.ingest_format import ImageRecord, write_ingest_dir, write_synthetic_ingest_dir
 
 # Artifacts built once per test session and shared by the export/evaluate/push/CLI test modules
@@ -52,7 +53,7 @@ def tiny_cnn(num_classes: int, image_size=(32, 32), seed: int = 0) -> keras.Mode
 def train_tiny(train_dir, ingest_dir, epochs: int, image_size=(32, 32), seed: int = 0, learning_rate=0.05) -> str:
     """A tiny CNN fitted on the ingest dir's train split for `epochs` (0: untrained, near chance)."""
     labels = Examples(ingest_dir).labels()
-    _, images, y = Examples(ingest_dir).read_split("train")
+    _, images, y = read_split(Examples(ingest_dir), "train")
     model = tiny_cnn(len(labels), image_size, seed)
     if epochs:
         model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy")
@@ -81,7 +82,7 @@ def sign_digits_ingest_dir(
 def train_sign_digits(train_dir, ingest_dir, weights_dir: pathlib.Path, epochs: int = 30) -> str:
     """The shared MobileNetV2 (frozen, 96 px) + pooling + dense head fitted on the train split."""
     labels = Examples(ingest_dir).labels()
-    _, images, y = Examples(ingest_dir).read_split("train")
+    _, images, y = read_split(Examples(ingest_dir), "train")
     backbone = keras.models.load_model(weights_dir / "mobilenetv2_0.35_96_cifar6_notop.keras", compile=False)
     backbone.trainable = False
     keras.utils.set_random_seed(0)
@@ -131,20 +132,25 @@ def tiny_export(
         root = tmp_path_factory.mktemp(f"tiny_e{epochs}")
         ingest = tiny_ingest(tmp_path_factory)
         train = train_tiny(root / "train", ingest, epochs, learning_rate=learning_rate)
-        config = components.export.ExportConfig(tflite_variants=tuple(variants), representative_examples=24)
+        config = components.export.ExportConfig(
+            formats=tuple(f"tflite_{v}" for v in variants) + ("onnx",), representative_examples=24
+        )
         return components.export.run(config, train, ingest, str(root / "export")).output_dir
 
     return _once(f"tiny_export_{epochs}_{learning_rate}_{variants}", build)
 
 
 def sign_digits_artifacts(tmp_path_factory, sign_digits_dir, shared_weights_dir) -> dict:
-    """Real photos: ingest (20 train / 6 test per class), pretrained-backbone model, export (float32, int8)."""
+    """Real photos: ingest (20 train / 6 test per class), pretrained-backbone model, export (TFLite float32
+    and int8, ONNX)."""
 
     def build():
         root = tmp_path_factory.mktemp("sign_digits")
         ingest = sign_digits_ingest_dir(root / "ingest", sign_digits_dir)
         train = train_sign_digits(root / "train", ingest, shared_weights_dir)
-        config = components.export.ExportConfig(tflite_variants=("float32", "int8"), representative_examples=50)
+        config = components.export.ExportConfig(
+            formats=("tflite_float32", "tflite_int8", "onnx"), representative_examples=50
+        )
         export = components.export.run(config, train, ingest, str(root / "export")).output_dir
         return {"ingest": ingest, "train": train, "export": export}
 

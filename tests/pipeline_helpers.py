@@ -31,7 +31,7 @@ def env(**extra) -> dict:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
 
 
-def pipeline_run(*args, env_extra=None, timeout=300, module="pipeline.run"):
+def pipeline_run(*args, env_extra=None, timeout=900, module="pipeline.run"):
     """Run `python -m pipeline.run ARGS` in the project root (`module=None`: `python ARGS`); returns the
     CompletedProcess."""
     command = [sys.executable, *(["-m", module] if module else []), *map(str, args)]
@@ -119,6 +119,16 @@ def _fake_validate(config, ingest, previous, out):
     return _results()[1](out, [])
 
 
+def _fake_tune(config, train_config, ingest, out, work_dir=None):
+    """Logs the call (and whether tuning was on); publishes the real tuner's output for tuning off."""
+    import dataclasses
+
+    from components.train.tune import run
+
+    _fake_step("tune", None, ingest=ingest, enabled=config.enabled)
+    return run(dataclasses.replace(config, enabled=False), train_config, ingest, out, work_dir)
+
+
 def _fake_train(config, ingest, out, work_dir=None):
     _fake_step("train", out, ingest=ingest, work_dir=work_dir)
     return _results()[2](out, [], "fake", 1.0, None, 0.0, "float32", "default", None)
@@ -166,6 +176,7 @@ def _fake_push(config, export_dir, evaluate_dir, serving_dir, force=False):
 FAKES = {
     "ingest": _fake_ingest,
     "validate": _fake_validate,
+    "tune": _fake_tune,
     "train": _fake_train,
     "audit": _fake_audit,
     "export": _fake_export,
@@ -174,7 +185,7 @@ FAKES = {
 }
 
 
-def _fake_code_version(component_name=None):
+def _fake_code_version(package=None):
     return "stand-ins"  # the real components' sources do not run here, so they must not count
 
 
@@ -232,7 +243,7 @@ FAST_ARGS = (
     "--batch-size",
     "16",
     "--set",
-    "export.tflite_variants=[float32, dynamic_range]",
+    "export.formats=[tflite_float32, tflite_dynamic_range, onnx]",
     "--set",
     "export.representative_examples=8",
     "--set",
@@ -240,7 +251,7 @@ FAST_ARGS = (
     # 3 test images: one that the int8/dynamic-range model scores differently from the float
     # model is a 0.33 drop; these runs test the orchestration, not the TFLite gate
     "--set",
-    "evaluate.max_tflite_accuracy_drop=1.0",
+    "evaluate.max_format_accuracy_drop=1.0",
 )
 
 

@@ -55,9 +55,9 @@ class Server:
         self.wait_for(lambda s: any(v["state"] == "AVAILABLE" for v in s), "a version to be served")
 
     def status(self) -> list:
-        return requests.get(self.url, timeout=10).json().get("model_version_status", [])
+        return requests.get(self.url, timeout=60).json().get("model_version_status", [])
 
-    def wait_for(self, condition, what, seconds=90):
+    def wait_for(self, condition, what, seconds=300):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:

@@ -82,6 +82,7 @@ def test_bad_values_are_usage_errors_naming_the_key(changes, field):
         AugmentConfig(**changes).validate()
 
 
+@pytest.mark.slow  # trains: the full tier only
 def test_training_with_every_batch_augmentation_runs_and_records_it(tmp_path):
     ingest = write_synthetic_ingest_dir(tmp_path / "ingest", fmt="mixed", shards_per_split=1, tfds_metadata=False)
     augment = AugmentConfig(randaugment_ops=2, mixup=0.2, cutmix=1.0)

@@ -34,6 +34,7 @@ def test_metrics_per_model_and_slice(evaluated):
         "tflite_float16",
         "tflite_dynamic_range",
         "tflite_int8",
+        "onnx",
     }
     overall = models["candidate"]["overall"]
     assert overall["example_count"] == 24 and metrics["examples"] == 24
@@ -76,7 +77,7 @@ def test_per_class_metrics_count_the_top1_class_even_when_unconfident(tmp_path):
     assert overall["macro_f1"] == pytest.approx((0.5 + 2 / 3 + 0.8) / 3, abs=1e-5)
 
 
-def test_blessing_lists_every_check_and_tflite_deltas(evaluated):
+def test_blessing_lists_every_check_and_format_deltas(evaluated):
     assert evaluated.blessed
     assert os.path.exists(os.path.join(evaluated.output_dir, "BLESSED"))
     assert not os.path.exists(os.path.join(evaluated.output_dir, "NOT_BLESSED"))
@@ -84,9 +85,9 @@ def test_blessing_lists_every_check_and_tflite_deltas(evaluated):
     names = [c["name"] for c in blessing["checks"]]
     assert names.count("min_accuracy") == 1 and names.count("min_class_recall") == 3
     assert names.count("min_macro_f1") == 1 and names.count("max_accuracy_drop_vs_baseline") == 1
-    tflite = {c["model"]: c for c in blessing["checks"] if c["name"] == "max_tflite_accuracy_drop"}
-    assert set(tflite) == {"tflite_float32", "tflite_float16", "tflite_dynamic_range", "tflite_int8"}
-    assert set(blessing["tflite_accuracy_delta"]) == {"float32", "float16", "dynamic_range", "int8"}
+    derived = {c["model"]: c for c in blessing["checks"] if c["name"] == "max_format_accuracy_drop"}
+    assert set(derived) == {"tflite_float32", "tflite_float16", "tflite_dynamic_range", "tflite_int8", "onnx"}
+    assert set(blessing["format_accuracy_delta"]) == set(derived)
     for check in blessing["checks"]:  # every accuracy-type check knows its test-set size, interval and test
         assert set(check) == {
             "name",
@@ -105,7 +106,7 @@ def test_blessing_lists_every_check_and_tflite_deltas(evaluated):
         assert check["examples"] and ("p_value" in check["statistic"] or "share_below_threshold" in check["statistic"])
         low, high = check["interval"]
         assert low <= check["value"] <= high
-    assert blessing["tflite_accuracy_delta"]["int8"] == tflite["tflite_int8"]["value"]
+    assert blessing["format_accuracy_delta"]["tflite_int8"] == derived["tflite_int8"]["value"]
     assert "BLESSED" in evaluated.summary()
 
 
@@ -140,7 +141,7 @@ def test_tflite_variant_losing_accuracy_fails_with_a_reason():
     int8[20:30] = np.eye(4, dtype=np.float32)[(labels[20:30] + 1) % 4]  # 10 more wrong: 0.85
     predictions = {"candidate": candidate, "tflite_int8": int8, "tflite_float16": candidate}
     checks = {
-        c.model: c for c in gate.tflite_checks(EvaluateConfig(max_tflite_accuracy_drop=0.01), predictions, labels)
+        c.model: c for c in gate.format_checks(EvaluateConfig(max_format_accuracy_drop=0.01), predictions, labels)
     }
     assert checks["tflite_float16"].passed
     assert not checks["tflite_int8"].passed and checks["tflite_int8"].value == pytest.approx(-0.05)
@@ -149,7 +150,7 @@ def test_tflite_variant_losing_accuracy_fails_with_a_reason():
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(min_accuracy=1.5), dict(max_tflite_accuracy_drop=-0.1), dict(top_k=0), dict(split="")]
+    "bad", [dict(min_accuracy=1.5), dict(max_format_accuracy_drop=-0.1), dict(top_k=0), dict(split="")]
 )
 def test_config_rejects_bad_values(bad):
     with pytest.raises(UsageError, match="evaluate."):

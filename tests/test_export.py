@@ -10,10 +10,13 @@ import tensorflow as tf
 
 import components.export
 from components.common.errors import DataError, UsageError
-from components.common.model_runners import TFLiteRunner, preprocess
+from components.common.formats import tflite
+from components.common.formats.tflite import TFLiteRunner
+from components.common.image_ops import preprocess
 from components.common.trained_model import float32_rebuild
-from components.export import calibration, parity, tflite
+from components.export import calibration, parity
 from schemas.artifacts import Examples, ExportedModel
+from schemas.split_reader import read_split
 from tests import export_models
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
@@ -26,7 +29,7 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def test_split(tmp_path_factory):
-    return Examples(export_models.tiny_ingest(tmp_path_factory)).read_split("test")
+    return read_split(Examples(export_models.tiny_ingest(tmp_path_factory)), "test")
 
 
 def _keras_model(export_dir):
@@ -80,10 +83,13 @@ def test_tflite_variants_sidecar_and_parity_report(exported, test_split):
 
     info = json.load(open(os.path.join(exported, "model_info.json")))
     assert info["image_size"] == [32, 32] and info["labels"] == ["cat", "dog", "fish"]
-    assert info["tflite_io"]["int8"] == {"input": "uint8", "output": "uint8"}
+    assert {k: ExportedModel(exported).format_entries()["tflite_int8"][k] for k in ("input", "output")} == {
+        "input": "uint8",
+        "output": "uint8",
+    }
     assert open(os.path.join(exported, "labels.txt")).read().split() == ["cat", "dog", "fish"]
     report = json.load(open(os.path.join(exported, "parity.json")))
-    assert report["passed"] and set(report["max_abs_diff"]) == {"saved_model", "tflite_float32"}
+    assert report["passed"] and set(report["max_abs_diff"]) == {"saved_model", "tflite_float32", "onnx"}
     assert max(report["max_abs_diff"].values()) <= 1e-4
 
 
@@ -134,7 +140,7 @@ def test_incomplete_train_dir_is_a_data_error_and_writes_nothing(tmp_path, tmp_p
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(top_k=0), dict(tflite_variants=("int4",)), dict(int8_io="int16"), dict(parity_tolerance=0.0)]
+    "bad", [dict(top_k=0), dict(formats=("tflite_int4",)), dict(int8_io="int16"), dict(parity_tolerance=0.0)]
 )
 def test_config_rejects_bad_values(bad):
     with pytest.raises(UsageError, match="export."):

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.common.model_runners import TFLiteRunner, preprocess
+from components.common.formats.tflite import TFLiteRunner
+from components.common.image_ops import preprocess
 from schemas.artifacts import Examples, ExportedModel
+from schemas.split_reader import read_split
 from tests import export_models
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
@@ -16,7 +18,7 @@ pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only
 
 def test_serving_default_top1_equals_keras_on_raw_jpeg_bytes(tmp_path_factory, sign_digits_dir, shared_weights_dir):
     art = export_models.sign_digits_artifacts(tmp_path_factory, sign_digits_dir, shared_weights_dir)
-    _, jpegs, labels = Examples(art["ingest"]).read_split("test")
+    _, jpegs, labels = read_split(Examples(art["ingest"]), "test")
     assert all(j[:2] == b"\xff\xd8" for j in jpegs)  # the original JPEG files' bytes
     model = keras.models.load_model(os.path.join(art["train"], "model.keras"))
     keras_probs = model.predict(preprocess(jpegs, (96, 96)), verbose=0)

@@ -10,9 +10,11 @@ import tensorflow as tf
 
 import components.export
 from components.common.errors import UsageError
-from components.common.model_runners import TFLiteRunner, preprocess
+from components.common.formats.tflite import TFLiteRunner
+from components.common.image_ops import preprocess
 from components.export import calibration, tta
 from schemas.artifacts import Examples, ExportedModel
+from schemas.split_reader import read_split
 from tests import export_models
 
 
@@ -58,7 +60,7 @@ def flipped_export(tmp_path_factory):
     )
     config = components.export.ExportConfig(
         tta="flip",
-        tflite_variants=("float32", "int8"),
+        formats=("tflite_float32", "tflite_int8"),
         representative_examples=24,
         abstain_precision=0.9,
         abstain_far_from_training=True,
@@ -73,7 +75,7 @@ def test_every_exported_model_averages_the_image_and_its_mirror(flipped_export):
     info = export.info()
     assert info["tta"] == "flip"
     assert json.loads((root / "export" / "parity.json").read_text())["passed"]
-    _, images, _ = Examples(ingest).read_split("test")
+    _, images, _ = read_split(Examples(ingest), "test")
     pixels = preprocess(images, (32, 32))
     model = keras.models.load_model(os.path.join(root, "train", "model.keras"))
     calibration.fold_temperature(model, info["calibration"]["temperature"])
@@ -88,9 +90,9 @@ def test_every_exported_model_averages_the_image_and_its_mirror(flipped_export):
     np.testing.assert_allclose(served, mirror, atol=1e-5)  # symmetric by construction
     by_bytes = saved.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
     np.testing.assert_allclose(by_bytes, expected, atol=1e-5)
-    lite = TFLiteRunner(export.tflite_files()["float32"]).predict_pixels(pixels)
+    lite = TFLiteRunner(export.formats()["tflite_float32"]).predict_pixels(pixels)
     np.testing.assert_allclose(lite, expected, atol=1e-4)
-    int8 = TFLiteRunner(export.tflite_files()["int8"]).predict_pixels(pixels)
+    int8 = TFLiteRunner(export.formats()["tflite_int8"]).predict_pixels(pixels)
     np.testing.assert_allclose(int8, expected, atol=0.05)  # quantised, converted from the same averaged graph
 
 
@@ -100,7 +102,7 @@ def test_the_abstention_threshold_is_fitted_on_the_averaged_probabilities(flippe
     again = components.export.run(
         components.export.ExportConfig(
             tta="none",
-            tflite_variants=("float32",),
+            formats=("tflite_float32",),
             representative_examples=24,
             abstain_precision=0.9,
             abstain_far_from_training=True,

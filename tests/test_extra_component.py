@@ -90,7 +90,9 @@ def test_a_registered_component_is_cached_recorded_reported_and_mapped_to_exit_c
         return code, [c["component"] for c in read_log(log)[before:]]
 
     assert main("--stop-after", "count") == (0, ["ingest", "count"])
-    assert main() == (0, ["validate", "train", "audit", "export", "evaluate", "push"]), "count reused, the rest ran"
+    assert main() == (0, ["validate", "tune", "train", "audit", "export", "evaluate", "push"]), (
+        "count reused, the rest ran"
+    )
     assert main("--set", "count.min_images=3") == (0, ["count"]), "its config section is part of its fingerprint"
     code, calls = main("--set", "count.min_images=100")
     assert (code, calls) == (EXIT_DATA, ["count"]), "a result that is not ok stops with the node's exit code"

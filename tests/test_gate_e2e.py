@@ -33,7 +33,7 @@ def _run(root, name, ingest, epochs, serving, config):
     """One pipeline pass through the components: (evaluate result, push result)."""
     train = export_models.train_tiny(root / f"train_{name}", ingest, epochs)
     export = components.export.run(
-        components.export.ExportConfig(tflite_variants=("float32",)), train, ingest, str(root / f"export_{name}")
+        components.export.ExportConfig(formats=("tflite_float32",)), train, ingest, str(root / f"export_{name}")
     ).output_dir
     latest = ServingModel(serving, "classifier").latest()
     evaluation = components.evaluate.run(

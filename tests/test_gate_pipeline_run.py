@@ -39,7 +39,7 @@ COMMON = (
     "--splits",
     "train=0.5,val=0.2,test=0.3",
     "--set",
-    "export.tflite_variants=[float32]",
+    "export.formats=[tflite_float32]",
     "--set",
     "export.representative_examples=8",
     "--set",
@@ -114,7 +114,7 @@ def test_worse_model_is_refused_against_v1_and_a_better_one_becomes_v2(tmp_path,
 
     worse = run(rotated)
     assert worse.returncode == 4, worse.stdout[-3000:] + worse.stderr[-3000:]
-    for component in ("ingest", "validate", "train", "export", "evaluate", "push"):
+    for component in ("ingest", "validate", "tune", "train", "export", "evaluate", "push"):
         assert f"[pipeline] {component}: done in" in worse.stdout, component
     assert _versions(serving) == ["1"], "the refused model must not appear in serving"
     worse_id = _run_id(worse)

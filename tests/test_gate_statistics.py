@@ -61,8 +61,8 @@ def test_a_worse_but_not_significant_candidate_passes_the_paired_test_and_fails_
 def test_int8_one_image_below_float_can_never_fail(comparison):
     candidate = _answers([0])
     int8 = _answers([0, 1])
-    (check,) = gate.tflite_checks(
-        EvaluateConfig(comparison=comparison, max_tflite_accuracy_drop=0.0),
+    (check,) = gate.format_checks(
+        EvaluateConfig(comparison=comparison, max_format_accuracy_drop=0.0),
         {"candidate": candidate, "tflite_int8": int8},
         LABELS,
     )

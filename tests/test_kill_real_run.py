@@ -27,7 +27,7 @@ from pipeline_helpers import PROJECT, env, make_folder
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
-COMPONENTS = ("ingest", "validate", "train", "audit", "export", "evaluate")
+COMPONENTS = ("ingest", "validate", "tune", "train", "audit", "export", "evaluate")
 ARGS = (
     "--image-size",
     "32",
@@ -38,7 +38,7 @@ ARGS = (
     "--epochs",
     "6",
     "--set",
-    "export.tflite_variants=[float32]",
+    "export.formats=[tflite_float32]",
     "--set",
     "export.representative_examples=8",
     "--set",
@@ -172,7 +172,7 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
     # Run 3: everything up to train reused; export reruns; killed in evaluate.
     run = Run(*args)
     run.wait_for(lambda: "[pipeline] evaluate: started" in run.output, "evaluate started", timeout=600)
-    for component in ("ingest", "validate", "train", "audit"):
+    for component in ("ingest", "validate", "tune", "train", "audit"):
         assert f"[pipeline] {component}: unchanged, reusing" in run.output, run.output
     assert "left half-written by a killed run" in run.output  # the killed export's temporary, removed
     assert "[pipeline] export: done in" in run.output
@@ -187,7 +187,7 @@ def test_sigkill_in_train_export_evaluate_then_rerun_reuses_and_completes(tmp_pa
     code = run.finish()
     out = run.output
     assert code == 0, out[-4000:]
-    for component in ("ingest", "validate", "train", "audit", "export"):
+    for component in ("ingest", "validate", "tune", "train", "audit", "export"):
         assert f"[pipeline] {component}: unchanged, reusing" in out, out[-4000:]
         assert f"[pipeline] {component}: started" not in out
     for component in ("evaluate", "push"):

@@ -11,7 +11,7 @@ import re
 import pytest
 from pipeline_helpers import library_noise, pipeline_run, shared_first_run
 
-ALL = ["ingest", "validate", "train", "audit", "export", "evaluate", "push"]
+ALL = ["ingest", "validate", "tune", "train", "audit", "export", "evaluate", "push"]
 
 
 def test_unchanged_rerun_skips_every_component(fake, capsys):
@@ -55,7 +55,7 @@ def test_force_reruns_component_and_downstream(fake):
 
 
 def test_stop_after_and_only(fake, capsys):
-    assert fake("--stop-after", "train") == (0, ["ingest", "validate", "train"])
+    assert fake("--stop-after", "train") == (0, ["ingest", "validate", "tune", "train"])
     code, calls = fake("--only", "push")
     assert code == 2 and calls == [], "push needs an export that no run produced"
     assert "needs the output of export" in capsys.readouterr().err
@@ -137,3 +137,15 @@ def test_train_fraction_keeps_a_stable_stratified_subset_inside_the_input_pipeli
     assert np.bincount(labels).tolist() == [5, 6, 7]
     val = np.concatenate([y.numpy() for _, y in make_dataset(examples.uri, "val", 8, 4, training=False)])
     assert len(val) == 9, "val stays whole"
+
+
+def test_tuning_reruns_for_new_data_or_a_new_train_config_and_is_reused_otherwise(fake):
+    assert fake("--tune") == (0, ALL)
+    assert fake("--tune") == (0, []), "nothing changed: the search is reused"
+    changed = ["tune", "train", "audit", "export", "evaluate", "push"]
+    assert fake("--tune", "--set", "train.label_smoothing=0.05") == (0, changed), "the search starts from it"
+    (fake.folder / "class_0" / "new.png").write_bytes((fake.folder / "class_0" / "img_000.png").read_bytes() + b"x")
+    assert fake("--tune", "--set", "train.label_smoothing=0.05")[1] == ALL
+    # tuning off: the train config is no input of the (empty) recipe, so only train and after rerun
+    assert fake()[1] == ["tune", "train", "audit", "export", "evaluate", "push"]
+    assert fake("--set", "train.label_smoothing=0.01")[1] == ["train", "audit", "export", "evaluate", "push"]

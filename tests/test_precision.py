@@ -34,6 +34,7 @@ def test_the_faster_policy_wins_and_is_measured_once_per_key(tmp_path):
 
     first = precision.decide("xeon|ResNet50V2|160", ["amx_bf16"], resnet, path)
     assert first["policy"] == "mixed_bfloat16" and not first["cached"] and "1.78x" in first["reason"]
+    assert first["margin"] == precision.MARGIN
     again = precision.decide("xeon|ResNet50V2|160", ["amx_bf16"], resnet, path)
     assert again["policy"] == "mixed_bfloat16" and again["cached"] and calls == ["resnet"]
 
@@ -42,6 +43,23 @@ def test_the_faster_policy_wins_and_is_measured_once_per_key(tmp_path):
     )
     assert mobilenet["policy"] == "float32" and mobilenet["rates"] == {"float32": 100.0, "mixed_bfloat16": 72.0}
     assert set(json.load(open(path))) == {"xeon|ResNet50V2|160", "xeon|MobileNetV2|96"}
+
+
+def test_bfloat16_needs_the_margin_and_a_cached_tie_is_decided_again(tmp_path):
+    path = str(tmp_path / "precision.json")
+    tie = precision.decide(
+        "epyc|MobileNetV2|96", ["avx512_bf16"], lambda: {"float32": 50.0, "mixed_bfloat16": 50.0}, path
+    )
+    assert tie["policy"] == "float32" and "1.00x" in tie["reason"]
+    just_below = precision.decide("k2", ["amx_bf16"], lambda: {"float32": 100.0, "mixed_bfloat16": 114.0}, path)
+    at_margin = precision.decide("k3", ["amx_bf16"], lambda: {"float32": 100.0, "mixed_bfloat16": 115.0}, path)
+    assert just_below["policy"] == "float32" and at_margin["policy"] == "mixed_bfloat16"
+    # a cache written before the margin existed said bfloat16 for a tie: its rates are judged again
+    json.dump(
+        {"old": {"policy": "mixed_bfloat16", "rates": {"float32": 50.0, "mixed_bfloat16": 50.5}}}, open(path, "w")
+    )
+    old = precision.decide("old", ["amx_bf16"], lambda: pytest.fail("measured again"), path)
+    assert old["policy"] == "float32" and old["cached"]
 
 
 def test_no_bf16_units_or_the_switch_means_float32_without_measuring(tmp_path, monkeypatch):

@@ -48,6 +48,28 @@ def test_pushed_model_and_its_int8_tflite_label_sign_language_photos(pushed, cap
     assert agree >= 0.8
 
 
+def test_the_pushed_onnx_model_answers_as_the_saved_model(pushed, capsys):
+    """`--model-format onnx` scores the version's assets.extra/model.onnx with ONNX Runtime."""
+    args = ["digits", *pushed["paths"], "--serving-dir", pushed["serving"], "--top-k", "1"]
+    assert predict.main(args) == 0
+    saved = _jsonl(capsys)
+    assert predict.main([*args, "--model-format", "onnx"]) == 0
+    onnx = _jsonl(capsys)
+    assert [r["path"] for r in onnx] == pushed["paths"]
+    agree = sum(a["labels"][0] == b["labels"][0] for a, b in zip(saved, onnx)) / len(saved)
+    assert agree >= 0.98  # parity is 1e-4: only a near-tie could flip a top class
+    assert max(abs(a["scores"][0] - b["scores"][0]) for a, b in zip(saved, onnx) if a["labels"] == b["labels"]) < 1e-3
+
+
+def test_a_format_the_version_does_not_hold_is_a_usage_error(pushed, capsys):
+    args = ["digits", pushed["paths"][0], "--serving-dir", pushed["serving"], "--model-format", "tflite_float16"]
+    assert predict.main(args) == 2
+    assert (
+        "holds no tflite_float16 model; it holds: saved_model, tflite_float32, tflite_int8, onnx"
+        in capsys.readouterr().err
+    )
+
+
 def test_folders_csv_and_an_undecodable_file(pushed, tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -29,11 +29,13 @@ def test_convert_variables_to_constants_v2_folds_the_weights():
     import keras
     import tensorflow as tf
 
-    from components.export import tflite
+    from components.common.formats import tflite
 
     model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(2, 3), keras.layers.Flatten()])
     frozen = tflite.frozen_function(model, (4, 4))
-    assert not frozen.variables, "convert_variables_to_constants_v2 left variables: see components/export/tflite.py"
+    assert not frozen.variables, (
+        "convert_variables_to_constants_v2 left variables: see components/common/formats/tflite.py"
+    )
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype(np.float32)
     np.testing.assert_allclose(frozen(tf.constant(pixels))[0].numpy(), model(pixels).numpy(), rtol=1e-5)
 

@@ -54,6 +54,9 @@ def test_versions_increase_layout_is_tf_serving_and_old_ones_retire(tmp_path, ex
     assert (version / "saved_model.pb").exists() and (version / "variables").is_dir()
     extra = version / "assets.extra"
     assert sorted(os.listdir(extra / "tflite")) == sorted(os.listdir(os.path.join(exported, "tflite")))
+    assert (extra / "model.onnx").read_bytes() == open(os.path.join(exported, "model.onnx"), "rb").read()
+    pushed = ServingModel(serving, "digits").latest().formats()
+    assert pushed["saved_model"] == str(version) and pushed["onnx"] == str(extra / "model.onnx")
     assert (extra / "labels.txt").read_text().split() == ["cat", "dog", "fish"]
     record = json.loads((extra / "push.json").read_text())
     assert record["version"] == 3 and record["blessed"] and not record["forced"]

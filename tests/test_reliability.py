@@ -14,7 +14,7 @@ from components.common.errors import EXIT_DATA, EXIT_USAGE, DataError, UsageErro
 from components.ingest import IngestConfig, run
 from tests.image_fixtures import rgb_jpeg_bytes, write_file
 
-ALL = ["ingest", "validate", "train", "audit", "export", "evaluate", "push"]
+ALL = ["ingest", "validate", "tune", "train", "audit", "export", "evaluate", "push"]
 
 
 def make_tree(root, classes=("cats", "dogs"), per_class=3):
@@ -466,7 +466,7 @@ def test_pushed_version_removed_or_unmarked_is_pushed_again(fake, capsys, damage
     assert (fake.root / "serving" / "classifier" / ("2" if damage == "marker_removed" else "1")).is_dir()
 
 
-@pytest.mark.parametrize("component", ["validate", "train", "export", "evaluate"])
+@pytest.mark.parametrize("component", ["validate", "tune", "train", "export", "evaluate"])
 def test_an_output_without_its_marker_is_produced_again(fake, capsys, component):
     """Any output whose completion marker is gone is rerun, with everything after it (the ingest's is the
     split memory: see the previous test)."""

@@ -13,7 +13,7 @@ from pipeline_helpers import shared_first_run
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
-SECTIONS = ["data", "training", "metrics", "confusion", "trust", "audit", "worst", "gate", "tflite", "lineage"]
+SECTIONS = ["data", "training", "metrics", "confusion", "trust", "audit", "worst", "gate", "formats", "lineage"]
 
 
 class _Page(html.parser.HTMLParser):
@@ -63,7 +63,8 @@ def test_every_section_is_there_with_content(report):
     data = page.sections["data"]
     assert "class_0" in data and "empty" in data and "not_image" in data  # counts and rejected by reason
     assert "min_accuracy" in page.sections["gate"] and "BLESSED" in page.sections["gate"]
-    assert "float32" in page.sections["tflite"] and "dynamic_range" in page.sections["tflite"]
+    assert "TFLite float32" in page.sections["formats"] and "TFLite dynamic-range" in page.sections["formats"]
+    assert "SavedModel" in page.sections["formats"] and "reference" in page.sections["formats"]
     for metric in ("precision", "recall", "F1", "accuracy"):
         assert metric in page.sections["metrics"]
     assert "ECE" in page.sections["trust"] and "fitted on the val split" in page.sections["trust"]

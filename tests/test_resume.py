@@ -17,7 +17,7 @@ from pipeline_helpers import fake_run_popen, make_folder, read_log
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
 
-ALL = ["ingest", "validate", "train", "audit", "export", "evaluate", "push"]
+ALL = ["ingest", "validate", "tune", "train", "audit", "export", "evaluate", "push"]
 KILLED_IN = ["ingest", "train", "export", "evaluate", "push"]
 
 

@@ -36,13 +36,13 @@ def test_the_scale_benchmark_runs_end_to_end_at_a_few_hundred_images(tmp_path):
             "--batch-size",
             "16",
             "--set",
-            "export.tflite_variants=[float32]",
+            "export.formats=[tflite_float32]",
             "--set",
             "export.representative_examples=8",
             "--set",
             "evaluate.min_accuracy=0.0",
             "--set",
-            "evaluate.max_tflite_accuracy_drop=1.0",
+            "evaluate.max_format_accuracy_drop=1.0",
         ],
         cwd=PROJECT,
         env=env(),
@@ -55,10 +55,10 @@ def test_the_scale_benchmark_runs_end_to_end_at_a_few_hundred_images(tmp_path):
     assert set(result["sizes"]) == {"150", "300"}
     for n, run in result["sizes"].items():
         steps = run["first_run"]["steps"]
-        assert set(steps) == {"ingest", "validate", "train", "audit", "export", "evaluate", "push"}, steps
+        assert set(steps) == {"ingest", "validate", "tune", "train", "audit", "export", "evaluate", "push"}, steps
         assert all(step["peak_rss_mb"] > 100 for name, step in steps.items() if step["s"] > 0.5), steps
         assert run["first_run"]["peak_rss_mb"] >= max(step["peak_rss_mb"] for step in steps.values())
         assert 0 < run["cached_rerun_s"] < run["first_run"]["wall_s"]
         assert set(run["direct_models"]["models_s"]) == {"saved_model", "decode_once", "tflite_float32"}
         assert run["evaluate_vs_direct"] > 0 and run["report_bytes"] > 1000
-    assert set(result["exponents"]) == {"ingest", "validate", "train", "audit", "export", "evaluate", "push"}
+    assert set(result["exponents"]) == {"ingest", "validate", "tune", "train", "audit", "export", "evaluate", "push"}

@@ -18,6 +18,7 @@ import requests
 import tensorflow as tf
 
 from schemas.artifacts import Examples, ServingVersion
+from schemas.split_reader import sample_split
 from tests import export_models
 from tests.serve_helpers import NAME, Server
 from tests.serve_helpers import b64 as _b64
@@ -29,7 +30,7 @@ def exports(tmp_path_factory):
     trained = export_models.tiny_export(tmp_path_factory, variants=("float32",))
     untrained = export_models.tiny_export(tmp_path_factory, epochs=0, variants=("float32",))
     ingest = export_models.tiny_ingest(tmp_path_factory)
-    _, encoded, labels = Examples(ingest).sample_split("test", 6, 3)
+    _, encoded, labels = sample_split(Examples(ingest), "test", 6, 3)
     return trained, untrained, list(encoded)
 
 
@@ -66,7 +67,7 @@ def test_status_metadata_and_predict_in_both_formats(served, exports):
     assert server.status() == [
         {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
     ]
-    meta = requests.get(server.url + "/metadata", timeout=10).json()
+    meta = requests.get(server.url + "/metadata", timeout=60).json()
     assert meta["model_spec"] == {"name": NAME, "signature_name": "", "version": "1"}
     signatures = meta["metadata"]["signature_def"]["signature_def"]
     assert set(signatures) == {"serving_default", "serve_images", "serve_tf_examples"}
@@ -128,7 +129,7 @@ def test_unknown_model_and_version_are_404(served):
         server.url + "/versions/3",
         server.url + "/versions/3/metadata",
     ):
-        answer = requests.get(url, timeout=10) if ":" not in url.rsplit("/", 1)[1] else requests.post(url, json={})
+        answer = requests.get(url, timeout=60) if ":" not in url.rsplit("/", 1)[1] else requests.post(url, json={})
         assert answer.status_code == 404 and "error" in answer.json(), (url, answer.text)
 
 
@@ -225,7 +226,7 @@ def test_new_versions_load_without_restart_and_broken_ones_are_not_served(served
     before = server.predict({"instances": [_b64(b) for b in images]}).json()
     v2 = _push(exports[1], serving, tmp_path, "v2")
     server.wait_for(lambda s: s[0]["version"] == "2" and s[0]["state"] == "AVAILABLE", "version 2")
-    assert requests.get(server.url + "/metadata", timeout=10).json()["model_spec"]["version"] == "2"
+    assert requests.get(server.url + "/metadata", timeout=60).json()["model_spec"]["version"] == "2"
     after = server.predict({"instances": [_b64(b) for b in images]}).json()
     expected = _local(v2, "serving_default", images=np.array(images, dtype=object))
     np.testing.assert_allclose([p["probabilities"] for p in after["predictions"]], expected["probabilities"], atol=1e-5)
@@ -253,9 +254,9 @@ def test_new_versions_load_without_restart_and_broken_ones_are_not_served(served
     (serving / NAME / "4").mkdir()
     (serving / NAME / "4" / "saved_model.pb").write_bytes(b"garbage")
     server.wait_for(lambda s: s[0]["version"] == "4" and s[0]["state"] == "END", "version 4 to fail")
-    assert requests.get(server.url + "/metadata", timeout=10).json()["model_spec"]["version"] == "2"
+    assert requests.get(server.url + "/metadata", timeout=60).json()["model_spec"]["version"] == "2"
     assert server.predict({"instances": [_b64(b) for b in images]}).json() == after
-    assert requests.get(server.url + "/versions/3", timeout=10).json()["model_version_status"][0]["state"] == "END"
+    assert requests.get(server.url + "/versions/3", timeout=60).json()["model_version_status"][0]["state"] == "END"
     assert server.predict({"instances": [_b64(images[0])]}, path="/versions/3:predict").status_code == 404
 
 
@@ -283,7 +284,7 @@ def test_sigterm_answers_the_request_in_flight_then_exits_143(exports, tmp_path)
     status, text = held.release()
     assert status == 200, text
     assert server.proc.wait(timeout=60) == 143
-    server._reader.join(timeout=10)
+    server._reader.join(timeout=60)
     assert any("server stopped" in line for line in server.log), server.log
 
 

@@ -23,6 +23,7 @@ from tensorflow_serving.apis import (
 )
 
 from schemas.artifacts import Examples
+from schemas.split_reader import sample_split
 from tests import export_models, hostile_images
 from tests.serve_helpers import NAME, Server, b64, push
 
@@ -34,7 +35,7 @@ _LIMIT = "over the model limit of 12500000 (export.max_image_pixels)"
 def served(tmp_path_factory):
     export = export_models.tiny_export(tmp_path_factory, variants=("float32",))
     ingest = export_models.tiny_ingest(tmp_path_factory)
-    _, encoded, _ = Examples(ingest).sample_split("test", 3, 3)
+    _, encoded, _ = sample_split(Examples(ingest), "test", 3, 3)
     tmp = tmp_path_factory.mktemp("hostile")
     push(export, tmp / "serving", tmp, "v1")
     server = Server(
@@ -382,7 +383,7 @@ def test_a_broken_version_pushed_mid_traffic_is_not_served(tmp_path, tmp_path_fa
     """Clients keep sending while a version whose SavedModel is garbage appears: every request is
     answered 200 by version 1, and the status call reports version 2 as END with its error."""
     export = export_models.tiny_export(tmp_path_factory, variants=("float32",))
-    _, images, _ = Examples(export_models.tiny_ingest(tmp_path_factory)).sample_split("test", 2, 3)
+    _, images, _ = sample_split(Examples(export_models.tiny_ingest(tmp_path_factory)), "test", 2, 3)
     push(export, tmp_path / "serving", tmp_path, "v1")
     server = Server(tmp_path / "serving" / NAME)
     statuses, stop = [], threading.Event()

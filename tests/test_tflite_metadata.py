@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.common.model_runners import TFLiteRunner, preprocess
-from components.export import tflite, tflite_metadata
+from components.common.formats import tflite, tflite_metadata
+from components.common.formats.tflite import TFLiteRunner
+from components.common.image_ops import preprocess
 from schemas.artifacts import Examples, ExportedModel
+from schemas.split_reader import read_split
 from tests import export_models
 
 
@@ -37,7 +39,7 @@ needs_mediapipe = pytest.mark.skipif(
 
 def _test_pixels(tmp_path_factory, image_size):
     """The test split resized by the serving preprocessing, as uint8 (what both runtimes are fed)."""
-    _, images, labels = Examples(export_models.tiny_ingest(tmp_path_factory)).read_split("test")
+    _, images, labels = read_split(Examples(export_models.tiny_ingest(tmp_path_factory)), "test")
     return np.round(preprocess(images, image_size)).astype(np.uint8), np.asarray(labels)
 
 
@@ -50,10 +52,9 @@ def test_mediapipe_image_classifier_names_the_classes_for_every_variant(tmp_path
     export = ExportedModel(export_models.tiny_export(tmp_path_factory))
     info = export.info()
     labels = info["labels"]
-    assert info["tflite_metadata"] == {"written": True, "label_file": "labels.txt"}
     pixels, truth = _test_pixels(tmp_path_factory, tuple(info["image_size"]))
-    files = export.tflite_files()
-    assert set(files) == {"float32", "float16", "dynamic_range", "int8"}
+    files = {name: path for name, path in export.formats().items() if name.startswith("tflite_")}
+    assert set(files) == {"tflite_float32", "tflite_float16", "tflite_dynamic_range", "tflite_int8"}
     for variant, path in files.items():
         litert = TFLiteRunner(path).predict_pixels(pixels.astype(np.float32))
         options = vision.ImageClassifierOptions(
@@ -81,7 +82,7 @@ def test_mediapipe_image_classifier_names_the_classes_for_every_variant(tmp_path
 def test_metadata_reads_back_and_litert_results_are_unchanged():
     from tensorflow.lite.python import schema_py_generated as tfl
 
-    from components.export import metadata_schema_generated as fb
+    from components.common.formats import metadata_schema_generated as fb
 
     labels = ["cat", "dog", "fish"]
     model = export_models.tiny_cnn(3, (16, 16))

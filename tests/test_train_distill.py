@@ -123,7 +123,7 @@ def test_pipeline_retrains_when_the_teacher_changes_not_when_rerun(fake, tmp_pat
     teacher = tmp_path / "model.keras"
     teacher.write_bytes(b"first teacher")
     setting = f"train.distill={{teacher: {teacher}, temperature: 2.0}}"
-    all_nodes = ["ingest", "validate", "train", "audit", "export", "evaluate", "push"]
+    all_nodes = ["ingest", "validate", "tune", "train", "audit", "export", "evaluate", "push"]
     assert fake("--set", setting) == (0, all_nodes)
     assert fake("--set", setting) == (0, [])
     teacher.write_bytes(b"retrained teacher")  # same path, other content

@@ -33,6 +33,7 @@ def test_a_bad_list_is_a_usage_error_naming_the_file(tmp_path, content, message)
     assert "train.exclude=" in str(e.value)
 
 
+@pytest.mark.slow  # trains: the full tier only
 def test_listed_train_images_are_left_out_and_val_test_stay_whole(tmp_path):
     ingest = write_synthetic_ingest_dir(tmp_path / "ingest", fmt="mixed", shards_per_split=1, tfds_metadata=False)
     rows = Examples(str(ingest)).manifest()
@@ -58,7 +59,7 @@ def test_listed_train_images_are_left_out_and_val_test_stay_whole(tmp_path):
 def test_pipeline_retrains_when_the_list_changes_not_when_rerun(fake, tmp_path):
     listed = tmp_path / "issues.csv"
     _csv(listed, ["a" * 64])
-    all_nodes = ["ingest", "validate", "train", "audit", "export", "evaluate", "push"]
+    all_nodes = ["ingest", "validate", "tune", "train", "audit", "export", "evaluate", "push"]
     assert fake("--set", f"train.exclude={listed}") == (0, all_nodes)
     assert fake("--set", f"train.exclude={listed}") == (0, [])
     _csv(listed, ["b" * 64])  # same path, other content

@@ -25,10 +25,13 @@ from scipy import special
 import components.common.layers  # noqa: F401  (custom layers, before loading model.keras)
 import components.evaluate
 import components.export
-from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
+from components.common.formats.saved_model import SavedModelRunner
+from components.common.formats.tflite import TFLiteRunner
+from components.common.image_ops import preprocess
 from components.evaluate.config import EvaluateConfig
 from pipeline import predict
 from schemas.artifacts import Examples, ExportedModel
+from schemas.split_reader import sample_split
 from tests import export_models
 
 pytestmark = pytest.mark.slow  # seconds to minutes per test: the full tier only (pytest.ini)
@@ -40,7 +43,7 @@ def trusted(ingested_sign_digits, shared_weights_dir, tmp_path_factory):
         tmp_path_factory, ingested_sign_digits, shared_weights_dir
     )
     root = tmp_path_factory.mktemp("trust")
-    config = components.export.ExportConfig(tflite_variants=("float32",), abstain_precision=0.95)
+    config = components.export.ExportConfig(formats=("tflite_float32",), abstain_precision=0.95)
     export = components.export.run(config, str(train_dir), str(ingested_sign_digits), str(root / "export"))
     evaluated = components.evaluate.run(
         EvaluateConfig(), export.output_dir, str(ingested_sign_digits), None, str(root / "evaluate")
@@ -71,7 +74,7 @@ def test_calibration_lowers_the_test_split_ece(trusted):
 
 
 def test_calibrated_probabilities_are_equal_in_keras_saved_model_and_tflite(trusted):
-    _, images, _ = Examples(trusted["ingest"]).sample_split("test", 40, 10)
+    _, images, _ = sample_split(Examples(trusted["ingest"]), "test", 40, 10)
     pixels = preprocess(images, (96, 96))
     trained = keras.models.load_model(os.path.join(trusted["train"], "model.keras"), compile=False)
     to_logits = keras.Model(trained.inputs, trained.get_layer("head_dense").output)
@@ -83,7 +86,7 @@ def test_calibrated_probabilities_are_equal_in_keras_saved_model_and_tflite(trus
     mirrored = to_logits.predict(pixels[:, :, ::-1], verbose=0)
     keras_calibrated = (keras_calibrated + special.softmax(mirrored.astype(np.float64) / temperature, axis=1)) / 2
     saved_model = SavedModelRunner(ExportedModel(trusted["export"]).saved_model_dir()).predict_encoded(images)
-    tflite = TFLiteRunner(ExportedModel(trusted["export"]).tflite_files()["float32"]).predict_pixels(pixels)
+    tflite = TFLiteRunner(ExportedModel(trusted["export"]).formats()["tflite_float32"]).predict_pixels(pixels)
     np.testing.assert_allclose(saved_model, keras_calibrated, atol=1e-4)
     np.testing.assert_allclose(tflite, keras_calibrated, atol=1e-4)
     assert not np.allclose(saved_model, special.softmax(logits, axis=1), atol=1e-3)  # T really is applied

@@ -74,7 +74,7 @@ def test_cli_validates_an_int8_tflite_on_a_raw_image_folder(tmp_path_factory, tm
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
-    assert "(tflite): 15 images" in proc.stdout and "PASSED" in proc.stdout
+    assert "(tflite_int8): 15 images" in proc.stdout and "PASSED" in proc.stdout
     assert library_noise(proc.stdout, proc.stderr) == [], "TFMA's, Beam's and TensorFlow's lines stay off the console"
 
 

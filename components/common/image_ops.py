@@ -27,3 +27,22 @@ def resize_for_model(image: tf.Tensor, image_size) -> tf.Tensor:
 def decode_and_resize(encoded: tf.Tensor, image_size) -> tf.Tensor:
     """Evaluation preprocessing of one encoded image: decode, resize, float32 0-255 [h, w, 3]."""
     return resize_for_model(decode_image(encoded), image_size)
+
+
+def preprocess(images: list, image_size):
+    """Encoded bytes -> float32 [n, h, w, 3] in 0-255 through `decode_and_resize` (a numpy array).
+
+    What every pixels-in model (TFLite, ONNX) is fed by the gate, the parity check and the CLIs.
+    Decoded by tf.data in parallel (an eager `tf.map_fn` over 5,000 images took 12 s, one core).
+    """
+    import numpy as np
+
+    size = tuple(int(x) for x in image_size)
+    if not len(images):
+        return np.zeros((0, *size, 3), np.float32)
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(tf.constant(images, tf.string))
+        .map(lambda b: decode_and_resize(b, size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(256)
+    )
+    return np.concatenate([batch.numpy() for batch in dataset])

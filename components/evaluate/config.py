@@ -15,8 +15,9 @@ class EvaluateConfig:
     max_accuracy_drop_vs_baseline: change threshold: the candidate may be at most this much less
       accurate than the baseline (the model now in serving) on the same split; 0.0 = no worse
       (TFX's usual "absolute -1e-10" change threshold). Never finer than one test image (1/n).
-    max_tflite_accuracy_drop: each TFLite variant may lose at most this much accuracy against the
-      float SavedModel (0.01 = one point); never finer than one test image either.
+    max_format_accuracy_drop: each exported format other than the SavedModel (the TFLite variants,
+      ONNX: components/common/formats/) may lose at most this much accuracy against the float
+      SavedModel (0.01 = one point); never finer than one test image either.
     comparison: how those two drops are judged (components/evaluate/gate.py). "paired_test": a
       drop beyond the tolerance fails only when McNemar's exact test on the same images finds the
       model significantly worse at `significance`; "absolute": any drop beyond the tolerance fails.
@@ -35,7 +36,7 @@ class EvaluateConfig:
     min_class_recall: float | None = None
     min_macro_f1: float | None = None
     max_accuracy_drop_vs_baseline: float = 0.0
-    max_tflite_accuracy_drop: float = 0.01
+    max_format_accuracy_drop: float = 0.01
     comparison: str = "paired_test"
     significance: float = 0.05
     confidence_level: float = 0.95
@@ -51,7 +52,7 @@ class EvaluateConfig:
             "min_class_recall",
             "min_macro_f1",
             "max_accuracy_drop_vs_baseline",
-            "max_tflite_accuracy_drop",
+            "max_format_accuracy_drop",
             "min_coverage",
         ):
             value = getattr(self, name)

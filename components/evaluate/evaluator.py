@@ -1,4 +1,4 @@
-"""The evaluate step: candidate, baseline and TFLite variants scored on one split; the gate decides."""
+"""The evaluate step: candidate, baseline and every exported format scored on one split; the gate decides."""
 
 import dataclasses
 import os
@@ -6,14 +6,16 @@ import time
 
 import numpy as np
 
-from components.common import confidence
+from components.common import confidence, formats
 from components.common.errors import DataError
-from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
+from components.common.formats.saved_model import SavedModelRunner
+from components.common.image_ops import preprocess
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
 from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
 from schemas.artifacts import Examples, ExportedModel, ModelBlessing, model_labels, saved_model_in
+from schemas.split_reader import read_split
 
 BLESSED, NOT_BLESSED = ModelBlessing.BLESSED, ModelBlessing.NOT_BLESSED
 
@@ -115,7 +117,7 @@ def run(
 ) -> EvaluateResult:
     """Evaluate the export in `export_dir` on `ingest_dir`'s `config.split`; write the verdict to `output_dir`.
 
-    Inputs: export_dir (saved_model/, tflite/*.tflite, labels.txt), ingest_dir (the split's
+    Inputs: export_dir (its formats, labels.txt, model_info.json), ingest_dir (the split's
     shards, labels.txt), baseline_dir: the model now in serving (a pushed version dir
     `SERVING_DIR/<name>/<version>/` or an export dir) or None on a first run.
     Outputs (schemas/ARTIFACTS.md, "evaluate"): BLESSED or NOT_BLESSED, blessing.json (every check),
@@ -133,7 +135,7 @@ def run(
             f"the model's classes {labels} differ from the data's {data_labels} ({ingest_dir}); "
             "evaluate on the ingest the model was trained from"
         )
-    serialized, images, y = examples.read_split(config.split)
+    serialized, images, y = read_split(examples, config.split)
 
     candidate, answers = SavedModelRunner(
         ExportedModel(export_dir).saved_model_dir(), config.batch_size
@@ -144,12 +146,15 @@ def run(
         baseline, baseline_error = _score_baseline(baseline_dir, labels, serialized, config.batch_size)
         if baseline is not None:
             predictions["baseline"] = baseline
-    pixels = {}  # decoded once per input size, shared by the TFLite variants
-    for variant, path in export.tflite_files().items():
-        runner = TFLiteRunner(path, num_threads=os.cpu_count())
+    pixels = {}  # decoded once per input size, shared by the pixels-in formats
+    for name, path in export.formats().items():
+        fmt = formats.get(name)
+        if fmt.reference:  # the candidate itself, scored above through its tf.Example signature
+            continue
+        runner = fmt.open(path, os.cpu_count())
         if runner.image_size not in pixels:
             pixels[runner.image_size] = preprocess(images, runner.image_size)
-        predictions[f"tflite_{variant}"] = runner.predict_pixels(pixels[runner.image_size], config.batch_size)
+        predictions[name] = runner.predict_pixels(pixels[runner.image_size], config.batch_size)
     del pixels
 
     with publish_dir(output_dir) as tmp:
@@ -164,7 +169,7 @@ def run(
             checks.append(gate.baseline_check(config, predictions, y))
         elif baseline_error:
             checks.append(gate.unloadable_baseline_check(config, baseline_error))
-        checks.extend(gate.tflite_checks(config, predictions, y))
+        checks.extend(gate.format_checks(config, predictions, y))
         if config.min_coverage is not None:
             checks.append(
                 gate.coverage_check(config, trust["abstention"]["selective"])
@@ -194,9 +199,7 @@ def run(
                 "examples": len(y),
                 "checks": [c.as_dict() for c in checks],
                 "failed": [c.reason for c in checks if not c.passed],
-                "tflite_accuracy_delta": {
-                    c.model[len("tflite_") :]: c.value for c in checks if c.name == "max_tflite_accuracy_drop"
-                },
+                "format_accuracy_delta": {c.model: c.value for c in checks if c.name == "max_format_accuracy_drop"},
             },
         )
         write_text_atomic(out.path(BLESSED if blessed else NOT_BLESSED), "")

@@ -260,21 +260,22 @@ def unloadable_baseline_check(config: EvaluateConfig, error: str) -> Check:
     return Check("baseline_loadable", "baseline", "loadable", OVERALL, "loadable", None, not blocked, reason)
 
 
-def tflite_checks(config: EvaluateConfig, predictions: dict, labels: np.ndarray) -> list:
-    """Each TFLite variant against the float SavedModel on the same images."""
+def format_checks(config: EvaluateConfig, predictions: dict, labels: np.ndarray) -> list:
+    """Each exported format other than the SavedModel (every model but candidate and baseline)
+    against the float SavedModel on the same images."""
     reference = _correct(predictions, "candidate", labels)
     return [
         _no_worse(
-            "max_tflite_accuracy_drop",
+            "max_format_accuracy_drop",
             model,
             "candidate",
             _correct(predictions, model, labels),
             reference,
-            config.max_tflite_accuracy_drop,
+            config.max_format_accuracy_drop,
             config,
         )
         for model in predictions
-        if model.startswith("tflite_")
+        if model not in ("candidate", "baseline")
     ]
 
 

@@ -17,6 +17,7 @@ from components.evaluate import gate, tfma_metrics
 from components.evaluate.config import EvaluateConfig
 from components.evaluate.evaluator import EvaluateResult
 from schemas.artifacts import Examples, ModelBlessing
+from schemas.split_reader import read_split
 
 
 def _folder_images(folder: str, labels: list):
@@ -49,7 +50,7 @@ def load_data(data: str, split: str, labels: list):
         unknown = [n for n in names if n not in labels]
         if unknown:
             raise DataError(f"{data}: classes {unknown} are not classes of the model ({labels})")
-        _, images, y = examples.read_split(split)
+        _, images, y = read_split(examples, split)
         return images, np.asarray([labels.index(names[i]) for i in y], np.int64)
     return _folder_images(data, labels)
 

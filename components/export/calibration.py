@@ -16,11 +16,12 @@ from scipy import special
 
 from components.common import confidence
 from components.common.errors import DataError
-from components.common.model_runners import preprocess
+from components.common.image_ops import preprocess
 from components.common.trained_model import HEAD_DENSE, HEAD_POOL
 from components.export import tta
 from components.export.config import ExportConfig
 from schemas.artifacts import Examples
+from schemas.split_reader import batches, sample_split
 
 
 def _outputs(model: keras.Model, pooled: bool):
@@ -107,7 +108,7 @@ def calibrate(
         return {"calibration": None, "abstention": None}, None
     forward = _outputs(model, abstain and config.abstain_far_from_training)
     logits, pooled, labels, mirrored = _forward(
-        forward, examples.batches("val"), image_size, mirror=abstain and tta_mode == "flip"
+        forward, batches(examples, "val"), image_size, mirror=abstain and tta_mode == "flip"
     )
     if not len(labels):
         raise DataError(f"the 'val' split in {examples.uri} has no examples: nothing to calibrate on")
@@ -153,7 +154,7 @@ def calibrate(
     }
     class_prototypes = None
     if config.abstain_far_from_training:
-        sample = examples.sample_split("train", config.prototype_examples, num_classes)
+        sample = sample_split(examples, "train", config.prototype_examples, num_classes)
         _, train_pooled, train_labels, _ = _forward(forward, [sample], image_size)
         class_prototypes = prototypes(train_pooled, train_labels, num_classes)
         val_similarity = similarity(pooled, class_prototypes)

@@ -2,10 +2,8 @@
 
 import dataclasses
 
-from components.common import decoding_budget
+from components.common import decoding_budget, formats
 from components.common.errors import UsageError
-
-TFLITE_VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -13,14 +11,15 @@ class ExportConfig:
     """Export settings.
 
     top_k: how many (label, score) pairs the serving signatures return.
-    tflite_variants: which TFLite files to write (any of float32, float16, dynamic_range, int8);
-      float32 is always written because the parity check needs it.
+    formats: which export formats to write, by name (components/common/formats/: saved_model,
+      tflite_float32, tflite_float16, tflite_dynamic_range, tflite_int8, onnx; default: every
+      registered format). The SavedModel is always written: serving and the gate read it.
     int8_io: "uint8" (the usual edge-device I/O: raw pixels in, quantized scores out) or
       "float32" (float in/out around an int8 body) for the full-integer model.
     representative_examples: train-split images fed to the int8 calibrator, drawn evenly from
-      every class (`Examples.sample_split`).
-    parity_examples: test-split images (evenly from every class) on which Keras, SavedModel and
-      TFLite float32 must agree.
+      every class (`schemas.split_reader.sample_split`).
+    parity_examples: test-split images (evenly from every class) on which Keras and every float
+      format (SavedModel, TFLite float32, ONNX) must agree.
     parity_tolerance: largest allowed absolute difference between their probabilities.
     calibrate: fit temperature scaling on the val split and fold it into the logits layer, so every
       exported model outputs calibrated probabilities (components/export/calibration.py).
@@ -50,7 +49,7 @@ class ExportConfig:
     """
 
     top_k: int = 3
-    tflite_variants: tuple = TFLITE_VARIANTS
+    formats: tuple = tuple(formats.FORMATS)
     int8_io: str = "uint8"
     representative_examples: int = 100
     parity_examples: int = 8
@@ -70,9 +69,9 @@ class ExportConfig:
     def validate(self) -> None:
         if self.top_k < 1:
             raise UsageError(f"export.top_k: {self.top_k} must be >= 1")
-        unknown = sorted(set(self.tflite_variants) - set(TFLITE_VARIANTS))
+        unknown = [name for name in self.formats if name not in formats.FORMATS]
         if unknown:
-            raise UsageError(f"export.tflite_variants: unknown {unknown}; allowed: {', '.join(TFLITE_VARIANTS)}")
+            raise UsageError(f"export.formats: unknown {unknown}; registered: {', '.join(formats.FORMATS)}")
         if self.int8_io not in ("uint8", "float32"):
             raise UsageError(f"export.int8_io: {self.int8_io!r}; allowed: 'uint8' or 'float32'")
         if self.representative_examples < 1:
@@ -107,7 +106,7 @@ class ExportConfig:
         if not self.unknown_label.strip():
             raise UsageError("export.unknown_label is empty: name the answer given below the abstention threshold")
 
-    @property
-    def variants(self) -> tuple:
-        """The variants to write, float32 first (it is the parity reference)."""
-        return ("float32",) + tuple(v for v in TFLITE_VARIANTS if v in self.tflite_variants and v != "float32")
+    def chosen_formats(self) -> list:
+        """The formats to write, in registry order, the reference (SavedModel) always and first."""
+        chosen = [f for f in formats.FORMATS.values() if f.reference or f.name in self.formats]
+        return sorted(chosen, key=lambda f: not f.reference)

@@ -1,22 +1,21 @@
-"""The export step: train artifact in, SavedModel + TFLite variants + sidecars out, parity-checked."""
+"""The export step: train artifact in, every chosen export format + sidecars out, parity-checked."""
 
 import dataclasses
 import logging
-import os
 import time
 
 import numpy as np
-import tensorflow as tf
 
-from components.common import decoding_budget, warmup_requests
+from components.common import decoding_budget, formats, warmup_requests
 from components.common.errors import DataError, UsageError
-from components.common.model_runners import SavedModelRunner, TFLiteRunner, preprocess
+from components.common.image_ops import preprocess
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
 from components.common.trained_model import float32_rebuild, load_model
-from components.export import calibration, parity, signatures, tflite, tflite_metadata, tta
+from components.export import calibration, parity, signatures, tta
 from components.export.config import ExportConfig
 from schemas.artifacts import Examples, ExportedModel, Model, file_sha256, labels_text
+from schemas.split_reader import sample_split
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +26,15 @@ class ExportResult(Outcome):
 
     output_dir: str
     saved_model_dir: str
-    tflite_files: dict  # variant -> path
-    tflite_sizes: dict  # variant -> bytes
+    files: dict  # format name -> path
+    sizes: dict  # format name -> bytes
     parity: dict
     seconds: float
 
     def summary(self) -> str:
-        sizes = ", ".join(f"{v} {n / 1e6:.2f} MB" for v, n in self.tflite_sizes.items())
+        sizes = ", ".join(f"{name} {n / 1e6:.2f} MB" for name, n in self.sizes.items())
         worst = max(self.parity["max_abs_diff"].values())
-        return f"exported to {self.output_dir}: SavedModel + TFLite ({sizes}); parity max |diff| {worst:.2g}"
+        return f"exported to {self.output_dir}: {sizes}; parity max |diff| {worst:.2g}"
 
 
 def _decoding_budget(config: ExportConfig, examples: Examples) -> dict:
@@ -62,9 +61,9 @@ def _decoding_budget(config: ExportConfig, examples: Examples) -> dict:
     }
 
 
-def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict, calibrated: dict) -> dict:
-    """What a TFLite user needs besides the file: input size, preprocessing, label order, I/O types,
-    and whether the probabilities are calibrated and where to abstain."""
+def _sidecar(info: dict, labels: list, calibrated: dict) -> dict:
+    """What a user of a pixels-in format (TFLite, ONNX) needs besides the file: input size,
+    preprocessing, label order, and whether the probabilities are calibrated and where to abstain."""
     return {
         "image_size": list(info["image_size"]),
         "labels": labels,
@@ -78,13 +77,11 @@ def _sidecar(info: dict, labels: list, config: ExportConfig, tflite_io: dict, ca
             + (
                 f"; answer {calibrated['abstention']['unknown_label']!r} when the top probability is below "
                 "abstention.threshold (the SavedModel also checks abstention.far_from_training, which needs "
-                "features the TFLite models do not output)"
+                "features the pixels-in formats do not output)"
                 if calibrated["abstention"]
                 else ""
             )
         ),
-        "tflite_io": tflite_io,
-        "top_k": config.top_k,
         **calibrated,
     }
 
@@ -95,13 +92,14 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     Inputs: train_dir/model.keras, model_info.json, labels.txt; ingest_dir's train split (int8
     calibration), val split (temperature and abstention threshold) and test split (parity sample;
     train split when there is no test split).
-    Outputs (schemas/ARTIFACTS.md, "export"): saved_model/, tflite/model_<variant>.tflite,
-    labels.txt, model_info.json (the train sidecar plus input/output/TFLite I/O facts, `calibration`
-    and `abstention`), parity.json.
+    Outputs (schemas/ARTIFACTS.md, "export"): every format `export.formats` names at its registered
+    path (saved_model/, tflite/model_<variant>.tflite, model.onnx: components/common/formats/),
+    labels.txt, model_info.json (the train sidecar plus input/output facts, `formats`: each
+    written format's name, path, bytes and I/O types, in the order written, `calibration` and `abstention`), parity.json.
     The SavedModel carries TF Serving warm-up requests built from val images (components/common/warmup_requests.py).
     With `export.tta` resolving to "flip", every exported model averages over the image and its
     mirror (components/export/tta.py), and Keras's side of the parity check does the same.
-    Raises ParityError when Keras, SavedModel and TFLite float32 disagree.
+    Raises ParityError when Keras and a float format (SavedModel, TFLite float32, ONNX) disagree.
     """
     config.validate()
     start = time.time()
@@ -116,24 +114,21 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
     tta_mode = tta.resolve(config.tta, trained.json_or_none(Model.HISTORY))
     calibrated, prototypes = calibration.calibrate(model, examples, image_size, len(labels), config, tta_mode)
 
-    _, train_images, _ = examples.sample_split("train", config.representative_examples, len(labels))
-    representative = preprocess(train_images, image_size)
+    _, train_images, _ = sample_split(examples, "train", config.representative_examples, len(labels))
     try:
-        _, sample_images, _ = examples.sample_split("test", config.parity_examples, len(labels))
+        _, sample_images, _ = sample_split(examples, "test", config.parity_examples, len(labels))
     except DataError:
         sample_images = train_images[: config.parity_examples]
-    sample = preprocess(sample_images, image_size)
+    budget = _decoding_budget(config, examples)
+    sidecar = _sidecar(info, labels, calibrated)
 
-    with publish_dir(output_dir) as tmp:
-        out = ExportedModel(tmp)
-        saved_model_dir = out.saved_model_dir()
-        budget = _decoding_budget(config, examples)
+    def write_saved_model(path: str) -> None:
         signatures.write_saved_model(
             model,
             labels,
             image_size,
             config.top_k,
-            saved_model_dir,
+            path,
             calibrated["abstention"],
             prototypes,
             tta_mode,
@@ -142,63 +137,68 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         )
         if config.warmup_examples:
             try:
-                _, warmup_images, _ = examples.sample_split("val", config.warmup_examples, len(labels))
+                _, warmup_images, _ = sample_split(examples, "val", config.warmup_examples, len(labels))
             except DataError:  # no val split (calibration off): the train images are as good for warming up
                 warmup_images = train_images[: config.warmup_examples]
-            warmup_requests.write(saved_model_dir, warmup_images)
-        tflite_dir = out.path(ExportedModel.TFLITE)
-        tf.io.gfile.makedirs(tflite_dir)
-        files, io_types = {}, {}
-        frozen = tflite.frozen_function(model, image_size, tta_mode)
-        for variant in config.variants:
-            flatbuffer = tflite.convert(frozen, variant, representative, config.int8_io)
-            flatbuffer = tflite_metadata.populate(
-                flatbuffer,
-                labels,
-                name=f"transferline image classifier ({info.get('backbone', 'keras')})",
-                description=(
-                    f"Classifies an RGB image ({image_size[0]}x{image_size[1]}, pixels 0-255) into "
-                    f"{len(labels)} labels; {variant} TFLite variant; probabilities"
-                    f"{' averaged with the mirrored image' if tta_mode == 'flip' else ''}."
-                ),
-                version=f"model.keras sha256 {file_sha256(trained.model_path())[:16]}",
-            )
-            path = os.path.join(tflite_dir, ExportedModel.tflite_name(variant))
-            with tf.io.gfile.GFile(path, "wb") as f:
-                f.write(flatbuffer)
-            files[variant] = path
-            runner = TFLiteRunner(path)
-            io_types[variant] = {
-                "input": np.dtype(runner.input["dtype"]).name,
-                "output": np.dtype(runner.output["dtype"]).name,
-            }
+            warmup_requests.write(path, warmup_images)
+
+    source = formats.Source(
+        model=model,
+        pixels_function=tta.averaged(model, tta_mode),
+        labels=labels,
+        image_size=image_size,
+        representative=preprocess(train_images, image_size),
+        properties={k: sidecar[k] for k in ("labels", "image_size", "input", "output", "calibration", "abstention")},
+        name=f"transferline image classifier ({info.get('backbone', 'keras')})",
+        description=(
+            f"Classifies an RGB image ({image_size[0]}x{image_size[1]}, pixels 0-255) into {len(labels)} labels; "
+            f"probabilities{' averaged with the mirrored image' if tta_mode == 'flip' else ''}"
+        ),
+        version=f"model.keras sha256 {file_sha256(trained.model_path())[:16]}",
+        write_saved_model=write_saved_model,
+        int8_io=config.int8_io,
+    )
+
+    with publish_dir(output_dir) as tmp:
+        out = ExportedModel(tmp)
+        written, runners = [], {}
+        for fmt in config.chosen_formats():
+            path = out.path(fmt.path)
+            fmt.write(source, path)
+            runners[fmt.name] = fmt.open(path, None)
+            written.append({"name": fmt.name, "path": fmt.path, "bytes": formats.size_of(path), **runners[fmt.name].io})
 
         # Eager calls in batches of 32: model.predict would trace a predict function for 8 images.
-        keras_probabilities = tta.averaged(model, tta_mode)
-        reference = np.concatenate([keras_probabilities(sample[i : i + 32]).numpy() for i in range(0, len(sample), 32)])
+        sample = preprocess(sample_images, image_size)
+        reference = np.concatenate(
+            [source.pixels_function(sample[i : i + 32]).numpy() for i in range(0, len(sample), 32)]
+        )
         report = parity.check(
             reference,
             {
-                "saved_model": SavedModelRunner(saved_model_dir).predict_encoded(sample_images),
-                "tflite_float32": TFLiteRunner(files["float32"]).predict_pixels(sample),
+                name: runner.predict_encoded(sample_images)
+                for name, runner in runners.items()
+                if formats.get(name).parity
             },
             config.parity_tolerance,
             [f"sample image {i}" for i in range(len(sample))],
         )
+        del runners
         write_json(out.path(ExportedModel.PARITY), report)
         write_text_atomic(out.path(ExportedModel.LABELS), labels_text(labels))
         write_json(
             out.path(ExportedModel.INFO),
             {
                 **info,
-                **_sidecar(info, labels, config, io_types, calibrated),
+                **sidecar,
+                "top_k": config.top_k,
+                "formats": written,
                 "tta": tta_mode,
-                "tflite_metadata": {"written": True, "label_file": tflite_metadata.LABEL_FILE},
                 "decoding_budget": budget,
             },
         )
 
     exported = ExportedModel(output_dir)
-    final = exported.tflite_files()
-    sizes = {v: tf.io.gfile.stat(p).length for v, p in final.items()}
+    final = exported.formats()
+    sizes = {entry["name"]: entry["bytes"] for entry in written}
     return ExportResult(output_dir, exported.saved_model_dir(), final, sizes, report, round(time.time() - start, 2))

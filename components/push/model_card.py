@@ -12,6 +12,8 @@ the weakest classes, whether the model can abstain), not written by hand, so the
 
 from typing import Optional
 
+from components.common import formats
+
 WEAK_CLASS_MARGIN = 0.10  # a class whose recall is this far below the overall accuracy is called weak
 
 
@@ -44,6 +46,28 @@ def _accuracy_check(blessing: Optional[dict]) -> Optional[dict]:
     return None
 
 
+def _formats(info: dict, metrics: Optional[dict], blessing: Optional[dict]) -> list:
+    """Every exported format the version carries: where, how big, and its accuracy against the SavedModel."""
+    by_model = (metrics or {}).get("metrics") or {}
+    deltas = (blessing or {}).get("format_accuracy_delta") or {}
+    rows = []
+    for entry in info.get("formats") or []:
+        name = entry["name"]
+        fmt = formats.FORMATS.get(name)
+        reference = bool(fmt and fmt.reference)
+        rows.append(
+            {
+                "name": name,
+                "title": fmt.title if fmt else name,
+                "path": "." if reference else f"assets.extra/{entry['path']}",
+                "bytes": entry["bytes"],
+                "accuracy": (by_model.get("candidate" if reference else name, {}).get("overall") or {}).get("accuracy"),
+                "accuracy_change": None if reference else deltas.get(name),
+            }
+        )
+    return rows
+
+
 def _limitations(info: dict, metrics: Optional[dict], blessing: Optional[dict], per_class: list) -> list:
     found = []
     accuracy = _overall(metrics).get("accuracy")
@@ -66,8 +90,9 @@ def _limitations(info: dict, metrics: Optional[dict], blessing: Optional[dict], 
     if abstention:
         found.append(
             f"Answers {abstention['unknown_label']!r} below a top probability of "
-            f"{abstention['threshold']:.3f} (fitted on val for {abstention['target']}); the TFLite models "
-            "abstain on that confidence only, not on the distance to the training data."
+            f"{abstention['threshold']:.3f} (fitted on val for {abstention['target']}); the TFLite and ONNX "
+            "models abstain on that confidence only (their client applies it), not on the distance to the "
+            "training data."
         )
     else:
         found.append(
@@ -136,6 +161,7 @@ def build(info: dict, blessing: Optional[dict], metrics: Optional[dict], push: d
             "forced": push.get("forced"),
             "distilled_from": info.get("distillation"),
         },
+        "formats": _formats(info, metrics, blessing),
     }
 
 
@@ -185,6 +211,13 @@ def markdown(card: dict) -> str:
         f"- {c['name']} ({c['model']}): {_num(c['value'], 4)} {c['threshold']}: {'passed' if c['passed'] else 'FAILED'}"
         for c in quant["gate"]
     ] or ["- none (no evaluation)"]
+    lines += ["", "## Formats", "", "| format | path in this version | size | accuracy | change vs SavedModel |"]
+    lines += ["| --- | --- | --- | --- | --- |"]
+    lines += [
+        f"| {f['title']} | `{f['path']}` | {f['bytes'] / 1e6:.2f} MB | {_num(f['accuracy'])} | "
+        f"{'reference' if f['path'] == '.' else _num(f['accuracy_change'], 4)} |"
+        for f in card["formats"]
+    ]
     lines += ["", "## Limitations", ""] + [f"- {text}" for text in card["considerations"]["limitations"]]
     lineage = card["lineage"]
     lines += [

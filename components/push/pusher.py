@@ -11,7 +11,7 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from components.common import fileio
+from components.common import fileio, formats
 from components.common.errors import PipelineError, UsageError
 from components.common.outcome import Outcome
 from components.common.publish import copy_tree, fsync_dir, publish_dir, write_json, write_text_atomic
@@ -94,9 +94,10 @@ def run(
 ) -> PushResult:
     """Push the export in `export_dir` to `serving_dir/<model_name>/<next version>/` if it is blessed.
 
-    Inputs: export_dir (saved_model/, tflite/, labels.txt, model_info.json), evaluate_dir (BLESSED
-    and blessing.json). Output: a new version directory holding the SavedModel, with
-    assets.extra/ carrying labels.txt, model_info.json, tflite/*.tflite, blessing.json, push.json and
+    Inputs: export_dir (its formats, labels.txt, model_info.json), evaluate_dir (BLESSED and
+    blessing.json). Output: a new version directory holding the SavedModel, with assets.extra/
+    carrying every other exported format at its export path (tflite/*.tflite, model.onnx:
+    components/common/formats/), labels.txt, model_info.json, blessing.json, push.json and
     the model card (model_card.md, model_card.json: components/push/model_card.py)
     (when, from where, forced or not). Written to a '.tmp-' sibling, fsynced, renamed into place,
     then reloaded; versions beyond `keep_versions` are retired.
@@ -144,7 +145,14 @@ def run(
         copy_tree(saved_model, tmp)
         out = ServingVersion(tmp)
         tf.io.gfile.makedirs(out.path(ServingVersion.EXTRA))
-        copy_tree(export.path(ExportedModel.TFLITE), out.path(ServingVersion.TFLITE))
+        for name, path in export.formats().items():
+            if not formats.get(name).reference:  # the SavedModel is the version directory, copied above
+                target = out.format_path(export.format_entries()[name]["path"])
+                if fileio.isdir(path):
+                    copy_tree(path, target)
+                else:
+                    fileio.makedirs(os.path.dirname(target))
+                    fileio.copy(path, target, overwrite=True)
         tf.io.gfile.copy(export.path(ExportedModel.LABELS), out.path(ServingVersion.LABELS))
         tf.io.gfile.copy(export.path(ExportedModel.INFO), out.path(ServingVersion.INFO))
         evaluation = ModelBlessing(evaluate_dir or "")

@@ -13,6 +13,7 @@ everything, BatchNorm included (see `batchnorm.py` for why that needs care).
 
 import dataclasses
 import math
+import re
 from typing import Optional, Tuple, Union
 
 from components.common.errors import UsageError
@@ -143,6 +144,25 @@ class TrainDistill:
 
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+_DEVICE = re.compile(r"^/(device:)?(cpu|gpu):\d+$", re.IGNORECASE)
+
+
+def devices_list(text: str) -> tuple:
+    """The device names of `train.devices` (() for "auto"); UsageError for a name TensorFlow would not take."""
+    if not isinstance(text, str) or not text.strip():
+        raise UsageError(f"train.devices={text!r}: 'auto' or a comma-separated list like '/gpu:0,/gpu:1'")
+    if text.strip() == "auto":
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    bad = [name for name in names if not _DEVICE.match(name)]
+    if bad or len(set(n.lower() for n in names)) != len(names):
+        raise UsageError(
+            f"train.devices={text!r}: {', '.join(bad) or 'a device named twice'}; give distinct TensorFlow device "
+            "names like /gpu:0,/gpu:1 (or 'auto')"
+        )
+    return names
+
+
 CLASS_WEIGHTS = ("auto", "none")
 OPTIMIZERS = ("adam", "adamw")
 
@@ -237,6 +257,11 @@ class TrainConfig:
       units the faster of float32 and mixed_bfloat16, measured once per machine, backbone and
       size (components/train/precision.py); else float32), "float32", "mixed_float16" or
       "mixed_bfloat16". The softmax output is float32 either way.
+    devices: "auto" (every local GPU: MirroredStrategy when there are several; else the CPU), or a
+      comma-separated list of TensorFlow device names ("/gpu:0,/gpu:1"; "/cpu:0,/cpu:1" on a CPU
+      split into logical devices) to mirror over exactly those. batch_size is the global batch:
+      each of N devices takes batch_size / N images a step (it must divide evenly), and the steps
+      per epoch and the learning rates are those of one device with the same batch_size.
     stages: the fine-tuning stages in order; None = `default_stages(weights != "none")`, whose
       fine-tune stage starts at the family's `finetune_from` block.
     label_smoothing: applied by the one loss object shared by all stages.
@@ -262,6 +287,7 @@ class TrainConfig:
     batch_size: int = 32
     weights: str = "imagenet"
     precision: str = "auto"
+    devices: str = "auto"
     stages: Optional[Tuple[StageConfig, ...]] = None
     optimizer: str = "adam"
     weight_decay: float = 0.0
@@ -314,6 +340,12 @@ class TrainConfig:
             raise UsageError(f"train.weights={self.weights!r}: use 'imagenet', 'none' or a path to a weights file")
         if self.precision not in PRECISIONS:
             raise UsageError(f"train.precision={self.precision!r}: allowed values are {', '.join(PRECISIONS)}")
+        names = devices_list(self.devices)
+        if names and self.batch_size % len(names):
+            raise UsageError(
+                f"train.batch_size={self.batch_size} does not split evenly over the {len(names)} devices of "
+                f"train.devices={self.devices!r}: use a multiple of {len(names)} (it is the global batch)"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"train.optimizer={self.optimizer!r}: allowed values are {', '.join(OPTIMIZERS)}")
         if not 0 <= self.weight_decay < 1:

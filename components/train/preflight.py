@@ -11,21 +11,23 @@ import os
 from components.common.errors import UsageError
 from components.train import distill, exclude
 from components.train.backbones import build_backbone
-from components.train.config import TrainConfig
-from components.train.devices import check_tf_config
+from components.train.config import TrainConfig, devices_list
+from components.train.devices import check_devices, check_tf_config
 from components.train.stages import first_unfrozen_index
 
 
 def check(config: TrainConfig) -> None:
     """UsageError for a backbone, alpha, image size, weights file, unfreeze block, exclude list or distillation
     teacher that cannot work,
-    or a TF_CONFIG asking for multi-worker training (components/train/devices.py says why)."""
+    devices this machine does not have, or a TF_CONFIG asking for multi-worker training
+    (components/train/devices.py says why)."""
     config.validate()
     if config.exclude:
         exclude.read(config.exclude)
     if config.distill.enabled:
         distill.teacher_path(config.distill.teacher)
     check_tf_config(os.environ.get("TF_CONFIG"))
+    check_devices(devices_list(config.devices))
     _, backbone = build_backbone(config.backbone, config.image_size, config.weights, alpha=config.alpha)
     for i, stage in enumerate(config.effective_stages()):
         try:

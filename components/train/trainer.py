@@ -18,6 +18,7 @@ the stage with the best validation accuracy (so a fine-tune that hurts is not ke
 reported in `history.json`). Work state written for a different config or ingest is discarded.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -38,7 +39,7 @@ from components.common.trained_model import HEAD_POOL
 from components.train import batch_augment, batchnorm, distill, exclude, feature_cache, precision, stages
 from components.train.backbones import build_backbone
 from components.train.callbacks import load_epochs, stage_callbacks
-from components.train.config import AugmentConfig, TrainConfig
+from components.train.config import AugmentConfig, TrainConfig, devices_list
 from components.train.devices import Placement
 from components.train.input import make_dataset
 from components.train.model import Head, assemble, build_head, head_model
@@ -71,9 +72,13 @@ class TrainResult(Outcome):
     class_weights: Optional[dict]
     precision_decision: Optional[dict] = None  # how "auto" chose on a CPU (precision.decide)
     excluded: int = 0  # train images `config.exclude` left out
+    replicas: int = 1  # devices the strategy trained on in sync
 
     def summary(self) -> str:
-        lines = [f"train: {self.output_dir} ({self.seconds:.0f} s, {self.precision}, {self.strategy} strategy)"]
+        lines = [
+            f"train: {self.output_dir} ({self.seconds:.0f} s, {self.precision}, {self.strategy} strategy"
+            + (f" over {self.replicas} devices)" if self.replicas > 1 else ")")
+        ]
         for s in self.stages:
             lines.append(
                 f"  stage {s.name}: {s.epochs_run} epochs, val accuracy {s.val_accuracy:.3f}, "
@@ -143,8 +148,12 @@ def _check_warm_start_labels(weights: str, labels: list) -> None:
 
 
 def class_weights_for(config: TrainConfig, counts: Sequence[int]) -> Optional[dict]:
-    """Inverse-frequency weights (mean 1) when classes are imbalanced and `class_weights="auto"`."""
-    if config.class_weights == "none" or max(counts) <= config.imbalance_ratio * min(counts):
+    """Inverse-frequency weights (mean 1) when classes are imbalanced and `class_weights="auto"`.
+
+    None for a distilled student: Keras derives sample weights from the targets' argmax, which the
+    teacher's columns would corrupt, and the teacher's probabilities carry its own balance.
+    """
+    if config.distill.enabled or config.class_weights == "none" or max(counts) <= config.imbalance_ratio * min(counts):
         return None
     total, k = sum(counts), len(counts)
     return {i: total / (k * n) for i, n in enumerate(counts)}
@@ -200,6 +209,11 @@ class _Training:
     work: _WorkState
     callbacks: Sequence[keras.callbacks.Callback]
     teacher: Optional[keras.Model] = None  # train.distill: its probabilities join the targets
+    replicas: int = 1  # devices training in sync (MirroredStrategy)
+    # Backbone features of the frozen, unaugmented head stage by split, kept across the tuner's trials
+    # (every trial freezes the same backbone on the same images); None: extracted for this run only.
+    features: Optional[dict] = None
+    quiet: bool = False  # a tuner's trial: no per-stage and per-epoch lines (the tuner prints one per trial)
 
     @property
     def num_classes(self) -> int:
@@ -255,9 +269,13 @@ def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
     extraction_seconds = 0.0
     if cached:
         extraction_started = time.time()
-        extractor = feature_cache.feature_extractor(t.model.input, t.model.get_layer(HEAD_POOL).output)
-        train_x, train_y = feature_cache.extract(extractor, t.dataset("train", training=False))
-        val_x, val_y = feature_cache.extract(extractor, val)
+        # Shared features hold only for a first stage: a later one sees a backbone an earlier stage changed.
+        memo = t.features if t.features is not None and i == 0 else {}
+        if not memo:
+            extractor = feature_cache.feature_extractor(t.model.input, t.model.get_layer(HEAD_POOL).output)
+            memo["train"] = feature_cache.extract(extractor, t.dataset("train", training=False))
+            memo["val"] = feature_cache.extract(extractor, val)
+        (train_x, train_y), (val_x, val_y) = memo["train"], memo["val"]
         train = feature_cache.as_dataset(train_x, train_y, config.batch_size, shuffle=True, seed=config.seed + i)
         val = feature_cache.as_dataset(val_x, val_y, config.batch_size, shuffle=False, seed=0)
         fit_model = head_model(t.head, train_x.shape[-1])
@@ -272,28 +290,29 @@ def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
         fit_model = t.model
     steps = config.steps_per_epoch(sum(t.counts["train"]))
     # On cached features a step is a tiny matrix product: run a whole epoch per call, not one
-    # Python round trip per batch (Keras's `steps_per_execution`).
+    # Python round trip per batch (Keras's `steps_per_execution`). Not under a multi-device strategy:
+    # Keras 3.15's multi-step loop there fails ("You must feed a value for placeholder tensor
+    # .../while/cond/Placeholder"; tests/test_train_devices.py).
     fit_model.compile(
         optimizer=stages.make_optimizer(config, stage, steps),
         loss=t.loss,
         metrics=[t.accuracy()],
-        steps_per_execution=steps if cached else 1,
+        steps_per_execution=steps if cached and t.replicas == 1 else 1,
     )
-    print(
-        f"[train] stage {stage.name}: up to {stage.epochs} epochs of {steps} batches"
-        f"{' on cached backbone features' if cached else ''}, {len(unfrozen)} backbone layers training",
-        flush=True,
-    )
+    if not t.quiet:
+        print(
+            f"[train] stage {stage.name}: up to {stage.epochs} epochs of {steps} batches"
+            f"{' on cached backbone features' if cached else ''}, {len(unfrozen)} backbone layers training",
+            flush=True,
+        )
     history = fit_model.fit(
         train,
         validation_data=val,
         initial_epoch=initial_epoch,
         epochs=initial_epoch + stage.epochs,
-        # A distilled student takes no class weights: Keras derives them from the targets' argmax, which
-        # the teacher's columns would corrupt, and the teacher's probabilities carry its own balance.
-        class_weight=None if t.teacher is not None else class_weights_for(config, t.counts["train"]),
+        class_weight=class_weights_for(config, t.counts["train"]),
         shuffle=False,  # the datasets shuffle
-        verbose=1 if sys.stdout.isatty() else 2,  # a progress bar on a terminal, one line per epoch in a log
+        verbose=0 if t.quiet else 1 if sys.stdout.isatty() else 2,  # a bar on a terminal, a line per epoch in a log
         callbacks=stage_callbacks(t.work.dir, stage, monitor_patience=stage.patience) + list(t.callbacks),
     )
     if cached:  # the head model was fitted; the full model evaluates
@@ -358,6 +377,83 @@ def _measured_cpu_precision(config: TrainConfig) -> dict:
     )
 
 
+def _prepare(config: TrainConfig, ingest_dir: str):
+    """Check the config and the data, choose the devices and precision: (labels, keep, excluded, counts,
+    placement). Raises UsageError or DataError before anything trains."""
+    config.validate()
+    examples = Examples(ingest_dir)
+    labels = examples.labels()
+    keep, excluded = _train_subset(config, examples)
+    counts = _check_data(config, ingest_dir, labels, keep)
+    if excluded:
+        print(f"[train] left {excluded} train images listed in {config.exclude} out of training", flush=True)
+    if config.pretrained:
+        _check_warm_start_labels(config.weights, labels)
+    placement = Placement(
+        config.precision, measure_cpu=lambda: _measured_cpu_precision(config), devices=devices_list(config.devices)
+    )
+    return labels, keep, excluded, counts, placement
+
+
+def _build(
+    config, ingest_dir, labels, keep, counts, work_dir, callbacks, replicas, features=None, quiet=False
+) -> _Training:
+    """The model (inside the placement's strategy scope), its loss and work state: one run's `_Training`."""
+    keras.utils.set_random_seed(config.seed)  # after any measurement: the model starts the same either way
+    preprocessing, backbone = build_backbone(config.backbone, config.image_size, config.weights, alpha=config.alpha)
+    if not config.pretrained:
+        batchnorm.set_momentum(backbone, config.bn_momentum)
+    head = build_head(len(labels), config.dropout, seed=config.seed)
+    model = assemble(preprocessing, backbone, head, config.image_size, backbone_trains_bn=not config.pretrained)
+    work = _WorkState(work_dir, _fingerprint(config, ingest_dir, labels))
+    teacher = distill.load_teacher(config.distill.teacher, labels) if config.distill.enabled else None
+    loss = stages.make_loss(config, len(labels))
+    return _Training(
+        config,
+        ingest_dir,
+        keep,
+        counts,
+        model,
+        backbone,
+        preprocessing,
+        head,
+        loss,
+        work,
+        callbacks,
+        teacher,
+        replicas,
+        features,
+        quiet,
+    )
+
+
+@contextlib.contextmanager
+def candidates(config: TrainConfig, ingest_dir: str):
+    """Train variants of `config` on the same data without publishing them (the tuner's trials).
+
+    Yields `fit(candidate, work_dir, callbacks=()) -> [StageResult]`: `candidate` is `config` with
+    recipe values changed (stages, dropout, label smoothing, augmentations; not the backbone, its
+    weights, the image size or the data), trained with resume state in `work_dir` (a killed trial
+    resumes there). The data is checked and the precision chosen once; the frozen head stage's
+    backbone features are extracted once and shared. The test split is never read.
+    """
+    config = dataclasses.replace(config, evaluate_test=False)
+    labels, keep, _excluded, counts, placement = _prepare(config, ingest_dir)
+    features = {}
+
+    def fit(candidate: TrainConfig, work_dir: str, callbacks: Sequence[keras.callbacks.Callback] = ()) -> list:
+        candidate = dataclasses.replace(candidate, evaluate_test=False)
+        candidate.validate()
+        t = _build(
+            candidate, ingest_dir, labels, keep, counts, work_dir, callbacks, placement.replicas, features, quiet=True
+        )
+        results, _kept, _test = _train_stages(t)
+        return results
+
+    with placement, placement.strategy.scope():
+        yield fit
+
+
 def run(
     config: TrainConfig,
     ingest_dir: str,
@@ -378,41 +474,12 @@ def run(
             f"{output_dir} already exists: the trainer publishes a new directory; choose another "
             "output path or remove it"
         )
-    examples = Examples(ingest_dir)
-    labels = examples.labels()
-    keep, excluded = _train_subset(config, examples)
-    counts = _check_data(config, ingest_dir, labels, keep)
-    if excluded:
-        print(f"[train] left {excluded} train images listed in {config.exclude} out of training", flush=True)
-    if config.pretrained:
-        _check_warm_start_labels(config.weights, labels)
-    placement = Placement(config.precision, measure_cpu=lambda: _measured_cpu_precision(config))
-    keras.utils.set_random_seed(config.seed)  # after any measurement: the model starts the same either way
+    labels, keep, excluded, counts, placement = _prepare(config, ingest_dir)
     with placement, placement.strategy.scope():
-        preprocessing, backbone = build_backbone(config.backbone, config.image_size, config.weights, alpha=config.alpha)
-        if not config.pretrained:
-            batchnorm.set_momentum(backbone, config.bn_momentum)
-        head = build_head(len(labels), config.dropout, seed=config.seed)
-        model = assemble(preprocessing, backbone, head, config.image_size, backbone_trains_bn=not config.pretrained)
         temporary_work = work_dir is None
         work_dir = tempfile.mkdtemp(prefix="train-work-") if temporary_work else work_dir
         try:
-            work = _WorkState(work_dir, _fingerprint(config, ingest_dir, labels))
-            teacher = distill.load_teacher(config.distill.teacher, labels) if config.distill.enabled else None
-            training = _Training(
-                config,
-                ingest_dir,
-                keep,
-                counts,
-                model,
-                backbone,
-                preprocessing,
-                head,
-                stages.make_loss(config, len(labels)),
-                work,
-                callbacks,
-                teacher,
-            )
+            training = _build(config, ingest_dir, labels, keep, counts, work_dir, callbacks, placement.replicas)
             results, kept, test_accuracy = _train_stages(training)
             result = TrainResult(
                 output_dir,
@@ -426,8 +493,9 @@ def run(
                 class_weights_for(config, counts["train"]),
                 placement.decision,
                 excluded,
+                placement.replicas,
             )
-            _publish(model, config, labels, counts, work_dir, result, output_dir)
+            _publish(training.model, config, labels, counts, work_dir, result, output_dir)
         finally:
             if temporary_work and tf.io.gfile.exists(work_dir):
                 tf.io.gfile.rmtree(work_dir)
@@ -482,6 +550,12 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
                 "output": {"name": "probabilities", "dtype": "float32", "kind": "softmax"},
                 "precision": result.precision,
                 "precision_decision": result.precision_decision,
+                "strategy": {
+                    "name": result.strategy,
+                    "replicas": result.replicas,
+                    "global_batch": config.batch_size,
+                    "per_replica_batch": config.batch_size // result.replicas,
+                },
                 "kept_stage": result.kept_stage,
                 "val_accuracy": result.best_val_accuracy,
                 "test_accuracy": result.test_accuracy,

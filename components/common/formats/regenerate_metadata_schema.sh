@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Regenerates components/export/metadata_schema_generated.py, the Python module of the TFLite model
+# Regenerates components/common/formats/metadata_schema_generated.py, the Python module of the TFLite model
 # metadata schema (metadata_schema.fbs, the one MediaPipe Tasks and tflite-support read), so that the
 # export writes MediaPipe-readable metadata in a plain `pip install` (mediapipe itself pins absl-py 2.x
 # against TFMA's <2). The schema is taken from mediapipe's wheel on PyPI; the compiler is Debian's
 # flatbuffers-compiler (flatc 2.0.8); the module runs on the `flatbuffers` runtime TensorFlow installs.
-# Usage: bash components/export/regenerate_metadata_schema.sh   (needs network for the wheel, and flatc)
+# Usage: bash components/common/formats/regenerate_metadata_schema.sh   (needs network for the wheel, and flatc)
 set -euo pipefail
 cd "$(dirname "$0")"
 work="$(mktemp -d)"
@@ -16,7 +16,7 @@ flatc --python --gen-object-api --gen-onefile -o "$work/out" "$work/wheel/mediap
 {
   echo "# The TFLite model metadata schema (metadata_schema.fbs from mediapipe 1.2.2's wheel, Apache License 2.0,"
   echo "# the schema tflite-support publishes), compiled by $(flatc --version) with --python --gen-object-api"
-  echo "# --gen-onefile. Regenerate with components/export/regenerate_metadata_schema.sh; do not edit."
+  echo "# --gen-onefile. Regenerate with components/common/formats/regenerate_metadata_schema.sh; do not edit."
   cat "$work/out/metadata_schema_generated.py"
 } > metadata_schema_generated.py
 echo "wrote $(pwd)/metadata_schema_generated.py"

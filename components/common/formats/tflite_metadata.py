@@ -21,7 +21,7 @@ import zipfile
 import flatbuffers
 import numpy as np
 
-from components.export import metadata_schema_generated as fb
+from components.common.formats import metadata_schema_generated as fb
 
 METADATA_NAME = b"TFLITE_METADATA"  # the key readers look the metadata buffer up by
 LABEL_FILE = "labels.txt"

@@ -1,0 +1,70 @@
+"""`python -m pipeline.docs [--check]`: regenerate the documentation written from the code.
+
+What the code defines is documented from the code, so it cannot drift: the table of export
+formats in schemas/ARTIFACTS.md comes from the format registry (components/common/formats/).
+Each generated part sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`
+markers; the rest of the file is written by hand. `--check` writes nothing and exits 1 naming
+every stale part (tests/test_docs_generated.py runs it); exit 0 when all are fresh.
+"""
+
+import argparse
+import pathlib
+import re
+import sys
+
+from components.common import formats
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def formats_table() -> str:
+    rows = [
+        "| name (`export.formats`) | file in an export | in a pushed version | parity with Keras | defined in |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for fmt in formats.FORMATS.values():
+        pushed = "the version directory itself" if fmt.reference else f"`assets.extra/{fmt.path}`"
+        module = fmt.write.__module__.replace(".", "/") + ".py"
+        rows.append(
+            f"| `{fmt.name}` | `{fmt.path}{'/' if fmt.reference else ''}` | {pushed} | "
+            f"{'checked' if fmt.parity else 'judged by the gate'} | `{module}` |"
+        )
+    return "\n".join(rows)
+
+
+GENERATED = {
+    ROOT / "schemas" / "ARTIFACTS.md": {"formats": formats_table},
+}
+
+
+def render(text: str, parts: dict) -> str:
+    """`text` with each generated part replaced by its current content."""
+    for name, make in parts.items():
+        pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"no <!-- generated:{name} --> ... <!-- /generated:{name} --> markers")
+        text = pattern.sub(lambda m: m.group(1) + make() + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.docs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated part is stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, parts in GENERATED.items():
+        text = path.read_text()
+        fresh = render(text, parts)
+        if fresh != text:
+            stale.append(str(path.relative_to(ROOT)))
+            if not args.check:
+                path.write_text(fresh)
+    if args.check and stale:
+        print(f"stale: {', '.join(stale)}; run python -m pipeline.docs", file=sys.stderr)
+        return 1
+    print(("regenerated: " + ", ".join(stale)) if stale else "all generated docs are fresh")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
