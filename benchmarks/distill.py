@@ -28,7 +28,8 @@ import time
 import numpy as np
 
 import components.export
-from benchmarks.small_data import SHARED, _ingest, _scored
+from benchmarks.shared import PRETRAINED
+from benchmarks.small_data import _ingest, _scored
 from components.common.formats.saved_model import SavedModelRunner
 from components.common.formats.tflite import TFLiteRunner
 from components.common.image_ops import preprocess
@@ -77,7 +78,7 @@ def _train_export_score(name, config, ingest_dir, tmp, baseline_correct=None) ->
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ingest-dir", help="an ingest output directory (default: ingest ../shared sign-language)")
-    parser.add_argument("--weights", default=os.path.join(SHARED, "weights", "mobilenetv2_0.35_96_cifar6_notop.keras"))
+    parser.add_argument("--weights", default=PRETRAINED)
     parser.add_argument("--student-size", type=int, default=48)
     parser.add_argument("--student-backbone", default="mobilenet_v2")
     parser.add_argument("--student-weights", help="default: the teacher's (--weights); 'none' trains from scratch")

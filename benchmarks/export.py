@@ -32,14 +32,13 @@ import numpy as np
 import tensorflow as tf
 
 import components.export
+from benchmarks.shared import SHARED, SIGN_DIGITS
 from components.common import formats
 from components.common.formats.saved_model import SavedModelRunner
 from components.common.image_ops import decode_and_resize, preprocess
 from components.evaluate import tfma_metrics
 from schemas.artifacts import Examples, ExportedModel, Model
 from schemas.split_reader import read_split
-
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
 
 
 def _dir_bytes(path: str) -> int:
@@ -109,11 +108,13 @@ def main(argv=None) -> None:
 
         ingest_dir = export_models.sign_digits_ingest_dir(
             pathlib.Path(work) / "ingest",
-            SHARED / "datasets" / "sign-language-digits",
+            pathlib.Path(SIGN_DIGITS),
             args.train_per_class,
             args.test_per_class,
         )
-        train_dir = export_models.train_sign_digits(pathlib.Path(work) / "train", ingest_dir, SHARED / "weights")
+        train_dir = export_models.train_sign_digits(
+            pathlib.Path(work) / "train", ingest_dir, pathlib.Path(SHARED, "weights")
+        )
 
     start = time.perf_counter()
     export = components.export.run(

@@ -44,10 +44,10 @@ import tensorflow as tf
 
 import components.export
 import components.push
+from benchmarks.shared import SHARED, SIGN_DIGITS
 from schemas.artifacts import Examples, ServingVersion
 from schemas.split_reader import read_split
 
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
 NAME = "classifier"
 
 
@@ -212,12 +212,12 @@ def build_models(work: pathlib.Path) -> tuple:
     probabilities for them) under `work`."""
     from tests import export_models
 
-    ingest = export_models.sign_digits_ingest_dir(work / "ingest", SHARED / "datasets" / "sign-language-digits")
+    ingest = export_models.sign_digits_ingest_dir(work / "ingest", pathlib.Path(SIGN_DIGITS))
     config = components.export.ExportConfig(formats=("tflite_float32",))
     exports = [
         components.export.run(
             config,
-            export_models.train_sign_digits(work / f"train{e}", ingest, SHARED / "weights", epochs=e),
+            export_models.train_sign_digits(work / f"train{e}", ingest, pathlib.Path(SHARED, "weights"), epochs=e),
             ingest,
             str(work / f"export{e}"),
         ).output_dir

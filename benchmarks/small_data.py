@@ -32,14 +32,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.shared import PRETRAINED, SIGN_DIGITS
 from components.evaluate.gate import paired_comparison, wilson
 from components.export import tta
 from components.train import TrainConfig, run
 from components.train.config import TrainAugment, default_stages
 from components.train.input import make_dataset
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 # The recipe before issue 13, pinned (the defaults have moved since): MobileNetV2's fine-tune from
 # block_13, no batch-level augmentation; scored without test-time augmentation.
 PREVIOUS = TrainAugment(randaugment_ops=0, mixup=0.0, cutmix=0.0)
@@ -73,7 +72,7 @@ def _ingest(tmp: str) -> str:
     from components.ingest import run as ingest
 
     out = os.path.join(tmp, "ingest")
-    ingest(IngestConfig(data_dir=os.path.join(SHARED, "datasets", "sign-language-digits")), out)
+    ingest(IngestConfig(data_dir=SIGN_DIGITS), out)
     return out
 
 
@@ -135,7 +134,7 @@ def _row(fraction, name, r) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ingest-dir", help="an ingest output directory (default: ingest ../shared sign-language)")
-    parser.add_argument("--weights", default=os.path.join(SHARED, "weights", "mobilenetv2_0.35_96_cifar6_notop.keras"))
+    parser.add_argument("--weights", default=PRETRAINED)
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.2])
     parser.add_argument(
         "--levers",

@@ -21,10 +21,9 @@ import time
 
 import keras
 
+from benchmarks.shared import PRETRAINED, SIGN_DIGITS
 from components.train import StageConfig, TrainConfig, run
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 TARGET = 20.0
 
 
@@ -45,7 +44,7 @@ def _ingest(tmp: str) -> str:
     from components.ingest import run as ingest
 
     out = os.path.join(tmp, "ingest")
-    ingest(IngestConfig(data_dir=os.path.join(SHARED, "datasets", "sign-language-digits")), out)
+    ingest(IngestConfig(data_dir=SIGN_DIGITS), out)
     return out
 
 
@@ -66,7 +65,7 @@ def _timed_run(config: TrainConfig, ingest_dir: str, out: str) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ingest-dir", help="an ingest output directory (default: ingest ../shared sign-language)")
-    parser.add_argument("--weights", default=os.path.join(SHARED, "weights", "mobilenetv2_0.35_96_cifar6_notop.keras"))
+    parser.add_argument("--weights", default=PRETRAINED)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks.small_data import SHARED
+from benchmarks.shared import PRETRAINED, SIGN_DIGITS
 
 
 def _rows(args, ingest_dir: str, work: str) -> list:
@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tune", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help="a class-per-folder dataset (default: the sign-language folder)")
     parser.add_argument("--demo", action="store_true", help="the built-in demo folder instead")
-    parser.add_argument("--weights", default=os.path.join(SHARED, "weights", "mobilenetv2_0.35_96_cifar6_notop.keras"))
+    parser.add_argument("--weights", default=PRETRAINED)
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--budget", type=float, default=600.0, help="seconds per search")
     parser.add_argument("--max-trials", type=int, default=20)
@@ -92,7 +92,7 @@ def main(argv=None) -> dict:
 
         data_dir = demo.ensure_dataset(work)
     else:
-        data_dir = args.data_dir or os.path.join(SHARED, "datasets", "sign-language-digits")
+        data_dir = args.data_dir or SIGN_DIGITS
     ingest_dir = os.path.join(work, "ingest")
     ingest(IngestConfig(data_dir=data_dir), ingest_dir)
     rows = _rows(args, ingest_dir, work)

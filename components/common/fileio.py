@@ -25,10 +25,15 @@ def _remote(path) -> bool:
     return "://" in os.fspath(path)
 
 
+def local(path) -> bool:
+    """Whether `path` is on the local disk: libraries that lock or map files (Optuna's journal) need one."""
+    return not _remote(path)
+
+
 def atomic_rename(path) -> bool:
     """Whether renaming a directory at `path` is atomic: on local disks yes; on object stores
     (`gs://`, `s3://`) a directory rename copies object by object, so callers must not count on it."""
-    return not _remote(path)
+    return local(path)
 
 
 def _gfile():

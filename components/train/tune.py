@@ -36,6 +36,7 @@ from typing import Optional
 
 import yaml
 
+from components.common import fileio
 from components.common.errors import UsageError
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir
@@ -45,6 +46,7 @@ from schemas.artifacts import Hyperparameters
 
 BEST_RECIPE, TRIALS = Hyperparameters.BEST_RECIPE, Hyperparameters.TRIALS
 JOURNAL = "study.journal"
+STUDY = "recipe"  # the one study in a work dir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,9 +202,9 @@ def selection_noise(best: float, completed: int, n_val: int) -> dict:
 
 def _disabled(output_dir: str) -> TuneResult:
     with publish_dir(output_dir) as tmp:
-        with open(os.path.join(tmp, BEST_RECIPE), "w") as f:
+        with fileio.GFile(os.path.join(tmp, BEST_RECIPE), "w") as f:
             yaml.safe_dump({"tuned": False, "train": {}}, f, sort_keys=False)
-        with open(os.path.join(tmp, TRIALS), "w") as f:
+        with fileio.GFile(os.path.join(tmp, TRIALS), "w") as f:
             f.write("trial,status,val_accuracy,seconds\n")
     return TuneResult(output_dir, tuned=False)
 
@@ -220,7 +222,7 @@ def run(
     """
     config.validate()
     train_config.validate()
-    if os.path.exists(output_dir):
+    if fileio.exists(output_dir):
         raise UsageError(f"{output_dir} already exists: the tuner publishes a new directory; choose another path")
     if not config.enabled:
         return _disabled(output_dir)
@@ -228,11 +230,17 @@ def run(
     work_dir = tempfile.mkdtemp(prefix="tune-work-") if temporary else work_dir
     try:
         result = _search(config, train_config, ingest_dir, output_dir, work_dir)
-    finally:
-        if temporary:
+    except BaseException:
+        if temporary:  # a work dir of the caller's is kept, so that the search resumes
             shutil.rmtree(work_dir, ignore_errors=True)
-    shutil.rmtree(work_dir, ignore_errors=True)  # published: the study is in trials.csv
+        raise
+    fileio.rmtree(work_dir)  # published: the study is in trials.csv
     return result
+
+
+def _read(path: str) -> str:
+    with fileio.GFile(path) as f:
+        return f.read()
 
 
 def _study(config: TuneConfig, fingerprint: str, work_dir: str):
@@ -244,20 +252,26 @@ def _study(config: TuneConfig, fingerprint: str, work_dir: str):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     marker = os.path.join(work_dir, "fingerprint")
-    if os.path.exists(work_dir) and (not os.path.exists(marker) or open(marker).read() != fingerprint):
-        shutil.rmtree(work_dir)
-    os.makedirs(work_dir, exist_ok=True)
-    with open(marker, "w") as f:
+    if fileio.exists(work_dir) and (not fileio.exists(marker) or _read(marker) != fingerprint):
+        fileio.rmtree(work_dir)
+    fileio.makedirs(work_dir)
+    with fileio.GFile(marker, "w") as f:
         f.write(fingerprint)
-    storage = JournalStorage(JournalFileBackend(os.path.join(work_dir, JOURNAL)))
+    if fileio.local(work_dir):
+        journal = os.path.join(work_dir, JOURNAL)
+    else:  # Optuna's journal locks a local file: a killed search on a remote root starts its study over
+        journal = os.path.join(tempfile.mkdtemp(prefix="tune-journal-"), JOURNAL)
+        print(f"[tune] {work_dir} is not on the local disk: the study's journal is kept at {journal}", flush=True)
+    storage = JournalStorage(JournalFileBackend(journal))
     study = optuna.create_study(
-        study_name="recipe",
+        study_name=STUDY,
         storage=storage,
         load_if_exists=True,
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=5),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
     )
+    study_id = storage.get_study_id_from_name(STUDY)
     for trial in study.get_trials(deepcopy=False):
         interrupted = trial.state == TrialState.RUNNING or (
             trial.state == TrialState.FAIL
@@ -265,9 +279,10 @@ def _study(config: TuneConfig, fingerprint: str, work_dir: str):
             and not trial.user_attrs.get("retried")
         )
         if interrupted:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
             if trial.state == TrialState.RUNNING:
-                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            storage.set_trial_user_attr(trial._trial_id, "retried", True)
+                storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            storage.set_trial_user_attr(trial_id, "retried", True)
             study.enqueue_trial(trial.params, user_attrs={"recipe": trial.user_attrs.get("recipe", "searched")})
             print(f"[tune] trial {trial.number} was interrupted: it runs again", flush=True)
     return study
@@ -436,9 +451,9 @@ def _publish(config: TuneConfig, space: _Space, study, used: float, n_val: int, 
             ]
         )
     with publish_dir(output_dir) as tmp:
-        with open(os.path.join(tmp, BEST_RECIPE), "w") as f:
+        with fileio.GFile(os.path.join(tmp, BEST_RECIPE), "w") as f:
             yaml.safe_dump(document, f, sort_keys=False)
-        with open(os.path.join(tmp, TRIALS), "w") as f:
+        with fileio.GFile(os.path.join(tmp, TRIALS), "w") as f:
             f.write(table.getvalue())
     return TuneResult(
         output_dir,
