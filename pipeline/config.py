@@ -26,8 +26,10 @@ DEFAULT_PIPELINE_ROOT = "./pipeline_root"
 class PipelineConfig:
     """Settings of the orchestration itself (the `pipeline:` section of the YAML file).
 
-    `serving_dir` defaults to `<pipeline_root>/serving` so that the demo needs no flag; point it
-    at the directory TF Serving watches in production.
+    pipeline_root: the folder that holds every run's outputs, the lineage store and the run lock.
+    serving_dir: where blessed models are pushed, as TF Serving's NAME/VERSION folders; None means
+      `<pipeline_root>/serving`, so that the demo needs no flag. In production, point it at the
+      directory TF Serving watches.
     """
 
     pipeline_root: str = DEFAULT_PIPELINE_ROOT

@@ -1,10 +1,12 @@
 """`python -m pipeline.docs [--check]`: regenerate the documentation written from the code.
 
-What the code defines is documented from the code, so it cannot drift: the table of export
-formats in schemas/ARTIFACTS.md comes from the format registry (components/common/formats/).
-Each generated part sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`
-markers; the rest of the file is written by hand. `--check` writes nothing and exits 1 naming
-every stale part (tests/test_docs_generated.py runs it); exit 0 when all are fresh.
+What the code defines is documented from the code, so it cannot drift: docs/configuration.md
+(every config key) and docs/cli.md (every command's flags) are written whole by
+`pipeline.reference`; the table of export formats in schemas/ARTIFACTS.md comes from the format
+registry (components/common/formats/) and sits between `<!-- generated:NAME -->` and
+`<!-- /generated:NAME -->` markers, the rest of that file being written by hand. `--check` writes
+nothing and exits 1 naming every stale file (tests/test_docs_generated.py runs it); exit 0 when all
+are fresh.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import re
 import sys
 
 from components.common import formats
+from pipeline import reference
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -35,6 +38,10 @@ def formats_table() -> str:
 GENERATED = {
     ROOT / "schemas" / "ARTIFACTS.md": {"formats": formats_table},
 }
+WHOLE = {
+    ROOT / "docs" / "configuration.md": reference.configuration_md,
+    ROOT / "docs" / "cli.md": reference.cli_md,
+}
 
 
 def render(text: str, parts: dict) -> str:
@@ -52,9 +59,10 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated part is stale")
     args = parser.parse_args(argv)
     stale = []
-    for path, parts in GENERATED.items():
-        text = path.read_text()
-        fresh = render(text, parts)
+    made = {path: (lambda path=path, parts=parts: render(path.read_text(), parts)) for path, parts in GENERATED.items()}
+    for path, make in {**made, **WHOLE}.items():
+        text = path.read_text() if path.exists() else ""
+        fresh = make()
         if fresh != text:
             stale.append(str(path.relative_to(ROOT)))
             if not args.check:

@@ -24,7 +24,7 @@ from pipeline.cli import exits_with_codes
 from pipeline.opened_model import OpenedModel
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "model", help="SavedModel/export dir, model file (.tflite, .onnx), or NAME[/VERSION] with --serving-dir"
@@ -40,6 +40,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format (default: jsonl)")
     parser.add_argument("--threads", type=int, help="TFLite or ONNX Runtime threads (default: the runtime's choice)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         parser.error("--top-k and --batch-size must be >= 1")

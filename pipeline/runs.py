@@ -123,7 +123,7 @@ def show_run(store, run_id: str) -> str:
     return "\n".join(out)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(add_help=False)  # accepted before or after the subcommand
     root.add_argument(
         "--pipeline-root",
@@ -140,6 +140,11 @@ def main(argv=None) -> int:
         "show", help="every component of one run, with timings, outputs and summaries", parents=[root]
     )
     show.add_argument("run", help="run id (a unique prefix is enough)")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     args.pipeline_root = getattr(args, "pipeline_root", "./pipeline_root")
     path = artifacts.metadata_path(args.pipeline_root)

@@ -26,7 +26,7 @@ from components.common.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EX
 from pipeline.cli import exits_with_codes
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model_base_path", required=True, help="the model's folder of integer versions, SERVING_DIR/<push.model_name>"
@@ -63,7 +63,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--num_batch_threads",
         type=int,
-        default=os.cpu_count() or 1,
         help="batches run at once (default: the number of CPUs)",
     )
     parser.add_argument(
@@ -99,7 +98,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "flight); requests wait for room in arrival order (default: four images at the served "
         "model's export.max_image_pixels, 800 MB at its default)",
     )
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.num_batch_threads is None:
+        args.num_batch_threads = os.cpu_count() or 1
     for flag in (
         "max_batch_size",
         "num_batch_threads",

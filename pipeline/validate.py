@@ -24,7 +24,7 @@ from pipeline.cli import exits_with_codes
 from pipeline.opened_model import OpenedModel
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.validate", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "model", help="SavedModel/export dir, model file (.tflite, .onnx), or NAME[/VERSION] with --serving-dir"
@@ -48,7 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=EvaluateConfig.top_k, help="k of the top-k accuracy (default: 3)")
     parser.add_argument("--output-dir", help="keep metrics.json, report.json and TFMA's output here (must not exist)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def _report_text(result, model: OpenedModel) -> str:

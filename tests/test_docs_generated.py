@@ -15,9 +15,49 @@ def test_a_registry_change_without_regenerating_is_caught(monkeypatch, capsys):
     saved_model = formats.FORMATS["saved_model"]
     formats.register(formats.Format("extra", "Extra", "extra/model.bin", saved_model.write, saved_model.open))
     assert docs.main(["--check"]) == 1
-    assert "stale: schemas/ARTIFACTS.md; run python -m pipeline.docs" in capsys.readouterr().err
+    # the formats table and the --model-format choices name the new format
+    stale = "stale: schemas/ARTIFACTS.md, docs/cli.md; run python -m pipeline.docs"
+    assert stale in capsys.readouterr().err
 
 
 def test_missing_markers_are_named():
     with pytest.raises(SystemExit, match="generated:formats"):
         docs.render("no markers here", {"formats": docs.formats_table})
+
+
+def test_a_default_changed_without_regenerating_is_caught(monkeypatch, capsys):
+    from components.evaluate.config import EvaluateConfig
+
+    field = EvaluateConfig.__dataclass_fields__["min_accuracy"]
+    monkeypatch.setattr(field, "default", 0.75)
+    assert docs.main(["--check"]) == 1
+    assert "stale: docs/configuration.md; run python -m pipeline.docs" in capsys.readouterr().err
+
+
+def test_the_reference_states_what_the_code_checks():
+    from pipeline import reference
+
+    text = reference.configuration_md()
+    row = next(line for line in text.splitlines() if line.startswith("| `evaluate.significance` |"))
+    assert "| float | `0.05` | must be in (0, 1) | the level of the paired test (one-sided). |" in row
+    flags = reference.cli_md()
+    assert "| `--rest_api_port` `REST_API_PORT` | `8501` |" in flags and "`--tune-budget` `SECONDS`" in flags
+
+
+def test_a_field_without_a_docstring_entry_stops_the_generator(monkeypatch):
+    import dataclasses
+
+    from pipeline import config, reference
+
+    @dataclasses.dataclass(frozen=True)
+    class Undocumented:
+        """A section whose field has no `name: ...` entry."""
+
+        threshold: float = 0.5
+
+        def validate(self):
+            pass
+
+    monkeypatch.setattr(config, "section_classes", lambda: {"extra": Undocumented})
+    with pytest.raises(SystemExit, match="no docstring entry `threshold: ...` for extra.threshold"):
+        reference.configuration_md()

@@ -31,10 +31,11 @@ class AugmentConfig:
     zoom: maximum zoom in or out, as a fraction of the image size (`keras.layers.RandomZoom`).
     contrast: maximum contrast change, as a fraction (`keras.layers.RandomContrast`).
     brightness: maximum brightness shift, as a fraction of 255 (`keras.layers.RandomBrightness`).
-    randaugment_ops: RandAugment operations per batch (0: off), at `randaugment_magnitude` in
-      (0, 1] (components/train/batch_augment.py).
-    mixup: MixUp's Beta(alpha, alpha) (0: off); cutmix: CutMix's Beta alpha (0: off). Both on:
-      each batch gets one of them. Labels are mixed with the images.
+    randaugment_ops: RandAugment operations per batch (0: off; components/train/batch_augment.py).
+    randaugment_magnitude: the strength of RandAugment's operations, in (0, 1].
+    mixup: MixUp's Beta(alpha, alpha) (0: off). With cutmix on too, each batch gets one of them;
+      labels are mixed with the images.
+    cutmix: CutMix's Beta alpha (0: off).
     """
 
     crop_area: tuple = (0.6, 1.0)
@@ -171,13 +172,17 @@ OPTIMIZERS = ("adam", "adamw")
 class StageConfig:
     """One `Model.fit` run with its own trainable layers, optimizer and early stopping.
 
+    name: the stage's name in logs, `history.json` and the resume state ("head", "finetune", ...).
+    epochs: the most epochs the stage trains (early stopping may end it sooner).
     unfreeze: which backbone layers train in this stage: "none" (backbone frozen: the head
       stage), "all", a fraction in (0, 1] of the backbone's layers counted from the top, or the
       name of a block (e.g. MobileNetV2 "block_13", EfficientNet "block6a", ResNet "conv5"): that
       block and every layer after it. BatchNorm layers stay frozen unless the backbone trains from
       scratch (weights="none").
-    learning_rate: peak learning rate; the schedule warms up linearly over `warmup_epochs`, then
+    learning_rate: peak learning rate. The schedule warms up linearly over `warmup_epochs`, then
       decays along a cosine to 0 at the stage's last epoch (constant when `cosine_decay` is off).
+    warmup_epochs: epochs (a fraction allowed) over which the learning rate rises linearly from 0.
+    cosine_decay: decay the learning rate along a cosine to 0 by the stage's last epoch.
     patience: early stopping on validation accuracy after this many epochs without improvement;
       the best epoch's weights are restored. 0 turns early stopping off.
     augment: whether this stage's training input is augmented. A head stage without augmentation
@@ -248,9 +253,11 @@ def default_stages(pretrained: bool, finetune_from: str) -> Tuple[StageConfig, .
 class TrainConfig:
     """Everything the trainer may be told (field names are the YAML keys; flags use dashes).
 
-    backbone / alpha / image_size: the registry name (`components/train/families.py`), the MobileNet
-      width multiplier (None = the family's default: 0.35 for MobileNetV2, 1.0 for MobileNetV3;
-      other families take none) and the square input size in pixels (at least the family's minimum).
+    backbone: the `keras.applications` family, by its registry name (components/train/families.py;
+      case, `_` and `-` ignored).
+    alpha: the MobileNet width multiplier (None = the family's default: 0.35 for MobileNetV2, 1.0
+      for MobileNetV3; other families take none).
+    image_size: the square input size in pixels (at least the family's minimum).
     weights: "imagenet" (Keras's download cache), "none" (random init, trained from scratch),
       or a path to a `.weights.h5`/`.keras` backbone or a model this pipeline trained (warm start).
     precision: "auto" (mixed_float16 on GPUs of compute capability >= 7.0; on CPUs with bfloat16
@@ -262,11 +269,16 @@ class TrainConfig:
       split into logical devices) to mirror over exactly those. batch_size is the global batch:
       each of N devices takes batch_size / N images a step (it must divide evenly), and the steps
       per epoch and the learning rates are those of one device with the same batch_size.
+    batch_size: images per training step, over all devices together.
     stages: the fine-tuning stages in order; None = `default_stages(weights != "none")`, whose
       fine-tune stage starts at the family's `finetune_from` block.
+    optimizer: "adam", or "adamw" (Adam with decoupled weight decay).
+    weight_decay: AdamW's decoupled weight decay (with optimizer "adamw").
     label_smoothing: applied by the one loss object shared by all stages.
     class_weights: "auto" weights classes by inverse frequency when the largest training class
       is more than `imbalance_ratio` times the smallest; "none" never does.
+    imbalance_ratio: see `class_weights`.
+    dropout: the dropout rate of the head, before its dense layer.
     bn_momentum: momentum given to BatchNorm layers that train (from scratch); Keras's 0.99-0.999
       lets the moving statistics lag the weights (README, "BatchNorm statistics").
     bn_recalibration_batches: after a stage in which BatchNorm trained, recompute the moving
@@ -274,6 +286,7 @@ class TrainConfig:
     augment: the augmentations of stages with `augment=True` (`TrainAugment`, see input.AugmentConfig).
     cache_features: train a frozen, unaugmented head stage on backbone features computed once.
     evaluate_test: evaluate the final model on the test split (in inference mode).
+    seed: seeds Keras, the shuffles and the augmentations.
     train_fraction: train on this stratified fraction of each class's train images (e.g. 0.05 = 20x
       less data), chosen by content rank (components/common/ranking.py); val and test stay whole.
     exclude: a CSV whose `sha256` column names train images to leave out (e.g. a reviewed audit

@@ -21,12 +21,15 @@ class TuneSpace:
     learning_rate_factor: each stage's learning rate times a factor drawn on a log scale, one
       factor per stage (so the head and the fine-tune rates move independently).
     head_epochs: the epochs of each stage that freezes the backbone (an integer range).
-    dropout: the head's dropout rate. label_smoothing: the loss's label smoothing.
+    dropout: the head's dropout rate.
+    label_smoothing: the loss's label smoothing.
     Choices, the values tried:
     finetune_from: where a fine-tune stage that unfreezes a block starts: block names, or "auto"
       for the configured block and the block boundaries at a quarter, half and three quarters of
       the backbone.
-    randaugment_ops: RandAugment operations per batch (0: off). mixup, cutmix: their Beta alpha (0: off).
+    randaugment_ops: RandAugment operations per batch (0: off).
+    mixup: MixUp's Beta alpha (0: off).
+    cutmix: CutMix's Beta alpha (0: off).
     """
 
     learning_rate_factor: tuple = (0.3, 3.0)
