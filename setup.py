@@ -38,12 +38,12 @@ setuptools.setup(
         # the recipe search (components/train/tune.py): a wall-clock budget, median pruning, a resumable journal
         "optuna>=5.0,<6",
         # uvicorn's C HTTP parser and event loop, used when installed: 1.6x the requests/s of its pure-Python
-        # h11 + asyncio on the load benchmark (benchmarks/serve_load.py, README "pipeline.serve").
+        # h11 + asyncio on the load benchmark (benchmarks/serve_load.py, docs/benchmarks.md, "Serving").
         "httptools>=0.6",
         "uvloop>=0.19; sys_platform != 'win32'",
     ],
     extras_require={
-        # Beam's DaskRunner (--runner=DaskRunner --dask_client_address=...): README, "Distributed runners".
+        # Beam's DaskRunner (--runner=DaskRunner --dask_client_address=...): docs/scale.md.
         "dask": ["dask[distributed]>=2026.8,<2027"],
         # The tests start a dask.distributed cluster (tests/test_distributed_runners.py).
         "test": [

@@ -2,7 +2,7 @@
 
 One test per case, each asserting the exit code (or the documented outcome), the key words of the
 message, that nothing partial was published or reused, and the accounting invariant where an
-ingest ran. Each docstring names the case; README.md "When things go wrong" lists them.
+ingest ran. Each docstring names the case; docs/troubleshooting.md lists them.
 """
 
 import os

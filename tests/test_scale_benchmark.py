@@ -1,5 +1,5 @@
 """benchmarks/scale.py at a few hundred images, so the benchmark does not rot between its real runs
-(5,000-50,000 images, README "Scale"): every step timed and measured, the exponents, the direct runs."""
+(5,000-50,000 images, docs/benchmarks.md, "Scale"): every step timed and measured, the exponents, the direct runs."""
 
 import json
 import subprocess

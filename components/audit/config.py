@@ -10,7 +10,7 @@ NEAREST = ("auto", "exact", "approximate")
 
 @dataclasses.dataclass(frozen=True)
 class AuditConfig:
-    """Audit settings (README, "Audit").
+    """Audit settings (docs/trust.md, "Audit").
 
     enabled: run the audit (it embeds every image once with the trained model: seconds per
       thousand images at 96 px on a CPU); false publishes an empty audit saying so.

@@ -98,7 +98,7 @@ def tfma_options(options: Optional[PipelineOptions]) -> PipelineOptions:
         return options if options is not None else PipelineOptions([])
     print(
         f"[evaluate] TFMA runs on the local runner, not {name}: that runner fails on TFMA's metric "
-        "combiners in this Apache Beam (see README, 'Distributed runners'); the evaluation's input is "
+        "combiners in this Apache Beam (see docs/scale.md, 'Distributed runners'); the evaluation's input is "
         "the test split's predictions, small enough for one machine",
         flush=True,
     )

@@ -4,7 +4,7 @@ and its mirror image (`export.tta`).
 Why in the graph and not only in the evaluation: the gate must judge what is served. With TTA in
 the SavedModel and every TFLite file, the evaluator, TF Serving, `pipeline.predict` and an
 on-device client all get the same averaged probabilities, and the parity check covers it.
-Measured on the sign-language folder (benchmarks/small_data.py, README "Small-data levers"): test
+Measured on the sign-language folder (benchmarks/small_data.py, docs/benchmarks.md, "Small-data levers"): test
 accuracy 0.824 -> 0.873 (McNemar p = 0.02) for the full folder, unchanged with a fifth of it.
 The price is two forward passes per image. `auto` averages only when the training flipped images
 (`train.augment.flip` in a stage with augmentation): a model never shown mirror images has no

@@ -13,7 +13,7 @@ Exact and stable together need memory, so the split of every image is remembered
 
 When removals leave a split above its target, nothing is moved out of it: the new images go to
 the splits that are short, so that class stays off target until more images are added
-(stability wins over exactness; the README says so).
+(stability wins over exactness; docs/data.md says so).
 """
 
 from typing import Dict, Iterable, List, Mapping, Sequence

@@ -228,7 +228,7 @@ class StageConfig:
 
 
 def default_stages(pretrained: bool, finetune_from: str) -> Tuple[StageConfig, ...]:
-    """The stages used when the config names none (tuned on the sign-language folder, README).
+    """The stages used when the config names none (tuned on the sign-language folder: docs/benchmarks.md).
 
     finetune_from: the backbone block the fine-tune stage starts at, the family's
     `families.Family.finetune_from` (MobileNetV2's is block_6).
@@ -280,7 +280,7 @@ class TrainConfig:
     imbalance_ratio: see `class_weights`.
     dropout: the dropout rate of the head, before its dense layer.
     bn_momentum: momentum given to BatchNorm layers that train (from scratch); Keras's 0.99-0.999
-      lets the moving statistics lag the weights (README, "BatchNorm statistics").
+      lets the moving statistics lag the weights (docs/training.md, "BatchNorm").
     bn_recalibration_batches: after a stage in which BatchNorm trained, recompute the moving
       statistics as the plain average over this many training batches (0 = off).
     augment: the augmentations of stages with `augment=True` (`TrainAugment`, see input.AugmentConfig).

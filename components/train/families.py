@@ -11,7 +11,7 @@ most families that block leaves roughly the top fifth to third of the backbone's
 trainable, at a block or stage boundary; for VGG16 it is the `block5` of Keras's cats-vs-dogs
 fine-tuning guide. MobileNetV2, the default backbone, starts at `block_6` (65% of its layers):
 measured on the sign-language folder against `block_13` (25%) and `block_10` (42%), it gained
-8 points of test accuracy on the whole folder and 2 with a fifth of it (README, "Small-data
+8 points of test accuracy on the whole folder and 2 with a fifth of it (docs/benchmarks.md, "Small-data
 levers"); the other families' blocks are not measured that way. tests/test_backbones.py checks
 each block exists in the built backbone and leaves 15-40% of its layers trainable (MobileNetV2:
 its measured 65%).

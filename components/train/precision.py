@@ -27,7 +27,7 @@ ENV = "TRANSFERLINE_PRECISION_AUTO"  # "measure" (default) or "float32"
 POLICIES = ("float32", "mixed_bfloat16")
 # bfloat16 is taken only from this speed-up: below it the gain is within what repeated measurements
 # of the same model on one machine spread over (benchmarks/devices.py --repeats), and a reduced
-# precision that is not clearly faster is not worth its accuracy risk (README "Precision").
+# precision that is not clearly faster is not worth its accuracy risk (docs/training.md, "Precision and devices").
 MARGIN = 1.15
 
 

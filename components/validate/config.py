@@ -9,7 +9,7 @@ SEVERITIES = ("warning", "error")
 
 @dataclasses.dataclass(frozen=True)
 class ValidateConfig:
-    """Thresholds of the data-validation checks (each anomaly code is documented in README.md).
+    """Thresholds of the data-validation checks (each anomaly code is documented in docs/data.md).
 
     min_examples_per_class: a class with fewer kept images is an error (`class_below_minimum`).
     max_rejected_fraction: rejected / (kept + rejected), duplicates not counted (they are not

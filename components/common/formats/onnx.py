@@ -5,7 +5,7 @@ Converted by tf2onnx from `Source.pixels_function` (the function the TFLite file
 test-time augmentation included): the SavedModel's signatures decode and resize with an
 antialiased resize (`ScaleAndTranslate`) that has no ONNX operator, so, as with TFLite, decoding
 and resizing are the client's (bilinear with antialiasing to the model's size, RGB 0-255;
-README "ONNX"). Opset 17: the newest that ONNX Runtime >= 1.13, TensorRT 8.6 and OpenVINO
+docs/export.md, "ONNX"). Opset 17: the newest that ONNX Runtime >= 1.13, TensorRT 8.6 and OpenVINO
 2022.3 all run, and enough for every operator a keras.applications backbone uses. The labels,
 input size, calibration and abstention threshold travel in the model's `metadata_props`, so a
 client needs no sidecar.
