@@ -272,18 +272,19 @@ def _study(config: TuneConfig, fingerprint: str, work_dir: str):
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
     )
     study_id = storage.get_study_id_from_name(STUDY)
-    for trial in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    # A finished trial cannot be changed (Optuna refuses), so the retry, not the trial, records it.
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    for trial in trials:
         interrupted = trial.state == TrialState.RUNNING or (
-            trial.state == TrialState.FAIL
-            and trial.user_attrs.get("interrupted")
-            and not trial.user_attrs.get("retried")
+            trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted")
         )
-        if interrupted:
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            if trial.state == TrialState.RUNNING:
+        if interrupted and trial.number not in retried:
+            if trial.state == TrialState.RUNNING:  # killed: its process is gone
+                trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
                 storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            storage.set_trial_user_attr(trial_id, "retried", True)
-            study.enqueue_trial(trial.params, user_attrs={"recipe": trial.user_attrs.get("recipe", "searched")})
+            recipe = trial.user_attrs.get("recipe", "searched")
+            study.enqueue_trial(trial.params, user_attrs={"recipe": recipe, "retry_of": trial.number})
             print(f"[tune] trial {trial.number} was interrupted: it runs again", flush=True)
     return study
 
