@@ -285,4 +285,19 @@ def build(data: dict, text_overrides: list[tuple[str, str, str]] = ()) -> RunCon
         section = build_dataclass(cls, data.get(name, {}), name)
         section.validate()  # every section's one validation: its UsageError names the key, value and range
         built[name] = section
+    _check_sizes(built)
     return RunConfig(built)
+
+
+def _check_sizes(built: dict) -> None:
+    """The records must hold at least the pixels the model is trained at: refuse an ingest.max_side below
+    train.image_size, which would upsample every camera photo (both are in the effective config)."""
+    ingest, train = built.get("ingest"), built.get("train")
+    max_side = getattr(ingest, "max_side", None)
+    image_size = getattr(train, "image_size", None)
+    if max_side is not None and isinstance(image_size, int) and image_size > max_side:
+        raise UsageError(
+            f"ingest.max_side={max_side} is below train.image_size={image_size}: the records would be upsampled "
+            f"to train on; set ingest.max_side to at least {image_size} (--max-side; 1.3x that keeps full "
+            "resolution under the default crop augmentation)"
+        )

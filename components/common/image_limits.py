@@ -56,6 +56,11 @@ def _format(padded: tf.Tensor) -> tf.Tensor:
     return index
 
 
+def format_index(encoded: tf.Tensor) -> tf.Tensor:
+    """The index into FORMATS of one encoded image, told by its signature; len(FORMATS) when unknown."""
+    return _format(_padded(encoded))
+
+
 def _bytes(encoded: tf.Tensor):
     data = tf.cast(tf.io.decode_raw(encoded, tf.uint8), tf.int64)
     size = tf.size(data, out_type=tf.int64)

@@ -1,21 +1,24 @@
 """The evaluation/serving image preprocessing, shared by the trainer and the exporter.
 
 One function turns encoded bytes into the model's input, so what the model sees when it is
-evaluated during training is exactly what it sees behind the serving signatures (no skew).
-Models take raw RGB in 0-255 as float32; the backbone's own normalisation is inside the model.
+evaluated during training is exactly what it sees behind the serving signatures (no skew), and
+it applies the ingest's normalisation (components/common/camera_decode.py), so a camera's file
+sent to the server gives what its ingested record gives. Models take raw RGB in 0-255 as float32;
+the backbone's own normalisation is inside the model.
 """
 
 import tensorflow as tf
+
+from components.common import camera_decode, image_limits
 
 # What the prediction CLIs take as an image file in a folder (the ingest tells formats by content).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def decode_image(encoded: tf.Tensor) -> tf.Tensor:
-    """Decode one JPEG/PNG/GIF/BMP string to uint8 RGB [h, w, 3] (first frame of animations)."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
+    """Decode one JPEG/PNG/GIF/BMP/WebP string to upright uint8 RGB [h, w, 3] by the ingest's rules
+    (EXIF orientation, transparency on white, first frame of animations)."""
+    return camera_decode.decode_normalised(encoded, image_limits.format_index(encoded))
 
 
 def resize_for_model(image: tf.Tensor, image_size) -> tf.Tensor:

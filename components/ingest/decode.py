@@ -39,17 +39,23 @@ Decisions, and why:
 * **Animated images** (GIF, APNG, WebP, multi-page TIFF) keep their first frame, the one every
   viewer and `tf.io.decode_image(expand_animations=False)` shows, and say so in `changes`.
 * **Size limits** apply to the image as found: `min_side` to its shorter side, `max_pixels` to its
-  pixel count. `max_side` then downsizes (Lanczos, aspect ratio kept) when the longer side exceeds it.
+  pixel count. `max_side` then downsizes (Lanczos, aspect ratio kept) when the longer side exceeds it;
+  a JPEG of more than twice `max_side` is first decoded at 1/2, 1/4 or 1/8 scale by libjpeg (`_draft`).
+* **The rules** (background, orientation tag) are shared with the serving paths' in-graph decoder
+  (components/common/normalisation.py, camera_decode.py), which applies them to what users send.
 """
 
 import dataclasses
 import io
+import math
 import re
 import warnings
 from typing import Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from components.common.normalisation import BACKGROUND, EXIF_ORIENTATION_TAG
 
 # Reject reasons: one list for the whole project (schemas/reasons.py). This module returns the
 # content reasons; the scan and dedupe add `unreadable`, `bad_filename`, `duplicate`, `label_conflict`.
@@ -83,8 +89,6 @@ ACCEPTED_FORMATS = {"JPEG": True, "MPO": True, "PNG": False, "GIF": False, "BMP"
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 DEFAULT_MIN_SIDE = 16
 JPEG_QUALITY = 95
-WHITE = (255, 255, 255)
-_ORIENTATION_TAG = 0x0112
 
 # We check the pixel count ourselves, before decoding and against the configured limit, so
 # Pillow's warning for images above its own default limit is only noise in the ingest's log.
@@ -174,14 +178,27 @@ def _validate(image, data, min_side, max_pixels, max_side):
     try:
         if fmt == "PNG":
             _check_png_checksums(data)
+        _draft(image, fmt, max_side)
         image.load()
         frames = getattr(image, "n_frames", 1)  # GIF counts its frames by reading them all
     except Exception as e:  # noqa: BLE001 - corrupt data surfaces as OSError, SyntaxError, ValueError, ...
         return _undecodable(fmt, e)
     try:
-        return _normalise(image, data, fmt, frames, max_side)
+        return _normalise(image, data, fmt, frames, max_side, (width, height))
     except Exception as e:  # noqa: BLE001 - odd but decodable data (e.g. broken metadata) must not crash a run
         return Rejected(TRUNCATED, f"{fmt} decodes but cannot be converted to 8-bit RGB ({type(e).__name__}: {e})")
+
+
+def _draft(image, fmt: str, max_side) -> None:
+    """Let libjpeg decode a JPEG that is to be downscaled at 1/2, 1/4 or 1/8 scale (DCT scaling, Pillow's
+    `draft`), still at least `max_side` on the longer side: a 12-megapixel photo then decodes in a
+    fraction of the time and memory of a full decode, and Lanczos takes it the rest of the way. The
+    whole file is still read and entropy-decoded, so a truncated JPEG is still refused."""
+    width, height = image.size
+    if fmt not in ("JPEG", "MPO") or max_side is None or max(width, height) <= 2 * max_side:
+        return
+    scale = max_side / max(width, height)
+    image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
 
 
 def _undecodable(fmt: str, error: Exception) -> Rejected:
@@ -266,15 +283,16 @@ def _reaches_end_marker(data: bytes) -> bool:
 def _orientation(image) -> int:
     """The EXIF orientation (1-8); 1 when absent or unreadable (then TensorFlow shows it unrotated too)."""
     try:
-        value = int(image.getexif().get(_ORIENTATION_TAG, 1))
+        value = int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
     except Exception:  # noqa: BLE001 - malformed EXIF blocks are common and must not reject a photo
         return 1
     return value if 1 <= value <= 8 else 1
 
 
-def _normalise(image, data, fmt, frames, max_side):
+def _normalise(image, data, fmt, frames, max_side, source_size):
     """Return the stored form of a Pillow-decoded image: its original bytes when nothing has to
-    change (an 8-bit RGB PNG), else a re-encoding that says what changed."""
+    change (an 8-bit RGB PNG), else a re-encoding that says what changed. `source_size` is the
+    file's (width, height), which a DCT-scaled decode (`_draft`) has already made smaller."""
     to_jpeg = ACCEPTED_FORMATS[fmt]
     changes, details = [], []
     if fmt not in ("JPEG", "MPO", "PNG"):
@@ -288,18 +306,20 @@ def _normalise(image, data, fmt, frames, max_side):
         changes.append(CHANGE_ORIENTATION)
         details.append(f"EXIF orientation {orientation} applied")
         image = ImageOps.exif_transpose(image)
+        if orientation >= 5:  # a quarter turn: the upright image's sides are the file's, swapped
+            source_size = source_size[::-1]
     image, mode_changes = _to_rgb8(image, fmt, data)
     for code, text in mode_changes:
         changes.append(code)
         details.append(text)
-    width, height = image.size
+    width, height = source_size
     if max_side is not None and max(width, height) > max_side:
         scale = max_side / max(width, height)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         image = image.resize(size, Image.Resampling.LANCZOS)
         changes.append(CHANGE_RESIZED)
         details.append(f"resized {width}x{height} -> {size[0]}x{size[1]}")
-        width, height = size
+    width, height = image.size
 
     source_format = "jpeg" if fmt in ("JPEG", "MPO") else fmt.lower()
     if not changes:
@@ -351,7 +371,7 @@ def _flatten_on_white(image):
     if alpha_low == 255:
         text = f"{image.mode} image is fully opaque: alpha dropped"
         return rgba.convert("RGB"), [(CHANGE_ALPHA, text)]
-    background = Image.new("RGBA", rgba.size, WHITE + (255,))
+    background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
     flattened = Image.alpha_composite(background, rgba).convert("RGB")
     return flattened, [(CHANGE_ALPHA, f"{image.mode} transparency composited on white")]
 

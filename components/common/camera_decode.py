@@ -1,0 +1,267 @@
+"""Encoded bytes -> the upright, 8-bit RGB pixels the ingest would have stored, inside the graph.
+
+Why: the ingest normalises every image with Pillow (components/ingest/decode.py) before it becomes a
+record, while the serving signatures, `pipeline.predict`, `pipeline.validate` and the gate decode
+the bytes a user sends. TensorFlow's decoders ignore EXIF orientation and drop alpha without
+compositing, so a phone photo taken in portrait was served sideways and a transparent cut-out on
+black: training/serving skew. `decode_normalised` applies the ingest's rules with TensorFlow ops,
+so a SavedModel served by TF Serving, `saved_model_cli` or `pipeline.serve` sees what the trainer
+saw, with no client code. tests/test_camera_encodings.py holds the two implementations to each
+other on a catalogue of real-world encodings.
+
+The rules (one list; the ingest's Pillow code follows the same ones):
+  * EXIF orientation (JPEG APP1 "Exif", PNG eXIf, WebP EXIF chunk) is applied: 2-8 flip or rotate
+    as Pillow's `ImageOps.exif_transpose` does; anything unreadable counts as 1 (upright).
+  * Transparency (RGBA, grey+alpha, palette or colour-key tRNS PNG, alpha WebP, transparent GIF) is
+    composited on `BACKGROUND`, white. A GIF's transparent colour is drawn white by patching its
+    first frame's colour table, since TensorFlow's GIF decoder turns transparent pixels black.
+  * Grey and palette images become RGB; 16-bit PNG samples are scaled to 8 bits with rounding.
+  * JPEGs are decoded with libjpeg's accurate integer DCT, the one Pillow uses: CMYK and YCCK JPEGs
+    (converted by TensorFlow the way Pillow converts them) then agree exactly, and the ingest's
+    re-encodings to the JPEG rounding; TensorFlow's default fast DCT differed by up to 15 levels.
+  * Animations keep their first frame.
+"""
+
+import tensorflow as tf
+
+from components.common.normalisation import BACKGROUND, EXIF_ORIENTATION_TAG
+
+_JPEG, _PNG, _GIF, _BMP, _WEBP = range(5)  # indices into components.common.image_limits.FORMATS
+_MAX_STEPS = 4096  # segments, chunks or blocks searched (an animated WebP puts EXIF after its frames)
+_MAX_IFD_ENTRIES = 512
+
+
+def _length(encoded) -> tf.Tensor:
+    return tf.cast(tf.strings.length(encoded), tf.int64)
+
+
+def _substr(encoded, pos, size) -> tf.Tensor:
+    """`size` bytes at `pos` (fewer past the end, empty outside the string): never an error."""
+    start = tf.clip_by_value(tf.cast(pos, tf.int64), 0, _length(encoded))
+    return tf.strings.substr(encoded, tf.cast(start, tf.int32), tf.cast(size, tf.int32))
+
+
+def _bytes_at(encoded, pos, size: int) -> tf.Tensor:
+    """`size` bytes at `pos` as int64 [size], zeros past the end."""
+    padded = tf.strings.substr(tf.strings.join([_substr(encoded, pos, size), b"\0" * size]), 0, size)
+    return tf.cast(tf.io.decode_raw(padded, tf.uint8), tf.int64)
+
+
+def _byte(encoded, pos) -> tf.Tensor:
+    return _bytes_at(encoded, pos, 1)[0]
+
+
+def _uint(encoded, pos, size: int, little) -> tf.Tensor:
+    """The unsigned integer of `size` bytes at `pos`, little-endian where `little` (a bool tensor)."""
+    data = _bytes_at(encoded, pos, size)
+    weights = tf.constant([1 << (8 * i) for i in range(size)], tf.int64)
+    return tf.where(little, tf.reduce_sum(data * weights), tf.reduce_sum(data * tf.reverse(weights, [0])))
+
+
+def _loop(more, body, start):
+    return tf.while_loop(more, body, start, maximum_iterations=_MAX_STEPS)
+
+
+_BIG = False  # JPEG and PNG integers are big-endian (`little` of _uint)
+
+
+def _jpeg_tiff(encoded) -> tf.Tensor:
+    """Offset of the TIFF header in the first APP1 "Exif" segment before the first scan, or -1."""
+
+    def more(pos, found):
+        marker = _bytes_at(encoded, pos, 2)
+        segment = (marker[1] != 0xDA) & (marker[1] != 0xD9) & (marker[1] != 0xD8) & (marker[1] != 0)
+        return (found < 0) & (marker[0] == 0xFF) & segment
+
+    def body(pos, found):
+        is_exif = (_byte(encoded, pos + 1) == 0xE1) & (_substr(encoded, pos + 4, 6) == b"Exif\0\0")
+        return pos + 2 + _uint(encoded, pos + 2, 2, _BIG), tf.where(is_exif, pos + 10, found)
+
+    _, found = _loop(more, body, (tf.constant(2, tf.int64), tf.constant(-1, tf.int64)))
+    return found
+
+
+def _png_chunks(encoded) -> tuple:
+    """(offset of the eXIf chunk's data or -1, offset of the tRNS chunk's data or -1, its length), from
+    the chunks before the first IDAT, where the PNG specification puts both."""
+
+    def more(pos, exif, trns, trns_length):
+        kind = _substr(encoded, pos + 4, 4)
+        return (pos + 8 <= _length(encoded)) & (kind != b"IDAT") & (kind != b"IEND")
+
+    def body(pos, exif, trns, trns_length):
+        length, kind = _uint(encoded, pos, 4, _BIG), _substr(encoded, pos + 4, 4)
+        return (
+            pos + 12 + length,
+            tf.where(kind == b"eXIf", pos + 8, exif),
+            tf.where(kind == b"tRNS", pos + 8, trns),
+            tf.where(kind == b"tRNS", length, trns_length),
+        )
+
+    minus, zero = tf.constant(-1, tf.int64), tf.constant(0, tf.int64)
+    _, exif, trns, trns_length = _loop(more, body, (tf.constant(8, tf.int64), minus, minus, zero))
+    return exif, trns, trns_length
+
+
+def _webp_tiff(encoded) -> tf.Tensor:
+    """Offset of the TIFF header in a WebP's EXIF chunk (after an "Exif\\0\\0" prefix, if any), or -1."""
+
+    def more(pos, found):
+        return (found < 0) & (pos + 8 <= _length(encoded))
+
+    def body(pos, found):
+        length = _uint(encoded, pos + 4, 4, True)
+        return pos + 8 + length + length % 2, tf.where(_substr(encoded, pos, 4) == b"EXIF", pos + 8, found)
+
+    _, found = _loop(more, body, (tf.constant(12, tf.int64), tf.constant(-1, tf.int64)))
+    prefixed = (found >= 0) & (_substr(encoded, found, 6) == b"Exif\0\0")
+    return tf.where(prefixed, found + 6, found)
+
+
+def _tiff_orientation(encoded, tiff) -> tf.Tensor:
+    """IFD0's Orientation (tag 0x0112) in the TIFF structure at offset `tiff`; 1 when absent or invalid."""
+    order = _substr(encoded, tiff, 2)
+    little = tf.equal(order, b"II")
+    known = (tiff >= 0) & (little | tf.equal(order, b"MM"))
+    ifd = tiff + _uint(encoded, tiff + 4, 4, little)
+    count = tf.minimum(_uint(encoded, ifd, 2, little), _MAX_IFD_ENTRIES)
+
+    def body(i, value):
+        entry = ifd + 2 + 12 * i
+        found = _uint(encoded, entry, 2, little) == EXIF_ORIENTATION_TAG
+        return i + 1, tf.where(found, _uint(encoded, entry + 8, 2, little), value)
+
+    zero = tf.constant(0, tf.int64)
+    _, value = tf.while_loop(lambda i, value: (i < count) & (value == 0), body, (zero, zero))
+    return tf.where(known & (value >= 1) & (value <= 8), value, 1)
+
+
+def orientation(encoded, fmt) -> tf.Tensor:
+    """The EXIF orientation (1-8) of an encoded image of format index `fmt`; 1 when it has none."""
+    def none():
+        return tf.constant(-1, tf.int64)
+
+    branches = {_JPEG: lambda: _jpeg_tiff(encoded), _PNG: lambda: _png_chunks(encoded)[0], _WEBP: lambda: _webp_tiff(encoded)}
+    tiff = tf.switch_case(tf.cast(fmt, tf.int32), [branches.get(i, none) for i in range(_WEBP + 1)], default=none)
+    return _tiff_orientation(encoded, tiff)
+
+
+def orient(image: tf.Tensor, value) -> tf.Tensor:
+    """Turn [h, w, c] pixels stored with EXIF orientation `value` upright, as `ImageOps.exif_transpose`."""
+
+    def transpose(x):
+        return tf.transpose(x, [1, 0, 2])
+
+    branches = [
+        lambda: image,  # 1
+        lambda: tf.reverse(image, [1]),  # 2: mirrored
+        lambda: tf.image.rot90(image, 2),  # 3: upside down
+        lambda: tf.reverse(image, [0]),  # 4: mirrored upside down
+        lambda: transpose(image),  # 5: Pillow's TRANSPOSE
+        lambda: tf.image.rot90(image, 3),  # 6: Pillow's ROTATE_270, a quarter turn clockwise
+        lambda: tf.image.rot90(transpose(image), 2),  # 7: Pillow's TRANSVERSE
+        lambda: tf.image.rot90(image, 1),  # 8: Pillow's ROTATE_90, a quarter turn anticlockwise
+    ]
+    return tf.switch_case(tf.cast(value, tf.int32) - 1, branches)
+
+
+def _colour_and_alpha(image: tf.Tensor) -> tuple:
+    """[h, w, 1-4] samples (grey, grey+alpha, RGB, RGBA) -> (colour [h, w, 3], alpha [h, w, 1] or None
+    where there is no alpha channel); either keeps the input's dtype."""
+    channels = tf.shape(image)[2]
+    has_alpha = tf.equal(channels % 2, 0)
+    colour = image[:, :, : channels - tf.cast(has_alpha, tf.int32)]
+    colour = tf.cond(tf.equal(tf.shape(colour)[2], 1), lambda: tf.tile(colour, [1, 1, 3]), lambda: colour)
+    alpha = tf.cond(has_alpha, lambda: image[:, :, -1:], lambda: tf.fill(tf.shape(image[:, :, :1]), image.dtype.max))
+    return tf.ensure_shape(colour, [None, None, 3]), alpha
+
+
+def _on_background(colour, alpha) -> tf.Tensor:
+    """uint8 colour [h, w, 3] and alpha [h, w, 1] composited on BACKGROUND, rounded (Pillow's rule)."""
+
+    def composite():
+        weight = tf.cast(alpha, tf.float32) / 255.0
+        mixed = tf.cast(colour, tf.float32) * weight + tf.constant(BACKGROUND, tf.float32) * (1.0 - weight)
+        return tf.cast(tf.round(mixed), tf.uint8)
+
+    return tf.cond(tf.reduce_all(tf.equal(alpha, 255)), lambda: colour, composite)
+
+
+def _png(encoded) -> tf.Tensor:
+    """A PNG as uint8 RGB: 16-bit samples rounded to 8 bits, alpha and colour-key (tRNS) transparency
+    composited. Decoded at 16 bits so that a key is compared with the samples exactly."""
+    _, trns, trns_length = _png_chunks(encoded)
+    colour_type, depth = _byte(encoded, 25), _byte(encoded, 24)
+    samples = tf.cast(tf.io.decode_png(encoded, channels=0, dtype=tf.uint16), tf.int64)
+    colour, alpha = _colour_and_alpha(samples)
+    # tRNS on a grey (type 0) or RGB (type 2) image names one transparent colour, in the image's bit depth.
+    key = tf.stack([_uint(encoded, trns + 2 * i, 2, _BIG) for i in range(3)]) * tf.where(depth == 16, tf.constant(1, tf.int64), 257)
+    grey_key, rgb_key = (colour_type == 0) & (trns_length >= 2), (colour_type == 2) & (trns_length >= 6)
+    key = tf.where(grey_key, tf.fill([3], key[0]), key)
+    keyed = tf.reduce_all(tf.equal(colour, key), axis=2, keepdims=True) & (grey_key | rgb_key)
+    alpha = tf.where(keyed, tf.zeros_like(alpha), alpha)
+
+    def eight_bits(x):
+        return tf.cast((x * 255 + 32767) // 65535, tf.uint8)
+
+    return _on_background(eight_bits(colour), eight_bits(alpha))
+
+
+def _gif_table_bytes(packed) -> tf.Tensor:
+    """The size of the colour table a GIF packed field announces (0 without one)."""
+    return tf.where(packed >= 128, 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), packed % 8), 0)
+
+
+def _gif_on_white(encoded) -> tf.Tensor:
+    """The GIF with its first frame's transparent colour drawn white: the colour-table entry of the
+    transparent index set to BACKGROUND and the Graphic Control Extension's transparency flag cleared,
+    so that TensorFlow's decoder shows what compositing on white shows."""
+    screen = _byte(encoded, 10)
+
+    def more(pos, gce):
+        return _byte(encoded, pos) == 0x21
+
+    def body(pos, gce):
+        gce = tf.where(_byte(encoded, pos + 1) == 0xF9, pos, gce)
+        (end,) = tf.while_loop(  # the extension's sub-blocks, to the empty one
+            lambda q: _byte(encoded, q) != 0, lambda q: (q + 1 + _byte(encoded, q),), (pos + 2,), maximum_iterations=65536
+        )
+        return end + 1, gce
+
+    image, gce = _loop(more, body, (13 + _gif_table_bytes(screen), tf.constant(-1, tf.int64)))
+    flags, index = _byte(encoded, gce + 3), _byte(encoded, gce + 6)
+    local = _byte(encoded, image + 9)
+    table, table_bytes = tf.where(local >= 128, image + 10, 13), _gif_table_bytes(tf.where(local >= 128, local, screen))
+    transparent = (_byte(encoded, image) == 0x2C) & (gce >= 0) & (flags % 2 == 1) & (3 * index < table_bytes)
+    entry = table + 3 * index
+    byte_values = tf.constant([bytes([i]) for i in range(256)])
+
+    def patched():  # both replacements keep the length, so their order does not matter
+        with_white = _replace(encoded, entry, tf.constant(bytes(BACKGROUND)), 3)
+        return _replace(with_white, gce + 3, tf.gather(byte_values, flags - 1), 1)
+
+    return tf.cond(transparent, patched, lambda: encoded)
+
+
+def _replace(encoded, pos, piece, size: int) -> tf.Tensor:
+    """`encoded` with its `size` bytes at `pos` replaced by `piece` (of the same size)."""
+    return tf.strings.join([_substr(encoded, 0, pos), piece, _substr(encoded, pos + size, _length(encoded))])
+
+
+def decode_normalised(encoded: tf.Tensor, fmt) -> tf.Tensor:
+    """One encoded image of format index `fmt` (image_limits.FORMATS) as upright uint8 RGB [h, w, 3]
+    by the ingest's rules (module docstring); a format TensorFlow cannot decode raises InvalidArgument."""
+
+    def jpeg():  # grey, RGB, CMYK and YCCK (TensorFlow converts the latter two as Pillow does)
+        image = tf.io.decode_jpeg(encoded, channels=0, dct_method="INTEGER_ACCURATE")
+        return _colour_and_alpha(image)[0]
+
+    def other():  # BMP and WebP: alpha where they have one
+        return _on_background(*_colour_and_alpha(tf.io.decode_image(encoded, channels=0, expand_animations=False)))
+
+    def gif():
+        return tf.io.decode_gif(_gif_on_white(encoded))[0]
+
+    image = tf.switch_case(tf.cast(fmt, tf.int32), [jpeg, lambda: _png(encoded), gif], default=other)
+    image = orient(tf.ensure_shape(image, [None, None, 3]), orientation(encoded, fmt))
+    return tf.ensure_shape(image, [None, None, 3])
