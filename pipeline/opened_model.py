@@ -59,6 +59,7 @@ class OpenedModel:
         self.path = resolve_model(spec, serving_dir)
         self.batch_size = batch_size
         fmt = formats.for_file(self.path) if not tf.io.gfile.isdir(self.path) else None
+        model_dir = self.path  # where labels.txt is (the export or pushed version, not its SavedModel)
         if model_format and fmt is None:
             fmt = formats.get(model_format)
             held = model_formats(self.path)
@@ -70,7 +71,6 @@ class OpenedModel:
         if fmt is None or fmt.reference:
             self.kind = "saved_model"
             self.runner = SavedModelRunner(saved_model_in(self.path), batch_size)
-            model_dir = self.path
         else:
             self.kind = fmt.name
             self.runner = fmt.open(self.path, num_threads)

@@ -89,12 +89,23 @@ def catalogue(photo: Image.Image) -> list:
     entries += [
         ("png_rgba", _save(rgba, format="PNG"), on_white),
         ("png_la", _save(rgba.convert("LA"), format="PNG"), None),
-        ("png_palette_trns", _save(palette, format="PNG", transparency=0), np.where(first_entry[..., None], 255, palette_rgb)),
-        ("png_rgb_key_trns", _save(Image.fromarray(palette_rgb), format="PNG", transparency=tuple(int(v) for v in hidden)),
-         np.where(keyed, 255, palette_rgb)),
+        (
+            "png_palette_trns",
+            _save(palette, format="PNG", transparency=0),
+            np.where(first_entry[..., None], 255, palette_rgb),
+        ),
+        (
+            "png_rgb_key_trns",
+            _save(Image.fromarray(palette_rgb), format="PNG", transparency=tuple(int(v) for v in hidden)),
+            np.where(keyed, 255, palette_rgb),
+        ),
         ("png_grey_key_trns", _save(grey, format="PNG", transparency=int(np.asarray(grey)[0, 0])), None),
         ("webp_rgba", _save(rgba, format="WEBP", lossless=True), on_white),
-        ("gif_transparent", _save(palette, format="GIF", transparency=0), np.where(first_entry[..., None], 255, palette_rgb)),
+        (
+            "gif_transparent",
+            _save(palette, format="GIF", transparency=0),
+            np.where(first_entry[..., None], 255, palette_rgb),
+        ),
         ("jpeg_cmyk", _save(rgb.convert("CMYK"), format="JPEG", quality=95), None),
         ("jpeg_ycck", _ycck_jpeg(rgb), None),
         ("png_16bit_rgb", _save(Image.fromarray(sixteen[..., 0]), format="PNG"), None),
@@ -102,7 +113,11 @@ def catalogue(photo: Image.Image) -> list:
         ("jpeg_grey", _save(grey, format="JPEG", quality=92), np.asarray(grey.convert("RGB"))),
         ("jpeg_progressive", _save(rgb, format="JPEG", quality=90, progressive=True), upright),
         ("jpeg_icc_profile", _save(rgb, format="JPEG", quality=90, icc_profile=profile), upright),
-        ("jpeg_mpo", _save(rgb, format="MPO", save_all=True, append_images=[rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]), upright),
+        (
+            "jpeg_mpo",
+            _save(rgb, format="MPO", save_all=True, append_images=[rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)]),
+            upright,
+        ),
         ("png_rgb", _save(rgb, format="PNG"), upright),
         ("bmp_rgb", _save(rgb, format="BMP"), upright),
     ]

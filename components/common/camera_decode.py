@@ -138,10 +138,15 @@ def _tiff_orientation(encoded, tiff) -> tf.Tensor:
 
 def orientation(encoded, fmt) -> tf.Tensor:
     """The EXIF orientation (1-8) of an encoded image of format index `fmt`; 1 when it has none."""
+
     def none():
         return tf.constant(-1, tf.int64)
 
-    branches = {_JPEG: lambda: _jpeg_tiff(encoded), _PNG: lambda: _png_chunks(encoded)[0], _WEBP: lambda: _webp_tiff(encoded)}
+    branches = {
+        _JPEG: lambda: _jpeg_tiff(encoded),
+        _PNG: lambda: _png_chunks(encoded)[0],
+        _WEBP: lambda: _webp_tiff(encoded),
+    }
     tiff = tf.switch_case(tf.cast(fmt, tf.int32), [branches.get(i, none) for i in range(_WEBP + 1)], default=none)
     return _tiff_orientation(encoded, tiff)
 
@@ -165,14 +170,18 @@ def orient(image: tf.Tensor, value) -> tf.Tensor:
     return tf.switch_case(tf.cast(value, tf.int32) - 1, branches)
 
 
-def _colour_and_alpha(image: tf.Tensor) -> tuple:
-    """[h, w, 1-4] samples (grey, grey+alpha, RGB, RGBA) -> (colour [h, w, 3], alpha [h, w, 1] or None
-    where there is no alpha channel); either keeps the input's dtype."""
+def _colour_and_alpha(image: tf.Tensor, opaque: int = 255) -> tuple:
+    """[h, w, 1-4] samples (grey, grey+alpha, RGB, RGBA) -> (colour [h, w, 3], alpha [h, w, 1], `opaque`
+    where there is no alpha channel), both of the input's dtype."""
     channels = tf.shape(image)[2]
     has_alpha = tf.equal(channels % 2, 0)
     colour = image[:, :, : channels - tf.cast(has_alpha, tf.int32)]
     colour = tf.cond(tf.equal(tf.shape(colour)[2], 1), lambda: tf.tile(colour, [1, 1, 3]), lambda: colour)
-    alpha = tf.cond(has_alpha, lambda: image[:, :, -1:], lambda: tf.fill(tf.shape(image[:, :, :1]), image.dtype.max))
+    alpha = tf.cond(
+        has_alpha,
+        lambda: image[:, :, -1:],
+        lambda: tf.fill(tf.shape(image[:, :, :1]), tf.constant(opaque, image.dtype)),
+    )
     return tf.ensure_shape(colour, [None, None, 3]), alpha
 
 
@@ -193,9 +202,11 @@ def _png(encoded) -> tf.Tensor:
     _, trns, trns_length = _png_chunks(encoded)
     colour_type, depth = _byte(encoded, 25), _byte(encoded, 24)
     samples = tf.cast(tf.io.decode_png(encoded, channels=0, dtype=tf.uint16), tf.int64)
-    colour, alpha = _colour_and_alpha(samples)
+    colour, alpha = _colour_and_alpha(samples, opaque=65535)
     # tRNS on a grey (type 0) or RGB (type 2) image names one transparent colour, in the image's bit depth.
-    key = tf.stack([_uint(encoded, trns + 2 * i, 2, _BIG) for i in range(3)]) * tf.where(depth == 16, tf.constant(1, tf.int64), 257)
+    key = tf.stack([_uint(encoded, trns + 2 * i, 2, _BIG) for i in range(3)]) * tf.where(
+        depth == 16, tf.constant(1, tf.int64), 257
+    )
     grey_key, rgb_key = (colour_type == 0) & (trns_length >= 2), (colour_type == 2) & (trns_length >= 6)
     key = tf.where(grey_key, tf.fill([3], key[0]), key)
     keyed = tf.reduce_all(tf.equal(colour, key), axis=2, keepdims=True) & (grey_key | rgb_key)
@@ -224,7 +235,10 @@ def _gif_on_white(encoded) -> tf.Tensor:
     def body(pos, gce):
         gce = tf.where(_byte(encoded, pos + 1) == 0xF9, pos, gce)
         (end,) = tf.while_loop(  # the extension's sub-blocks, to the empty one
-            lambda q: _byte(encoded, q) != 0, lambda q: (q + 1 + _byte(encoded, q),), (pos + 2,), maximum_iterations=65536
+            lambda q: _byte(encoded, q) != 0,
+            lambda q: (q + 1 + _byte(encoded, q),),
+            (pos + 2,),
+            maximum_iterations=65536,
         )
         return end + 1, gce
 
