@@ -12,9 +12,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from components.common import formats
+from components.common import decoding_budget, formats
 from components.common.errors import DataError, UsageError
 from components.common.formats.saved_model import SavedModelRunner
+from components.common.normalisation import served_format
+from components.ingest.decode import Decoded, decode_and_normalise
 from schemas.artifacts import ServingModel, model_abstention, model_formats, model_labels, saved_model_in
 
 
@@ -86,6 +88,7 @@ class OpenedModel:
             raise UsageError(str(e)) from None
 
     def predict_encoded(self, images: list) -> np.ndarray:
+        images = [served_bytes(image) for image in images]
         if self.kind == "saved_model":
             return self.runner.predict_encoded(images)
         return self.runner.predict_encoded(images, self.batch_size)
@@ -97,10 +100,20 @@ class OpenedModel:
         pixels-in formats have no string output, so their exported confidence threshold is applied here.
         """
         if self.kind == "saved_model":
-            return self.runner.answer_encoded(images)
+            return self.runner.answer_encoded([served_bytes(image) for image in images])
         probabilities = self.predict_encoded(images)
         threshold = self.abstention["threshold"] if self.abstention else 0.0
         return probabilities, [
             self.labels[int(np.argmax(p))] if p.max() >= threshold else self.abstention["unknown_label"]
             for p in probabilities
         ]
+
+
+def served_bytes(data: bytes) -> bytes:
+    """`data` itself when the model's decoder reads its format (normalisation.SERVED_FORMATS); else (TIFF)
+    the ingest's normalised re-encoding, so the CLIs score a file as the ingest would have stored it.
+    A file the ingest would reject is returned as it is: the model's decoder then names it undecodable."""
+    if served_format(data):
+        return data
+    converted = decode_and_normalise(data, min_side=1, max_pixels=decoding_budget.MAX_PIXELS * 4)
+    return converted.data if isinstance(converted, Decoded) else data

@@ -1,7 +1,8 @@
 """`python -m pipeline.predict MODEL IMAGES_OR_FOLDERS...`: top-k labels and scores per image.
 
 MODEL is a SavedModel or export directory, a model file (`.tflite`, `.onnx`), or NAME[/VERSION] of a pushed model
-(with --serving-dir). Folders are searched recursively for .jpg/.jpeg/.png/.gif/.bmp files.
+(with --serving-dir). Folders are searched recursively for .jpg/.jpeg/.png/.gif/.bmp/.webp/.tif/.tiff files; a TIFF is
+converted by the ingest's normaliser (components/ingest/decode.py) first, as TensorFlow cannot decode it.
 Output (stdout): one JSON object per line {"path", "label", "labels", "scores"}, or CSV
 (path,label,label_1,score_1,...). `label` is the top class, or the model's unknown label when the
 model abstains (the abstention thresholds it was exported with). An image that cannot be decoded gets {"path", "error"} (CSV: an
@@ -97,7 +98,7 @@ def _score(model: OpenedModel, paths: list) -> list:
                 scored[path] = (probabilities[0], answers[0])
             except tf.errors.InvalidArgumentError:
                 pass
-    undecodable = "cannot decode image: not a JPEG/PNG/GIF/BMP file, or truncated"
+    undecodable = "cannot decode image: not a JPEG, PNG, GIF, BMP, WebP or TIFF file, or truncated"
     return [
         (path, scored.get(path), error or (None if path in scored else undecodable))
         for path, (_, error) in zip(paths, read)

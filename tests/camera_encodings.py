@@ -3,7 +3,7 @@
 Each entry is (name, encoded bytes, the upright 8-bit RGB image a person sees, as a numpy array):
 all eight EXIF orientations (JPEG APP1, PNG eXIf, WebP EXIF), transparency in every form (RGBA,
 grey+alpha, palette and colour-key PNG, alpha WebP, transparent GIF), CMYK and Adobe YCCK JPEG,
-16-bit PNG, greyscale, progressive, ICC-tagged and MPO JPEGs. Used by tests/test_camera_encodings.py
+16-bit PNG, greyscale, progressive, ICC-tagged and MPO JPEGs, and TIFF (which TensorFlow cannot decode). Used by tests/test_camera_encodings.py
 to hold the serving paths to the ingest, and by benchmarks/camera_photos.py.
 """
 
@@ -119,6 +119,9 @@ def catalogue(photo: Image.Image) -> list:
             upright,
         ),
         ("png_rgb", _save(rgb, format="PNG"), upright),
+        ("tiff_rgba_lzw", _save(rgba, format="TIFF", compression="tiff_lzw"), on_white),
+        ("tiff_cmyk", _save(rgb.convert("CMYK"), format="TIFF"), None),
+        ("tiff_orientation_6", stored_rotated(rgb, 6, "TIFF"), upright),
         ("bmp_rgb", _save(rgb, format="BMP"), upright),
     ]
     return entries

@@ -26,6 +26,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 import components.export
 import components.ingest
 from components.common.image_ops import decode_and_resize
+from components.common.normalisation import served_format
 from pipeline import predict
 from schemas import feature_spec
 from schemas.artifacts import Examples
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.skipif(not SIGN_DIGITS.is_dir(), reason=f"needs the rea
 
 SIZE = (32, 32)
 TOLERANCE = 2.0
-_EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
+_EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
 
 
 def _photos(count: int) -> list:
@@ -92,9 +93,15 @@ def probe(tmp_path_factory):
     return files, expected, export_dir
 
 
+def _served(files: dict) -> dict:
+    """The catalogue's files in a format the SavedModel decodes (TIFF is not: the CLIs convert it)."""
+    return {name: path for name, path in files.items() if served_format(path.read_bytes())}
+
+
 def _check(received: dict, expected: dict, path: str) -> None:
     """Every encoding's received pixels within TOLERANCE of its record's; all failures named at once."""
-    worst = {name: float(np.abs(received[name] - expected[name]).max()) for name in expected}
+    assert received, path
+    worst = {name: float(np.abs(received[name] - expected[name]).max()) for name in received}
     bad = {name: round(value, 2) for name, value in worst.items() if value > TOLERANCE}
     assert not bad, f"{path}: pixels differ from the ingest's record by more than {TOLERANCE}: {bad}"
 
@@ -108,9 +115,12 @@ def test_serving_default_sees_the_records_pixels(probe):
     signature = tf.saved_model.load(os.path.join(export_dir, "saved_model")).signatures["serving_default"]
     received = {
         name: _pixels(signature(images=tf.constant([path.read_bytes()]))["probabilities"][0])
-        for name, path in files.items()
+        for name, path in _served(files).items()
     }
     _check(received, expected, "serving_default")
+    for name in set(files) - set(received):  # TIFF: refused, naming the formats it takes
+        with pytest.raises(tf.errors.InvalidArgumentError, match="not a JPEG, PNG, GIF, BMP or WebP image"):
+            signature(images=tf.constant([files[name].read_bytes()]))
 
 
 @pytest.mark.parametrize("model_format", ["saved_model", "tflite_float32", "onnx"])
@@ -120,6 +130,7 @@ def test_pipeline_predict_sees_the_records_pixels(probe, model_format, capsys):
     code = predict.main([export_dir, *map(str, files.values()), "--model-format", model_format, "--top-k", str(k)])
     assert code == 0, capsys.readouterr().err
     received = {}
+    assert any(path.suffix == ".tif" for path in files.values())  # converted by the ingest's normaliser
     for line in capsys.readouterr().out.splitlines():
         row = json.loads(line)
         flat = np.zeros(k, np.float32)
@@ -136,7 +147,7 @@ def test_pipeline_serve_rest_and_grpc_see_the_records_pixels(probe, tmp_path, mo
     serve_helpers.push(export_dir, serving_dir, tmp_path, "probe")
     server = serve_helpers.Server(serving_dir / serve_helpers.NAME, "--port=0")
     try:
-        names = list(files)
+        names = list(_served(files))
         images = [files[name].read_bytes() for name in names]
         over_rest = server.predict({"instances": [serve_helpers.b64(b) for b in images]}).json()["predictions"]
         _check({n: _pixels(p["probabilities"]) for n, p in zip(names, over_rest)}, expected, "REST")

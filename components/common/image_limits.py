@@ -15,9 +15,13 @@ walk stopping as soon as the budget is exceeded. Formats `decode_image` knows bu
 cannot be read this way (JPEG XL) are refused.
 """
 
+import functools
+
 import tensorflow as tf
 
-FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WebP")
+from components.common.normalisation import SERVED_FORMATS
+
+FORMATS = tuple(name for name, _ in SERVED_FORMATS)
 _UNKNOWN = len(FORMATS)
 _HEAD = 32  # header bytes read at fixed offsets (WebP's VP8X canvas height ends at byte 30)
 
@@ -44,11 +48,8 @@ def _format(padded: tf.Tensor) -> tf.Tensor:
         return tf.strings.substr(padded, offset, len(signature)) == signature
 
     signatures = [
-        starts(0, b"\xff\xd8\xff"),
-        starts(0, b"\x89PNG\r\n\x1a\n"),
-        starts(0, b"GIF8"),
-        starts(0, b"BM"),
-        starts(0, b"RIFF") & starts(8, b"WEBP"),
+        functools.reduce(tf.logical_and, [starts(offset, part) for offset, part in signature])
+        for _, signature in SERVED_FORMATS
     ]
     index = tf.constant(_UNKNOWN, tf.int32)
     for i in reversed(range(len(signatures))):
