@@ -27,6 +27,11 @@ class EvaluateConfig:
       the model must still answer (not "unknown"); None: not checked.
     block_on_unloadable_baseline: a baseline that cannot be loaded (or has other labels) fails the
       gate; set False to judge the candidate on value thresholds alone in that case.
+    skew_examples: how many of the split's original files (by their manifest paths, where still
+      readable and unchanged) are also scored through the bytes-in signature, as users send them
+      (components/evaluate/serving_skew.py); 0: not checked.
+    max_serving_skew: the largest share of those whose answer may differ from their record's before the
+      gate fails as training/serving skew.
     top_k: k of the top-k accuracy metric.
     split: the ingest split evaluated.
     batch_size: images per prediction batch.
@@ -42,6 +47,8 @@ class EvaluateConfig:
     confidence_level: float = 0.95
     min_coverage: float | None = None
     block_on_unloadable_baseline: bool = True
+    skew_examples: int = 200
+    max_serving_skew: float = 0.02
     top_k: int = 3
     split: str = "test"
     batch_size: int = 128
@@ -54,6 +61,7 @@ class EvaluateConfig:
             "max_accuracy_drop_vs_baseline",
             "max_format_accuracy_drop",
             "min_coverage",
+            "max_serving_skew",
         ):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
@@ -65,6 +73,8 @@ class EvaluateConfig:
                 raise UsageError(f"evaluate.{name}: {getattr(self, name)} must be in (0, 1)")
         if self.top_k < 1:
             raise UsageError(f"evaluate.top_k: {self.top_k} must be >= 1")
+        if isinstance(self.skew_examples, bool) or not isinstance(self.skew_examples, int) or self.skew_examples < 0:
+            raise UsageError(f"evaluate.skew_examples: {self.skew_examples!r} must be an integer >= 0")
         if self.batch_size < 1:
             raise UsageError(f"evaluate.batch_size: {self.batch_size} must be >= 1")
         if not self.split:

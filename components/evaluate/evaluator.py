@@ -12,7 +12,7 @@ from components.common.formats.saved_model import SavedModelRunner
 from components.common.image_ops import preprocess
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
-from components.evaluate import gate, tfma_metrics
+from components.evaluate import gate, serving_skew, tfma_metrics
 from components.evaluate.config import EvaluateConfig
 from schemas.artifacts import Examples, ExportedModel, ModelBlessing, model_labels, saved_model_in
 from schemas.split_reader import read_split
@@ -137,9 +137,12 @@ def run(
         )
     serialized, images, y = read_split(examples, config.split)
 
-    candidate, answers = SavedModelRunner(
-        ExportedModel(export_dir).saved_model_dir(), config.batch_size
-    ).answer_examples(serialized)
+    runner = SavedModelRunner(ExportedModel(export_dir).saved_model_dir(), config.batch_size)
+    candidate, answers = runner.answer_examples(serialized)
+    skew_indices, skew_paths, skew_skipped = serving_skew.originals(
+        examples, config.split, serialized, config.skew_examples
+    )
+    differing = serving_skew.disagreements(runner, answers, skew_indices, skew_paths, config.batch_size)
     predictions = {"candidate": candidate}
     baseline_error = None
     if baseline_dir:
@@ -170,6 +173,8 @@ def run(
         elif baseline_error:
             checks.append(gate.unloadable_baseline_check(config, baseline_error))
         checks.extend(gate.format_checks(config, predictions, y))
+        if skew_paths:
+            checks.append(gate.serving_skew_check(config, len(skew_paths), differing))
         if config.min_coverage is not None:
             checks.append(
                 gate.coverage_check(config, trust["abstention"]["selective"])
@@ -188,7 +193,15 @@ def run(
                 )
             )
         blessed = all(c.passed for c in checks)
-        write_json(out.path(ModelBlessing.METRICS), {**computed, **trust, "split": config.split, "examples": len(y)})
+        skew = {
+            "checked": len(skew_paths),
+            "differing": [{"path": p, "record": a, "file": b} for p, a, b in differing],
+            "skipped": skew_skipped,
+        }
+        write_json(
+            out.path(ModelBlessing.METRICS),
+            {**computed, **trust, "serving_skew": skew, "split": config.split, "examples": len(y)},
+        )
         write_json(
             out.path(ModelBlessing.BLESSING),
             {

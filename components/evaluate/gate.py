@@ -292,3 +292,30 @@ def coverage_check(config: EvaluateConfig, selective: dict) -> Check:
         "coverage at the abstention threshold",
         config.confidence_level,
     )
+
+
+def serving_skew_check(config, checked: int, differing: list) -> Check:
+    """max_serving_skew: the share of original files whose bytes-in answer differs from their record's."""
+    rate = len(differing) / checked
+    passed = rate <= config.max_serving_skew
+    shown = "; ".join(f"{path}: record {a!r}, file {b!r}" for path, a, b in differing[:5])
+    reason = (
+        ""
+        if passed
+        else (
+            f"{len(differing)} of {checked} test files answer differently sent as files (serving_default) than "
+            f"as their ingested records: training/serving skew in the decoding ({shown}"
+            f"{'; ...' if len(differing) > 5 else ''}); see docs/evaluation.md"
+        )
+    )
+    return Check(
+        "max_serving_skew",
+        "candidate",
+        "disagreement",
+        OVERALL,
+        f"<= {config.max_serving_skew:g}",
+        round(rate, 6),
+        passed,
+        reason,
+        checked,
+    )
