@@ -94,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max_decoding_bytes",
         type=int,
         default=None,
-        help="bytes of decoded pixels admitted at once (about 16 per pixel of every image in "
+        help="bytes of decoded pixels admitted at once (up to 24 per pixel of every image in "
         "flight); requests wait for room in arrival order (default: four images at the served "
-        "model's export.max_image_pixels, 800 MB at its default)",
+        "model's export.max_image_pixels, 1.2 GB at its default)",
     )
     return parser
 

@@ -1,8 +1,8 @@
 """Admission control: how many bytes of decoded pixels the server lets be in flight at once.
 
 Why: every image under the model's pixel budget is safe alone, but decoding is what takes memory
-(about 16 bytes a pixel, components/common/decoding_budget.py) and requests batch together, so
-twenty concurrent 12 MP photos would decode 4 GB at once. A request reserves its images' decoded
+(up to 24 bytes a pixel, components/common/decoding_budget.py) and requests batch together, so
+twenty concurrent 12 MP photos would decode 6 GB at once. A request reserves its images' decoded
 bytes before it is queued for a batch and releases them when answered; one that does not fit waits
 (in arrival order) until earlier ones finish. A request that could never fit (more than the whole
 budget on its own) is refused with InvalidArgument, telling the client to send fewer images.

@@ -38,7 +38,7 @@ class ServeOptions:
     """The server's limits and batching (pipeline/serve.py's flags).
 
     max_decoding_bytes: decoded pixels admitted at once, in bytes; None: room for four images at the
-    served model's pixel budget (export.max_image_pixels x 16 bytes x 4, 800 MB at the defaults).
+    served model's pixel budget (export.max_image_pixels x 24 bytes x 4, 1.2 GB at the defaults).
     """
 
     poll_seconds: float = 1.0

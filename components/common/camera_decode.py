@@ -24,9 +24,12 @@ The rules (one list; the ingest's Pillow code follows the same ones):
 
 import tensorflow as tf
 
-from components.common.normalisation import BACKGROUND, EXIF_ORIENTATION_TAG
+from components.common.normalisation import BACKGROUND, EXIF_ORIENTATION_TAG, SERVED_FORMATS
 
-_JPEG, _PNG, _GIF, _BMP, _WEBP = range(5)  # indices into components.common.image_limits.FORMATS
+_JPEG, _PNG, _GIF, _BMP, _WEBP = (
+    [name for name, _ in SERVED_FORMATS].index(name) for name in ("JPEG", "PNG", "GIF", "BMP", "WebP")
+)  # the format indices image_limits.format_index gives
+assert BACKGROUND == (255, 255, 255), "_flatten's integer compositing and the GIF patch are written for white"
 _MAX_STEPS = 4096  # segments, chunks or blocks searched (an animated WebP puts EXIF after its frames)
 _MAX_IFD_ENTRIES = 512
 
@@ -136,21 +139,6 @@ def _tiff_orientation(encoded, tiff) -> tf.Tensor:
     return tf.where(known & (value >= 1) & (value <= 8), value, 1)
 
 
-def orientation(encoded, fmt) -> tf.Tensor:
-    """The EXIF orientation (1-8) of an encoded image of format index `fmt`; 1 when it has none."""
-
-    def none():
-        return tf.constant(-1, tf.int64)
-
-    branches = {
-        _JPEG: lambda: _jpeg_tiff(encoded),
-        _PNG: lambda: _png_chunks(encoded)[0],
-        _WEBP: lambda: _webp_tiff(encoded),
-    }
-    tiff = tf.switch_case(tf.cast(fmt, tf.int32), [branches.get(i, none) for i in range(_WEBP + 1)], default=none)
-    return _tiff_orientation(encoded, tiff)
-
-
 def orient(image: tf.Tensor, value) -> tf.Tensor:
     """Turn [h, w, c] pixels stored with EXIF orientation `value` upright, as `ImageOps.exif_transpose`."""
 
@@ -170,52 +158,63 @@ def orient(image: tf.Tensor, value) -> tf.Tensor:
     return tf.switch_case(tf.cast(value, tf.int32) - 1, branches)
 
 
-def _colour_and_alpha(image: tf.Tensor, opaque: int = 255) -> tuple:
-    """[h, w, 1-4] samples (grey, grey+alpha, RGB, RGBA) -> (colour [h, w, 3], alpha [h, w, 1], `opaque`
-    where there is no alpha channel), both of the input's dtype."""
+def _rgb(colour: tf.Tensor) -> tf.Tensor:
+    """Grey [h, w, 1] or RGB [h, w, 3] as RGB."""
+    rgb = tf.cond(tf.equal(tf.shape(colour)[2], 1), lambda: tf.tile(colour, [1, 1, 3]), lambda: colour)
+    return tf.ensure_shape(rgb, [None, None, 3])
+
+
+def _flatten(image: tf.Tensor, keyed=None) -> tf.Tensor:
+    """uint8 [h, w, 1-4] (grey, grey+alpha, RGB, RGBA) as RGB on BACKGROUND, rounded as Pillow rounds;
+    `keyed`: a bool [h, w, 1] mask of colour-key transparent pixels (a PNG's tRNS), or None. Images
+    without transparency cost one slice: nothing is allocated for an alpha they do not have."""
     channels = tf.shape(image)[2]
     has_alpha = tf.equal(channels % 2, 0)
-    colour = image[:, :, : channels - tf.cast(has_alpha, tf.int32)]
-    colour = tf.cond(tf.equal(tf.shape(colour)[2], 1), lambda: tf.tile(colour, [1, 1, 3]), lambda: colour)
-    alpha = tf.cond(
-        has_alpha,
-        lambda: image[:, :, -1:],
-        lambda: tf.fill(tf.shape(image[:, :, :1]), tf.constant(opaque, image.dtype)),
-    )
-    return tf.ensure_shape(colour, [None, None, 3]), alpha
-
-
-def _on_background(colour, alpha) -> tf.Tensor:
-    """uint8 colour [h, w, 3] and alpha [h, w, 1] composited on BACKGROUND, rounded (Pillow's rule)."""
+    colour = _rgb(image[:, :, : channels - tf.cast(has_alpha, tf.int32)])
 
     def composite():
-        weight = tf.cast(alpha, tf.float32) / 255.0
-        mixed = tf.cast(colour, tf.float32) * weight + tf.constant(BACKGROUND, tf.float32) * (1.0 - weight)
-        return tf.cast(tf.round(mixed), tf.uint8)
+        alpha = tf.cond(
+            has_alpha, lambda: image[:, :, -1:], lambda: tf.fill(tf.shape(image[:, :, :1]), tf.constant(255, tf.uint8))
+        )
+        if keyed is not None:
+            alpha = tf.where(keyed, tf.zeros_like(alpha), alpha)
+        # On white, Pillow's rounded c * a / 255 + 255 * (255 - a) / 255 is 255 - round((255 - c) * a / 255):
+        # in 16-bit integers, so a 12-megapixel cut-out needs no float copies (components/common/decoding_budget.py).
+        hidden = (255 - tf.cast(colour, tf.uint16)) * tf.cast(alpha, tf.uint16)
+        return 255 - tf.cast((hidden + 127) // 255, tf.uint8)
 
-    return tf.cond(tf.reduce_all(tf.equal(alpha, 255)), lambda: colour, composite)
+    transparent = has_alpha if keyed is None else has_alpha | tf.reduce_any(keyed)
+    return tf.cond(transparent, composite, lambda: colour)
 
 
-def _png(encoded) -> tf.Tensor:
-    """A PNG as uint8 RGB: 16-bit samples rounded to 8 bits, alpha and colour-key (tRNS) transparency
-    composited. Decoded at 16 bits so that a key is compared with the samples exactly."""
-    _, trns, trns_length = _png_chunks(encoded)
+def _png(encoded, trns, trns_length) -> tf.Tensor:
+    """A PNG as uint8 RGB: alpha and colour-key (tRNS) transparency composited on BACKGROUND. 16-bit
+    PNGs are decoded at 16 bits (so a key compares exactly) and rounded to 8; the rest at 8 bits."""
     colour_type, depth = _byte(encoded, 25), _byte(encoded, 24)
-    samples = tf.cast(tf.io.decode_png(encoded, channels=0, dtype=tf.uint16), tf.int64)
-    colour, alpha = _colour_and_alpha(samples, opaque=65535)
     # tRNS on a grey (type 0) or RGB (type 2) image names one transparent colour, in the image's bit depth.
-    key = tf.stack([_uint(encoded, trns + 2 * i, 2, _BIG) for i in range(3)]) * tf.where(
-        depth == 16, tf.constant(1, tf.int64), 257
-    )
     grey_key, rgb_key = (colour_type == 0) & (trns_length >= 2), (colour_type == 2) & (trns_length >= 6)
-    key = tf.where(grey_key, tf.fill([3], key[0]), key)
-    keyed = tf.reduce_all(tf.equal(colour, key), axis=2, keepdims=True) & (grey_key | rgb_key)
-    alpha = tf.where(keyed, tf.zeros_like(alpha), alpha)
+    key = tf.stack([_uint(encoded, trns + 2 * i, 2, _BIG) for i in range(3)])
+    key = tf.cast(tf.where(grey_key, tf.fill([3], key[0]), key), tf.int32)
 
-    def eight_bits(x):
-        return tf.cast((x * 255 + 32767) // 65535, tf.uint8)
+    def keyed(samples, scaled_key):  # the colour-key mask of int32 samples
+        channels = tf.shape(samples)[2]
+        colour = _rgb(samples[:, :, : channels - tf.cast(tf.equal(channels % 2, 0), tf.int32)])
+        return tf.reduce_all(tf.equal(colour, scaled_key), axis=2, keepdims=True)
 
-    return _on_background(eight_bits(colour), eight_bits(alpha))
+    def mask_of(samples, scaled_key):
+        none = tf.zeros_like(samples[:, :, :1], tf.bool)
+        return tf.cond(grey_key | rgb_key, lambda: keyed(tf.cast(samples, tf.int32), scaled_key), lambda: none)
+
+    def eight_bits():  # libpng widens 1, 2 and 4-bit grey to 8 bits (x 255, 85, 17), and so the key
+        image = tf.io.decode_png(encoded, channels=0)
+        widen = 255 // (tf.bitwise.left_shift(1, tf.cast(tf.clip_by_value(depth, 1, 8), tf.int32)) - 1)
+        return _flatten(image, mask_of(image, key * tf.where(grey_key, widen, 1)))
+
+    def sixteen_bits():
+        wide = tf.cast(tf.io.decode_png(encoded, channels=0, dtype=tf.uint16), tf.int32)
+        return _flatten(tf.cast((wide * 255 + 32767) // 65535, tf.uint8), mask_of(wide, key))
+
+    return tf.cond(tf.equal(depth, 16), sixteen_bits, eight_bits)
 
 
 def _gif_table_bytes(packed) -> tf.Tensor:
@@ -264,18 +263,30 @@ def _replace(encoded, pos, piece, size: int) -> tf.Tensor:
 
 def decode_normalised(encoded: tf.Tensor, fmt) -> tf.Tensor:
     """One encoded image of format index `fmt` (image_limits.FORMATS) as upright uint8 RGB [h, w, 3]
-    by the ingest's rules (module docstring); a format TensorFlow cannot decode raises InvalidArgument."""
+    by the ingest's rules (module docstring); a format TensorFlow cannot decode raises InvalidArgument.
+    Each branch walks its format's header once, for the pixels' rules and the EXIF offset both."""
+    none = tf.constant(-1, tf.int64)
 
-    def jpeg():  # grey, RGB, CMYK and YCCK (TensorFlow converts the latter two as Pillow does)
-        image = tf.io.decode_jpeg(encoded, channels=0, dct_method="INTEGER_ACCURATE")
-        return _colour_and_alpha(image)[0]
+    def jpeg():  # grey, RGB, CMYK and YCCK: TensorFlow converts them to RGB as Pillow does
+        return tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"), _jpeg_tiff(encoded)
 
-    def other():  # BMP and WebP: alpha where they have one
-        return _on_background(*_colour_and_alpha(tf.io.decode_image(encoded, channels=0, expand_animations=False)))
+    def png():
+        exif, trns, trns_length = _png_chunks(encoded)
+        return _png(encoded, trns, trns_length), exif
 
     def gif():
-        return tf.io.decode_gif(_gif_on_white(encoded))[0]
+        return tf.io.decode_gif(_gif_on_white(encoded))[0], none
 
-    image = tf.switch_case(tf.cast(fmt, tf.int32), [jpeg, lambda: _png(encoded), gif], default=other)
-    image = orient(tf.ensure_shape(image, [None, None, 3]), orientation(encoded, fmt))
+    def decoded():  # BMP and WebP (alpha where they have one); anything else fails in decode_image
+        return _flatten(tf.io.decode_image(encoded, channels=0, expand_animations=False))
+
+    def webp():
+        return decoded(), _webp_tiff(encoded)
+
+    def other():
+        return decoded(), none
+
+    branches = {_JPEG: jpeg, _PNG: png, _GIF: gif, _BMP: other, _WEBP: webp}
+    image, tiff = tf.switch_case(tf.cast(fmt, tf.int32), [branches[i] for i in range(len(branches))], default=other)
+    image = orient(tf.ensure_shape(image, [None, None, 3]), _tiff_orientation(encoded, tiff))
     return tf.ensure_shape(image, [None, None, 3])

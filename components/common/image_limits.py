@@ -1,7 +1,7 @@
 """The pixel budget: an encoded image's decoded size read from its header, before anything is decoded.
 
 Why: a 140 KB PNG can declare 12,000 x 12,000 pixels and a 875 KB one 30,000 x 30,000; decoding
-either (`tf.io.decode_image`, then the float32 copy and the antialiased resize, about 16 bytes a
+either (the decode, its float32 copy and the antialiased resize, up to 24 bytes a
 pixel measured) takes gigabytes. Every serving signature that decodes runs `check` first, inside
 the graph, so TF Serving and `saved_model_cli` refuse such images as `pipeline.serve` does, with
 an `InvalidArgument` naming the image, its size and the limit. `pipeline.serve` also runs

@@ -43,8 +43,8 @@ class ExportConfig:
     max_image_pixels: the largest image the serving signatures decode, in decoded pixels (every
       frame of an animation counts), read from the image's header before decoding; larger ones
       are refused with InvalidArgument (components/common/image_limits.py). Decoding and resizing
-      take about 16 bytes a pixel, so the default 12,500,000 (a 12 MP phone photo fits) keeps one
-      image under ~200 MB.
+      take up to 24 bytes a pixel, so the default 12,500,000 (a 12 MP phone photo fits) keeps one
+      image under ~300 MB.
     max_image_frames: the most frames of a GIF or animated WebP the signatures decode.
     """
 
