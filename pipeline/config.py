@@ -292,10 +292,8 @@ def build(data: dict, text_overrides: list[tuple[str, str, str]] = ()) -> RunCon
 def _check_sizes(built: dict) -> None:
     """The records must hold at least the pixels the model is trained at: refuse an ingest.max_side below
     train.image_size, which would upsample every camera photo (both are in the effective config)."""
-    ingest, train = built.get("ingest"), built.get("train")
-    max_side = getattr(ingest, "max_side", None)
-    image_size = getattr(train, "image_size", None)
-    if max_side is not None and isinstance(image_size, int) and image_size > max_side:
+    max_side, image_size = built["ingest"].max_side, built["train"].image_size
+    if max_side is not None and image_size > max_side:
         raise UsageError(
             f"ingest.max_side={max_side} is below train.image_size={image_size}: the records would be upsampled "
             f"to train on; set ingest.max_side to at least {image_size} (--max-side; 1.3x that keeps full "

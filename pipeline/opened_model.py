@@ -12,10 +12,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from components.common import decoding_budget, formats
+from components.common import formats
 from components.common.errors import DataError, UsageError
 from components.common.formats.saved_model import SavedModelRunner
 from components.common.normalisation import served_format
+from components.ingest.config import IngestConfig
 from components.ingest.decode import Decoded, decode_and_normalise
 from schemas.artifacts import ServingModel, model_abstention, model_formats, model_labels, saved_model_in
 
@@ -115,5 +116,5 @@ def served_bytes(data: bytes) -> bytes:
     A file the ingest would reject is returned as it is: the model's decoder then names it undecodable."""
     if served_format(data):
         return data
-    converted = decode_and_normalise(data, min_side=1, max_pixels=decoding_budget.MAX_PIXELS * 4)
+    converted = decode_and_normalise(data, min_side=1, max_pixels=IngestConfig.max_pixels)  # the ingest's bomb guard
     return converted.data if isinstance(converted, Decoded) else data

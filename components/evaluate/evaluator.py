@@ -139,10 +139,9 @@ def run(
 
     runner = SavedModelRunner(ExportedModel(export_dir).saved_model_dir(), config.batch_size)
     candidate, answers = runner.answer_examples(serialized)
-    skew_indices, skew_paths, skew_skipped = serving_skew.originals(
-        examples, config.split, serialized, config.skew_examples
+    skew_checked, differing, skew_skipped = serving_skew.check(
+        runner, examples, config.split, serialized, answers, config.skew_examples, config.batch_size
     )
-    differing = serving_skew.disagreements(runner, answers, skew_indices, skew_paths, config.batch_size)
     predictions = {"candidate": candidate}
     baseline_error = None
     if baseline_dir:
@@ -173,8 +172,8 @@ def run(
         elif baseline_error:
             checks.append(gate.unloadable_baseline_check(config, baseline_error))
         checks.extend(gate.format_checks(config, predictions, y))
-        if skew_paths:
-            checks.append(gate.serving_skew_check(config, len(skew_paths), differing))
+        if skew_checked:
+            checks.append(gate.serving_skew_check(config, skew_checked, differing))
         if config.min_coverage is not None:
             checks.append(
                 gate.coverage_check(config, trust["abstention"]["selective"])
@@ -194,7 +193,7 @@ def run(
             )
         blessed = all(c.passed for c in checks)
         skew = {
-            "checked": len(skew_paths),
+            "checked": skew_checked,
             "differing": [{"path": p, "record": a, "file": b} for p, a, b in differing],
             "skipped": skew_skipped,
         }

@@ -11,56 +11,50 @@ files. Files in formats the signatures do not decode (TIFF) are not what a serve
 left out; so are originals that moved or changed since the ingest.
 """
 
+import hashlib
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from components.common.fileio import file_sha256
 from components.common.normalisation import served_format
 from schemas import feature_spec
 from schemas.artifacts import Examples
 
 
-def originals(examples: Examples, split: str, serialized: list, count: int) -> tuple:
-    """(record indices, original file paths, why none) of up to `count` of the split's records whose
-    original file is still readable, unchanged and in a served format, spread evenly over the split."""
-    stats = examples.json_or_none(Examples.STATS) or {}
-    source = stats.get("source")
+def check(runner, examples: Examples, split: str, serialized: list, answers: list, count: int, batch_size: int):
+    """(files checked, [(path, the record's answer, the file's answer)] where they differ, why none was
+    checked or None). Up to `count` of the split's originals, spread evenly over it, are each read once:
+    hashed against the manifest, then scored through `serving_default` in batches of `batch_size`."""
+    source = (examples.json_or_none(Examples.STATS) or {}).get("source")
     if count < 1:
-        return [], [], "evaluate.skew_examples is 0"
+        return 0, [], "evaluate.skew_examples is 0"
     if not source or not tf.io.gfile.isdir(source):
-        return [], [], f"the ingest's source folder {source!r} is not readable here"
+        return 0, [], f"the ingest's source folder {source!r} is not readable here"
     digests = {row["path"]: row["sha256"] for row in examples.manifest() if row["split"] == split}
     names = tf.io.parse_example(tf.constant(serialized), feature_spec("filename"))["filename"].numpy()
-    indices, paths = [], []
+    checked, differing, batch = 0, [], []
+
+    def score(batch):
+        _, got = runner.answer_encoded([data for _, _, data in batch])
+        return [(path, answers[i], answer) for (i, path, _), answer in zip(batch, got) if answer != answers[i]]
+
     for i in np.unique(np.linspace(0, len(serialized) - 1, min(len(serialized), 4 * count)).astype(int)):
         name = names[i].decode()
         path = os.path.join(source, name)
         if name not in digests or not tf.io.gfile.exists(path):
             continue
         with tf.io.gfile.GFile(path, "rb") as f:
-            head = f.read(16)
-        if served_format(head) and file_sha256(path) == digests[name]:
-            indices.append(int(i))
-            paths.append(path)
-        if len(paths) == count:
+            data = f.read()
+        if not served_format(data) or hashlib.sha256(data).hexdigest() != digests[name]:
+            continue
+        batch.append((int(i), path, data))
+        checked += 1
+        if len(batch) == batch_size or checked == count:
+            differing += score(batch)
+            batch = []
+        if checked == count:
             break
-    return indices, paths, None if paths else "no original file of the split is readable and unchanged"
-
-
-def disagreements(runner, record_answers: list, indices: list, paths: list, batch_size: int) -> list:
-    """[(path, the record's answer, the original's answer)] where scoring the original file through
-    `serving_default` answers differently from its record."""
-    found = []
-    for start in range(0, len(paths), batch_size):
-        batch = paths[start : start + batch_size]
-        data = []
-        for path in batch:
-            with tf.io.gfile.GFile(path, "rb") as f:
-                data.append(f.read())
-        _, answers = runner.answer_encoded(data)
-        for i, path, answer in zip(indices[start : start + batch_size], batch, answers):
-            if answer != record_answers[i]:
-                found.append((path, record_answers[i], answer))
-    return found
+    if batch:
+        differing += score(batch)
+    return checked, differing, None if checked else "no original file of the split is readable and unchanged"
