@@ -30,7 +30,9 @@ _JPEG, _PNG, _GIF, _BMP, _WEBP = (
     [name for name, _ in SERVED_FORMATS].index(name) for name in ("JPEG", "PNG", "GIF", "BMP", "WebP")
 )  # the format indices image_limits.format_index gives
 assert BACKGROUND == (255, 255, 255), "_flatten's integer compositing and the GIF patch are written for white"
-_MAX_STEPS = 4096  # segments, chunks or blocks searched (an animated WebP puts EXIF after its frames)
+# Segments, chunks or GIF (sub-)blocks a header walk reads: real files need tens (an animated WebP puts
+# EXIF after its frames); each step costs ~60 us in a while_loop, so a hostile file costs 0.25 s at most.
+_MAX_STEPS = 4096
 _MAX_IFD_ENTRIES = 512
 
 
@@ -228,20 +230,19 @@ def _gif_on_white(encoded) -> tf.Tensor:
     so that TensorFlow's decoder shows what compositing on white shows."""
     screen = _byte(encoded, 10)
 
-    def more(pos, gce):
-        return _byte(encoded, pos) == 0x21
+    # One flat walk over the blocks before the first image: an extension's introducer and label, then
+    # its sub-blocks to the empty one. Bounded in steps, not only by the file's length, so that a
+    # request of megabytes of one-byte sub-blocks costs milliseconds (no patch is made if it runs out).
+    def more(pos, gce, in_blocks):
+        return in_blocks | (_byte(encoded, pos) == 0x21)
 
-    def body(pos, gce):
-        gce = tf.where(_byte(encoded, pos + 1) == 0xF9, pos, gce)
-        (end,) = tf.while_loop(  # the extension's sub-blocks, to the empty one
-            lambda q: _byte(encoded, q) != 0,
-            lambda q: (q + 1 + _byte(encoded, q),),
-            (pos + 2,),
-            maximum_iterations=65536,
-        )
-        return end + 1, gce
+    def body(pos, gce, in_blocks):
+        size = _byte(encoded, pos)
+        starts = tf.logical_not(in_blocks)
+        gce = tf.where(starts & (_byte(encoded, pos + 1) == 0xF9), pos, gce)
+        return tf.where(starts, pos + 2, pos + 1 + size), gce, starts | (size != 0)
 
-    image, gce = _loop(more, body, (13 + _gif_table_bytes(screen), tf.constant(-1, tf.int64)))
+    image, gce, _ = _loop(more, body, (13 + _gif_table_bytes(screen), tf.constant(-1, tf.int64), tf.constant(False)))
     flags, index = _byte(encoded, gce + 3), _byte(encoded, gce + 6)
     local = _byte(encoded, image + 9)
     table, table_bytes = tf.where(local >= 128, image + 10, 13), _gif_table_bytes(tf.where(local >= 128, local, screen))
