@@ -19,7 +19,10 @@ get:
   predict: `python -m pipeline.predict` on each rotated test photo and on its upright copy: how
     many answers agree; and the same with the previous decoder (`tf.io.decode_image`, which ignores
     EXIF orientation, fed to the same model's `serve_images`), for the before figure.
-The ingest's per-photo decode before and after the DCT-scaled decode is benchmarks/camera_photos.py.
+With --ingest-throughput, it also times the ingest step alone (components.ingest.run, in this process,
+default threads) on camera/ with the DCT-scaled decode and without it (`decode._draft` switched off,
+the full decode it replaced): photos/s before and after. The per-photo decode on one thread is
+benchmarks/camera_photos.py.
 """
 
 import argparse
@@ -209,6 +212,27 @@ def _users(work: str, root: str) -> dict:
     }
 
 
+def ingest_throughput(folder: str, work: str) -> dict:
+    """Photos/s of the ingest step on `folder`, with libjpeg's DCT scaling and with the full decode."""
+    import components.ingest
+    from components.ingest import decode
+
+    rates, original = {}, decode._draft
+    for label, draft in (("full_decode", lambda image, fmt, max_side: None), ("dct_scaled", original)):
+        decode._draft = draft
+        out = os.path.join(work, f"ingest_{label}")
+        shutil.rmtree(out, ignore_errors=True)
+        start = time.perf_counter()
+        result = components.ingest.run(components.ingest.IngestConfig(data_dir=folder), out)
+        seconds = time.perf_counter() - start
+        kept = sum(sum(per_split.values()) for per_split in result.counts.values())
+        rates[f"{label}_photos_per_s"] = round(kept / seconds, 1)
+        shutil.rmtree(out)
+    decode._draft = original
+    rates["speedup"] = round(rates["dct_scaled_photos_per_s"] / rates["full_decode_photos_per_s"], 2)
+    return rates
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.camera_folder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=6000)
@@ -216,6 +240,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="/tmp/camera_folder")
     parser.add_argument("--weights", default=PRETRAINED)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "camera_folder_results.json"))
+    parser.add_argument(
+        "--ingest-throughput", action="store_true", help="also time the ingest with and without DCT scaling"
+    )
     args = parser.parse_args(argv)
     start = time.time()
     make_folders(args.work, args.photos, args.side)
@@ -241,6 +268,8 @@ def main(argv=None) -> int:
         "accuracy_camera_minus_shrunk": round(camera["gate_test_accuracy"] - shrunk["gate_test_accuracy"], 4),
     }
     results["users"] = _users(args.work, os.path.join(args.work, "root_camera"))
+    if args.ingest_throughput:
+        results["ingest_step"] = ingest_throughput(os.path.join(args.work, "camera"), args.work)
     print(json.dumps(results, indent=2))
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)

@@ -101,7 +101,7 @@ class Server:
             try:
                 if requests.get(self.url, timeout=5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy loading the model
                 pass
             time.sleep(0.1)
         raise RuntimeError("the server did not start")

@@ -289,5 +289,8 @@ def decode_normalised(encoded: tf.Tensor, fmt) -> tf.Tensor:
 
     branches = {_JPEG: jpeg, _PNG: png, _GIF: gif, _BMP: other, _WEBP: webp}
     image, tiff = tf.switch_case(tf.cast(fmt, tf.int32), [branches[i] for i in range(len(branches))], default=other)
-    image = orient(tf.ensure_shape(image, [None, None, 3]), _tiff_orientation(encoded, tiff))
+    # Most images carry no EXIF block, and most that do are upright: neither pays for the IFD walk or the turn.
+    value = tf.cond(tiff >= 0, lambda: _tiff_orientation(encoded, tiff), lambda: tf.constant(1, tf.int64))
+    image = tf.ensure_shape(image, [None, None, 3])
+    image = tf.cond(tf.equal(value, 1), lambda: image, lambda: orient(image, value))
     return tf.ensure_shape(image, [None, None, 3])
