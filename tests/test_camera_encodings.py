@@ -3,8 +3,9 @@
 Real sign-language photos in the encodings cameras and tools write (tests/camera_encodings.py: all
 eight EXIF orientations, transparency in every form, CMYK and YCCK JPEG, 16-bit PNG, greyscale,
 progressive, ICC-tagged and MPO JPEGs) are ingested by the real ingest, then sent as the files they
-are to `serving_default`, to `pipeline.serve` over REST and gRPC, and to `pipeline.predict` with
-the SavedModel, TFLite and ONNX. The model is a pixel probe: its "probabilities" are its input
+are to `serving_default`, to `pipeline.serve` over REST and gRPC, to `pipeline.predict` with
+the SavedModel, TFLite and ONNX, and to `pipeline.pixels.model_input` (the documented clients').
+The model is a pixel probe: its "probabilities" are its input
 pixels / 255, so each path's answer is the pixels the model received, compared with what the
 trainer decodes from the record (`decode_and_resize`). The ingest did not downscale these photos,
 so the bound is the issue's: at most 2 levels of 0-255 after the resize.
@@ -28,6 +29,7 @@ import components.ingest
 from components.common.image_ops import decode_and_resize
 from components.common.normalisation import served_format
 from pipeline import predict
+from pipeline.pixels import model_input
 from schemas import feature_spec
 from schemas.artifacts import Examples
 from tests import export_models, serve_helpers
@@ -137,6 +139,14 @@ def test_pipeline_predict_sees_the_records_pixels(probe, model_format, capsys):
         flat[[int(label[1:]) for label in row["labels"]]] = row["scores"]
         received[pathlib.Path(row["path"]).stem] = _pixels(flat)
     _check(received, expected, f"pipeline.predict --model-format {model_format}")
+
+
+def test_the_python_clients_function_sees_the_records_pixels(probe):
+    """`pipeline.pixels.model_input`, which the TFLite and ONNX clients of docs/export.md call."""
+    files, expected, _ = probe
+    names = list(files)
+    received = model_input([str(files[name]) for name in names], SIZE)
+    _check(dict(zip(names, received)), expected, "pipeline.pixels.model_input")
 
 
 def test_pipeline_serve_rest_and_grpc_see_the_records_pixels(probe, tmp_path, monkeypatch):

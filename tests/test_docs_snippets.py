@@ -161,9 +161,19 @@ def _workdir(tmp_path, export_dir, image: bytes):
 @pytest.mark.slow  # an export of the tiny model (shared with the export tests)
 @pytest.mark.parametrize("name", ["savedmodel-python", "tflite-python", "onnx-python"])
 def test_the_python_clients_answer_as_the_saved_model(name, export_dir, sure_images, tmp_path):
+    """Each image as it is and stored a quarter turn off with the EXIF tag that makes it upright, as
+    phones write portrait photos: the client's answer is the SavedModel's for the upright image."""
+    import io
+
+    from PIL import Image
+
+    from tests.camera_encodings import stored_rotated
+
     for i, (image, label) in enumerate(sure_images):
-        (tmp_path / str(i)).mkdir()
-        assert _python(snippet(name), _workdir(tmp_path / str(i), export_dir, image)) == label
+        rotated = stored_rotated(Image.open(io.BytesIO(image)).convert("RGB"), 6, quality=95)
+        for kind, data in (("as_is", image), ("rotated", rotated)):
+            (tmp_path / f"{i}{kind}").mkdir()
+            assert _python(snippet(name), _workdir(tmp_path / f"{i}{kind}", export_dir, data)) == label, kind
 
 
 @pytest.mark.slow
