@@ -118,7 +118,11 @@ NODES = in_dependency_order(
             resolve=drivers.ingest,
             preflight=drivers.ingest_preflight,
             call=lambda run, ctx, i, out, r: run(
-                ctx.config["ingest"], out, previous_dir=r.args["previous"], beam_options=_beam_options(ctx.beam_args)
+                ctx.config["ingest"],
+                out,
+                previous_dir=r.args["previous"],
+                beam_options=_beam_options(ctx.beam_args),
+                reuse=r.args["reuse"],
             ),
         ),
         Node(

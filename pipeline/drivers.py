@@ -98,15 +98,19 @@ def ingest(ctx, inputs) -> Resolved:
     section = ctx.config["ingest"]
     previous = _trusted_previous_ingest(ctx)
     if not section.data_dir:
-        return Resolved(extra={"tfds_name": section.tfds_name}, args={"previous": previous})
+        return Resolved(extra={"tfds_name": section.tfds_name}, args={"previous": previous, "reuse": False})
     listing = fingerprint.folder_listing(section.data_dir)
     basis = fingerprint.component(
         "ingest", "components/ingest", {**ctx.config.section_dict("ingest"), "data_dir": "*"}, {}
     )
+    # What a record's bytes depend on: an earlier ingest's records are reused only when this matches.
+    decoding = {key: ctx.config.section_dict("ingest")[key] for key in ("min_side", "max_pixels", "max_side")}
+    records_basis = fingerprint.digest({"decoding": decoding, "code": fingerprint.code_version("components/ingest")})
+    reuse = bool(section.incremental and previous and _properties_of(ctx, previous).get("records") == records_basis)
     return Resolved(
         extra={"data_dir": fingerprint.digest(listing)},
-        args={"previous": previous},
-        properties={"listing": listing, "basis": basis},
+        args={"previous": previous, "reuse": reuse},
+        properties={"listing": listing, "basis": basis, "records": records_basis},
         reuse=lambda: _touched_but_unchanged(ctx, listing, basis, section.data_dir),
     )
 
@@ -129,6 +133,14 @@ def _trusted_previous_ingest(ctx) -> str | None:
             "split, and test metrics are then not comparable with earlier runs), use a new --pipeline-root"
         )
     return previous
+
+
+def _properties_of(ctx, uri: str) -> dict:
+    """The lineage's properties of the Examples artifact at `uri` ({} when it is not among the recent ones)."""
+    for _execution_id, output, props in ctx.store.recent_outputs(Examples.TYPE, limit=5):
+        if output == uri:
+            return props
+    return {}
 
 
 def _touched_but_unchanged(ctx, listing: dict, basis: str, data_dir: str):

@@ -115,6 +115,7 @@ class Examples(Artifact):
 
     TYPE, WHAT = "Examples", "the ingest output"
     LABELS, MANIFEST, REJECTED, STATS = "labels.txt", "manifest.csv", "rejected.csv", "stats.json"
+    INVENTORY = "inventory.csv"  # every decoded file as it was read, and where its record is (the next ingest's reuse)
     DATA = "data"  # data/<dataset_name>/<version>/<dataset_name>-<split>.tfrecord-<i>-of-<n>
     SPLITS = ("train", "val", "test")
 
@@ -142,6 +143,10 @@ class Examples(Artifact):
     def manifest(self) -> list:
         """Every kept image: dicts with path, sha256, label, label_text, split, height, width, format, bytes."""
         return list(csv.DictReader(io.StringIO(self.text(self.MANIFEST))))
+
+    def inventory(self) -> list:
+        """Every file the ingest decoded (outputs.INVENTORY_FIELDS); [] for an ingest written before it existed."""
+        return list(csv.DictReader(io.StringIO(self.text(self.INVENTORY)))) if self.exists(self.INVENTORY) else []
 
     def rejected(self) -> list:
         """Every rejected file: dicts with path, reason, detail."""

@@ -42,6 +42,10 @@ def test_added_images_are_ingested_in_stable_splits_compared_with_serving_and_pu
     old, new = _manifest(root / "ingest" / first_id), _manifest(root / "ingest" / second_id)
     assert len(new) == len(old) + 18
     assert all(new[sha] == split for sha, split in old.items()), "an earlier image changed split"
+    reused = json.loads((root / "ingest" / second_id / "stats.json").read_text())
+    listed = reused["files"]["found"] - reused["files"]["ignored"]
+    assert reused["reused"] == {"from": str(root / "ingest" / first_id), "files": listed - 18}, reused["reused"]
+    assert reused["inspection_counts"]["files_read"] == 18  # only the added images were read
 
     blessing = json.loads((root / "evaluate" / second_id / "blessing.json").read_text())
     assert blessing["baseline"] == str(serving / "1"), "compared with the model in serving"

@@ -44,6 +44,11 @@ class IngestConfig:
     threads: files each Beam worker reads, hashes and decodes at once (0: one per CPU it may use).
         That work runs in C without Python's lock (file reads, sha256, libjpeg), so threads scale
         it within one process, with none of the seconds a worker process costs to start.
+    incremental: a rerun reads, hashes and decodes only the files that are new or changed since the
+        last ingest (by path, size and modification time) and copies the others' records from it
+        (components/ingest/reuse.py); it writes what a full re-ingest writes. Done only when the last
+        ingest decoded with the same min_side, max_pixels, max_side and ingest code. False: read
+        every file again (the split memory is kept either way).
     """
 
     data_dir: Optional[str] = None
@@ -57,6 +62,7 @@ class IngestConfig:
     split_seed: int = 0
     shard_bytes: int = 128 * 1024 * 1024
     threads: int = 0
+    incremental: bool = True
 
     def validate(self) -> None:
         """Raise `UsageError` naming the first bad field."""

@@ -20,6 +20,7 @@ from components.common.beam_runner import make_pipeline
 from components.common.errors import DataError, UsageError
 from components.common.publish import publish_dir
 from components.ingest import outputs, scan, tfds_source, transforms
+from components.ingest import reuse as reuse_mod
 from components.ingest.config import IngestConfig
 from components.ingest.result import IngestResult
 
@@ -52,8 +53,9 @@ def _load_json(path: str):
         return json.load(f)
 
 
-def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
-    """Inspect every candidate (writing usable images' records) and plan the splits; return the plan."""
+def _run_beam(config, candidates, labels, previous, work_dir, beam_options, reused):
+    """Inspect every candidate (writing usable images' records) and plan the splits of those and of the
+    `reused` rows (reuse.partition); return the plan."""
     records_dir = os.path.join(work_dir, "records")
     fileio.makedirs(records_dir)
     plan_path = os.path.join(work_dir, "plan.json")
@@ -65,7 +67,7 @@ def _run_beam(config, candidates, labels, previous, work_dir, beam_options):
         >> beam.Create(transforms.batches([(c.path, c.relpath, c.label_text) for c in candidates]), reshuffle=False)
         | "InspectFiles" >> transforms.InspectFiles(config, labels, records_dir, len(candidates))
         | "GatherMetadata" >> beam.combiners.ToList()
-        | "PlanSplits" >> beam.Map(transforms.plan, labels, previous, config)
+        | "PlanSplits" >> beam.Map(transforms.plan, labels, previous, config, reused)
         | "SavePlan" >> beam.Map(transforms.save_json, plan_path)
     )
     pipeline.run().wait_until_finish()
@@ -104,8 +106,13 @@ def run(
     output_dir: str,
     previous_dir: Optional[str] = None,
     beam_options: Optional[PipelineOptions] = None,
+    reuse: bool = False,
 ) -> IngestResult:
     """Ingest config.data_dir (or config.tfds_name) into `output_dir`; see the module docstring.
+
+    reuse: take the records and verdicts of files unchanged since `previous_dir` from it instead of
+    decoding them again (components/ingest/reuse.py); only when that ingest decoded with the same
+    settings and code (the pipeline's driver checks).
 
     Raises UsageError (bad config), DataError (missing/empty/unusable data), and RuntimeError
     when the accounting invariant kept + rejected + ignored = found does not hold (a bug).
@@ -124,7 +131,15 @@ def run(
             data_dir = tfds_source.materialise(config.tfds_name, config.tfds_data_dir, os.path.join(work_dir, "tfds"))
         found = scan.scan_folder(data_dir)
         labels = _check_classes(found, data_dir)
-        plan = _run_beam(config, found.candidates, labels, previous, work_dir, beam_options)
+        reused, to_inspect = [], found.candidates
+        if reuse and previous_dir and not config.tfds_name:
+            reused, to_inspect = reuse_mod.partition(found.candidates, previous_dir, config.dataset_name)
+            print(
+                f"[ingest] {len(reused)} unchanged file(s) reused from {previous_dir}; "
+                f"{len(to_inspect)} new or changed to read",
+                flush=True,
+            )
+        plan = _run_beam(config, to_inspect, labels, previous, work_dir, beam_options, reused)
         kept = plan["kept"]
         changed = _changed(kept)
         if changed:
@@ -142,6 +157,7 @@ def run(
         ds_dir = outputs.dataset_dir(tmp, config.dataset_name)
         shards = outputs.write_shards(kept, ds_dir, config.dataset_name, config.split_names, config.shard_bytes)
         fileio.rmtree(work_dir)
+        outputs.write_inventory(tmp, kept, reuse_mod.inventoried_rejections(plan["rejected"]))
         outputs.write_tfds_metadata(
             ds_dir,
             config.dataset_name,
@@ -152,7 +168,9 @@ def run(
         outputs.write_tables(tmp, labels, kept, rejected)
         result = _result(config, output_dir, labels, found, kept, rejected, start)
         _check_accounting(result, shards)
-        outputs.write_stats(tmp, _stats(result, plan["inspection"], config, data_dir, previous_dir, found))
+        stats = _stats(result, plan["inspection"], config, data_dir, previous_dir, found)
+        stats["reused"] = {"from": previous_dir if reused else None, "files": len(reused)}
+        outputs.write_stats(tmp, stats)
     return result
 
 

@@ -16,11 +16,17 @@ import schemas
 from components.common import fileio
 from components.common.errors import DataError
 from components.common.publish import write_json, write_text_atomic
+from components.ingest import records
 from schemas.artifacts import Examples, labels_text
 
 DATASET_VERSION = "1.0.0"
 MANIFEST_FIELDS = ["path", "sha256", "label", "label_text", "split", "height", "width", "format", "bytes"]
 REJECTED_FIELDS = ["path", "reason", "detail"]
+INVENTORY_FIELDS = [
+    *("path", "label_text", "size", "mtime", "sha256"),  # the file as it was read
+    *("shard", "offset", "length", "label", "format", "height", "width", "bytes"),  # a kept one's record
+    *("reason", "detail"),  # a rejected one's verdict
+]
 SHARD_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
 
 
@@ -50,6 +56,8 @@ class _Records:
         f = self._open.get(row["file"])
         if f is None:
             f = self._open[row["file"]] = fileio.GFile(row["file"], "rb")
+        if row.get("stored_label", row["label"]) != row["label"]:
+            return self._relabel(f, row, out)
         if self._kernel_copy and "://" not in row["file"] and hasattr(out, "fileno"):
             try:
                 return self._copy_range(f, out, row)
@@ -62,6 +70,24 @@ class _Records:
         if len(data) != row["length"]:
             raise RuntimeError(f"record of {row['relpath']!r} is cut short in {row['file']} (a bug, or the disk)")
         out.write(data)
+
+    @staticmethod
+    def _relabel(f, row: dict, out) -> None:
+        """Write a reused record again with the label index of this ingest's class list (a class was
+        added or removed before it in sorted order); `row["length"]` becomes the new record's."""
+        from tensorflow.core.example import example_pb2
+
+        f.seek(row["offset"])
+        framed = f.read(row["length"])
+        if len(framed) != row["length"]:
+            raise RuntimeError(f"record of {row['relpath']!r} is cut short in {row['file']} (a bug, or the disk)")
+        features = example_pb2.Example.FromString(framed[12:-4]).features.feature
+        values = {
+            name: (feature.bytes_list.value[0] if feature.HasField("bytes_list") else feature.int64_list.value[0])
+            for name, feature in features.items()
+        }
+        row["length"] = records.write_record(out, records.serialize_example({**values, "label": row["label"]}))
+        out.flush()  # before the next record, which the kernel may copy straight to the file descriptor
 
     @staticmethod
     def _copy_range(f, out, row) -> None:
@@ -96,10 +122,14 @@ def write_shards(
             count = max(1, math.ceil(total / shard_bytes))
             lengths, done, next_row = [0] * count, 0, 0
             for index in range(count):
-                with fileio.GFile(os.path.join(out_dir, shard_name(dataset_name, split, index, count)), "wb") as out:
+                name = shard_name(dataset_name, split, index, count)
+                with fileio.GFile(os.path.join(out_dir, name), "wb") as out:
+                    offset = 0
                     while next_row < len(rows) and (index == count - 1 or done < total * (index + 1) / count):
                         row = rows[next_row]
                         source.copy(row, out)
+                        row.update(shard=name, shard_offset=offset)  # where the next ingest finds it (inventory.csv)
+                        offset += row["length"]
                         lengths[index] += 1
                         done += row["length"]
                         next_row += 1
@@ -153,6 +183,17 @@ def write_tables(root: str, labels: Sequence[str], kept: List[dict], rejected: L
     write_text_atomic(
         out.path(Examples.REJECTED), _csv_text(REJECTED_FIELDS, [{**r, "path": r["relpath"]} for r in rejected])
     )
+
+
+def write_inventory(root: str, kept: List[dict], rejected: List[dict]) -> None:
+    """inventory.csv: every file this ingest decoded, as it was read (size, modification time), with
+    where a kept one's record is in the shards or why a rejected one was; what the next ingest
+    reuses (components/ingest/reuse.py)."""
+    rows = [
+        {**r, "path": r["relpath"], "size": r["stamp"][0], "mtime": r["stamp"][1], "offset": r.get("shard_offset")}
+        for r in [*kept, *rejected]
+    ]
+    write_text_atomic(Examples(root).path(Examples.INVENTORY), _csv_text(INVENTORY_FIELDS, rows))
 
 
 def read_previous_splits(previous_dir: str) -> Dict[str, str]:

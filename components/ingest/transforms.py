@@ -171,9 +171,15 @@ def batches(candidates: Sequence, size: int = BATCH_FILES) -> List[list]:
     return [list(candidates[i : i + size]) for i in range(0, len(candidates), size)]
 
 
-def plan(batches: List[List[dict]], labels: Sequence[str], previous: Mapping[str, str], config: IngestConfig) -> dict:
-    """Decide, from metadata only (one list of rows per inspected batch), which files are kept and in
-    which split.
+def plan(
+    batches: List[List[dict]],
+    labels: Sequence[str],
+    previous: Mapping[str, str],
+    config: IngestConfig,
+    reused: Sequence[dict] = (),
+) -> dict:
+    """Decide, from metadata only (one list of rows per inspected batch, and the rows `reused` from an
+    earlier ingest), which files are kept and in which split.
 
     Duplicates (same sha256 twice in one class) keep the copy with the smallest path; content
     found in two classes is a label conflict and every copy is rejected. Returns
@@ -183,9 +189,10 @@ def plan(batches: List[List[dict]], labels: Sequence[str], previous: Mapping[str
     runner has metrics (DaskRunner raises), so the counters are for runner UIs only.
     """
     rows = [row for batch in batches for row in batch]
-    rejected = [r for r in rows if "reason" in r]
-    inspection = collections.Counter(f"rejected_{r['reason']}" for r in rejected)
+    inspection = collections.Counter(f"rejected_{r['reason']}" for r in rows if "reason" in r)
     inspection["files_read"] = sum(r.get("reason") != decode.UNREADABLE for r in rows)
+    rows += reused
+    rejected = [r for r in rows if "reason" in r]
     decoded = sorted((r for r in rows if "reason" not in r), key=lambda r: r["relpath"])
     by_sha: Dict[str, List[dict]] = {}
     for row in decoded:
