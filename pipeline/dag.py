@@ -162,6 +162,7 @@ NODES = in_dependency_order(
                 i["ingest"],
                 out,
                 work_dir=artifacts.work_dir(ctx.root, "train", r.fingerprint[:16]),
+                warm_start_dir=r.args["warm_start"],
             ),
         ),
         Node(

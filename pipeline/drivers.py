@@ -13,7 +13,7 @@ from typing import Callable, Optional
 from components.common import fileio
 from components.common.errors import DataError, UsageError
 from pipeline import fingerprint
-from schemas.artifacts import Examples, ModelBlessing, ServingModel, ServingVersion
+from schemas.artifacts import Examples, ExportedModel, Model, ModelBlessing, ServingModel, ServingVersion
 
 
 @dataclasses.dataclass
@@ -53,19 +53,39 @@ def train_preflight(ctx) -> None:
 
 def train(ctx, inputs) -> Resolved:
     """The content of the `train.exclude` list and of the distillation teacher: editing either file
-    (same path) retrains."""
+    (same path) retrains, and so does another model named by `train.warm_start`; `auto` passes the
+    model in production's train output."""
     from components.train import exclude
     from schemas.artifacts import file_sha256
 
     config = ctx.config["train"]
-    extra = {}
+    extra, args = {}, {"warm_start": None}
+    if config.warm_start == "auto":
+        # Not part of the fingerprint: a start is a way to train on these inputs, and a train output
+        # already made from them (say, the model in production itself) is reused, not warm-started again.
+        args["warm_start"] = _production_train_output(ctx)
+    elif config.warm_start != "none":
+        model = os.path.join(config.warm_start.removesuffix("/model.keras"), "model.keras")
+        extra["warm_start"] = file_sha256(model) if fileio.exists(model) else config.warm_start  # the trainer says why
     if config.exclude:
         extra["exclude"] = exclude.digest(config.exclude)
     if config.distill.enabled:  # imported here: distill loads Keras, which a fully cached run must not
         from components.train import distill
 
         extra["teacher"] = file_sha256(distill.teacher_path(config.distill.teacher))
-    return Resolved(extra=extra or None)
+    return Resolved(extra=extra or None, args=args)
+
+
+def _production_train_output(ctx) -> str | None:
+    """The train output behind the model this pipeline last pushed to the destination (lineage: push <-
+    export <- train), or None (nothing pushed, pushed by something else, or the lineage lost it)."""
+    pushed = ctx.store.latest_pushed(_destination(ctx))
+    if pushed is None:
+        return None
+    export = ctx.store.upstream(pushed["id"], ExportedModel.TYPE)
+    outputs = ctx.store.artifacts_of(export["id"]) if export is not None else []
+    train = ctx.store.upstream(outputs[0]["id"], Model.TYPE) if outputs else None
+    return train["output_uri"] if train is not None else None
 
 
 def tune(ctx, inputs) -> Resolved:
@@ -74,7 +94,10 @@ def tune(ctx, inputs) -> Resolved:
     same empty recipe whatever they are, so then they are not part of its fingerprint."""
     if not ctx.config["tune"].enabled:
         return Resolved()
-    return Resolved(extra={"train": ctx.config.section_dict("train"), "train_inputs": train(ctx, inputs).extra})
+    inputs_of_train = {
+        k: v for k, v in (train(ctx, inputs).extra or {}).items() if k != "warm_start"
+    }  # trials never warm-start
+    return Resolved(extra={"train": ctx.config.section_dict("train"), "train_inputs": inputs_of_train or None})
 
 
 def push_preflight(ctx) -> None:

@@ -109,7 +109,7 @@ def _results():
     return IngestResult, ValidateResult, TrainResult, ExportResult, EvaluateResult, PushResult
 
 
-def _fake_ingest(config, out, previous_dir=None, beam_options=None):
+def _fake_ingest(config, out, previous_dir=None, beam_options=None, reuse=False):
     _fake_step("ingest", out, previous=previous_dir, manifest_of=config.data_dir)
     return _results()[0](out, out, [], {}, {}, {}, found=1, kept=1, seconds=0.0)
 
@@ -129,7 +129,7 @@ def _fake_tune(config, train_config, ingest, out, work_dir=None):
     return run(dataclasses.replace(config, enabled=False), train_config, ingest, out, work_dir)
 
 
-def _fake_train(config, ingest, out, work_dir=None):
+def _fake_train(config, ingest, out, work_dir=None, warm_start_dir=None):
     _fake_step("train", out, ingest=ingest, work_dir=work_dir)
     return _results()[2](out, [], "fake", 1.0, None, 0.0, "float32", "default", None)
 

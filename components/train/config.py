@@ -249,6 +249,12 @@ def default_stages(pretrained: bool, finetune_from: str) -> Tuple[StageConfig, .
     )
 
 
+def default_warm_start_stages(finetune_from: str) -> Tuple[StageConfig, ...]:
+    """A warm start's recipe: the full recipe's fine-tune, shorter and at a third of its learning rate,
+    from the model in production (the head and backbone already fit all but the new images)."""
+    return (StageConfig("warm", epochs=3, learning_rate=3e-4, unfreeze=finetune_from, patience=2, augment=True),)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything the trainer may be told (field names are the YAML keys; flags use dashes).
@@ -292,6 +298,15 @@ class TrainConfig:
     exclude: a CSV whose `sha256` column names train images to leave out (e.g. a reviewed audit
       `label_issues.csv`; components/train/exclude.py); "" = none. Val and test stay whole.
     distill: train this model as the student of a trained teacher (`TrainDistill`).
+    warm_start: "auto" (a pipeline rerun starts from the model in production when it is compatible:
+      components/train/warm_start.py), "none" (always the full recipe), or a train output
+      directory (or its model.keras) to start from.
+    warm_start_stages: the stages a warm start runs instead of `stages`; None =
+      `default_warm_start_stages`: one short, low-learning-rate fine-tune of the layers the full
+      recipe fine-tunes, over all the training data.
+    full_retrain_every: at most this many warm starts in a row; the next run retrains fully.
+    full_retrain_if_changed: retrain fully when more than this fraction of the training images
+      were added or removed since the model in production was trained.
     """
 
     backbone: str = "mobilenet_v2"
@@ -317,6 +332,10 @@ class TrainConfig:
     train_fraction: float = 1.0
     exclude: str = ""
     distill: TrainDistill = TrainDistill()
+    warm_start: str = "auto"
+    warm_start_stages: Optional[Tuple[StageConfig, ...]] = None
+    full_retrain_every: int = 6
+    full_retrain_if_changed: float = 0.1
 
     @property
     def pretrained(self) -> bool:
@@ -335,6 +354,11 @@ class TrainConfig:
         if self.stages is not None:
             return tuple(self.stages)
         return default_stages(self.pretrained, self.family.finetune_from)
+
+    def effective_warm_start_stages(self) -> Tuple[StageConfig, ...]:
+        if self.warm_start_stages is not None:
+            return tuple(self.warm_start_stages)
+        return default_warm_start_stages(self.family.finetune_from)
 
     def validate(self) -> None:
         """Raise `UsageError` for the first bad field."""
@@ -388,21 +412,39 @@ class TrainConfig:
             raise UsageError(f"train.exclude={self.exclude!r}: must be a path to a CSV with a sha256 column, or empty")
         self.augment.validate()
         self.distill.validate()
-        stages = self.effective_stages()
-        if not stages:
-            raise UsageError("train.stages is empty: give at least one stage (e.g. the default head + finetune)")
-        names = [s.name for s in stages]
-        if len(set(names)) != len(names):
-            raise UsageError(f"train.stages names {names}: each stage needs a distinct name")
-        for i, stage in enumerate(stages):
-            if not isinstance(stage, StageConfig):
-                raise UsageError(f"train.stages[{i}]={stage!r}: must be a StageConfig")
-            stage.validate(where=f"train.stages[{i}] ({stage.name})")
-            if not self.pretrained and stage.freezes_backbone:
-                raise UsageError(
-                    f"train.stages[{i}] ({stage.name}) freezes the backbone but train.weights='none': a random "
-                    "backbone has nothing to transfer; use unfreeze='all' or pretrained weights"
-                )
+        self._validate_warm_start()
+        for key, stages in (
+            ("stages", self.effective_stages()),
+            ("warm_start_stages", self.effective_warm_start_stages()),
+        ):
+            if not stages:
+                raise UsageError(f"train.{key} is empty: give at least one stage (e.g. the default head + finetune)")
+            names = [s.name for s in stages]
+            if len(set(names)) != len(names):
+                raise UsageError(f"train.{key} names {names}: each stage needs a distinct name")
+            for i, stage in enumerate(stages):
+                if not isinstance(stage, StageConfig):
+                    raise UsageError(f"train.{key}[{i}]={stage!r}: must be a StageConfig")
+                stage.validate(where=f"train.{key}[{i}] ({stage.name})")
+                if not self.pretrained and stage.freezes_backbone and key == "stages":
+                    raise UsageError(
+                        f"train.stages[{i}] ({stage.name}) freezes the backbone but train.weights='none': a random "
+                        "backbone has nothing to transfer; use unfreeze='all' or pretrained weights"
+                    )
+
+    def _validate_warm_start(self) -> None:
+        if not isinstance(self.warm_start, str) or not self.warm_start.strip():
+            raise UsageError(f"train.warm_start={self.warm_start!r}: auto, none, or a train output directory")
+        if isinstance(self.full_retrain_every, bool) or not isinstance(self.full_retrain_every, int):
+            raise UsageError(
+                f"train.full_retrain_every={self.full_retrain_every!r}: an integer >= 0 (0: never warm-start)"
+            )
+        if self.full_retrain_every < 0:
+            raise UsageError(
+                f"train.full_retrain_every={self.full_retrain_every!r}: an integer >= 0 (0: never warm-start)"
+            )
+        if not isinstance(self.full_retrain_if_changed, (int, float)) or not 0 <= self.full_retrain_if_changed <= 1:
+            raise UsageError(f"train.full_retrain_if_changed={self.full_retrain_if_changed!r}: a fraction from 0 to 1")
 
     def steps_per_epoch(self, num_examples: int) -> int:
         return max(1, math.ceil(num_examples / self.batch_size))

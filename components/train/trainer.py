@@ -36,7 +36,7 @@ from components.common.outcome import Outcome
 from components.common.publish import copy_tree, publish_dir, read_json, write_json, write_text_atomic
 from components.common.ranking import stratified_subset
 from components.common.trained_model import HEAD_POOL
-from components.train import batch_augment, batchnorm, distill, exclude, feature_cache, precision, stages
+from components.train import batch_augment, batchnorm, distill, exclude, feature_cache, precision, stages, warm_start
 from components.train.backbones import build_backbone
 from components.train.callbacks import load_epochs, stage_callbacks
 from components.train.config import AugmentConfig, TrainConfig, devices_list
@@ -73,12 +73,17 @@ class TrainResult(Outcome):
     precision_decision: Optional[dict] = None  # how "auto" chose on a CPU (precision.decide)
     excluded: int = 0  # train images `config.exclude` left out
     replicas: int = 1  # devices the strategy trained on in sync
+    warm_start: Optional[dict] = None  # warm_start.Decision.record() plus the classes kept/added/removed
 
     def summary(self) -> str:
         lines = [
             f"train: {self.output_dir} ({self.seconds:.0f} s, {self.precision}, {self.strategy} strategy"
             + (f" over {self.replicas} devices)" if self.replicas > 1 else ")")
         ]
+        if self.warm_start is not None:
+            lines.append(
+                f"  {'warm start from ' + self.warm_start['source'] if self.warm_start['source'] else 'full recipe'}: {self.warm_start['reason']}"
+            )
         for s in self.stages:
             lines.append(
                 f"  stage {s.name}: {s.epochs_run} epochs, val accuracy {s.val_accuracy:.3f}, "
@@ -396,15 +401,21 @@ def _prepare(config: TrainConfig, ingest_dir: str):
 
 
 def _build(
-    config, ingest_dir, labels, keep, counts, work_dir, callbacks, replicas, features=None, quiet=False
+    config, ingest_dir, labels, keep, counts, work_dir, callbacks, replicas, features=None, quiet=False, warm_from=None
 ) -> _Training:
-    """The model (inside the placement's strategy scope), its loss and work state: one run's `_Training`."""
+    """The model (inside the placement's strategy scope), its loss and work state: one run's `_Training`.
+
+    warm_from: a train output whose weights the model starts from (warm_start.load_into); the
+    backbone is then built without weights of its own (nothing to download)."""
     keras.utils.set_random_seed(config.seed)  # after any measurement: the model starts the same either way
-    preprocessing, backbone = build_backbone(config.backbone, config.image_size, config.weights, alpha=config.alpha)
+    weights = "none" if warm_from else config.weights
+    preprocessing, backbone = build_backbone(config.backbone, config.image_size, weights, alpha=config.alpha)
     if not config.pretrained:
         batchnorm.set_momentum(backbone, config.bn_momentum)
     head = build_head(len(labels), config.dropout, seed=config.seed)
     model = assemble(preprocessing, backbone, head, config.image_size, backbone_trains_bn=not config.pretrained)
+    if warm_from:
+        warm_start.load_into(model, warm_from, labels)
     work = _WorkState(work_dir, _fingerprint(config, ingest_dir, labels))
     teacher = distill.load_teacher(config.distill.teacher, labels) if config.distill.enabled else None
     loss = stages.make_loss(config, len(labels))
@@ -460,10 +471,13 @@ def run(
     output_dir: str,
     work_dir: Optional[str] = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    warm_start_dir: Optional[str] = None,
 ) -> TrainResult:
     """Train `config`'s stages on `ingest_dir` and publish the train artifact at `output_dir`.
 
     callbacks: extra Keras callbacks added to every stage (progress reporting, tests).
+    warm_start_dir: the model in production's train output, which `train.warm_start: auto` may start
+        from (the pipeline's driver finds it); a path in `train.warm_start` is used when this is None.
     Raises UsageError (bad config, backbone, weights; output_dir exists) or DataError (empty
     split, class without training data, warm start with classes the data lacks) before training.
     """
@@ -475,11 +489,29 @@ def run(
             "output path or remove it"
         )
     labels, keep, excluded, counts, placement = _prepare(config, ingest_dir)
+    train_images = keep if keep is not None else _split_images(ingest_dir, "train")
+    decision = warm_start.decide(config, warm_start_dir or warm_start.resolve_source(config), labels, train_images)
+    print(
+        f"[train] {'warm start from ' + decision.source if decision.source else 'full recipe'}: {decision.reason}",
+        flush=True,
+    )
+    if decision.source:
+        config = dataclasses.replace(config, stages=config.effective_warm_start_stages())
     with placement, placement.strategy.scope():
         temporary_work = work_dir is None
         work_dir = tempfile.mkdtemp(prefix="train-work-") if temporary_work else work_dir
         try:
-            training = _build(config, ingest_dir, labels, keep, counts, work_dir, callbacks, placement.replicas)
+            training = _build(
+                config,
+                ingest_dir,
+                labels,
+                keep,
+                counts,
+                work_dir,
+                callbacks,
+                placement.replicas,
+                warm_from=decision.source,
+            )
             results, kept, test_accuracy = _train_stages(training)
             result = TrainResult(
                 output_dir,
@@ -494,14 +526,28 @@ def run(
                 placement.decision,
                 excluded,
                 placement.replicas,
+                {**decision.record(), **_class_changes(decision.source, labels)},
             )
-            _publish(training.model, config, labels, counts, work_dir, result, output_dir)
+            _publish(training.model, config, labels, counts, work_dir, result, output_dir, train_images)
         finally:
             if temporary_work and tf.io.gfile.exists(work_dir):
                 tf.io.gfile.rmtree(work_dir)
     if tf.io.gfile.exists(work_dir):
         tf.io.gfile.rmtree(work_dir)  # published: the resume state is no longer needed
     return result
+
+
+def _split_images(ingest_dir: str, split: str) -> frozenset:
+    return frozenset(row["sha256"] for row in Examples(ingest_dir).manifest() if row["split"] == split)
+
+
+def _class_changes(source: Optional[str], labels: list) -> dict:
+    """The classes a warm start kept, added and removed (empty lists for a full recipe)."""
+    earlier = Model(source).info()["labels"] if source else labels
+    return {
+        "classes_added": [name for name in labels if name not in earlier],
+        "classes_removed": [name for name in earlier if name not in labels],
+    }
 
 
 def _distillation_record(config: TrainConfig) -> Optional[dict]:
@@ -531,12 +577,13 @@ def _dedupe_csv(text: str) -> str:
     return "\n".join([header] + rows) + "\n"
 
 
-def _publish(model, config, labels, counts, work_dir, result: TrainResult, output_dir) -> None:
+def _publish(model, config, labels, counts, work_dir, result: TrainResult, output_dir, train_images) -> None:
     epochs = load_epochs(os.path.join(work_dir, "epochs.json"))
     with publish_dir(output_dir) as tmp:
         out = Model(tmp)
         model.save(out.path(Model.MODEL))
         write_text_atomic(out.path(Model.LABELS), labels_text(labels))
+        write_text_atomic(out.path(Model.TRAIN_IMAGES), warm_start.train_images_text(train_images))
         write_json(
             out.path(Model.INFO),
             {
@@ -562,6 +609,7 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
                 "examples_per_split": {split: sum(c) for split, c in counts.items()},
                 "excluded_train_examples": result.excluded,
                 "distillation": _distillation_record(config),
+                "warm_start": result.warm_start,
                 "keras_version": keras.__version__,
                 "tensorflow_version": tf.__version__,
             },
