@@ -248,7 +248,7 @@ class Model(_ModelFiles):
         "curves.png",
         "tensorboard",
     )
-    TRAIN_IMAGES = "train_images.txt"  # sha256 of every training image: how much a later warm start's data changed
+    TRAIN_IMAGES = "train_images.txt"  # "sha256<TAB>label" per training image: how much a warm start's data changed
 
     def model_path(self) -> str:
         return self.path(self.MODEL)

@@ -44,6 +44,8 @@ COMMON = (
     "export.representative_examples=8",
     "--set",
     "evaluate.min_accuracy=0.0",  # only the comparison with the baseline can fail
+    "--set",
+    "train.warm_start=none",  # the same recipe from the same backbone every run, whatever is in production
     # a linear head on frozen pretrained features: a convex fit, so each model learns its labels
     "--set",
     "train.stages=[{name: head, epochs: 40, learning_rate: 0.01, unfreeze: none, augment: false}]",

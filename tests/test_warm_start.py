@@ -46,8 +46,9 @@ def test_a_first_run_uses_the_full_recipe_and_lists_its_training_images(producti
     tmp, _weights, first = production
     record = _info(first)["warm_start"]
     assert record["source"] is None and "no model in production" in record["reason"]
-    listed = Model(first).text(Model.TRAIN_IMAGES).split()
+    listed = Model(first).text(Model.TRAIN_IMAGES).splitlines()
     assert len(listed) == 3 * 8 and listed == sorted(listed)
+    assert {line.split("\t")[1] for line in listed} == {"cat", "dog", "fish"}
     assert [s["name"] for s in Model(first).history()["stages"]] == ["head", "finetune"]
 
 
@@ -89,7 +90,7 @@ def test_each_reason_to_retrain_fully_is_said(production, tmp_path):
     _tmp, weights, first = production
     config = small_config(weights)
     labels = ["cat", "dog", "fish"]
-    same = set(Model(first).text(Model.TRAIN_IMAGES).split())
+    same = set(Model(first).text(Model.TRAIN_IMAGES).splitlines())
 
     def decided(source, images=same, **changes):
         return warm_start.decide(dataclasses.replace(config, **changes), source, labels, images)
@@ -109,6 +110,9 @@ def test_each_reason_to_retrain_fully_is_said(production, tmp_path):
         decided(first, grown).source is None and "11.1% of the training images changed" in decided(first, grown).reason
     )
     assert decided(first, grown, full_retrain_if_changed=0.2).source == first
+    sha, label = sorted(same)[0].split("\t")
+    relabelled = (same - {f"{sha}\t{label}"}) | {f"{sha}\tdog" if label != "dog" else f"{sha}\tcat"}
+    assert decided(first, relabelled).changed_fraction == pytest.approx(2 / 25)  # one out, one in, 25 lines
 
 
 def test_an_incompatible_model_in_production_means_a_full_retrain_and_says_why(production, tmp_path):

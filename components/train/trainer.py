@@ -489,7 +489,7 @@ def run(
             "output path or remove it"
         )
     labels, keep, excluded, counts, placement = _prepare(config, ingest_dir)
-    train_images = keep if keep is not None else _split_images(ingest_dir, "train")
+    train_images = _train_images(ingest_dir, keep)
     decision = warm_start.decide(config, warm_start_dir or warm_start.resolve_source(config), labels, train_images)
     print(
         f"[train] {'warm start from ' + decision.source if decision.source else 'full recipe'}: {decision.reason}",
@@ -537,8 +537,13 @@ def run(
     return result
 
 
-def _split_images(ingest_dir: str, split: str) -> frozenset:
-    return frozenset(row["sha256"] for row in Examples(ingest_dir).manifest() if row["split"] == split)
+def _train_images(ingest_dir: str, keep) -> frozenset:
+    """ "sha256<TAB>label" of every image trained on: a relabelled image counts as a changed one."""
+    return frozenset(
+        f"{row['sha256']}\t{row['label_text']}"
+        for row in Examples(ingest_dir).manifest()
+        if row["split"] == "train" and (keep is None or row["sha256"] in keep)
+    )
 
 
 def _class_changes(source: Optional[str], labels: list) -> dict:

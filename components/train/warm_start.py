@@ -38,7 +38,7 @@ class Decision:
         return dataclasses.asdict(self)
 
 
-def decide(config, source: Optional[str], labels: list, train_sha256: set) -> Decision:
+def decide(config, source: Optional[str], labels: list, train_images: set) -> Decision:
     """Warm-start from `source` (a train output dir) or not, by the rules of the module docstring."""
     if config.warm_start == "none":
         return Decision(None, "train.warm_start is none")
@@ -72,7 +72,7 @@ def decide(config, source: Optional[str], labels: list, train_sha256: set) -> De
         return Decision(
             None, f"{generation - 1} warm starts in a row: a full retrain every {config.full_retrain_every + 1} runs"
         )
-    changed = _changed_fraction(earlier, train_sha256)
+    changed = _changed_fraction(earlier, train_images)
     if changed is None:
         return Decision(None, f"{source} does not list its training images (trained before warm starts existed)")
     if changed > config.full_retrain_if_changed:
@@ -87,12 +87,13 @@ def decide(config, source: Optional[str], labels: list, train_sha256: set) -> De
     )
 
 
-def _changed_fraction(earlier: Model, train_sha256: set) -> Optional[float]:
-    """Images added or removed over all the images either model trained on (at most 1)."""
+def _changed_fraction(earlier: Model, train_images: set) -> Optional[float]:
+    """Training images added, removed or relabelled over all that either model trained on (at most 1);
+    `train_images` holds "sha256<TAB>label" lines, so a relabelled image is one removed and one added."""
     if not earlier.exists(Model.TRAIN_IMAGES):
         return None
-    before = set(earlier.text(Model.TRAIN_IMAGES).split())
-    return len(before ^ train_sha256) / max(1, len(before | train_sha256))
+    before = set(earlier.text(Model.TRAIN_IMAGES).splitlines())
+    return len(before ^ train_images) / max(1, len(before | train_images))
 
 
 def load_into(model, source: str, labels: list) -> dict:
@@ -121,9 +122,9 @@ def load_into(model, source: str, labels: list) -> dict:
     }
 
 
-def train_images_text(train_sha256: set) -> str:
-    """Model.TRAIN_IMAGES: the sha256 of every training image, sorted, one a line."""
-    return "".join(f"{sha}\n" for sha in sorted(train_sha256))
+def train_images_text(train_images: set) -> str:
+    """Model.TRAIN_IMAGES: "sha256<TAB>label" of every training image, sorted, one a line."""
+    return "".join(f"{line}\n" for line in sorted(train_images))
 
 
 def resolve_source(config) -> Optional[str]:
