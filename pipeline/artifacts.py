@@ -29,6 +29,11 @@ def work_dir(root: str, component: str, key: str) -> str:
     return os.path.join(root, component, "_work", key)
 
 
+def image_results_dir(root: str) -> str:
+    """Where per-image results are kept across runs (components/common/image_results.py)."""
+    return os.path.join(root, "cache", "image_results")
+
+
 def run_dir(root: str, run_id: str) -> str:
     return os.path.join(root, "runs", run_id)
 

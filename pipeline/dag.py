@@ -193,6 +193,7 @@ NODES = in_dependency_order(
                 r.args["baseline"],
                 out,
                 beam_options=_beam_options(ctx.beam_args),
+                cache_dir=artifacts.image_results_dir(ctx.root),
             ),
         ),
         Node(

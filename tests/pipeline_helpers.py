@@ -146,7 +146,7 @@ def _fake_export(config, train, ingest, out):
     return _results()[3](out, out, {}, {}, {"max_abs_diff": {"saved_model": 0.0}}, 0.0)
 
 
-def _fake_evaluate(config, export, ingest, baseline, out, beam_options=None):
+def _fake_evaluate(config, export, ingest, baseline, out, beam_options=None, cache_dir=None):
     _fake_step("evaluate", out, export=export, baseline=baseline)
     return _results()[4](out, True, [], {"candidate": {"overall": {}}}, baseline, 0.0)
 

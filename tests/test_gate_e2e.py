@@ -37,7 +37,12 @@ def _run(root, name, ingest, epochs, serving, config):
     ).output_dir
     latest = ServingModel(serving, "classifier").latest()
     evaluation = components.evaluate.run(
-        config, export, ingest, latest.uri if latest else None, str(root / f"evaluate_{name}")
+        config,
+        export,
+        ingest,
+        latest.uri if latest else None,
+        str(root / f"evaluate_{name}"),
+        cache_dir=str(root / "cache"),
     )
     return evaluation, components.push.run(components.push.PushConfig(), export, evaluation.output_dir, serving)
 
@@ -85,3 +90,12 @@ def test_worse_model_is_not_blessed_against_the_baseline_and_better_one_pushes_v
     assert better.blessed and pushed.version == 2 and _versions(serving) == ["1", "2"]
     change = next(c for c in better.checks if c.name == "max_accuracy_drop_vs_baseline")
     assert change.passed and change.value > 0
+
+    # Version 1 scored the same 36 test images for the "worse" run: the "v2" run reused its scores.
+    reused = [_metrics(run)["baseline_scores_reused"] for run in (worse, better)]
+    assert reused == [0, 36]
+    assert worse.metrics["baseline"] == better.metrics["baseline"]
+
+
+def _metrics(evaluation):
+    return json.load(open(os.path.join(evaluation.output_dir, "metrics.json")))

@@ -1,20 +1,22 @@
 """The evaluate step: candidate, baseline and every exported format scored on one split; the gate decides."""
 
 import dataclasses
+import hashlib
 import os
 import time
 
 import numpy as np
 
-from components.common import confidence, formats
+from components.common import confidence, fileio, formats
 from components.common.errors import DataError
 from components.common.formats.saved_model import SavedModelRunner
 from components.common.image_ops import preprocess
+from components.common.image_results import ImageResults
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
 from components.evaluate import gate, serving_skew, tfma_metrics
 from components.evaluate.config import EvaluateConfig
-from schemas.artifacts import Examples, ExportedModel, ModelBlessing, model_labels, saved_model_in
+from schemas.artifacts import Examples, ExportedModel, ModelBlessing, file_sha256, model_labels, saved_model_in
 from schemas.split_reader import read_split
 
 BLESSED, NOT_BLESSED = ModelBlessing.BLESSED, ModelBlessing.NOT_BLESSED
@@ -48,15 +50,45 @@ class EvaluateResult(Outcome):
         return "\n  ".join([head] + [f"FAILED {c.name} ({c.model}, {c.slice}): {c.reason}" for c in self.failed])
 
 
-def _score_baseline(baseline_dir: str, labels: list, serialized: list, batch_size: int):
-    """(probabilities, None) or (None, why it could not be scored)."""
+def _score_baseline(baseline_dir: str, labels: list, serialized: list, images: list, batch_size: int, cache_dir):
+    """(probabilities, None, how many were reused) or (None, why it could not be scored, 0).
+
+    The model in production scores the same test images night after night: its scores are kept per
+    image (by the sha256 of the bytes it reads) and SavedModel digest in `cache_dir`
+    (components/common/image_results.py), so only images it has not scored yet are run."""
     try:
         theirs = model_labels(baseline_dir)
         if theirs != labels:
-            return None, f"its classes {theirs} differ from the candidate's {labels}"
-        return SavedModelRunner(saved_model_in(baseline_dir), batch_size).predict_examples(serialized), None
+            return None, f"its classes {theirs} differ from the candidate's {labels}", 0
+        saved_model = saved_model_in(baseline_dir)
+        keys = [hashlib.sha256(image).hexdigest() for image in images]
+        kept = (
+            ImageResults(cache_dir, {"baseline_probabilities": _saved_model_digest(saved_model)}) if cache_dir else None
+        )
+        known = kept.lookup(keys) if kept else {}
+        missing = [i for i, key in enumerate(keys) if key not in known]
+        if missing:
+            scored = SavedModelRunner(saved_model, batch_size).predict_examples([serialized[i] for i in missing])
+            for i, row in zip(missing, scored):
+                known[keys[i]] = {"probabilities": row}
+            if kept:
+                kept.add([keys[i] for i in missing], probabilities=np.asarray(scored, np.float32))
+        probabilities = np.stack([known[key]["probabilities"] for key in keys]) if keys else np.zeros((0, len(labels)))
+        return probabilities, None, len(keys) - len(missing)
     except Exception as e:  # any failure to load or run it is reported in the gate, not raised
-        return None, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0][:300]}", 0
+
+
+def _saved_model_digest(saved_model_dir: str) -> str:
+    """sha256 over the graph and the variables: what decides the model's answers."""
+    digest = hashlib.sha256()
+    names = [
+        "saved_model.pb",
+        *sorted(os.path.join("variables", n) for n in fileio.listdir(os.path.join(saved_model_dir, "variables"))),
+    ]
+    for name in names:
+        digest.update(name.encode() + b"\0" + file_sha256(os.path.join(saved_model_dir, name)).encode())
+    return digest.hexdigest()
 
 
 def trust_metrics(predictions: dict, labels, info: dict, answers: list) -> dict:
@@ -114,6 +146,7 @@ def run(
     baseline_dir: str | None,
     output_dir: str,
     beam_options=None,
+    cache_dir: str | None = None,
 ) -> EvaluateResult:
     """Evaluate the export in `export_dir` on `ingest_dir`'s `config.split`; write the verdict to `output_dir`.
 
@@ -124,6 +157,7 @@ def run(
     metrics.json (per model, per slice; confusion matrices), tfma/ (TFMA's own output).
     A model that fails the gate is a normal outcome (`blessed` False), not an exception.
     beam_options: Beam `PipelineOptions` for the TFMA run (default: the local FnApiRunner).
+    cache_dir: where the baseline's scores are kept per image across runs (None: not kept).
     """
     config.validate()
     start = time.time()
@@ -143,9 +177,11 @@ def run(
         runner, examples, config.split, serialized, answers, config.skew_examples, config.batch_size
     )
     predictions = {"candidate": candidate}
-    baseline_error = None
+    baseline_error, baseline_reused = None, 0
     if baseline_dir:
-        baseline, baseline_error = _score_baseline(baseline_dir, labels, serialized, config.batch_size)
+        baseline, baseline_error, baseline_reused = _score_baseline(
+            baseline_dir, labels, serialized, images, config.batch_size, cache_dir
+        )
         if baseline is not None:
             predictions["baseline"] = baseline
     pixels = {}  # decoded once per input size, shared by the pixels-in formats
@@ -199,7 +235,14 @@ def run(
         }
         write_json(
             out.path(ModelBlessing.METRICS),
-            {**computed, **trust, "serving_skew": skew, "split": config.split, "examples": len(y)},
+            {
+                **computed,
+                **trust,
+                "serving_skew": skew,
+                "split": config.split,
+                "examples": len(y),
+                "baseline_scores_reused": baseline_reused,
+            },
         )
         write_json(
             out.path(ModelBlessing.BLESSING),
