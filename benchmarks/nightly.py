@@ -2,6 +2,7 @@
 
     python -m benchmarks.nightly [--images 20000] [--nights 6] [--image-px 48] [--seeds 3]
                                  [--work DIR] [--weights FILE] [--out benchmarks/nightly_results.json]
+                                 [-- extra pipeline.run flags, e.g. --set train.stages=[...]]
 
 A folder of N photo-like JPEGs (benchmarks/photos.py, 10 classes) gets a first `pipeline.run` with
 the default recipe (the shared pretrained backbone, `--image-size` as given). Then, each night,
@@ -89,20 +90,27 @@ def _night(root: str, run: dict, first_s: float) -> dict:
     }
 
 
-def _full_retrains(root: str, weights: str, image_px: int, seeds: int) -> list:
-    """Test accuracy of the full recipe from the backbone on the last night's ingest, per seed."""
+def _full_retrains(root: str, seeds: int) -> list:
+    """Test accuracy of the full recipe from the backbone on the last night's ingest, per seed: the first
+    night's train config (its history.json: the full recipe) with `warm_start: none` and another seed."""
     accuracies = []
     ingest = _newest(root, "ingest")
+    trains = os.path.join(root, "train")
+    history = os.path.join(trains, sorted(d for d in os.listdir(trains) if d[0].isdigit())[0], "history.json")
     for seed in range(seeds):
         out = os.path.join(root, f"full_retrain_seed{seed}")
         shutil.rmtree(out, ignore_errors=True)
         code = (
-            "import sys, json; from components.train import run, TrainConfig;"
-            f"r = run(TrainConfig(weights={weights!r}, image_size={image_px}, seed={seed}, warm_start='none'), "
-            f"{ingest!r}, {out!r}); print(json.dumps(r.test_accuracy))"
+            "import json; from components.train import run, TrainConfig; from pipeline.config import build_dataclass;"
+            f"config = json.load(open({history!r}))['config'];"
+            "config.update(warm_start='none', seed=" + str(seed) + ");"
+            "train = build_dataclass(TrainConfig, config, 'train');"
+            f"r = run(train, {ingest!r}, {out!r}); print(json.dumps(r.test_accuracy))"
         )
         started = time.time()
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"full retrain seed {seed} failed:\n{done.stderr[-3000:]}")
         accuracies.append(
             {
                 "seed": seed,
@@ -122,6 +130,11 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default="/tmp/transferline-nightly")
     parser.add_argument("--weights", default=PRETRAINED)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "nightly_results.json"))
+    parser.add_argument(
+        "extra",
+        nargs="*",
+        help="flags for every pipeline.run (after --); also given to the full retrains' train config via --set train.*",
+    )
     args = parser.parse_args(argv)
     source = os.path.join(args.work, f"photos_{args.images}_{args.image_px}px")
     if not os.path.exists(os.path.join(source, ".complete")):
@@ -135,6 +148,7 @@ def main(argv=None) -> int:
         "--runner=DirectRunner",
         *("--data-dir", folder, "--pipeline-root", root, "--serving-dir", os.path.join(root, "serving")),
         *("--weights", args.weights, "--image-size", str(args.image_px)),
+        *args.extra,
     ]
     first = run_pipeline(flags)
     nights = [_night(root, first, first["wall_s"])]
@@ -144,7 +158,7 @@ def main(argv=None) -> int:
         next_index = change.pop("next_index")
         nights.append({"change": change, **_night(root, run_pipeline(flags), first["wall_s"])})
         print(json.dumps(nights[-1]), file=sys.stderr, flush=True)
-    full = _full_retrains(root, args.weights, args.image_px, args.seeds) if args.seeds else []
+    full = _full_retrains(root, args.seeds) if args.seeds else []
     result = {
         "what": __doc__.split("\n\n")[0],
         "command": "python -m benchmarks.nightly " + " ".join(argv if argv is not None else sys.argv[1:]),
