@@ -1,10 +1,12 @@
 """Issue 34, item 2: a rerun starts from the model in production when it is compatible, and says why not.
 
 A small two-stage run on a synthetic ingest (32 px, a random MobileNetV2 backbone saved as the
-"pretrained" weights) is the model in production; later runs warm-start from it with a class added
-and one removed, or fall back to the full recipe (another input size, too many warm starts in a
-row, too much changed data, warm start off), each with its reason in model_info.json. The whole
-pipeline then warm-starts a rerun, exports it and gates it against the model in production.
+"pretrained" weights) is the model in production; a later run warm-starts from it with a class
+added and one removed. Every reason to fall back to the full recipe (another input size or
+backbone, too many warm starts in a row, too much changed data, warm start off) is checked on the
+decision itself; the trainer prints and records whichever reason it got (the first run's "no model
+in production"). The whole pipeline then warm-starts a rerun, exports it and gates it against the
+model in production.
 """
 
 import dataclasses
@@ -113,15 +115,6 @@ def test_each_reason_to_retrain_fully_is_said(production, tmp_path):
     sha, label = sorted(same)[0].split("\t")
     relabelled = (same - {f"{sha}\t{label}"}) | {f"{sha}\tdog" if label != "dog" else f"{sha}\tcat"}
     assert decided(first, relabelled).changed_fraction == pytest.approx(2 / 25)  # one out, one in, 25 lines
-
-
-def test_an_incompatible_model_in_production_means_a_full_retrain_and_says_why(production, tmp_path):
-    tmp, weights, first = production
-    ingest = str(tmp / "ingest1")
-    result = run(small_config(weights, image_size=40), ingest, str(tmp_path / "train"), warm_start_dir=first)
-    record = _info(result.output_dir)["warm_start"]
-    assert record["source"] is None and "image_size [32, 32] there, [40, 40] now" in record["reason"]
-    assert [s.name for s in result.stages] == ["head", "finetune"]
 
 
 def test_the_pipeline_warm_starts_a_rerun_with_a_class_added_and_one_removed_and_gates_it(tmp_path):
