@@ -171,7 +171,9 @@ NODES = in_dependency_order(
             kinds.Audit,
             config="components.audit.config:AuditConfig",
             failure=_audit_failed,
-            call=lambda run, ctx, i, out, r: run(ctx.config["audit"], i["train"], i["ingest"], out),
+            call=lambda run, ctx, i, out, r: run(
+                ctx.config["audit"], i["train"], i["ingest"], out, cache_dir=artifacts.image_results_dir(ctx.root)
+            ),
         ),
         Node(
             "export",

@@ -134,7 +134,7 @@ def _fake_train(config, ingest, out, work_dir=None, warm_start_dir=None):
     return _results()[2](out, [], "fake", 1.0, None, 0.0, "float32", "default", None)
 
 
-def _fake_audit(config, train, ingest, out):
+def _fake_audit(config, train, ingest, out, cache_dir=None):
     from components.audit import AuditResult
 
     _fake_step("audit", out, train=train)

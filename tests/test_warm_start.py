@@ -1,4 +1,5 @@
-"""Issue 34, item 2: a rerun starts from the model in production when it is compatible, and says why not.
+"""Issue 34, items 2 and 3: a rerun starts from the model in production when it is compatible, and says
+why not; the audit keeps the frozen backbone's embeddings and embeds only images it has not seen.
 
 A small two-stage run on a synthetic ingest (32 px, a random MobileNetV2 backbone saved as the
 "pretrained" weights) is the model in production; a later run warm-starts from it with a class
@@ -154,3 +155,22 @@ def test_the_pipeline_warm_starts_a_rerun_with_a_class_added_and_one_removed_and
     assert info["warm_start"]["classes_added"] == ["class_00"] and info["warm_start"]["classes_removed"] == ["class_2"]
     blessing = json.loads((root / "evaluate" / run_id / "blessing.json").read_text())
     assert any("baseline" in check["name"] for check in blessing["checks"]), blessing["checks"]
+
+
+def test_the_audit_embeds_each_image_once_with_the_frozen_backbone(production, tmp_path):
+    from components.audit import AuditConfig
+    from components.audit import run as audit
+    from schemas.artifacts import Audit
+
+    tmp, _weights, first = production
+    ingest, cache = str(tmp / "ingest1"), str(tmp_path / "cache")
+    config = AuditConfig(nearest="exact", embed_with="backbone")
+    runs = [audit(config, first, ingest, str(tmp_path / f"audit{i}"), cache_dir=cache) for i in range(2)]
+    summaries = [Audit(r.output_dir).json(Audit.SUMMARY) for r in runs]
+    assert [s["embeddings"]["reused"] for s in summaries] == [0, runs[0].examples]
+    assert "backbone_weights" in summaries[0]["embeddings"]["with"] and summaries[0]["embeddings"]["note"] is None
+    for name in (Audit.LABEL_ISSUES, Audit.NEAR_DUPLICATES):  # kept embeddings give the same answers
+        assert Audit(runs[0].output_dir).text(name) == Audit(runs[1].output_dir).text(name)
+    assert runs[0].probe_accuracy == runs[1].probe_accuracy
+    trained = audit(AuditConfig(nearest="exact"), first, ingest, str(tmp_path / "audit_trained"), cache_dir=cache)
+    assert Audit(trained.output_dir).json(Audit.SUMMARY)["embeddings"]["reused"] == 0  # another embedder

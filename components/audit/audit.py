@@ -25,6 +25,7 @@ import numpy as np
 from components.audit import embeddings, label_issues, leakage
 from components.audit.config import AuditConfig
 from components.common.errors import DataError
+from components.common.image_results import ImageResults
 from components.common.outcome import Outcome
 from components.common.publish import publish_dir, write_json, write_text_atomic
 from schemas.artifacts import Audit, Examples
@@ -85,22 +86,31 @@ def _csv(rows: list, header: list) -> str:
     return buf.getvalue()
 
 
-def run(config: AuditConfig, train_dir: str, ingest_dir: str, output_dir: str) -> AuditResult:
-    """Audit `ingest_dir`'s images with the model in `train_dir`; publish to `output_dir` (must not exist)."""
+def run(
+    config: AuditConfig, train_dir: str, ingest_dir: str, output_dir: str, cache_dir: str | None = None
+) -> AuditResult:
+    """Audit `ingest_dir`'s images with the model in `train_dir`; publish to `output_dir` (must not exist).
+
+    cache_dir: where embeddings are kept per image and embedder across runs (components/common/
+    image_results.py); None keeps none."""
     config.validate()
     start = time.time()
     examples = Examples(ingest_dir)
     names = examples.labels()
     skipped = "" if config.enabled else "audit.enabled is false"
-    issues, duplicates, counts, total, probe = [], [], {}, 0, None
+    issues, duplicates, counts, total, probe, embedded = [], [], {}, 0, None, None
     if not skipped:
-        embed, image_size = embeddings.embedder(train_dir)
+        embed, image_size, about, note = embeddings.embedder(train_dir, config.embed_with)
+        if note:
+            print(f"[audit] {note}", flush=True)
+        kept = ImageResults(cache_dir, {"audit_embeddings": about}) if cache_dir else None
         splits = {}
         for split in Examples.SPLITS:
             try:
-                splits[split] = embeddings.embed_split(examples, split, embed, image_size, config.batch_size)
+                splits[split] = embeddings.embed_split(examples, split, embed, image_size, config.batch_size, kept)
             except DataError:  # a split this ingest does not have
                 continue
+        embedded = {"with": about, "note": note or None, "reused": sum(d.pop("reused") for d in splits.values())}
         if "train" not in splits:
             raise DataError(f"{ingest_dir} has no train split to audit")
         total = sum(len(data["labels"]) for data in splits.values())
@@ -181,6 +191,7 @@ def run(config: AuditConfig, train_dir: str, ingest_dir: str, output_dir: str) -
                 "near_duplicates": counts,
                 "config": dataclasses.asdict(config),
                 "embedded_with": train_dir,
+                "embeddings": embedded,
                 "seconds": result.seconds,
             },
         )

@@ -4,6 +4,7 @@ import dataclasses
 
 from components.common.errors import UsageError
 
+EMBED_WITH = ("trained", "backbone")
 SEVERITIES = ("warning", "error")
 NEAREST = ("auto", "exact", "approximate")
 
@@ -36,6 +37,9 @@ class AuditConfig:
       (a faiss inverted-file index), or "auto": exact up to `exact_pairs_limit` query-train pairs
       (about 50,000 images split 80/10/10), approximate above.
     exact_pairs_limit: see `nearest`.
+    embed_with: what embeds the images: "trained" (the fine-tuned model) or "backbone" (the pretrained
+      backbone it started from, weights given as a file): the same vectors every night, so each
+      image is embedded once and kept across runs (components/audit/embeddings.py).
     """
 
     enabled: bool = True
@@ -49,6 +53,7 @@ class AuditConfig:
     min_probe_accuracy: float = 0.85
     nearest: str = "auto"
     exact_pairs_limit: int = 500_000_000
+    embed_with: str = "trained"
 
     def validate(self) -> None:
         if self.folds < 2:
@@ -67,5 +72,7 @@ class AuditConfig:
             raise UsageError(f"audit.nearest: {self.nearest!r}; allowed: {list(NEAREST)}")
         if self.exact_pairs_limit < 0:
             raise UsageError(f"audit.exact_pairs_limit: {self.exact_pairs_limit} must be >= 0")
+        if self.embed_with not in EMBED_WITH:
+            raise UsageError(f"audit.embed_with: {self.embed_with!r}; allowed: {list(EMBED_WITH)}")
         if self.batch_size < 1:
             raise UsageError(f"audit.batch_size: {self.batch_size} must be >= 1")

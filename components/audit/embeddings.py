@@ -22,6 +22,8 @@ about (1 - cos^2) / sqrt(9 * GRID_CHANNELS), under 0.002 near the 0.97 threshold
 MobileNetV2 grid would be 9 x 1280 floats, 2.3 GB at 50,000 images), and a 16x16 thumbnail.
 """
 
+import hashlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -34,15 +36,38 @@ GRID_CHANNELS = 128  # channels per grid cell after the random projection (when 
 THUMBNAIL = 16  # side of the grey thumbnail that confirms a near-copy pixel by pixel
 
 
-def embedder(train_dir: str):
-    """(pixels -> (grid [n, 9 * min(channels, GRID_CHANNELS)], pooled [n, channels]), image size) of the trained model."""
+EMBEDDING_VERSION = 1  # bump when what an embedding is changes: kept embeddings are then computed again
+
+
+def embedder(train_dir: str, embed_with: str = "trained"):
+    """(pixels -> (grid [n, 9 * min(channels, GRID_CHANNELS)], pooled [n, channels]), image size, what
+    computed the embeddings (the cache's key), a note when `embed_with` could not be honoured).
+
+    embed_with: "trained" (the fine-tuned model) or "backbone" (the same network with the pretrained
+    backbone weights it started from, as the head stage saw it: the same vectors every night, so
+    they are kept per image across runs). "backbone" needs the weights as a file; with ImageNet's
+    download or none, the trained model embeds and the note says so."""
     import keras
 
+    from components.common.backbone_weights import BACKBONE_LAYER_NAME, load_file_weights
+    from components.common.fileio import file_sha256
     from components.common.trained_model import HEAD_POOL, float32_rebuild, load_model
 
     trained = Model(train_dir)
     trained.require()
+    info = trained.info()
     model = float32_rebuild(load_model(trained.model_path()))
+    about = {"version": EMBEDDING_VERSION, "grid": [GRID, GRID_CHANNELS], "thumbnail": THUMBNAIL}
+    weights, note = str(info.get("weights", "")), ""
+    if embed_with == "backbone" and weights.endswith((".keras", ".h5")):
+        load_file_weights(model.get_layer(BACKBONE_LAYER_NAME), weights, str(info.get("backbone")))
+        about.update(
+            backbone_weights=file_sha256(weights), backbone=info.get("backbone"), image_size=info["image_size"]
+        )
+    else:
+        if embed_with == "backbone":
+            note = f"audit.embed_with is backbone, but the pretrained weights ({weights!r}) are not a file: embedded with the trained model"
+        about.update(model=file_sha256(trained.model_path()))
     pool = model.get_layer(HEAD_POOL)
     both = keras.Model(model.inputs, [pool.input, pool.output])
     channels = int(pool.input.shape[-1])
@@ -60,54 +85,84 @@ def embedder(train_dir: str):
             grid = tf.einsum("nhwc,cd->nhwd", grid, projection)
         return tf.reshape(grid, [tf.shape(grid)[0], -1]), pooled
 
-    return embed, tuple(int(x) for x in trained.info()["image_size"])
+    return embed, tuple(int(x) for x in info["image_size"]), about, note
 
 
-def embed_split(examples: Examples, split: str, embed, image_size, batch_size: int) -> dict:
-    """{"grid", "pooled", "thumbnail": float32 rows, "labels", "sha256", "filename"} of one split, in shard order.
+def embed_split(examples: Examples, split: str, embed, image_size, batch_size: int, kept=None) -> dict:
+    """{"grid", "pooled", "thumbnail": float32 rows, "labels", "sha256", "filename", "reused"} of one
+    split, in shard order.
 
-    The records are parsed and decoded in parallel by tf.data while the model runs on the previous batch.
+    kept: an image_results.ImageResults of this embedder; images it holds (by the sha256 of the
+    stored image bytes) are not decoded or embedded again, and the others are added to it. The
+    records are read twice (what each is, then the images still to embed: parsed and decoded in
+    parallel by tf.data while the model runs on the previous batch), which costs far less than
+    decoding them.
     """
+    shards = examples.shards(split)
+    keys, labels, digests, names = [], [], [], []
+    what = (
+        tf.data.TFRecordDataset(shards)
+        .batch(1024)
+        .map(lambda records: tf.io.parse_example(records, feature_spec("image", "label", "sha256", "filename")))
+    )
+    for batch in what:
+        keys.extend(hashlib.sha256(image).hexdigest() for image in batch["image"].numpy())
+        labels.append(batch["label"].numpy())
+        digests.extend(d.decode() for d in batch["sha256"].numpy())
+        names.extend(n.decode() for n in batch["filename"].numpy())
+    known = kept.lookup(keys) if kept is not None else {}
+    todo = [i for i, key in enumerate(keys) if key not in known]
+    if todo:
+        computed = _embed(shards, todo, embed, image_size, batch_size)
+        if kept is not None:
+            kept.add([keys[i] for i in todo], **computed)
+        for row, i in enumerate(todo):
+            known[keys[i]] = {field: values[row] for field, values in computed.items()}
+    rows = [known[key] for key in keys]
+    return {
+        **{
+            field: np.stack([row[field] for row in rows]).astype(np.float32)
+            for field in ("grid", "pooled", "thumbnail")
+        },
+        "labels": np.concatenate(labels).astype(np.int64),
+        "sha256": digests,
+        "filename": names,
+        "reused": len(keys) - len(todo),
+    }
+
+
+def _embed(shards: list, indices: list, embed, image_size, batch_size: int) -> dict:
+    """{"grid", "pooled", "thumbnail"} of the records at `indices` (positions in `shards`' order)."""
+    wanted = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(indices, tf.int64), tf.ones(len(indices), tf.int64)), 0
+    )
 
     def parse(records):
-        parsed = tf.io.parse_example(records, feature_spec("image", "label", "sha256", "filename"))
+        parsed = tf.io.parse_example(records, feature_spec("image"))
         pixels = tf.map_fn(
             lambda b: decode_and_resize(b, image_size),
             parsed["image"],
             fn_output_signature=tf.TensorSpec([*image_size, 3], tf.float32),
         )
         grey = tf.image.resize(tf.image.rgb_to_grayscale(pixels), (THUMBNAIL, THUMBNAIL), method="area")
-        return (
-            pixels,
-            tf.reshape(grey, [-1, THUMBNAIL * THUMBNAIL]),
-            parsed["label"],
-            parsed["sha256"],
-            parsed["filename"],
-        )
+        return pixels, tf.reshape(grey, [-1, THUMBNAIL * THUMBNAIL])
 
     dataset = (
-        tf.data.TFRecordDataset(examples.shards(split))
+        tf.data.TFRecordDataset(shards)
+        .enumerate()
+        .filter(lambda i, record: wanted.lookup(i) > 0)
+        .map(lambda i, record: record)
         .batch(batch_size)
         .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(2)
     )
-    grids, pooled, thumbnails, labels, digests, names = [], [], [], [], [], []
-    for pixels, grey, label, sha256, filename in dataset:
+    grids, pooled, thumbnails = [], [], []
+    for pixels, grey in dataset:
         grid, vector = embed(pixels)
         grids.append(grid.numpy())
         pooled.append(vector.numpy())
         thumbnails.append(_pearson_rows(grey.numpy()))
-        labels.append(label.numpy())
-        digests.extend(d.decode() for d in sha256.numpy())
-        names.extend(n.decode() for n in filename.numpy())
-    return {
-        "grid": np.concatenate(grids),
-        "pooled": np.concatenate(pooled),
-        "thumbnail": np.concatenate(thumbnails),
-        "labels": np.concatenate(labels).astype(np.int64),
-        "sha256": digests,
-        "filename": names,
-    }
+    return {"grid": np.concatenate(grids), "pooled": np.concatenate(pooled), "thumbnail": np.concatenate(thumbnails)}
 
 
 def _pearson_rows(rows: np.ndarray) -> np.ndarray:
