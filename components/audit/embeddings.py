@@ -14,6 +14,12 @@ scratch on drawn shapes has no such margin (a triangle and a checkerboard at 0.9
 so a candidate pair is confirmed on pixels: the Pearson correlation of 16x16 grey thumbnails,
 0.9996 or more for the re-encoded copies against at most 0.95 for distinct photos.
 
+Which model embeds is `audit.embed_with`: "trained" (above), or "backbone", the same network with
+the pretrained backbone weights it started from (what its head stage saw), whose vectors do not
+change from one night to the next: they are kept per image (components/common/image_results.py)
+and a nightly rerun embeds only the images it has not seen. benchmarks/audit_embeddings.py
+measures both on planted label errors.
+
 Cost: one pass over every image (a tf.data pipeline: parallel decode, batches of 256, the
 trained model in inference mode), linear in the number of images. What is kept per image is
 bounded whatever the backbone: the pooled vector, a 3x3 grid whose channels are sketched down to
