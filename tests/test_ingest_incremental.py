@@ -83,6 +83,15 @@ def test_a_rerun_reads_only_what_changed_and_writes_what_a_full_ingest_writes(tm
     relabelled = {row["path"]: row for row in inc.manifest()}[f"{first}/real_01.jpg"]
     assert relabelled["split"] == {row["sha256"]: row["split"] for row in known.manifest()}[relabelled["sha256"]]
 
+    # Nothing changed since: only the duplicates and conflicts are read again, and the same dataset is written.
+    again = Examples(run(config, str(tmp_path / "night3"), previous_dir=incremental.output_dir, reuse=True).output_dir)
+    replanned_now = sum(row["reason"] in ("duplicate", "label_conflict") for row in inc.rejected())
+    assert again.stats()["inspection_counts"]["files_read"] == replanned_now and again.manifest() == inc.manifest()
+    for name in _files(inc.dataset_dir()):
+        assert filecmp.cmp(
+            os.path.join(inc.dataset_dir(), name), os.path.join(again.dataset_dir(), name), shallow=False
+        )
+
     # The ingest it reused is deleted: the new one is whole, and TFDS reads every record of it.
     shutil.rmtree(night1.output_dir)
     import tensorflow_datasets as tfds

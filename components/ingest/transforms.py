@@ -2,7 +2,7 @@
 
     candidates | InspectFiles   read + sha256 + full decode; a usable image's tf.Example goes into
                                 this bundle's own TFRecord file; emit small metadata (where it is)
-               | PlanSplits     dedupe, label conflicts, stable stratified splits (metadata only)
+    then, in the driver, `plan`: dedupe, label conflicts, stable stratified splits (metadata only)
 
 Grouping image bytes (as `WriteToTFRecord(num_shards=N)` does) holds the whole dataset in memory
 on the DirectRunner, and shipping bytes between the runner and its worker processes costs more
@@ -185,7 +185,7 @@ def plan(
     found in two classes is a label conflict and every copy is rejected. Returns
     {"kept": [row + label + split], "rejected": [row with reason/detail], "inspection": counts}, where
     the counts (`files_read`, `rejected_<reason>` at inspection) are the ones the inspecting DoFn
-    also reports as Beam counters: computed here from the pipeline's own output because not every
+    also reports as Beam counters: computed here from the pipeline's output because not every
     runner has metrics (DaskRunner raises), so the counters are for runner UIs only.
     """
     rows = [row for batch in batches for row in batch]
