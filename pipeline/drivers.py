@@ -130,6 +130,12 @@ def ingest(ctx, inputs) -> Resolved:
     decoding = {key: ctx.config.section_dict("ingest")[key] for key in ("min_side", "max_pixels", "max_side")}
     records_basis = fingerprint.digest({"decoding": decoding, "code": fingerprint.code_version("components/ingest")})
     reuse = bool(section.incremental and previous and _properties_of(ctx, previous).get("records") == records_basis)
+    damage = Examples(previous).damage() if reuse else ""  # sizes of every file: a deleted or cut shard
+    if damage:
+        ctx.log(
+            f"[pipeline] ingest: not reusing the records of {previous}, which is damaged ({damage}): reading every file"
+        )
+        reuse = False
     return Resolved(
         extra={"data_dir": fingerprint.digest(listing)},
         args={"previous": previous, "reuse": reuse},
