@@ -103,7 +103,10 @@ def run(
         embed, image_size, about, note = embeddings.embedder(train_dir, config.embed_with)
         if note:
             print(f"[audit] {note}", flush=True)
-        kept = ImageResults(cache_dir, {"audit_embeddings": about}) if cache_dir else None
+        # Only the frozen backbone's embeddings recur: a trained model's are new every night, and keeping
+        # them would write kilobytes per image to the cache for nothing.
+        keeps = cache_dir and config.embed_with == "backbone" and not note
+        kept = ImageResults(cache_dir, {"audit_embeddings": about}) if keeps else None
         splits = {}
         for split in Examples.SPLITS:
             try:

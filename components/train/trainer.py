@@ -548,11 +548,8 @@ def _train_images(ingest_dir: str, keep) -> frozenset:
 
 def _class_changes(source: Optional[str], labels: list) -> dict:
     """The classes a warm start kept, added and removed (empty lists for a full recipe)."""
-    earlier = Model(source).info()["labels"] if source else labels
-    return {
-        "classes_added": [name for name in labels if name not in earlier],
-        "classes_removed": [name for name in earlier if name not in labels],
-    }
+    changes = warm_start.class_changes(Model(source).info()["labels"] if source else labels, labels)
+    return {"classes_added": changes["added"], "classes_removed": changes["removed"]}
 
 
 def _distillation_record(config: TrainConfig) -> Optional[dict]:

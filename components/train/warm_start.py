@@ -22,6 +22,7 @@ import numpy as np
 
 from components.common.errors import UsageError
 from components.common.trained_model import HEAD_DENSE
+from components.train import families
 from schemas.artifacts import Model
 
 
@@ -56,8 +57,6 @@ def decide(config, source: Optional[str], labels: list, train_images: set) -> De
         return Decision(None, f"the model in production's train output {source} is gone (retention?)")
     info = earlier.info()
     wanted = {"backbone": config.family.name, "alpha": config.effective_alpha, "image_size": [config.image_size] * 2}
-    from components.train import families
-
     found = {
         "backbone": families.get(info.get("backbone", "?")).name if info.get("backbone") else None,
         "alpha": info.get("alpha"),
@@ -115,8 +114,12 @@ def load_into(model, source: str, labels: list) -> dict:
         new, old = labels.index(name), earlier_labels.index(name)
         kernel[:, new], bias[new] = old_kernel[:, old], old_bias[old]
     model.get_layer(HEAD_DENSE).set_weights([kernel, bias])
+    return {"kept": kept, **class_changes(earlier_labels, labels)}
+
+
+def class_changes(earlier_labels: list, labels: list) -> dict:
+    """The classes added since `earlier_labels` and those removed."""
     return {
-        "kept": kept,
         "added": [name for name in labels if name not in earlier_labels],
         "removed": [name for name in earlier_labels if name not in labels],
     }
