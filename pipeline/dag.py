@@ -163,6 +163,7 @@ NODES = in_dependency_order(
                 out,
                 work_dir=artifacts.work_dir(ctx.root, "train", r.fingerprint[:16]),
                 warm_start_dir=r.args["warm_start"],
+                cache_dir=artifacts.image_results_dir(ctx.root),
             ),
         ),
         Node(

@@ -129,7 +129,7 @@ def _fake_tune(config, train_config, ingest, out, work_dir=None):
     return run(dataclasses.replace(config, enabled=False), train_config, ingest, out, work_dir)
 
 
-def _fake_train(config, ingest, out, work_dir=None, warm_start_dir=None):
+def _fake_train(config, ingest, out, work_dir=None, warm_start_dir=None, cache_dir=None):
     _fake_step("train", out, ingest=ingest, work_dir=work_dir)
     return _results()[2](out, [], "fake", 1.0, None, 0.0, "float32", "default", None)
 

@@ -28,12 +28,11 @@ about (1 - cos^2) / sqrt(9 * GRID_CHANNELS), under 0.002 near the 0.97 threshold
 MobileNetV2 grid would be 9 x 1280 floats, 2.3 GB at 50,000 images), and a 16x16 thumbnail.
 """
 
-import hashlib
-
 import numpy as np
 import tensorflow as tf
 
 from components.common.image_ops import decode_and_resize
+from components.common.image_results import record_keys, records_at
 from schemas import feature_spec
 from schemas.artifacts import Examples, Model
 
@@ -105,17 +104,7 @@ def embed_split(examples: Examples, split: str, embed, image_size, batch_size: i
     decoding them.
     """
     shards = examples.shards(split)
-    keys, labels, digests, names = [], [], [], []
-    what = (
-        tf.data.TFRecordDataset(shards)
-        .batch(1024)
-        .map(lambda records: tf.io.parse_example(records, feature_spec("image", "label", "sha256", "filename")))
-    )
-    for batch in what:
-        keys.extend(hashlib.sha256(image).hexdigest() for image in batch["image"].numpy())
-        labels.append(batch["label"].numpy())
-        digests.extend(d.decode() for d in batch["sha256"].numpy())
-        names.extend(n.decode() for n in batch["filename"].numpy())
+    keys, fields = record_keys(shards, feature_spec("image", "label", "sha256", "filename"))
     known = kept.lookup(keys) if kept is not None else {}
     todo = [i for i, key in enumerate(keys) if key not in known]
     if todo:
@@ -130,18 +119,15 @@ def embed_split(examples: Examples, split: str, embed, image_size, batch_size: i
             field: np.stack([row[field] for row in rows]).astype(np.float32)
             for field in ("grid", "pooled", "thumbnail")
         },
-        "labels": np.concatenate(labels).astype(np.int64),
-        "sha256": digests,
-        "filename": names,
+        "labels": fields["label"].astype(np.int64),
+        "sha256": [d.decode() for d in fields["sha256"]],
+        "filename": [n.decode() for n in fields["filename"]],
         "reused": len(keys) - len(todo),
     }
 
 
 def _embed(shards: list, indices: list, embed, image_size, batch_size: int) -> dict:
     """{"grid", "pooled", "thumbnail"} of the records at `indices` (positions in `shards`' order)."""
-    wanted = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(indices, tf.int64), tf.ones(len(indices), tf.int64)), 0
-    )
 
     def parse(records):
         parsed = tf.io.parse_example(records, feature_spec("image"))
@@ -154,10 +140,7 @@ def _embed(shards: list, indices: list, embed, image_size, batch_size: int) -> d
         return pixels, tf.reshape(grey, [-1, THUMBNAIL * THUMBNAIL])
 
     dataset = (
-        tf.data.TFRecordDataset(shards)
-        .enumerate()
-        .filter(lambda i, record: wanted.lookup(i) > 0)
-        .map(lambda i, record: record)
+        records_at(shards, indices)
         .batch(batch_size)
         .map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(2)

@@ -1,8 +1,8 @@
 """Per-image results kept across runs: a prediction, an embedding, a feature vector, keyed by the
 image's sha256 and by what computed it, so that a nightly rerun computes them only for new images.
 
-Any step may use it (the gate's scores of the model in production today); all share one folder
-beside the pipeline root (`<root>/cache/image_results`), one sub-folder per computation:
+Any step may use it (the gate's scores of the model in production, the audit's frozen-backbone
+embeddings, the trainer's head-stage backbone features); all share one folder beside the pipeline root (`<root>/cache/image_results`), one sub-folder per computation:
 
     <digest>/about.json     what computed these results (any JSON: a model's digest, an input size);
                             <digest> is the sha256 of it, and a folder whose about.json is not the
@@ -14,6 +14,9 @@ sees it whole or not at all; numpy checks each member's CRC as it loads, and a s
 not load or whose arrays disagree in length is deleted and its images computed again. Size: after a
 write, whole computations are removed, least recently used first (about.json is touched on use),
 until the cache holds at most `max_bytes`; the one in use is kept.
+
+Which key: the sha256 of a record's stored image bytes (`record_keys`), not of the original file: the
+same photo ingested with another `ingest.max_side` is other pixels, and so another result.
 """
 
 import hashlib
@@ -24,6 +27,7 @@ import uuid
 import zipfile
 
 import numpy as np
+import tensorflow as tf
 
 from components.common import fileio
 from components.common.publish import fsync_dir
@@ -108,6 +112,34 @@ class ImageResults:
                 continue
             fileio.rmtree(folder)
             total -= sizes[folder]
+
+
+def record_keys(shards: list, spec: dict) -> tuple:
+    """(the key of every record of `shards`, in order: the sha256 of its stored image bytes; {field:
+    array of its values} for the other fields of `spec`, the schema's parse spec holding "image").
+    Reads the records, decodes no image."""
+    fields = [field for field in spec if field != "image"]
+    keys, values = [], {field: [] for field in fields}
+    batches = tf.data.TFRecordDataset(shards).batch(1024).map(lambda records: tf.io.parse_example(records, spec))
+    for batch in batches:
+        keys.extend(hashlib.sha256(image).hexdigest() for image in batch["image"].numpy())
+        for field in fields:
+            values[field].append(batch[field].numpy())
+    return keys, {field: np.concatenate(parts) if parts else np.array([]) for field, parts in values.items()}
+
+
+def records_at(shards: list, indices: list) -> tf.data.Dataset:
+    """The serialized records at `indices` (positions in `shards`' order, as `record_keys` lists them):
+    the ones whose results are still to be computed."""
+    wanted = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(indices, tf.int64), tf.ones(len(indices), tf.int64)), 0
+    )
+    return (
+        tf.data.TFRecordDataset(shards)
+        .enumerate()
+        .filter(lambda i, record: wanted.lookup(i) > 0)
+        .map(lambda i, record: record)
+    )
 
 
 def _write_atomic(path: str, data: bytes) -> None:

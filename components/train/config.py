@@ -290,7 +290,8 @@ class TrainConfig:
     bn_recalibration_batches: after a stage in which BatchNorm trained, recompute the moving
       statistics as the plain average over this many training batches (0 = off).
     augment: the augmentations of stages with `augment=True` (`TrainAugment`, see input.AugmentConfig).
-    cache_features: train a frozen, unaugmented head stage on backbone features computed once.
+    cache_features: train a frozen, unaugmented head stage on backbone features computed once (in a
+      pipeline run, kept per image across runs: feature_cache.extract_kept).
     evaluate_test: evaluate the final model on the test split (in inference mode).
     seed: seeds Keras, the shuffles and the augmentations.
     train_fraction: train on this stratified fraction of each class's train images (e.g. 0.05 = 20x

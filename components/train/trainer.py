@@ -29,9 +29,11 @@ import time
 from typing import Optional, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from components.common.errors import DataError, UsageError
+from components.common.image_results import ImageResults
 from components.common.outcome import Outcome
 from components.common.publish import copy_tree, publish_dir, read_json, write_json, write_text_atomic
 from components.common.ranking import stratified_subset
@@ -57,6 +59,7 @@ class StageResult:
     trainable_backbone_layers: int
     bn_recalibrated_batches: int = 0
     feature_extraction_seconds: float = 0.0  # the one backbone pass of a cached-features stage
+    features_reused: int = 0  # images whose features an earlier run computed (feature_cache.extract_kept)
 
 
 @dataclasses.dataclass
@@ -87,13 +90,23 @@ class TrainResult(Outcome):
         for s in self.stages:
             lines.append(
                 f"  stage {s.name}: {s.epochs_run} epochs, val accuracy {s.val_accuracy:.3f}, "
-                f"{s.seconds:.0f} s{' (cached features)' if s.cached_features else ''}"
+                f"{s.seconds:.0f} s{_cached_note(s)}"
             )
         lines.append(
             f"  kept the model after stage {self.kept_stage!r}: val accuracy {self.best_val_accuracy:.3f}"
             + (f", test accuracy {self.test_accuracy:.3f}" if self.test_accuracy is not None else "")
         )
         return "\n".join(lines)
+
+
+def _cached_note(s: StageResult) -> str:
+    if not s.cached_features:
+        return ""
+    return (
+        f" (cached features, {s.features_reused} reused from earlier runs)"
+        if s.features_reused
+        else " (cached features)"
+    )
 
 
 def _train_subset(config: TrainConfig, examples: Examples):
@@ -219,6 +232,7 @@ class _Training:
     # (every trial freezes the same backbone on the same images); None: extracted for this run only.
     features: Optional[dict] = None
     quiet: bool = False  # a tuner's trial: no per-stage and per-epoch lines (the tuner prints one per trial)
+    cache_dir: Optional[str] = None  # per-image results kept across runs: the head stage's features
 
     @property
     def num_classes(self) -> int:
@@ -262,8 +276,32 @@ class _Training:
         return float(self.model.evaluate(self.dataset(split, training=False), verbose=0, return_dict=True)["accuracy"])
 
 
+def _extract_features(t: _Training) -> tuple:
+    """{"train", "val": (features, targets)} of the frozen backbone, and how many images' features were
+    reused: kept per image across runs when there is a cache folder and no teacher (a teacher's
+    probabilities join the targets and need the pixels of every image)."""
+    extractor = feature_cache.feature_extractor(t.model.input, t.model.get_layer(HEAD_POOL).output)
+    if t.cache_dir is None or t.teacher is not None:
+        train = feature_cache.extract(extractor, t.dataset("train", training=False))
+        return {"train": train, "val": feature_cache.extract(extractor, t.dataset("val", training=False))}, 0
+    kept = ImageResults(t.cache_dir, feature_cache.about(extractor, t.config.image_size))
+    examples, memo, reused = Examples(t.ingest_dir), {}, 0
+    for split in ("train", "val"):
+        features, labels, split_reused = feature_cache.extract_kept(
+            extractor,
+            examples.shards(split),
+            t.config.image_size,
+            t.config.batch_size,
+            t.keep if split == "train" else None,
+            kept,
+        )
+        memo[split], reused = (features, np.eye(t.num_classes, dtype=np.float32)[labels]), reused + split_reused
+    return memo, reused
+
+
 def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
-    """Train one stage; returns (epochs run, cached?, trainable backbone layers, feature extraction seconds).
+    """Train one stage; returns (epochs run, cached?, trainable backbone layers, feature extraction
+    seconds, features reused).
 
     Leaves `t.model` compiled when it was the model fitted, so its traced evaluation step is reused.
     """
@@ -271,15 +309,14 @@ def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
     unfrozen = stages.set_trainable(t.model, t.backbone, stage, train_batchnorm=not config.pretrained)
     val = t.dataset("val", training=False)
     cached = config.cache_features and stage.freezes_backbone and not stage.augment and config.pretrained
-    extraction_seconds = 0.0
+    extraction_seconds, reused = 0.0, 0
     if cached:
         extraction_started = time.time()
         # Shared features hold only for a first stage: a later one sees a backbone an earlier stage changed.
         memo = t.features if t.features is not None and i == 0 else {}
         if not memo:
-            extractor = feature_cache.feature_extractor(t.model.input, t.model.get_layer(HEAD_POOL).output)
-            memo["train"] = feature_cache.extract(extractor, t.dataset("train", training=False))
-            memo["val"] = feature_cache.extract(extractor, val)
+            extracted, reused = _extract_features(t)
+            memo.update(extracted)
         (train_x, train_y), (val_x, val_y) = memo["train"], memo["val"]
         train = feature_cache.as_dataset(train_x, train_y, config.batch_size, shuffle=True, seed=config.seed + i)
         val = feature_cache.as_dataset(val_x, val_y, config.batch_size, shuffle=False, seed=0)
@@ -324,7 +361,7 @@ def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
         t.compile_for_evaluation()
     # After a resume `history` holds only the epochs run in this process; count the whole stage.
     epochs_run = history.epoch[-1] + 1 - initial_epoch if history.epoch else 0
-    return epochs_run, cached, len(unfrozen), extraction_seconds
+    return epochs_run, cached, len(unfrozen), extraction_seconds, reused
 
 
 def _recalibrate_batchnorm(t: _Training, i: int, stage) -> int:
@@ -349,7 +386,9 @@ def _train_stages(t: _Training):
         t.model.load_weights(t.work.weights_path(results[-1].name))
     for i, stage in enumerate(t.config.effective_stages()[len(results) :], start=len(results)):
         stage_started = time.time()
-        epochs_run, cached, unfrozen, extraction_seconds = _fit_stage(t, i, stage, sum(r.epochs_run for r in results))
+        epochs_run, cached, unfrozen, extraction_seconds, reused = _fit_stage(
+            t, i, stage, sum(r.epochs_run for r in results)
+        )
         recalibrated = _recalibrate_batchnorm(t, i, stage)
         result = StageResult(
             stage.name,
@@ -360,6 +399,7 @@ def _train_stages(t: _Training):
             unfrozen,
             recalibrated,
             extraction_seconds,
+            reused,
         )
         t.work.finish(t.model, result)
         results.append(result)
@@ -401,7 +441,18 @@ def _prepare(config: TrainConfig, ingest_dir: str):
 
 
 def _build(
-    config, ingest_dir, labels, keep, counts, work_dir, callbacks, replicas, features=None, quiet=False, warm_from=None
+    config,
+    ingest_dir,
+    labels,
+    keep,
+    counts,
+    work_dir,
+    callbacks,
+    replicas,
+    features=None,
+    quiet=False,
+    warm_from=None,
+    cache_dir=None,
 ) -> _Training:
     """The model (inside the placement's strategy scope), its loss and work state: one run's `_Training`.
 
@@ -435,6 +486,7 @@ def _build(
         replicas,
         features,
         quiet,
+        cache_dir,
     )
 
 
@@ -472,12 +524,15 @@ def run(
     work_dir: Optional[str] = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     warm_start_dir: Optional[str] = None,
+    cache_dir: Optional[str] = None,
 ) -> TrainResult:
     """Train `config`'s stages on `ingest_dir` and publish the train artifact at `output_dir`.
 
     callbacks: extra Keras callbacks added to every stage (progress reporting, tests).
     warm_start_dir: the model in production's train output, which `train.warm_start: auto` may start
         from (the pipeline's driver finds it); a path in `train.warm_start` is used when this is None.
+    cache_dir: where the frozen head stage's backbone features are kept per image across runs
+        (components/common/image_results.py); None: extracted for this run only.
     Raises UsageError (bad config, backbone, weights; output_dir exists) or DataError (empty
     split, class without training data, warm start with classes the data lacks) before training.
     """
@@ -511,6 +566,7 @@ def run(
                 callbacks,
                 placement.replicas,
                 warm_from=decision.source,
+                cache_dir=cache_dir,
             )
             results, kept, test_accuracy = _train_stages(training)
             result = TrainResult(
