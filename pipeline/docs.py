@@ -1,8 +1,8 @@
 """`python -m pipeline.docs [--check]`: regenerate the documentation written from the code.
 
 What the code defines is documented from the code, so it cannot drift: docs/configuration.md
-(every config key) and docs/cli.md (every command's flags) are written whole by
-`pipeline.reference`; the table of export formats in schemas/ARTIFACTS.md comes from the format
+(every config key), docs/cli.md (every command's flags) and the example config pipeline.yaml
+(every key at its default) are written whole by `pipeline.reference`; the table of export formats in schemas/ARTIFACTS.md comes from the format
 registry (components/common/formats/) and sits between `<!-- generated:NAME -->` and
 `<!-- /generated:NAME -->` markers, the rest of that file being written by hand. `--check` writes
 nothing and exits 1 naming every stale file (tests/test_docs_generated.py runs it); exit 0 when all
@@ -41,6 +41,7 @@ GENERATED = {
 WHOLE = {
     ROOT / "docs" / "configuration.md": reference.configuration_md,
     ROOT / "docs" / "cli.md": reference.cli_md,
+    ROOT / "pipeline.yaml": reference.example_yaml,
 }
 
 

@@ -189,7 +189,7 @@ def beam_args(args: list) -> list:
         return list(args)
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from components.common.beam_runner import check_options, load_runner_options
+    from components.common.beam_runner import check_options, ignored_by_direct_runner, load_runner_options
 
     load_runner_options(args)
 
@@ -213,6 +213,12 @@ def beam_args(args: list) -> list:
             "see python -m pipeline.run --help for ours and Beam's PipelineOptions for the runner's"
         )
     check_options(options)
+    for flag, group in ignored_by_direct_runner(options):
+        print(
+            f"warning: {flag} is an Apache Beam option ({group}) that only a remote runner such as Dataflow "
+            "reads; the DirectRunner ignores it. Labels come from the class folders (one sub-folder per class).",
+            file=sys.stderr,
+        )
     return list(args)
 
 
@@ -232,7 +238,14 @@ def config_from_args(args) -> tuple:
             section, name = key.split(".")
             flags.setdefault(section, {})[name] = value
     ingest = config_mod.merge(data, flags).get("ingest", {})
-    use_demo = not ingest.get("data_dir") and not ingest.get("tfds_name")
+    set_data = any(o.startswith(("ingest.data_dir=", "ingest.tfds_name=")) for o in args.overrides)
+    use_demo = not ingest.get("data_dir") and not ingest.get("tfds_name") and not set_data
+    if use_demo and args.config:
+        raise UsageError(
+            f"--config {args.config} names no data: set ingest.data_dir (a folder with one sub-folder per class) "
+            "or ingest.tfds_name in it, or pass --data-dir FOLDER; the built-in demo runs only from a command "
+            "that gives no config"
+        )
     if use_demo:
         root = (
             config_mod.merge(data, flags).get("pipeline", {}).get("pipeline_root") or config_mod.DEFAULT_PIPELINE_ROOT
@@ -302,6 +315,13 @@ def main(argv=None) -> int:
         if args.only and args.stop_after:
             raise UsageError("--only runs one component: it cannot be combined with --stop-after")
         config, use_demo = config_from_args(args)
+        if use_demo:
+            print(
+                "[pipeline] no --data-dir, --tfds-name or --config given: running the built-in demo (generated "
+                "images, a small model trained from scratch); pass --data-dir FOLDER (one sub-folder per class) "
+                "to train on your own images",
+                flush=True,
+            )
         from pipeline import orchestrate
 
         root = config.pipeline.pipeline_root

@@ -31,7 +31,7 @@ def test_a_default_changed_without_regenerating_is_caught(monkeypatch, capsys):
     field = EvaluateConfig.__dataclass_fields__["min_accuracy"]
     monkeypatch.setattr(field, "default", 0.75)
     assert docs.main(["--check"]) == 1
-    assert "stale: docs/configuration.md; run python -m pipeline.docs" in capsys.readouterr().err
+    assert "stale: docs/configuration.md, pipeline.yaml; run python -m pipeline.docs" in capsys.readouterr().err
 
 
 def test_the_reference_states_what_the_code_checks():

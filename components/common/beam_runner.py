@@ -24,7 +24,13 @@ import importlib
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    GoogleCloudOptions,
+    PipelineOptions,
+    StandardOptions,
+    WorkerOptions,
+)
 
 from components.common.errors import UsageError
 
@@ -115,6 +121,38 @@ def check_options(options: PipelineOptions) -> None:
             "silently lost under load. Use --direct_num_workers=2 --direct_running_mode=multi_processing for "
             "parallel workers, or leave the mode out for one worker"
         )
+
+
+# Option groups that only a remote runner reads (Dataflow's project, region, job labels, workers):
+# given with the DirectRunner they change nothing, which a user who guessed a flag (`--labels
+# labels.csv`) must be told.
+_REMOTE_ONLY = (GoogleCloudOptions, WorkerOptions)
+
+
+def ignored_by_direct_runner(options: PipelineOptions) -> list:
+    """`[(flag, group)]` of the options given that only a remote runner reads, when the runner is local."""
+    if options.view_as(StandardOptions).runner not in _DIRECT_NAMES:
+        return []
+    given = options.get_all_options(drop_default=True)
+    ignored = []
+    for group in _REMOTE_ONLY:
+        parser = _DestParser()
+        group._add_argparse_args(parser)
+        ignored += [(f"--{dest}", group.__name__) for dest in sorted(parser.dests) if dest in given]
+    return ignored
+
+
+class _DestParser:
+    """Collects the `dest` of every argument an options group registers (its `_add_argparse_args`)."""
+
+    def __init__(self):
+        self.dests = set()
+
+    def add_argument(self, *names, **kwargs):
+        self.dests.add(kwargs.get("dest") or names[0].lstrip("-").replace("-", "_"))
+
+    def add_argument_group(self, *args, **kwargs):
+        return self
 
 
 def make_pipeline(options: Optional[PipelineOptions] = None) -> beam.Pipeline:

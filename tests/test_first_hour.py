@@ -1,0 +1,39 @@
+"""A newcomer's first hour (issue 35): each defect a new user met, as a test that failed before its fix."""
+
+import pytest
+from pipeline_helpers import install_fakes
+
+from pipeline import run as run_mod
+
+
+def test_a_config_that_names_no_data_is_refused_not_run_as_the_demo(tmp_path, capsys):
+    """pipeline.yaml as shipped names no data: a nightly job run with it must not train the demo."""
+    config = tmp_path / "nightly.yaml"
+    config.write_text("train:\n  batch_size: 16\n")
+    root = tmp_path / "root"
+    assert run_mod.main(["--config", str(config), "--pipeline-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "names no data" in err and "ingest.data_dir" in err and "Traceback" not in err
+    assert not root.exists()
+
+
+def test_the_demo_says_so_in_its_first_line(tmp_path, monkeypatch, capsys):
+    install_fakes(monkeypatch)
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
+    assert run_mod.main(["--pipeline-root", str(tmp_path / "root"), "--stop-after", "ingest"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "running the built-in demo" in first and "--data-dir" in first
+
+
+@pytest.mark.parametrize("guess", [["--labels", "labels.csv"], ["--project=my-project"], ["--num_workers=4"]])
+def test_a_beam_option_only_a_remote_runner_reads_is_warned_about(guess, capsys):
+    """`--labels labels.csv` is Dataflow's job labels to Beam: with the DirectRunner it does nothing."""
+    assert run_mod.beam_args(["--runner=DirectRunner", *guess]) == ["--runner=DirectRunner", *guess]
+    err = capsys.readouterr().err
+    flag = guess[0].split("=")[0]
+    assert f"warning: {flag} is an Apache Beam option" in err and "DirectRunner ignores it" in err
+
+
+def test_a_remote_runner_gets_its_options_without_a_warning(capsys):
+    run_mod.beam_args(["--runner=DataflowRunner", "--labels", "team=vision", "--project=p"])
+    assert "warning" not in capsys.readouterr().err
