@@ -34,8 +34,10 @@ def ingest_preflight(ctx) -> None:
     """The data folder must exist, and the pipeline root must not sit inside it (it would become a class)."""
     from components.ingest.scan import check_root
 
+    from pipeline import demo
+
     data_dir, root = ctx.config["ingest"].data_dir, normalised_path(ctx.root)
-    if data_dir:
+    if data_dir and normalised_path(data_dir) != normalised_path(demo.images_dir(root)):  # the demo's is made later
         check_root(data_dir)
     if data_dir and "://" not in data_dir and (root + os.sep).startswith(normalised_path(data_dir) + os.sep):
         raise UsageError(
@@ -101,15 +103,27 @@ def tune(ctx, inputs) -> Resolved:
 
 
 def push_preflight(ctx) -> None:
-    """The serving directory must be a folder this run can write (checked by creating it)."""
+    """The serving directory must be a folder this run can write. Nothing is created: an existing
+    folder is probed with a file written and removed, a missing local one by its nearest existing
+    parent's permissions (other filesystems: their writes fail at push, with the same message)."""
     serving = ctx.serving_dir
     try:
-        fileio.makedirs(serving)
-        probe = os.path.join(serving, f".tmp-write-check-{os.getpid()}")
-        with fileio.GFile(probe, "w") as f:
-            f.write("")
-        fileio.remove(probe)
-    except fileio.errors() as e:
+        if fileio.isdir(serving):
+            probe = os.path.join(serving, f".tmp-write-check-{os.getpid()}")
+            with fileio.GFile(probe, "w") as f:
+                f.write("")
+            fileio.remove(probe)
+            return
+        if fileio.exists(serving):
+            raise OSError(f"{serving} is a file")
+        if not fileio.local(serving):
+            return
+        parent = os.path.dirname(os.path.abspath(serving))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+            raise OSError(f"{parent} is not a folder this process may write in")
+    except (OSError, *fileio.errors()) as e:
         raise UsageError(
             f"the serving directory {serving} is not writable ({getattr(e, 'message', e)}): fix its "
             "permissions or choose another --serving-dir"

@@ -140,14 +140,26 @@ def _run(ctx: Context, node, run, inputs: dict, resolved, started_run: float) ->
     return Input(result.output_dir, fp, execution_id)
 
 
-def execute(ctx: Context, nodes: list, forced: set) -> dict:
+def preflight(ctx: Context, nodes: list, costly: bool) -> None:
+    """Every check that needs no data, before anything is written (the pipeline root, its lock and
+    lineage store included): a refused run leaves the disk as it was. `ctx.store` is not used.
+
+    costly: also the checks that build something (a backbone, a weights file): for a new pipeline
+    root, where nothing can be reused; otherwise `execute` runs them before the first execution, so
+    that a run whose every step is reused does not pay for them."""
+    for node in nodes:
+        if node.preflight is not None:
+            node.preflight(ctx)
+    for node in nodes if costly else ():
+        if node.costly_preflight is not None:
+            node.costly_preflight(ctx)
+
+
+def execute(ctx: Context, nodes: list, forced: set, costly_checked: bool = False) -> dict:
     """Run `nodes` in order; returns {name: Input of its output}. Raises the first failure."""
     produced = {}
     started_run = time.monotonic()
-    for node in nodes:  # every check that needs no data, before any work
-        if node.preflight is not None:
-            node.preflight(ctx)
-    costly_checks = [node.costly_preflight for node in nodes if node.costly_preflight is not None]
+    costly_checks = [] if costly_checked else [n.costly_preflight for n in nodes if n.costly_preflight is not None]
     for node in nodes:
         run = dag.entry_point(node)
         inputs = _resolve_inputs(ctx, node, produced)

@@ -31,18 +31,22 @@ def run(config, beam_args, run_id: str, args, use_demo: bool, argv: list) -> int
     root = config.pipeline.pipeline_root
     if fileio.exists(root) and not fileio.isdir(root):
         raise UsageError(f"--pipeline-root {root} is a file: give a folder (it is created when missing)")
+    serving_dir = config.pipeline.effective_serving_dir
+    checks = executor.Context(config, None, run_id, root, beam_args, serving_dir, log=_log)
+    new_root = not fileio.exists(root)
+    executor.preflight(checks, dag.select(args.only, args.stop_after), costly=new_root)
     fileio.makedirs(root)
     with lock.hold(artifacts.lock_path(root), run_id, wait=args.wait, log=_log):
         for path in artifacts.remove_stale_temporaries(root, dag.names()):
             _log(f"[pipeline] removed {path}, left half-written by a killed run")
         store = metadata.Store(artifacts.metadata_path(root))
         try:
-            return _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store)
+            return _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store, new_root)
         finally:
             store.close()
 
 
-def _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store) -> int:
+def _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store, costly_checked) -> int:
     started = time.monotonic()
     store.start_run(run_id, " ".join(["python -m pipeline.run", *argv]), config.to_dict(), fingerprint.code_version())
     run_dir = artifacts.run_dir(root, run_id)
@@ -66,7 +70,7 @@ def _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store) ->
                 verify=args.verify,
                 log=_log,
             )
-            executor.execute(ctx, dag.select(args.only, args.stop_after), forced)
+            executor.execute(ctx, dag.select(args.only, args.stop_after), forced, costly_checked)
     except PipelineError as e:
         status, code = ("not blessed" if isinstance(e, NotBlessedError) else "failed"), e.exit_code
         store.end_run(run_id, status, code, str(e))

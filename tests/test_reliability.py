@@ -365,11 +365,14 @@ def test_mistakes_that_need_no_data_stop_before_the_ingest(fake, tmp_path, args,
     for place, value in places.items():
         args = [a.replace(place, value) for a in args]
     capsys.readouterr()
+    before = sorted(tmp_path.rglob("*"))
     code, calls, seconds = _preflight(fake, tmp_path, *args)
     err = capsys.readouterr().err
     assert (code, calls) == (EXIT_USAGE, []), err
     assert words in err and "Traceback" not in err
-    assert not (fake.root / "ingest").exists() and not (fake.folder / "pipeline_root" / "ingest").exists()
+    # Issue 35: a refusal leaves the disk as it was (it wrote the root's lock, lineage store and run
+    # folder, inside the data folder when the root was there, where the next ingest took it for a class).
+    assert sorted(tmp_path.rglob("*")) == before
     assert seconds < 60
 
 
