@@ -258,15 +258,34 @@ def config_from_args(args) -> tuple:
     return _normalised_paths(config_mod.build(data, overrides)), use_demo
 
 
+# Config values that name a file or folder, and the words that are not paths there.
+_PATH_KEYS = {
+    ("ingest", "data_dir"): (),
+    ("ingest", "tfds_data_dir"): (),
+    ("pipeline", "pipeline_root"): (),
+    ("pipeline", "serving_dir"): (),
+    ("train", "weights"): ("imagenet", "none"),
+    ("train", "exclude"): (),
+    ("train", "warm_start"): ("auto", "none"),
+    ("train", "distill.teacher"): (),
+}
+
+
 def _normalised_paths(config):
-    """The same folder spelled another way (relative, trailing slash) is the same input: absolute paths
-    in the effective config, so fingerprints, lineage and the report name one folder one way."""
+    """The same file spelled another way (relative, trailing slash) is the same input: absolute paths
+    in the effective config, so fingerprints, lineage, the report and the model card name one file one
+    way, and a saved config means the same from any working directory."""
     from pipeline.drivers import normalised_path
 
-    for section, key in (("ingest", "data_dir"), ("pipeline", "pipeline_root"), ("pipeline", "serving_dir")):
-        value = getattr(config[section], key, None)
-        if isinstance(value, str) and value:
-            config.sections[section] = dataclasses.replace(config[section], **{key: normalised_path(value)})
+    for (section, key), words in _PATH_KEYS.items():
+        owner, _, name = key.rpartition(".")
+        holder = getattr(config[section], owner) if owner else config[section]
+        value = getattr(holder, name, None)
+        if not isinstance(value, str) or not value or value in words:
+            continue
+        holder = dataclasses.replace(holder, **{name: normalised_path(value)})
+        changed = dataclasses.replace(config[section], **{owner: holder}) if owner else holder
+        config.sections[section] = changed
     return config
 
 

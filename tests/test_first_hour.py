@@ -37,3 +37,25 @@ def test_a_beam_option_only_a_remote_runner_reads_is_warned_about(guess, capsys)
 def test_a_remote_runner_gets_its_options_without_a_warning(capsys):
     run_mod.beam_args(["--runner=DataflowRunner", "--labels", "team=vision", "--project=p"])
     assert "warning" not in capsys.readouterr().err
+
+
+def test_relative_paths_are_absolute_in_the_effective_config(tmp_path, monkeypatch):
+    """docs/troubleshooting.md: paths are absolute in the effective config (the saved config, the report
+    and the model card show it); `--weights ../shared/...` stayed relative."""
+    monkeypatch.chdir(tmp_path)
+    args, _ = run_mod.build_parser().parse_known_args(
+        [
+            *("--data-dir", "photos/", "--weights", "../weights/backbone.weights.h5"),
+            *("--set", "train.exclude=reviewed.csv", "--set", "train.distill={teacher: teacher/model.keras}"),
+        ]
+    )
+    config, demo = run_mod.config_from_args(args)
+    assert not demo
+    train = config["train"]
+    assert train.weights == str(tmp_path.parent / "weights" / "backbone.weights.h5")
+    assert train.exclude == str(tmp_path / "reviewed.csv")
+    assert train.distill.teacher == str(tmp_path / "teacher" / "model.keras")
+    assert config["ingest"].data_dir == str(tmp_path / "photos")
+    assert (train.warm_start, config["pipeline"].pipeline_root) == ("auto", str(tmp_path / "pipeline_root"))
+    args, _ = run_mod.build_parser().parse_known_args(["--data-dir", "photos", "--weights", "imagenet"])
+    assert run_mod.config_from_args(args)[0]["train"].weights == "imagenet"
