@@ -18,6 +18,7 @@ import yaml
 
 from components.common import fileio
 from components.common.errors import UsageError
+from components.common.suggest import did_you_mean
 
 DEFAULT_PIPELINE_ROOT = "./pipeline_root"
 
@@ -167,14 +168,31 @@ def coerce_text(raw: str, hint, key: str):
             raise e from None
 
 
+# Keys of earlier releases: a config written for one is told what to write instead.
+RENAMED = {
+    "evaluate.max_tflite_accuracy_drop": "evaluate.max_format_accuracy_drop (it covers every exported format, "
+    "ONNX included)",
+    "export.tflite_variants": "export.formats (a list of format names, e.g. [saved_model, tflite_int8, onnx])",
+}
+
+
+def unknown_key(key: str, allowed) -> str:
+    """Why `key` ("section.name") is refused: renamed since an earlier release, or unknown (with the
+    closest allowed key, and all of them)."""
+    if key in RENAMED:
+        return f"{key} was renamed: write {RENAMED[key]}"
+    section, _, name = key.rpartition(".")
+    return (
+        f"{key}: unknown key{did_you_mean(name, allowed)}; allowed keys in {section}: {', '.join(sorted(allowed))}"
+    )
+
+
 def build_dataclass(cls, data: Mapping, prefix: str):
     """Instantiate `cls` from `data`, rejecting unknown keys and converting each value by its type."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise UsageError(
-            f"config key {prefix}.{unknown[0]}: unknown key; allowed keys in {prefix}: {', '.join(sorted(fields))}"
-        )
+        raise UsageError(f"config key {unknown_key(f'{prefix}.{unknown[0]}', fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {name: coerce(value, hints.get(name, Any), f"{prefix}.{name}") for name, value in data.items()}
     try:
@@ -265,20 +283,23 @@ def build(data: dict, text_overrides: list[tuple[str, str, str]] = ()) -> RunCon
     available = section_classes()
     for section in data:
         if section not in available:
-            raise UsageError(f"config section {section!r}: unknown; allowed sections: {', '.join(available)}")
+            raise UsageError(
+                f"config section {section!r}: unknown{did_you_mean(section, available)}; "
+                f"allowed sections: {', '.join(available)}"
+            )
         if not isinstance(data[section], Mapping):
             raise UsageError(f"config section {section}: {data[section]!r} is not a mapping of keys")
     data = {k: dict(v) for k, v in data.items()}
     for section, key, raw in text_overrides:
         cls = available.get(section)
         if cls is None:
-            raise UsageError(f"--set {section}.{key}: unknown section; allowed: {', '.join(available)}")
+            raise UsageError(
+                f"--set {section}.{key}: unknown section{did_you_mean(section, available)}; "
+                f"allowed: {', '.join(available)}"
+            )
         hints = typing.get_type_hints(cls)
         if key not in {f.name for f in dataclasses.fields(cls)}:
-            raise UsageError(
-                f"--set {section}.{key}: unknown key; allowed keys in {section}: "
-                + ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
-            )
+            raise UsageError(f"--set {unknown_key(f'{section}.{key}', [f.name for f in dataclasses.fields(cls)])}")
         data.setdefault(section, {})[key] = coerce_text(raw, hints[key], f"{section}.{key}")
     built = {}
     for name, cls in available.items():

@@ -33,7 +33,6 @@ def normalised_path(path: str) -> str:
 def ingest_preflight(ctx) -> None:
     """The data folder must exist, and the pipeline root must not sit inside it (it would become a class)."""
     from components.ingest.scan import check_root
-
     from pipeline import demo
 
     data_dir, root = ctx.config["ingest"].data_dir, normalised_path(ctx.root)

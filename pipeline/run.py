@@ -27,6 +27,7 @@ import traceback
 
 from components.common import errors
 from components.common.errors import PipelineError, UsageError
+from components.common.suggest import did_you_mean
 
 FLAG_KEYS = {  # flag dest -> config key it sets ("section.key")
     "pipeline_root": "pipeline.pipeline_root",
@@ -208,8 +209,10 @@ def beam_args(args: list) -> list:
     if unknown:
         typed = [a.split("=")[0] for a in args if a.startswith("--")]  # as the user spelled it (Beam uses _)
         flag = next((a for a in typed if a[2:].replace("-", "_") == unknown[0]), f"--{unknown[0]}")
+        ours = [s for action in build_parser()._actions for s in action.option_strings]
+        close = did_you_mean(flag, [*ours, *(f"--{name}" for name in known)], lambda s: s.replace("_", "-"))
         raise UsageError(
-            f"unknown flag {flag}: it is neither a pipeline.run flag nor an Apache Beam pipeline option; "
+            f"unknown flag {flag}{close}: it is neither a pipeline.run flag nor an Apache Beam pipeline option; "
             "see python -m pipeline.run --help for ours and Beam's PipelineOptions for the runner's"
         )
     check_options(options)

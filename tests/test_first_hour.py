@@ -3,6 +3,7 @@
 import pytest
 from pipeline_helpers import install_fakes
 
+from components.train import families
 from pipeline import run as run_mod
 
 
@@ -59,3 +60,47 @@ def test_relative_paths_are_absolute_in_the_effective_config(tmp_path, monkeypat
     assert (train.warm_start, config["pipeline"].pipeline_root) == ("auto", str(tmp_path / "pipeline_root"))
     args, _ = run_mod.build_parser().parse_known_args(["--data-dir", "photos", "--weights", "imagenet"])
     assert run_mod.config_from_args(args)[0]["train"].weights == "imagenet"
+
+
+@pytest.mark.parametrize(
+    "build, words",
+    [
+        (lambda: families.get("ResNet50"), "did you mean ResNet50V2?"),
+        (lambda: _config({"train": {"batch_sise": 8}}), "train.batch_sise: unknown key (did you mean batch_size?)"),
+        (lambda: _config({"trian": {}}), "(did you mean train?)"),
+        (lambda: _config({}, [("train", "lable_smoothing", "0.1")]), "(did you mean label_smoothing?)"),
+        (
+            lambda: _config({"evaluate": {"max_tflite_accuracy_drop": 0.01}}),
+            "evaluate.max_tflite_accuracy_drop was renamed: write evaluate.max_format_accuracy_drop",
+        ),
+        (
+            lambda: _config({}, [("export", "tflite_variants", "[a]")]),
+            "export.tflite_variants was renamed: write export.formats",
+        ),
+        (lambda: run_mod.beam_args(["--data_dir=photos"]), "unknown flag --data_dir (did you mean --data-dir?)"),
+        (lambda: run_mod.beam_args(["--direct_num_worker=2"]), "(did you mean --direct_num_workers?)"),
+    ],
+)
+def test_a_misspelt_or_renamed_name_gets_the_right_one(build, words):
+    from components.common.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        build()
+    assert words in str(caught.value)
+
+
+def _config(data, overrides=()):
+    from pipeline import config
+
+    return config.build({"ingest": {"data_dir": "photos"}, **data}, list(overrides))
+
+
+def test_the_docs_name_how_many_backbones_there_are():
+    """README and docs/training.md said "any keras.applications backbone"; 20 families are registered."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for page in ("README.md", "docs/training.md"):
+        text = root.joinpath(page).read_text()
+        assert "any `keras.applications`" not in text, page
+        assert f"{len(families.names())} `keras.applications`" in text, page

@@ -23,6 +23,7 @@ import dataclasses
 from typing import Optional
 
 from components.common.errors import UsageError
+from components.common.suggest import did_you_mean
 
 BUILTIN = "built into the model (takes 0-255)"
 SCALE_TO_PLUS_MINUS_ONE = "scale 0-255 to [-1, 1]"
@@ -110,7 +111,9 @@ def get(name: str) -> Family:
     by_key = {_key(n): family for n, family in FAMILIES.items()}
     family = by_key.get(_key(str(name)))
     if family is None:
-        raise UsageError(f"unknown backbone {name!r}: choose one of {', '.join(names())}")
+        raise UsageError(
+            f"unknown backbone {name!r}{did_you_mean(str(name), names(), _key)}: choose one of {', '.join(names())}"
+        )
     return family
 
 
