@@ -15,14 +15,13 @@ import json
 import os
 import sys
 
-import numpy as np
-import tensorflow as tf
-
 from components.common import formats
 from components.common.errors import EXIT_DATA, EXIT_OK, DataError
-from components.common.image_ops import IMAGE_EXTENSIONS
 from pipeline.cli import exits_with_codes
-from pipeline.opened_model import OpenedModel
+
+# TensorFlow, NumPy and the model loader are imported by the functions that use them, after the
+# arguments are parsed: `--help` and a usage error answer at once instead of after TensorFlow's
+# seconds of import.
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +53,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def image_paths(inputs: list) -> list:
     """Files as given, folders expanded (recursively, sorted) to their image files."""
+    import tensorflow as tf
+
+    from components.common.image_ops import IMAGE_EXTENSIONS
+
     paths = []
     for item in inputs:
         try:
@@ -76,6 +79,8 @@ def image_paths(inputs: list) -> list:
 
 def _read(path: str):
     """(bytes, None) or (None, why it cannot be read): a dangling link or unreadable file is one row's error."""
+    import tensorflow as tf
+
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
             return f.read(), None
@@ -83,8 +88,11 @@ def _read(path: str):
         return None, f"cannot read the file: {getattr(e, 'message', str(e)).splitlines()[0]}"
 
 
-def _score(model: OpenedModel, paths: list) -> list:
-    """(path, (probabilities, answer) or None, error or None) for each path; a bad image does not stop the rest."""
+def _score(model, paths: list) -> list:
+    """(path, (probabilities, answer) or None, error or None) for each path; a bad image does not stop the rest.
+    model: a pipeline.opened_model.OpenedModel."""
+    import tensorflow as tf
+
     read = [_read(p) for p in paths]
     readable = [(path, data) for path, (data, error) in zip(paths, read) if error is None]
     scored = {}
@@ -108,6 +116,10 @@ def _score(model: OpenedModel, paths: list) -> list:
 @exits_with_codes
 def main(argv=None) -> int:
     args = parse_args(argv)
+    import numpy as np
+
+    from pipeline.opened_model import OpenedModel
+
     model = OpenedModel(args.model, args.serving_dir, args.threads, args.batch_size, args.model_format)
     paths = image_paths(args.inputs)
     k = min(args.top_k, len(model.labels))

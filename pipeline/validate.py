@@ -17,11 +17,10 @@ import tempfile
 from components.common import formats
 from components.common.errors import EXIT_NOT_BLESSED, EXIT_OK, UsageError
 from components.evaluate.config import EvaluateConfig
-from components.evaluate.standalone import evaluate_model
-from components.evaluate.tfma_metrics import OVERALL
-from pipeline import library_logs
 from pipeline.cli import exits_with_codes
-from pipeline.opened_model import OpenedModel
+
+# TensorFlow, TFMA and the model loader are imported by `main` after the arguments are parsed:
+# `--help` and a usage error answer at once instead of after their seconds of import.
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +54,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-def _report_text(result, model: OpenedModel) -> str:
+def _report_text(result, model) -> str:
+    from components.evaluate.tfma_metrics import OVERALL
+
     overall = result.metrics["candidate"][OVERALL]
     lines = [
         f"model {model.path} ({model.kind}): {int(overall.get('example_count') or 0)} images",
@@ -80,6 +81,10 @@ def _report_text(result, model: OpenedModel) -> str:
 @exits_with_codes
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from components.evaluate.standalone import evaluate_model
+    from pipeline import library_logs
+    from pipeline.opened_model import OpenedModel
+
     output_dir = args.output_dir or tempfile.mkdtemp(prefix="validate-")
     try:
         config = EvaluateConfig(

@@ -104,3 +104,26 @@ def test_the_docs_name_how_many_backbones_there_are():
         text = root.joinpath(page).read_text()
         assert "any `keras.applications`" not in text, page
         assert f"{len(families.names())} `keras.applications`" in text, page
+
+
+@pytest.mark.parametrize("layout", ["one_class", "flat"])
+def test_an_obvious_data_mistake_is_told_before_any_backbone_or_file_is_read(layout, fake, tmp_path, capsys):
+    """One class, or images straight in the folder: told from one listing (the backbone check, seconds
+    of TensorFlow, came first), with nothing written."""
+    import shutil
+
+    from components.common.errors import EXIT_DATA
+
+    folder = tmp_path / layout
+    if layout == "one_class":
+        shutil.copytree(fake.folder / sorted(p.name for p in fake.folder.iterdir())[0], folder / "cats")
+    else:
+        folder.mkdir()
+        for image in list(fake.folder.rglob("*.png")) + list(fake.folder.rglob("*.jpg")):
+            shutil.copy(image, folder / f"{image.parent.name}_{image.name}")
+    capsys.readouterr()
+    code, calls = fake("--data-dir", str(folder), "--weights", str(tmp_path / "missing.weights.h5"))
+    err = capsys.readouterr().err
+    assert (code, calls) == (EXIT_DATA, []), err
+    assert ("only one class folder ('cats')" if layout == "one_class" else "no class sub-folders") in err
+    assert "missing.weights.h5" not in err and not fake.root.exists()

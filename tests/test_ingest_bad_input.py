@@ -52,7 +52,7 @@ def test_empty_data_folder(tmp_path):
 def test_images_outside_class_folders(tmp_path):
     for i in range(3):
         write_file(str(tmp_path / "data" / f"{i}.jpg"), rgb_jpeg_bytes(seed=i))
-    fails(IngestConfig(data_dir=str(tmp_path / "data")), tmp_path, DataError, "sub-folder", "3 files found")
+    fails(IngestConfig(data_dir=str(tmp_path / "data")), tmp_path, DataError, "sub-folder", "3 files directly in it")
 
 
 def test_one_class_only(tmp_path):

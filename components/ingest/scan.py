@@ -164,6 +164,29 @@ def check_root(data_dir: str) -> None:
         raise DataError(
             f"--data-dir {data_dir!r} is a file, not a folder: give the folder that holds one sub-folder per class"
         )
+    else:
+        _check_class_folders(data_dir)
+
+
+def _check_class_folders(data_dir: str) -> None:
+    """DataError for a local folder with fewer than two class sub-folders: a flat folder of images, or one
+    class. Its first level only (one listing, no walk), so the mistake is told at once, before a backbone
+    is built or a file read; what the sub-folders hold is the scan's and the ingest's to judge."""
+    with os.scandir(data_dir) as entries:
+        visible = [e for e in entries if not _is_hidden(e.name)]
+    folders = sorted(e.name for e in visible if e.is_dir())
+    if len(folders) >= 2:
+        return
+    if not folders:
+        files = sum(1 for e in visible if e.is_file())
+        raise DataError(
+            f"data folder {data_dir!r} has no class sub-folders"
+            + (f" ({files} files directly in it, which have no label)" if files else " (it is empty)")
+            + ": put each class's images in its own sub-folder, e.g. DATA/cat/1.jpg, DATA/dog/2.jpg"
+        )
+    raise DataError(
+        f"only one class folder ({folders[0]!r}) in {data_dir!r}: a classifier needs at least two class sub-folders"
+    )
 
 
 def scan_folder(data_dir: str) -> ScanResult:
