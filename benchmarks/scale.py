@@ -62,7 +62,11 @@ def _folder(work: str, n: int, largest: int, px: int) -> str:
 
 def _tree_rss(proc: psutil.Process) -> int:
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:  # the run ended between two samples
+        return 0
+    for p in tree:
         try:
             total += p.memory_info().rss
         except psutil.Error:

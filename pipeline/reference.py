@@ -189,7 +189,7 @@ def _flag_rows(parser) -> list:
             name += f" `{action.metavar or action.dest.upper()}`"
         if action.choices and not isinstance(action.choices, dict):
             name += " (" + ", ".join(f"`{c}`" for c in action.choices) + ")"
-        default = action.default
+        default = getattr(action, "config_default", action.default)  # pipeline.run: the config key's default
         unset = default is None or default is False or default == argparse.SUPPRESS
         shown = "" if unset or not action.option_strings else f"`{default}`"
         help_text = (action.help or "").replace("|", "\\|").replace("%%", "%")

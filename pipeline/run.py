@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--pipeline-root",
         metavar="DIR",
-        help="where every output, the lineage store and the lock live (default ./pipeline_root)",
+        help="where every output, the lineage store and the lock live",
     )
     g.add_argument(
         "--stop-after",
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--splits",
         type=_splits,
         metavar="train=F,val=F,test=F",
-        help="split fractions per class (default train=0.8,val=0.1,test=0.1)",
+        help="split fractions per class",
     )
     g = p.add_argument_group("training")
     g.add_argument("--backbone", metavar="NAME", help="keras.applications backbone, e.g. mobilenet_v2")
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tune",
         action="store_const",
         const=True,
-        help="search the training recipe on the train and val splits before training (tune.enabled)",
+        help="search the training recipe on the train and val splits before training",
     )
     g.add_argument("--tune-budget", type=float, metavar="SECONDS", help="wall-clock seconds the search may take")
     g = p.add_argument_group("serving")
@@ -171,7 +171,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="EMERGENCY ONLY: push even if the gate did not bless the model (recorded as forced)",
     )
+    _show_config_defaults(p)
     return p
+
+
+def _show_config_defaults(parser) -> None:
+    """A flag that sets a config key has no argparse default (None = not given, so a config file's value
+    stands); its help, and docs/cli.md (`config_default`), show the key's own default instead."""
+    from pipeline import config as config_mod
+
+    for action in parser._actions:
+        key = FLAG_KEYS.get(action.dest)
+        if key is None:
+            continue
+        section, name = key.split(".")
+        field = config_mod.section_class(section).__dataclass_fields__[name]
+        default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
+        if default is None or default is dataclasses.MISSING:
+            action.help += f" (config key {key})"
+            continue
+        plain = config_mod.to_plain(default)
+        # as the flag is written: `train=0.8,val=0.1,test=0.1`, not a Python dict
+        action.config_default = ",".join(f"{k}={v}" for k, v in plain.items()) if isinstance(plain, dict) else plain
+        note = " (a download from Keras's servers; offline, give a file)" if key == "train.weights" else ""
+        action.help += f" (default {action.config_default}{note}; config key {key})"
 
 
 def _only_runner(args: list) -> bool:

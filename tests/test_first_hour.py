@@ -127,3 +127,17 @@ def test_an_obvious_data_mistake_is_told_before_any_backbone_or_file_is_read(lay
     assert (code, calls) == (EXIT_DATA, []), err
     assert ("only one class folder ('cats')" if layout == "one_class" else "no class sub-folders") in err
     assert "missing.weights.h5" not in err and not fake.root.exists()
+
+
+def test_the_run_commands_help_and_reference_show_every_default():
+    """docs/cli.md showed no default for pipeline.run's flags, and --help did not say that --weights
+    downloads ImageNet weights or that the image size is 96."""
+    from pipeline import reference
+
+    text = " ".join(run_mod.build_parser().format_help().split())
+    assert "default imagenet (a download from Keras's servers" in text
+    assert "default 96; config key train.image_size" in text
+    rows = {line.split(" | ")[0]: line for line in reference.cli_md().splitlines() if line.startswith("| `--")}
+    assert "| `96` |" in rows["| `--image-size` `PX`"]
+    assert "| `imagenet` |" in rows["| `--weights` `imagenet\\|none\\|PATH`"]
+    assert "| `train=0.8,val=0.1,test=0.1` |" in rows["| `--splits` `train=F,val=F,test=F`"]
