@@ -182,9 +182,7 @@ def unknown_key(key: str, allowed) -> str:
     if key in RENAMED:
         return f"{key} was renamed: write {RENAMED[key]}"
     section, _, name = key.rpartition(".")
-    return (
-        f"{key}: unknown key{did_you_mean(name, allowed)}; allowed keys in {section}: {', '.join(sorted(allowed))}"
-    )
+    return f"{key}: unknown key{did_you_mean(name, allowed)}; allowed keys in {section}: {', '.join(sorted(allowed))}"
 
 
 def build_dataclass(cls, data: Mapping, prefix: str):

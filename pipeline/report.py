@@ -77,6 +77,10 @@ def _tuning_figure(trials: list, chosen) -> str:
     return _img(report_figures.tuning_trials(trials, chosen), "validation accuracy of each trial", 520)
 
 
+# Table labels for model_info.json keys that need saying what they measure.
+_KEY_WORDS = {"test_accuracy": "test accuracy (the Keras model, one plain pass, before export)"}
+
+
 class Report:
     """Collects sections from the outputs of one run; `html()` and `text()` render them."""
 
@@ -176,12 +180,17 @@ class Report:
         body.append(
             _table(
                 ["model", "value"],
-                [[k, _fmt(info[k]) if k.endswith("accuracy") else info[k]] for k in keys if k in info],
+                [
+                    [_KEY_WORDS.get(k, k), _fmt(info[k]) if k.endswith("accuracy") else info[k]]
+                    for k in keys
+                    if k in info
+                ],
             )
         )
         self.lines.append(
             f"train: {info.get('backbone')} {info.get('image_size')}, val accuracy "
-            f"{_fmt(info.get('val_accuracy'))}, test accuracy {_fmt(info.get('test_accuracy'))}"
+            f"{_fmt(info.get('val_accuracy'))}, test accuracy {_fmt(info.get('test_accuracy'))} (the Keras model, one "
+            "plain pass)"
         )
         self.add("training", "Training", "".join(body))
 
@@ -226,8 +235,13 @@ class Report:
         labels = ExportedModel(self.outputs["export"]).labels()
         overall = metrics["metrics"]["candidate"].get("overall", {})
         rows = [[k, _fmt(v)] for k, v in sorted(overall.items()) if "/" not in k]
+        from components.evaluate.evaluator import scored_text
+
+        scored = scored_text(ExportedModel(self.outputs["export"]).info())
         body = [
-            f"<p>{metrics.get('examples')} examples of the {html.escape(str(metrics.get('split')))} split.</p>",
+            f"<p>{metrics.get('examples')} examples of the {html.escape(str(metrics.get('split')))} split, scored "
+            f"by {scored}: the model that is pushed. The trainer's test accuracy (Training) is the Keras "
+            "model's in one plain pass, before export, and may differ from it.</p>",
             _table(["metric", "value"], rows),
             "<h3>Per class</h3>",
             _table(
@@ -245,7 +259,7 @@ class Report:
             ),
         ]
         self.lines.append(
-            f"evaluate: accuracy {_fmt(overall.get('accuracy'))}, macro F1 {_fmt(overall.get('macro_f1'))}"
+            f"evaluate: accuracy {_fmt(overall.get('accuracy'))}, macro F1 {_fmt(overall.get('macro_f1'))} ({scored})"
         )
         self.add("metrics", "Metrics", "".join(body))
         matrix = metrics.get("confusion_matrix", {}).get("candidate")

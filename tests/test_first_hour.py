@@ -141,3 +141,12 @@ def test_the_run_commands_help_and_reference_show_every_default():
     assert "| `96` |" in rows["| `--image-size` `PX`"]
     assert "| `imagenet` |" in rows["| `--weights` `imagenet\\|none\\|PATH`"]
     assert "| `train=0.8,val=0.1,test=0.1` |" in rows["| `--splits` `train=F,val=F,test=F`"]
+
+
+def test_the_gate_says_its_accuracy_is_the_exported_models():
+    from components.evaluate.evaluator import EvaluateResult, scored_text
+
+    assert scored_text({"tta": "flip"}) == "the exported SavedModel with test-time flip"
+    assert scored_text({"tta": "none"}) == "the exported SavedModel"
+    result = EvaluateResult("out", True, [], {"candidate": {"overall": {"accuracy": 1.0}}}, None, 1.0, "X")
+    assert result.summary().startswith("BLESSED: accuracy 1.0 of X,")

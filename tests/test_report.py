@@ -127,3 +127,16 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     histogram = image.histogram()
     dark = sum(histogram[:128]) / (image.width * image.height)
     assert 0.005 < dark < 0.5, f"the page looks blank or broken: {dark:.3f} of it is dark"
+
+
+def test_the_two_test_accuracies_say_which_model_they_are_of(report):
+    """Issue 35: `train: test accuracy 0.889` beside `evaluate: accuracy 1.000`, unexplained."""
+    path, page, proc = report
+    summary = (path.parent / "summary.txt").read_text()
+    train = next(line for line in summary.splitlines() if line.startswith("train:"))
+    evaluate = next(line for line in summary.splitlines() if line.startswith("evaluate:"))
+    assert "(the Keras model, one plain pass)" in train
+    assert "(the exported SavedModel" in evaluate
+    assert "scored by the exported SavedModel" in page.sections["metrics"]
+    assert "the Keras model, one plain pass, before export" in page.sections["training"]
+    assert "of the exported SavedModel" in proc.stdout and "(the Keras model, one plain pass;" in proc.stdout

@@ -1,11 +1,11 @@
-""""did you mean ...?" for a misspelt name (a flag, a config key, a backbone): the closest of the
+""" "did you mean ...?" for a misspelt name (a flag, a config key, a backbone): the closest of the
 valid names by difflib's similarity ratio, the standard library's answer to the same question."""
 
 import difflib
 
 
 def did_you_mean(word: str, choices, normalise=str) -> str:
-    """" (did you mean X?)" for the choice closest to `word` (compared after `normalise`), or ""."""
+    """ " (did you mean X?)" for the choice closest to `word` (compared after `normalise`), or ""."""
     by_form = {}
     for choice in choices:
         by_form.setdefault(normalise(choice), choice)

@@ -32,6 +32,7 @@ class EvaluateResult(Outcome):
     metrics: dict  # model -> slice -> metric -> value
     baseline_dir: str | None
     seconds: float
+    scored: str = "the exported SavedModel"  # what `accuracy` is of (the trainer's test accuracy is the Keras model's)
 
     @property
     def ok(self) -> bool:
@@ -44,7 +45,7 @@ class EvaluateResult(Outcome):
     def summary(self) -> str:
         accuracy = self.metrics["candidate"][tfma_metrics.OVERALL].get("accuracy")
         head = (
-            f"{'BLESSED' if self.blessed else 'NOT BLESSED'}: accuracy {accuracy}, "
+            f"{'BLESSED' if self.blessed else 'NOT BLESSED'}: accuracy {accuracy} of {self.scored}, "
             f"{len(self.checks) - len(self.failed)}/{len(self.checks)} checks passed"
         )
         return "\n  ".join([head] + [f"FAILED {c.name} ({c.model}, {c.slice}): {c.reason}" for c in self.failed])
@@ -258,4 +259,12 @@ def run(
             },
         )
         write_text_atomic(out.path(BLESSED if blessed else NOT_BLESSED), "")
-    return EvaluateResult(output_dir, blessed, checks, metrics, baseline_dir, round(time.time() - start, 2))
+    return EvaluateResult(
+        output_dir, blessed, checks, metrics, baseline_dir, round(time.time() - start, 2), scored_text(export.info())
+    )
+
+
+def scored_text(info: dict) -> str:
+    """What the gate's accuracy is of, in words: the exported model as served (with its test-time flip,
+    when the export has one), not the trainer's Keras model, whose test accuracy is one plain pass."""
+    return "the exported SavedModel" + (" with test-time flip" if info.get("tta") == "flip" else "")

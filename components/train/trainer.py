@@ -94,7 +94,12 @@ class TrainResult(Outcome):
             )
         lines.append(
             f"  kept the model after stage {self.kept_stage!r}: val accuracy {self.best_val_accuracy:.3f}"
-            + (f", test accuracy {self.test_accuracy:.3f}" if self.test_accuracy is not None else "")
+            + (
+                f", test accuracy {self.test_accuracy:.3f} (the Keras model, one plain pass; the gate scores "
+                "the exported model)"
+                if self.test_accuracy is not None
+                else ""
+            )
         )
         return "\n".join(lines)
 
