@@ -207,6 +207,9 @@ class RunConfig:
     """The effective configuration of one run: one validated dataclass per section."""
 
     sections: dict
+    # "section.key" -> where the value was given ("--weights", "train.weights in nightly.yaml", "--set
+    # train.weights", "the demo's defaults"); keys not in it have their defaults
+    sources: dict = dataclasses.field(default_factory=dict)
 
     def __getitem__(self, name):
         return self.sections[name]

@@ -35,8 +35,35 @@ def formats_table() -> str:
     return "\n".join(rows)
 
 
+def checks_table() -> str:
+    """docs/data.md's table of data-validation anomalies, from components/validate/checks.py's `CODES`,
+    each config key named in it followed by its default."""
+    from components.validate import checks
+    from components.validate.config import ValidateConfig
+
+    defaults = ValidateConfig()
+
+    def with_defaults(text: str) -> str:
+        return re.sub(
+            r"`(\w+)`",
+            lambda m: (
+                f"`{m.group(1)}` (default {getattr(defaults, m.group(1))})"
+                if hasattr(defaults, m.group(1))
+                else m.group(0)
+            ),
+            text,
+        )
+
+    rows = ["| code | severity | when |", "| --- | --- | --- |"]
+    for code in checks.CODES.values():
+        severity = code.severity if code.severity in ("error", "warning") else with_defaults(f"`{code.severity}`")
+        rows.append(f"| `{code.name}` | {severity} | {with_defaults(code.when).replace('|', chr(92) + '|')} |")
+    return "\n".join(rows)
+
+
 GENERATED = {
     ROOT / "schemas" / "ARTIFACTS.md": {"formats": formats_table},
+    ROOT / "docs" / "data.md": {"checks": checks_table},
 }
 WHOLE = {
     ROOT / "docs" / "configuration.md": reference.configuration_md,

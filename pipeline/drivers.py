@@ -37,7 +37,7 @@ def ingest_preflight(ctx) -> None:
 
     data_dir, root = ctx.config["ingest"].data_dir, normalised_path(ctx.root)
     if data_dir and normalised_path(data_dir) != normalised_path(demo.images_dir(root)):  # the demo's is made later
-        check_root(data_dir)
+        check_root(data_dir, ctx.config.sources.get("ingest.data_dir", "--data-dir"))
     if data_dir and "://" not in data_dir and (root + os.sep).startswith(normalised_path(data_dir) + os.sep):
         raise UsageError(
             f"the pipeline root {root} is inside the data folder {data_dir}: its outputs would be "

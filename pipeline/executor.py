@@ -14,7 +14,7 @@ import dataclasses
 import json
 import time
 
-from components.common.errors import DataError, Terminated, UsageError
+from components.common.errors import DataError, PipelineError, Terminated, UsageError
 from pipeline import artifacts, dag, drivers, fingerprint
 
 
@@ -140,6 +140,24 @@ def _run(ctx: Context, node, run, inputs: dict, resolved, started_run: float) ->
     return Input(result.output_dir, fp, execution_id)
 
 
+def _decide(ctx: Context, node, inputs: dict, forced: set) -> tuple:
+    """(the node's resolved driver output with its input fingerprint, the earlier execution to reuse or None)."""
+    resolved = node.resolve(ctx, inputs) if node.resolve else drivers.Resolved()
+    resolved.fingerprint = fingerprint.component(
+        node.name,
+        node.package,
+        ctx.config.section_dict(node.name),
+        {k: v.fingerprint for k, v in inputs.items()},
+        resolved.extra,
+    )
+    if node.name in forced:
+        return resolved, None
+    hit = _usable(ctx, node, ctx.store.find_complete(node.name, resolved.fingerprint))
+    if hit is None and resolved.reuse is not None:
+        hit = _usable(ctx, node, resolved.reuse())
+    return resolved, hit
+
+
 def preflight(ctx: Context, nodes: list, costly: bool) -> None:
     """Every check that needs no data, before anything is written (the pipeline root, its lock and
     lineage store included): a refused run leaves the disk as it was. `ctx.store` is not used.
@@ -163,19 +181,7 @@ def execute(ctx: Context, nodes: list, forced: set, costly_checked: bool = False
     for node in nodes:
         run = dag.entry_point(node)
         inputs = _resolve_inputs(ctx, node, produced)
-        resolved = node.resolve(ctx, inputs) if node.resolve else drivers.Resolved()
-        resolved.fingerprint = fingerprint.component(
-            node.name,
-            node.package,
-            ctx.config.section_dict(node.name),
-            {k: v.fingerprint for k, v in inputs.items()},
-            resolved.extra,
-        )
-        hit = None
-        if node.name not in forced:
-            hit = _usable(ctx, node, ctx.store.find_complete(node.name, resolved.fingerprint))
-            if hit is None and resolved.reuse is not None:
-                hit = _usable(ctx, node, resolved.reuse())
+        resolved, hit = _decide(ctx, node, inputs, forced)
         if hit is not None:
             produced[node.name] = _reuse(ctx, node, resolved.fingerprint, hit)
         else:
@@ -183,3 +189,32 @@ def execute(ctx: Context, nodes: list, forced: set, costly_checked: bool = False
                 costly_checks.pop(0)(ctx)
             produced[node.name] = _run(ctx, node, run, inputs, resolved, started_run)
     return produced
+
+
+def plan(ctx: Context, nodes: list, forced: set) -> list:
+    """[(node name, what a run would do)] without running or recording anything (`pipeline.run --dry-run`).
+
+    A node is reused when an earlier complete execution has its input fingerprint and an undamaged
+    output, exactly as `execute` decides; one that would run gives its successors a new input, whose
+    fingerprint (and so whether they could be reused) is known only once it has run."""
+    produced, steps, runs = {}, [], []
+    for node in nodes:
+        try:
+            inputs = _resolve_inputs(ctx, node, produced)
+            if any(name in runs for name in node.inputs):
+                steps.append((node.name, f"run (after {', '.join(n for n in node.inputs if n in runs)})"))
+                runs.append(node.name)
+                continue
+            _resolved, hit = _decide(ctx, node, inputs, forced)
+        except PipelineError as e:
+            steps.append((node.name, f"cannot run: {e}"))
+            runs.append(node.name)
+            continue
+        if hit is not None:
+            produced[node.name] = Input(hit["output_uri"], _artifact_fingerprint(ctx, hit), hit["id"])
+            steps.append((node.name, f"reuse {hit['output_uri'] or 'the earlier result'} (run {hit['run_id']})"))
+        else:
+            why = "forced" if node.name in forced else "no earlier run had these inputs and this config"
+            steps.append((node.name, f"run ({why})"))
+            runs.append(node.name)
+    return steps

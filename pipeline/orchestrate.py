@@ -26,6 +26,51 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
+def _given(config) -> list:
+    """[(key, value, where it was given)] of every value that is not its section's default."""
+    from pipeline import config as config_mod
+
+    rows = []
+    for section, cls in config_mod.section_classes().items():
+        default = config_mod.to_plain(cls())
+        for key, value in config.section_dict(section).items():
+            where = config.sources.get(f"{section}.{key}")
+            if where is not None and value != default.get(key):
+                rows.append((f"{section}.{key}", value, where))
+    return rows
+
+
+def dry_run(config, beam_args, run_id: str, args, use_demo: bool) -> int:
+    """`--dry-run`: the effective config's values that are not defaults (with where each was given) and
+    what each step would do, reuse or run; nothing is run, locked or written."""
+    root = config.pipeline.pipeline_root
+    _log("[dry run] nothing is run or written")
+    given = _given(config)
+    _log(
+        "effective config, values that are not the defaults:" if given else "effective config: every value is a default"
+    )
+    for key, value, where in given:
+        _log(f"  {key}: {value}  ({where})")
+    nodes = dag.select(args.only, args.stop_after)
+    ctx = executor.Context(config, None, run_id, root, beam_args, config.pipeline.effective_serving_dir, log=_log)
+    executor.preflight(ctx, nodes, costly=False)
+    forced = set().union(*(dag.downstream(name) for name in args.force)) if args.force else set()
+    if not fileio.exists(artifacts.metadata_path(root)):
+        steps = [(node.name, f"run (nothing in {root} yet)") for node in nodes]
+    elif use_demo and not publish.is_complete(artifacts.demo_dir(root)):
+        steps = [(node.name, "run (the demo dataset is generated first)") for node in nodes]
+    else:
+        ctx.store = metadata.Store(artifacts.metadata_path(root))
+        try:
+            steps = executor.plan(ctx, nodes, forced)
+        finally:
+            ctx.store.close()
+    _log("steps:")
+    for name, what in steps:
+        _log(f"  {name}: {what}")
+    return EXIT_OK
+
+
 def run(config, beam_args, run_id: str, args, use_demo: bool, argv: list) -> int:
     """Execute one run; returns the exit code (raises `PipelineError` for the failures it maps)."""
     root = config.pipeline.pipeline_root

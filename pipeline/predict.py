@@ -17,7 +17,7 @@ import sys
 
 from components.common import formats
 from components.common.errors import EXIT_DATA, EXIT_OK, DataError
-from pipeline.cli import exits_with_codes
+from pipeline.cli import Parser, exits_with_codes
 
 # TensorFlow, NumPy and the model loader are imported by the functions that use them, after the
 # arguments are parsed: `--help` and a usage error answer at once instead of after TensorFlow's
@@ -25,7 +25,7 @@ from pipeline.cli import exits_with_codes
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m pipeline.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "model", help="SavedModel/export dir, model file (.tflite, .onnx), or NAME[/VERSION] with --serving-dir"
     )

@@ -213,7 +213,8 @@ def cli_md() -> str:
             if isinstance(action, argparse._SubParsersAction):
                 for sub, subparser in action.choices.items():
                     helps = {a.dest: a.help for a in action._choices_actions}
-                    out += ["", f"### `python -m {name} {sub}`", "", helps.get(sub) or "", ""]
+                    about = helps.get(sub) or ""
+                    out += ["", f"### `python -m {name} {sub}`", "", about[:1].upper() + about[1:], ""]
                     out += ["| argument | default | meaning |", "| --- | --- | --- |", *_flag_rows(subparser)]
         if parser.epilog:
             out += ["", parser.epilog]

@@ -288,12 +288,16 @@ class Report:
             ["NLL", _fmt(calibration.get("nll_before"), 4), _fmt(calibration.get("nll_after"), 4)],
         ]
         temperature = calibration.get("temperature")
+        warnings = calibration.get("warnings") or []
         fitted = (
             f"Temperature {_fmt(temperature, 4)} fitted on the val split and folded into the model"
             if temperature
-            else "No temperature was fitted (export.calibrate: false)"
+            else "No temperature was fitted" + ("" if warnings else " (export.calibrate: false)")
         )
+        for warning in warnings:
+            self.lines.append(f"warning: {warning}")
         body = [
+            *(f'<p class="warning"><strong>Warning:</strong> {html.escape(w)}</p>' for w in warnings),
             f"<p>{fitted}; measured on the {metrics.get('examples')} images of the {html.escape(str(metrics.get('split')))} split "
             f"({calibration.get('bins')} confidence bins).</p>",
             _table(["", "before calibration", "after (exported)"], rows),
@@ -559,6 +563,7 @@ th {{ background: #f0f0f0; }}
 .thumbs {{ display: flex; flex-wrap: wrap; gap: 8px; }}
 figure {{ margin: 0; font-size: 70%; max-width: 110px; word-break: break-all; }}
 .verdict {{ font-size: 140%; font-weight: bold; }}
+.warning {{ background: #fff4d6; border-left: 4px solid #e0a000; padding: 4px 8px; }}
 pre {{ background: #f7f7f7; padding: 1em; font-size: 80%; overflow: auto; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1><nav>{nav}</nav>{body}</body></html>

@@ -17,6 +17,7 @@ import datetime
 import errno
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
@@ -115,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="before reusing an earlier output, compare every file's "
         "sha256 with what was published (sizes are always compared)",
+    )
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the effective config (every value that is not a default, and where it was given) and "
+        "which steps would run or be reused; run, lock and write nothing",
     )
     g.add_argument(
         "--wait",
@@ -257,12 +264,16 @@ def config_from_args(args) -> tuple:
     from pipeline import demo
 
     data = config_mod.read_yaml(args.config) if args.config else {}
-    flags = {}
+    flags, sources = {}, {}  # sources: "section.key" -> where its value was given, as a user would write it
+    for section, values in data.items():
+        for name in values if isinstance(values, dict) else ():
+            sources[f"{section}.{name}"] = f"{section}.{name} in {args.config}"
     for dest, key in FLAG_KEYS.items():
         value = getattr(args, dest)
         if value is not None:
             section, name = key.split(".")
             flags.setdefault(section, {})[name] = value
+            sources[key] = "--" + dest.replace("_", "-")
     ingest = config_mod.merge(data, flags).get("ingest", {})
     set_data = any(o.startswith(("ingest.data_dir=", "ingest.tfds_name=")) for o in args.overrides)
     use_demo = not ingest.get("data_dir") and not ingest.get("tfds_name") and not set_data
@@ -276,12 +287,32 @@ def config_from_args(args) -> tuple:
         root = (
             config_mod.merge(data, flags).get("pipeline", {}).get("pipeline_root") or config_mod.DEFAULT_PIPELINE_ROOT
         )
-        data = config_mod.merge(demo.defaults(root), data)
+        defaults = demo.defaults(root)
+        for section, values in defaults.items():
+            for name in values:
+                sources.setdefault(f"{section}.{name}", "the demo's defaults")
+        data = config_mod.merge(defaults, data)
     data = config_mod.merge(data, flags)
     if args.epochs is not None:
         data.setdefault("train", {})["stages"] = _stages_with_epochs(data.get("train", {}), args.epochs)
+        sources["train.stages"] = "--epochs"
     overrides = [config_mod.parse_override(text) for text in args.overrides]
-    return _normalised_paths(config_mod.build(data, overrides)), use_demo
+    for section, name, _raw in overrides:
+        sources[f"{section}.{name}"] = f"--set {section}.{name}"
+    try:
+        built = config_mod.build(data, overrides)
+    except UsageError as e:
+        raise UsageError(_naming_the_source(str(e), sources)) from None
+    return dataclasses.replace(_normalised_paths(built), sources=sources), use_demo
+
+
+def _naming_the_source(message: str, sources: dict) -> str:
+    """`message` followed by where the value it names was given, when that is not already said (a
+    `--min-accuracy`-style flag or a config file's line, rather than only the key)."""
+    named = sorted((key for key in sources if re.search(rf"\b{re.escape(key)}\b", message)), key=len, reverse=True)
+    if not named or sources[named[0]] in message:
+        return message
+    return f"{message} (given as {sources[named[0]]})"
 
 
 # Config values that name a file or folder, and the words that are not paths there.
@@ -369,6 +400,8 @@ def main(argv=None) -> int:
             )
         from pipeline import orchestrate
 
+        if args.dry_run:
+            return orchestrate.dry_run(config, options, run_id, args, use_demo)
         root = config.pipeline.pipeline_root
         log_dir = os.path.join(root, "runs", run_id)
         return orchestrate.run(config, options, run_id, args, use_demo, argv)

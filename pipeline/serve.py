@@ -23,11 +23,11 @@ import socket
 import sys
 
 from components.common.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, UsageError
-from pipeline.cli import exits_with_codes
+from pipeline.cli import Parser, exits_with_codes
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.serve", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="python -m pipeline.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model_base_path", required=True, help="the model's folder of integer versions, SERVING_DIR/<push.model_name>"
     )

@@ -109,12 +109,13 @@ def _once(key: str, build):
 
 
 def tiny_ingest(tmp_path_factory) -> str:
-    """3 synthetic classes (cat, dog, fish), 12 train, 6 val and 8 test images per class, 40x48 JPEGs."""
+    """3 synthetic classes (cat, dog, fish), 12 train, 34 val and 8 test images per class, 40x48 JPEGs:
+    102 val images, enough to fit a temperature and an abstention threshold on (MIN_CALIBRATION_EXAMPLES)."""
     return _once(
         "tiny_ingest",
         lambda: write_synthetic_ingest_dir(
             tmp_path_factory.mktemp("tiny_ingest") / "ingest",
-            per_split={"train": 12, "val": 6, "test": 8},
+            per_split={"train": 12, "val": 34, "test": 8},
             tfds_metadata=False,
         ),
     )

@@ -61,3 +61,15 @@ def test_a_field_without_a_docstring_entry_stops_the_generator(monkeypatch):
     monkeypatch.setattr(config, "section_classes", lambda: {"extra": Undocumented})
     with pytest.raises(SystemExit, match="no docstring entry `threshold: ...` for extra.threshold"):
         reference.configuration_md()
+
+
+def test_a_new_anomaly_code_without_regenerating_is_caught(monkeypatch, capsys):
+    """docs/data.md's table of checks missed `class_folder_empty` and `symlink_loop` (issue 35): it is
+    now generated from components/validate/checks.py's CODES."""
+    from components.validate import checks
+
+    monkeypatch.setattr(checks, "CODES", {**checks.CODES, "extra": checks.Code("extra", "warning", "never")})
+    assert docs.main(["--check"]) == 1
+    assert "stale: docs/data.md; run python -m pipeline.docs" in capsys.readouterr().err
+    table = docs.checks_table()
+    assert "| `extra` | warning | never |" in table and "| `symlink_loop` | warning |" in table

@@ -112,6 +112,9 @@ def test_a_second_full_retrain_reuses_every_image_and_trains_the_same(ingest, tm
     assert first.stages[0].cached_features and first.stages[0].features_reused == 0
     assert second.stages[0].features_reused == images
     assert "reused from earlier runs" in second.summary()
+    # 9 val images: too few to early-stop or choose a stage on (issue 35); the trainer says so
+    assert first.trust_warnings and "only 9 val images" in first.trust_warnings[0]
+    assert "the last stage's model is kept" in first.trust_warnings[0]
     # Features are the same vectors, so the two head stages train alike (same seed, same order).
     assert abs(first.best_val_accuracy - second.best_val_accuracy) <= 1 / 9 + 1e-9
     other = run(dataclasses.replace(config, image_size=SIZE + 16), ingest, str(tmp_path / "other"), cache_dir=cache)

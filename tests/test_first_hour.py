@@ -150,3 +150,54 @@ def test_the_gate_says_its_accuracy_is_the_exported_models():
     assert scored_text({"tta": "none"}) == "the exported SavedModel"
     result = EvaluateResult("out", True, [], {"candidate": {"overall": {"accuracy": 1.0}}}, None, 1.0, "X")
     assert result.summary().startswith("BLESSED: accuracy 1.0 of X,")
+
+
+def test_a_bad_value_names_where_it_was_given(tmp_path, capsys):
+    """`train.image_size=8: ...` said the key only: the user typed --image-size, or wrote it in a file."""
+    root = str(tmp_path / "root")
+    assert run_mod.main(["--data-dir", str(tmp_path), "--pipeline-root", root, "--image-size", "8"]) == 2
+    assert "(given as --image-size)" in capsys.readouterr().err
+    config = tmp_path / "nightly.yaml"
+    config.write_text(f"ingest:\n  data_dir: {tmp_path / 'missing'}\ntrain:\n  batch_size: 0\n")
+    assert run_mod.main(["--config", str(config), "--pipeline-root", root]) == 2
+    assert f"(given as train.batch_size in {config})" in capsys.readouterr().err
+    config.write_text(f"ingest:\n  data_dir: {tmp_path / 'missing'}\n")
+    assert run_mod.main(["--config", str(config), "--pipeline-root", root]) == 3
+    assert f"check ingest.data_dir in {config}" in capsys.readouterr().err
+
+
+def test_a_dry_run_says_what_would_happen_and_does_nothing(fake, tmp_path, capsys):
+    config = tmp_path / "nightly.yaml"
+    config.write_text("train:\n  batch_size: 16\n")
+    before = sorted(tmp_path.rglob("*"))
+    assert fake("--config", str(config), "--image-size", "64", "--dry-run") == (0, [])
+    out = capsys.readouterr().out
+    assert sorted(tmp_path.rglob("*")) == before  # no root, lock or lineage store
+    assert f"train.batch_size: 16  (train.batch_size in {config})" in out
+    assert "train.image_size: 64  (--image-size)" in out and "train.weights: none  (--weights)" in out
+    assert "train.label_smoothing" not in out  # a default
+    assert "  ingest: run (nothing in" in out and "  push: run (nothing in" in out
+    assert fake()[0] == 0  # a real run; then nothing has changed
+    capsys.readouterr()
+    assert fake("--dry-run")[1] == []
+    out = capsys.readouterr().out
+    assert "  ingest: reuse " in out and "  train: reuse " in out and "  push: reuse " in out
+    assert fake("--dry-run", "--force", "train")[1] == []
+    out = capsys.readouterr().out
+    assert "  ingest: reuse " in out and "  train: run (forced)" in out and "  export: run (after train)" in out
+
+
+@pytest.mark.parametrize(
+    "module, args, close",
+    [
+        ("pipeline.predict", ["model", "photo.jpg", "--serving_dir", "s"], "--serving-dir"),
+        ("pipeline.validate", ["model", "data", "--min-acuracy", "0.9"], "--min-accuracy"),
+    ],
+)
+def test_the_other_commands_suggest_the_flag_meant(module, args, close, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as caught:
+        importlib.import_module(module).parse_args(args)
+    assert caught.value.code == 2
+    assert f"(did you mean {close}?)" in capsys.readouterr().err

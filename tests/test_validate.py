@@ -32,8 +32,9 @@ def split(n_train, n_val=2, n_test=2):
 
 
 HEALTHY = {"cats": split(16), "dogs": split(16)}
-# these fixtures hold a few test images, which `test_split_too_small` would flag in every test
-TINY_TEST_SPLIT_OK = {"max_accuracy_interval": 1.0}
+# these fixtures hold a few test and val images, which `test_split_too_small` and `val_split_too_small`
+# would flag in every test
+TINY_TEST_SPLIT_OK = {"max_accuracy_interval": 1.0, "warn_small_val_split": False}
 
 
 def stopped(result) -> DataError:
@@ -137,13 +138,15 @@ def test_class_balance_change_beyond_threshold(tmp_path):
 def test_a_test_split_too_small_to_decide_is_a_warning_saying_how_many_images_are_needed(tmp_path):
     """Issue 13: 48 test images resolve accuracy in steps of 2.1 points, with a +/-14 point interval."""
     small = ingest_dir(str(tmp_path), {"cats": split(100, 20, 24), "dogs": split(100, 20, 24)}, name="small")
-    result = run(ValidateConfig(), small, None, str(tmp_path / "v1"))
+    result = run(ValidateConfig(warn_small_val_split=False), small, None, str(tmp_path / "v1"))
     assert result.ok and [(a.severity, a.code) for a in result.anomalies] == [("warning", "test_split_too_small")]
     message = result.anomalies[0].message
     assert "48 images" in message and "2.1 accuracy points" in message and "at least 97 test images" in message
     large = ingest_dir(str(tmp_path), {"cats": split(100, 20, 50), "dogs": split(100, 20, 50)}, name="large")
-    assert run(ValidateConfig(), large, None, str(tmp_path / "v2")).anomalies == []
-    strict = run(ValidateConfig(max_accuracy_interval=0.05), large, None, str(tmp_path / "v3"))
+    assert run(ValidateConfig(warn_small_val_split=False), large, None, str(tmp_path / "v2")).anomalies == []
+    strict = run(
+        ValidateConfig(max_accuracy_interval=0.05, warn_small_val_split=False), large, None, str(tmp_path / "v3")
+    )
     assert "at least 385 test images" in strict.anomalies[0].message
 
 
@@ -156,3 +159,25 @@ def test_bad_config_and_bad_inputs(tmp_path):
     with pytest.raises(DataError, match="stats.json not found"):
         run(ValidateConfig(**TINY_TEST_SPLIT_OK), str(tmp_path), None, str(tmp_path / "v"))
     assert not os.path.exists(tmp_path / "v")
+
+
+def test_a_val_split_too_small_to_calibrate_on_is_a_warning_saying_what_is_left_out(tmp_path):
+    """Issue 35: the export fitted a temperature on 9 val images without a word."""
+    from components.common.confidence import MIN_CALIBRATION_EXAMPLES
+
+    small = {"cats": split(16, 4), "dogs": split(16, 5)}
+    result = run(ValidateConfig(max_accuracy_interval=1.0), ingest_dir(str(tmp_path), small), None, str(tmp_path / "v"))
+    assert [(a.severity, a.code) for a in result.anomalies] == [("warning", "val_split_too_small")] and result.ok
+    assert f"only 9 val images, fewer than the {MIN_CALIBRATION_EXAMPLES}" in result.anomalies[0].message
+    assert "uncalibrated and without abstention" in result.anomalies[0].message
+    half = (MIN_CALIBRATION_EXAMPLES + 1) // 2
+    enough = {"cats": split(16, half), "dogs": split(16, half)}
+    assert (
+        run(
+            ValidateConfig(max_accuracy_interval=1.0),
+            ingest_dir(str(tmp_path), enough, name="i2"),
+            None,
+            str(tmp_path / "v2"),
+        ).anomalies
+        == []
+    )

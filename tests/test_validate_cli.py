@@ -33,6 +33,7 @@ def test_good_model_passes_with_exit_0(tmp_path_factory, ingest, capsys):
 
 def test_bad_model_fails_with_exit_4_and_names_the_check(tmp_path_factory, ingest, capsys, tmp_path):
     bad = export_models.tiny_export(tmp_path_factory, epochs=1, variants=("float32",), learning_rate=0.0001)
+    capsys.readouterr()  # the export's own lines
     code = validate.main([bad, ingest, "--min-accuracy", "0.9", "--json", "--output-dir", str(tmp_path / "out")])
     assert code == 4
     report = json.loads(capsys.readouterr().out)
@@ -93,3 +94,19 @@ def test_images_the_model_cannot_score_are_named_with_exit_3(tmp_path_factory, t
     err = capsys.readouterr().err
     assert "cannot score 1 of the 4 test images" in err
     assert "PNG of 5000 x 3000 pixels decodes to 15000000 pixels, over the model limit of 12500000" in err
+
+
+def test_a_baseline_is_the_gates_paired_test_with_its_interval(tmp_path_factory, ingest, capsys):
+    """Issue 35: release CI had no baseline, so validate did not run "the same checks as the gate"."""
+    good = export_models.tiny_export(tmp_path_factory)
+    bad = export_models.tiny_export(tmp_path_factory, epochs=1, variants=("float32",), learning_rate=0.0001)
+    capsys.readouterr()  # the exports' own lines
+    assert validate.main([good, ingest, "--baseline", bad]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "max_accuracy_drop_vs_baseline" in x)
+    assert line.startswith("PASS") and "on 24 images" in line and "interval" in line
+    assert validate.main([bad, ingest, "--baseline", good, "--min-accuracy", "0", "--json"]) == 4
+    report = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in report["checks"] if not c["passed"]] == ["max_accuracy_drop_vs_baseline"]
+    assert validate.main([good, ingest, "--min-accuracy", "2"]) == 2
+    assert "(given as --min-accuracy)" in capsys.readouterr().err

@@ -109,6 +109,7 @@ def trust_metrics(predictions: dict, labels, info: dict, answers: list) -> dict:
     fitted = info.get("calibration")
     calibration = {
         "per_model": per_model,
+        "warnings": info.get("trust_warnings", []),  # what too few val images left unfitted (the export's model_info)
         "bins": confidence.BINS,
         "reliability_after": confidence.reliability(candidate, labels),
     }

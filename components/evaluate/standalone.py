@@ -75,20 +75,43 @@ def _scored(model, images: list):
     )
 
 
-def evaluate_model(config: EvaluateConfig, model, data: str, output_dir: str) -> EvaluateResult:
-    """Score `model` on `data`, compute TFMA metrics into `output_dir` and apply the value thresholds."""
+def _baseline_scores(baseline, labels: list, images: list):
+    """(the baseline's probabilities in the candidate's class order, None) or (None, why it cannot be compared)."""
+    if sorted(baseline.labels) != sorted(labels):
+        return None, f"its classes {baseline.labels} are not the candidate's {labels}"
+    try:
+        scores = _scored(baseline, images)
+    except DataError as e:
+        return None, str(e)
+    return scores[:, [baseline.labels.index(name) for name in labels]], None
+
+
+def evaluate_model(config: EvaluateConfig, model, data: str, output_dir: str, baseline=None) -> EvaluateResult:
+    """Score `model` on `data`, compute TFMA metrics into `output_dir` and apply the value thresholds;
+    with a `baseline` (an opened model, e.g. the one in production), also the gate's change threshold:
+    the paired test of the candidate against it on the same images."""
     config.validate()
     start = time.time()
     images, y = load_data(data, config.split, model.labels)
     predictions = {"candidate": _scored(model, images)}
+    baseline_error = None
+    if baseline is not None:
+        predictions["baseline"], baseline_error = _baseline_scores(baseline, model.labels, images)
+        if predictions["baseline"] is None:
+            del predictions["baseline"]
     computed = tfma_metrics.compute(predictions, y, model.labels, config.top_k, os.path.join(output_dir, "tfma"))
     checks = gate.value_checks(config, predictions, y, model.labels)
+    if "baseline" in predictions:
+        checks.append(gate.baseline_check(config, predictions, y))
+    elif baseline_error:
+        checks.append(gate.unloadable_baseline_check(config, baseline_error))
     blessed = all(c.passed for c in checks)
     write_json(os.path.join(output_dir, ModelBlessing.METRICS), {**computed, "examples": len(y)})
     write_json(
         os.path.join(output_dir, "report.json"),
         {
             "model": model.path,
+            "baseline": baseline.path if baseline is not None else None,
             "data": data,
             "passed": blessed,
             "examples": len(y),
@@ -96,4 +119,12 @@ def evaluate_model(config: EvaluateConfig, model, data: str, output_dir: str) ->
             "failed": [c.reason for c in checks if not c.passed],
         },
     )
-    return EvaluateResult(output_dir, blessed, checks, computed["metrics"], None, round(time.time() - start, 2))
+    return EvaluateResult(
+        output_dir,
+        blessed,
+        checks,
+        computed["metrics"],
+        baseline.path if baseline is not None else None,
+        round(time.time() - start, 2),
+        f"{model.path} ({model.kind})",
+    )

@@ -94,8 +94,11 @@ def calibrate(
     confidence threshold on the probabilities the export serves, averaged over the image and its
     mirror when `tta_mode` is "flip" (components/export/tta.py).
 
-    Returns (model_info.json entries {"calibration": ..., "abstention": ...}, class prototypes or
-    None). Either entry is None when the config turns it off. Abstention has two parts, both fitted
+    Returns (model_info.json entries {"calibration": ..., "abstention": ..., "trust_warnings": [...]},
+    class prototypes or None). Either of the first two is None when the config turns it off, or when
+    the val split holds fewer than `confidence.MIN_CALIBRATION_EXAMPLES` images: a temperature
+    fitted on 9 images went to the search's bound (T = 0.05, every answer 0.9999), so then nothing
+    is fitted and `trust_warnings` says why (printed here, shown by the report and the model card). Abstention has two parts, both fitted
     on val: a threshold on the calibrated top-1 probability, and (export.abstain_far_from_training)
     a threshold on the cosine similarity of the image's pooled backbone features to the nearest
     class prototype (unit mean of the train split's features, `prototypes`). The second catches
@@ -105,17 +108,31 @@ def calibrate(
     """
     abstain = (config.abstain_precision, config.abstain_coverage) != (None, None)
     if not config.calibrate and not abstain:
-        return {"calibration": None, "abstention": None}, None
+        return {"calibration": None, "abstention": None, "trust_warnings": []}, None
+    val_size = sum(examples.class_counts("val"))
+    if not val_size:
+        raise DataError(f"the 'val' split in {examples.uri} has no examples: nothing to calibrate on")
+    warnings = []  # what was not fitted because the val split is too small (printed, in the report and card)
+    if config.calibrate:
+        skipped = confidence.too_few(val_size, "a temperature", "the probabilities are not calibrated (T = 1)")
+        warnings += [skipped] if skipped else []
+    if abstain:
+        skipped = confidence.too_few(val_size, "an abstention threshold", "the model never abstains")
+        warnings += [skipped] if skipped else []
+        abstain = not skipped
+    for warning in warnings:
+        print(f"[export] warning: {warning}", flush=True)
+    calibrate_now = config.calibrate and val_size >= confidence.MIN_CALIBRATION_EXAMPLES
+    if not calibrate_now and not abstain:
+        return {"calibration": None, "abstention": None, "trust_warnings": warnings}, None
     forward = _outputs(model, abstain and config.abstain_far_from_training)
     logits, pooled, labels, mirrored = _forward(
         forward, batches(examples, "val"), image_size, mirror=abstain and tta_mode == "flip"
     )
-    if not len(labels):
-        raise DataError(f"the 'val' split in {examples.uri} has no examples: nothing to calibrate on")
     before = special.softmax(logits, axis=1)
     calibration = None
     temperature = 1.0
-    if config.calibrate:
+    if calibrate_now:
         temperature = confidence.fit_temperature(logits, labels)
         fold_temperature(model, temperature)
         after = special.softmax(logits / temperature, axis=1)
@@ -131,7 +148,7 @@ def calibrate(
             "val_ece_after": round(confidence.ece(after, labels), 6),
         }
     if not abstain:
-        return {"calibration": calibration, "abstention": None}, None
+        return {"calibration": calibration, "abstention": None, "trust_warnings": warnings}, None
     probabilities = special.softmax(logits / temperature, axis=1)
     if mirrored is not None:
         probabilities = (probabilities + special.softmax(mirrored / temperature, axis=1)) / 2.0
@@ -173,4 +190,4 @@ def calibrate(
             "val_accuracy_accepted": None if chosen["accuracy"] is None else round(chosen["accuracy"], 6),
         }
     )
-    return {"calibration": calibration, "abstention": abstention}, class_prototypes
+    return {"calibration": calibration, "abstention": abstention, "trust_warnings": warnings}, class_prototypes

@@ -113,6 +113,7 @@ def run(config: ExportConfig, train_dir: str, ingest_dir: str, output_dir: str) 
         raise UsageError(f"export.unknown_label {config.unknown_label!r} is also a class name: choose another")
     tta_mode = tta.resolve(config.tta, trained.json_or_none(Model.HISTORY))
     calibrated, prototypes = calibration.calibrate(model, examples, image_size, len(labels), config, tta_mode)
+    calibrated["trust_warnings"] = info.get("trust_warnings", []) + calibrated["trust_warnings"]  # the trainer's first
 
     _, train_images, _ = sample_split(examples, "train", config.representative_examples, len(labels))
     try:

@@ -151,18 +151,19 @@ def _walk_remote(root: str, scan: ScanResult) -> None:
             _classify(meta.path[len(prefix) :], scan, meta.path)
 
 
-def check_root(data_dir: str) -> None:
-    """DataError when `data_dir` is missing or is a file (the cheap check, before anything runs)."""
+def check_root(data_dir: str, named: str = "--data-dir") -> None:
+    """DataError when `data_dir` is missing or is a file (the cheap check, before anything runs), or
+    holds fewer than two class folders. named: where the user gave it (`ingest.data_dir in FILE`)."""
     if "://" in data_dir:
         from apache_beam.io.filesystems import FileSystems
 
         if not FileSystems.exists(data_dir.rstrip("/") + "/") and not FileSystems.exists(data_dir):
-            raise DataError(f"data folder {data_dir!r} does not exist: check --data-dir")
+            raise DataError(f"data folder {data_dir!r} does not exist: check {named}")
     elif not os.path.exists(data_dir):
-        raise DataError(f"data folder {data_dir!r} does not exist: check --data-dir")
+        raise DataError(f"data folder {data_dir!r} does not exist: check {named}")
     elif not os.path.isdir(data_dir):
         raise DataError(
-            f"--data-dir {data_dir!r} is a file, not a folder: give the folder that holds one sub-folder per class"
+            f"{named} {data_dir!r} is a file, not a folder: give the folder that holds one sub-folder per class"
         )
     else:
         _check_class_folders(data_dir)

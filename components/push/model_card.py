@@ -69,7 +69,7 @@ def _formats(info: dict, metrics: Optional[dict], blessing: Optional[dict]) -> l
 
 
 def _limitations(info: dict, metrics: Optional[dict], blessing: Optional[dict], per_class: list) -> list:
-    found = []
+    found = [f"Warning: {w[:1].upper()}{w[1:]}." for w in info.get("trust_warnings", [])]
     accuracy = _overall(metrics).get("accuracy")
     examples = (metrics or {}).get("examples")
     check = _accuracy_check(blessing)

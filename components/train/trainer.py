@@ -32,6 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from components.common import confidence
 from components.common.errors import DataError, UsageError
 from components.common.image_results import ImageResults
 from components.common.outcome import Outcome
@@ -77,6 +78,7 @@ class TrainResult(Outcome):
     excluded: int = 0  # train images `config.exclude` left out
     replicas: int = 1  # devices the strategy trained on in sync
     warm_start: Optional[dict] = None  # warm_start.Decision.record() plus the classes kept/added/removed
+    trust_warnings: list = dataclasses.field(default_factory=list)  # what too few val images could not decide
 
     def summary(self) -> str:
         lines = [
@@ -243,6 +245,15 @@ class _Training:
     def num_classes(self) -> int:
         return len(self.counts["train"])
 
+    @property
+    def val_too_small(self) -> str:
+        """Why early stopping and the choice of the best stage do not use val accuracy ("" when they do)."""
+        return confidence.too_few(
+            sum(self.counts["val"]),
+            "early stopping or a choice between stages",
+            "every stage runs all its epochs and the last stage's model is kept",
+        )
+
     def dataset(
         self, split: str, *, training: bool, augment: Optional[AugmentConfig] = None, seed: int = 0
     ) -> tf.data.Dataset:
@@ -360,7 +371,8 @@ def _fit_stage(t: _Training, i: int, stage, initial_epoch: int):
         class_weight=class_weights_for(config, t.counts["train"]),
         shuffle=False,  # the datasets shuffle
         verbose=0 if t.quiet else 1 if sys.stdout.isatty() else 2,  # a bar on a terminal, a line per epoch in a log
-        callbacks=stage_callbacks(t.work.dir, stage, monitor_patience=stage.patience) + list(t.callbacks),
+        callbacks=stage_callbacks(t.work.dir, stage, monitor_patience=0 if t.val_too_small else stage.patience)
+        + list(t.callbacks),
     )
     if cached:  # the head model was fitted; the full model evaluates
         t.compile_for_evaluation()
@@ -409,7 +421,8 @@ def _train_stages(t: _Training):
         t.work.finish(t.model, result)
         results.append(result)
 
-    kept = max(reversed(results), key=lambda r: r.val_accuracy)  # ties: the later stage
+    # ties: the later stage; on too few val images, the last stage (its val accuracy is mostly noise)
+    kept = results[-1] if t.val_too_small else max(reversed(results), key=lambda r: r.val_accuracy)
     t.model.load_weights(t.work.weights_path(kept.name))
     if not t.model.compiled:  # every stage had finished before this process started
         t.compile_for_evaluation()
@@ -573,6 +586,8 @@ def run(
                 warm_from=decision.source,
                 cache_dir=cache_dir,
             )
+            if training.val_too_small:
+                print(f"[train] warning: {training.val_too_small}", flush=True)
             results, kept, test_accuracy = _train_stages(training)
             result = TrainResult(
                 output_dir,
@@ -588,6 +603,7 @@ def run(
                 excluded,
                 placement.replicas,
                 {**decision.record(), **_class_changes(decision.source, labels)},
+                [training.val_too_small] if training.val_too_small else [],
             )
             _publish(training.model, config, labels, counts, work_dir, result, output_dir, train_images)
         finally:
@@ -673,6 +689,7 @@ def _publish(model, config, labels, counts, work_dir, result: TrainResult, outpu
                 "excluded_train_examples": result.excluded,
                 "distillation": _distillation_record(config),
                 "warm_start": result.warm_start,
+                "trust_warnings": result.trust_warnings,
                 "keras_version": keras.__version__,
                 "tensorflow_version": tf.__version__,
             },

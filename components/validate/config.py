@@ -21,6 +21,10 @@ class ValidateConfig:
     max_accuracy_interval: the test split is too small (`test_split_too_small`, a warning) when the
         95% interval on an accuracy near 50% (the widest case) is wider than +/- this: the gate's
         checks (components/evaluate/gate.py) cannot tell apart models closer than that.
+    warn_small_val_split: warn (`val_split_too_small`) when the val split holds fewer images than the
+        measured minimum below which the export fits no temperature or abstention threshold and the
+        trainer does not early-stop (components.common.confidence.MIN_CALIBRATION_EXAMPLES); false
+        silences the warning, not those decisions.
     """
 
     min_examples_per_class: int = 10
@@ -29,6 +33,7 @@ class ValidateConfig:
     max_balance_change: float = 0.1
     change_severity: str = "warning"
     max_accuracy_interval: float = 0.1
+    warn_small_val_split: bool = True
 
     def validate(self) -> None:
         """Raise `UsageError` naming the first bad field."""
@@ -44,6 +49,8 @@ class ValidateConfig:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise UsageError(f"validate.{field}={value!r}: must be a number in [0, 1]")
+        if not isinstance(self.warn_small_val_split, bool):
+            raise UsageError(f"validate.warn_small_val_split={self.warn_small_val_split!r}: must be true or false")
         for field in ("missing_split_severity", "change_severity"):
             value = getattr(self, field)
             if value not in SEVERITIES:

@@ -53,6 +53,7 @@ def run(config: ValidateConfig, ingest_dir: str, previous_ingest_dir: Optional[s
         checks.class_counts(stats, config)
         + checks.rejected_fraction(stats, config)
         + checks.test_split_size(stats, config)
+        + checks.val_split_size(stats, config)
         + checks.drift(stats, previous, config)
     )
     with publish_dir(output_dir) as tmp:
