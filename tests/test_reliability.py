@@ -421,7 +421,7 @@ def test_empty_class_folder_is_a_validation_warning(tmp_path):
     ingested = run(IngestConfig(data_dir=data), str(tmp_path / "ingest"))
     assert list(ingested.labels) == ["cats", "dogs", "owls"]
     result = validate(
-        ValidateConfig(min_examples_per_class=1, max_accuracy_interval=1.0),
+        ValidateConfig(min_examples_per_class=1, max_accuracy_interval=1.0, warn_small_val_split=False),
         ingested.output_dir,
         None,
         str(tmp_path / "v"),
