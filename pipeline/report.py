@@ -235,9 +235,7 @@ class Report:
         labels = ExportedModel(self.outputs["export"]).labels()
         overall = metrics["metrics"]["candidate"].get("overall", {})
         rows = [[k, _fmt(v)] for k, v in sorted(overall.items()) if "/" not in k]
-        from components.evaluate.evaluator import scored_text
-
-        scored = scored_text(ExportedModel(self.outputs["export"]).info())
+        scored = ExportedModel(self.outputs["export"]).scored_as()
         body = [
             f"<p>{metrics.get('examples')} examples of the {html.escape(str(metrics.get('split')))} split, scored "
             f"by {scored}: the model that is pushed. The trainer's test accuracy (Training) is the Keras "
@@ -283,9 +281,10 @@ class Report:
         if not calibration:
             self.add("trust", title, "<p>The evaluation did not run (or predates calibration).</p>")
             return
+        exported = (calibration.get("per_model") or {}).get("candidate", {})  # with no temperature: as exported
         rows = [
-            ["ECE", _fmt(calibration.get("ece_before"), 4), _fmt(calibration.get("ece_after"), 4)],
-            ["NLL", _fmt(calibration.get("nll_before"), 4), _fmt(calibration.get("nll_after"), 4)],
+            ["ECE", _fmt(calibration.get("ece_before"), 4), _fmt(calibration.get("ece_after", exported.get("ece")), 4)],
+            ["NLL", _fmt(calibration.get("nll_before"), 4), _fmt(calibration.get("nll_after", exported.get("nll")), 4)],
         ]
         temperature = calibration.get("temperature")
         warnings = calibration.get("warnings") or []

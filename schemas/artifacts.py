@@ -278,6 +278,11 @@ class ExportedModel(_ModelFiles):
     def parity(self) -> dict:
         return self.json(self.PARITY)
 
+    def scored_as(self) -> str:
+        """What the gate's accuracy is of, in words: the exported model as served (with its test-time
+        flip, when it has one), not the trainer's Keras model, whose test accuracy is one plain pass."""
+        return "the exported SavedModel" + (" with test-time flip" if self.info().get("tta") == "flip" else "")
+
 
 class ModelBlessing(Artifact):
     """The evaluator's output: the TFX-style blessing file, every check, the metrics."""

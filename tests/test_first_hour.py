@@ -143,11 +143,15 @@ def test_the_run_commands_help_and_reference_show_every_default():
     assert "| `train=0.8,val=0.1,test=0.1` |" in rows["| `--splits` `train=F,val=F,test=F`"]
 
 
-def test_the_gate_says_its_accuracy_is_the_exported_models():
-    from components.evaluate.evaluator import EvaluateResult, scored_text
+def test_the_gate_says_its_accuracy_is_the_exported_models(tmp_path):
+    import json
 
-    assert scored_text({"tta": "flip"}) == "the exported SavedModel with test-time flip"
-    assert scored_text({"tta": "none"}) == "the exported SavedModel"
+    from components.evaluate.evaluator import EvaluateResult
+    from schemas.artifacts import ExportedModel
+
+    for tta, words in (("flip", "the exported SavedModel with test-time flip"), ("none", "the exported SavedModel")):
+        (tmp_path / "model_info.json").write_text(json.dumps({"tta": tta}))
+        assert ExportedModel(str(tmp_path)).scored_as() == words
     result = EvaluateResult("out", True, [], {"candidate": {"overall": {"accuracy": 1.0}}}, None, 1.0, "X")
     assert result.summary().startswith("BLESSED: accuracy 1.0 of X,")
 

@@ -261,11 +261,5 @@ def run(
         )
         write_text_atomic(out.path(BLESSED if blessed else NOT_BLESSED), "")
     return EvaluateResult(
-        output_dir, blessed, checks, metrics, baseline_dir, round(time.time() - start, 2), scored_text(export.info())
+        output_dir, blessed, checks, metrics, baseline_dir, round(time.time() - start, 2), export.scored_as()
     )
-
-
-def scored_text(info: dict) -> str:
-    """What the gate's accuracy is of, in words: the exported model as served (with its test-time flip,
-    when the export has one), not the trainer's Keras model, whose test accuracy is one plain pass."""
-    return "the exported SavedModel" + (" with test-time flip" if info.get("tta") == "flip" else "")
