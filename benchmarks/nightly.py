@@ -153,20 +153,31 @@ def main(argv=None) -> int:
         *("--weights", args.weights, "--image-size", str(args.image_px)),
         *args.extra,
     ]
+    command = "python -m benchmarks.nightly " + " ".join(argv if argv is not None else sys.argv[1:])
     first = run_pipeline(flags)
     nights = [_night(root, first, first["wall_s"])]
+    _write(args, command, nights, None)
     rng, next_index = random.Random(0), args.images
     for night in range(1, args.nights + 1):
         change = _change_folder(folder, night, next_index, rng)
         next_index = change.pop("next_index")
         nights.append({"change": change, **_night(root, run_pipeline(flags), first["wall_s"])})
         print(json.dumps(nights[-1]), file=sys.stderr, flush=True)
-    full = _full_retrains(root, args.seeds) if args.seeds else []
+        _write(args, command, nights, None)
+    result = _write(args, command, nights, _full_retrains(root, args.seeds) if args.seeds else [])
+    print(json.dumps({k: result[k] for k in ("later_nights_share_of_first", "ingest_share_of_first")}))
+    return 0
+
+
+def _write(args, command: str, nights: list, full) -> dict:
+    """Write the results so far after every night (`complete: false` until the full retrains are in), so a
+    run that is stopped still leaves what it measured."""
     result = {
         "what": __doc__.split("\n\n")[0],
-        "command": "python -m benchmarks.nightly " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command,
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        "complete": full is not None,
         "images": args.images,
         "image_px": args.image_px,
         "nights": nights,
@@ -174,13 +185,13 @@ def main(argv=None) -> int:
         "ingest_share_of_first": [
             round(n["steps_s"].get("ingest", 0) / nights[0]["steps_s"]["ingest"], 3) for n in nights[1:]
         ],
-        "full_retrain_on_last_night": full,
+        "full_retrain_on_last_night": full or [],
     }
-    with open(args.out, "w") as f:
+    with open(args.out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
-    print(json.dumps({k: result[k] for k in ("later_nights_share_of_first", "ingest_share_of_first")}))
-    return 0
+    os.replace(args.out + ".tmp", args.out)
+    return result
 
 
 if __name__ == "__main__":
