@@ -2,7 +2,8 @@
 
 What the code defines is documented from the code, so it cannot drift: docs/configuration.md
 (every config key), docs/cli.md (every command's flags) and the example config pipeline.yaml
-(every key at its default) are written whole by `pipeline.reference`; the table of export formats in schemas/ARTIFACTS.md comes from the format
+(every key at its default) are written whole by `pipeline.reference`; docs/benchmarks.md is written
+whole from the benchmarks' JSON results by `benchmarks.page`; the table of export formats in schemas/ARTIFACTS.md comes from the format
 registry (components/common/formats/) and sits between `<!-- generated:NAME -->` and
 `<!-- /generated:NAME -->` markers, the rest of that file being written by hand. `--check` writes
 nothing and exits 1 naming every stale file (tests/test_docs_generated.py runs it); exit 0 when all
@@ -69,7 +70,15 @@ WHOLE = {
     ROOT / "docs" / "configuration.md": reference.configuration_md,
     ROOT / "docs" / "cli.md": reference.cli_md,
     ROOT / "pipeline.yaml": reference.example_yaml,
+    ROOT / "docs" / "benchmarks.md": lambda: _benchmarks_page().benchmarks_md(),
 }
+
+
+def _benchmarks_page():
+    """benchmarks/page.py, imported when the page is made: it lives beside the package, in the checkout."""
+    from benchmarks import page
+
+    return page
 
 
 def render(text: str, parts: dict) -> str:

@@ -73,3 +73,47 @@ def test_a_new_anomaly_code_without_regenerating_is_caught(monkeypatch, capsys):
     assert "stale: docs/data.md; run python -m pipeline.docs" in capsys.readouterr().err
     table = docs.checks_table()
     assert "| `extra` | warning | never |" in table and "| `symlink_loop` | warning |" in table
+
+
+def test_a_benchmark_figure_changed_without_regenerating_is_caught(monkeypatch, capsys):
+    from benchmarks import page
+
+    real = page.load
+
+    def rerun(name):
+        result = real(name)
+        if name == "cli_latency_results":
+            result["seconds"]["pipeline.predict --help"]["median_s"] = 9.5
+        return result
+
+    monkeypatch.setattr(page, "load", rerun)
+    assert "`pipeline.predict` 9.50 s" in page.benchmarks_md()
+    assert docs.main(["--check"]) == 1
+    assert "stale: docs/benchmarks.md; run python -m pipeline.docs" in capsys.readouterr().err
+
+
+def test_every_benchmark_result_is_on_the_page_with_its_run():
+    """Each benchmarks/*.json is read by the page and says what ran, when and where."""
+    import pathlib
+
+    from benchmarks import page
+
+    read = []
+    real = page.load
+
+    def spy(name):
+        read.append(name)
+        return real(name)
+
+    page.load = spy
+    try:
+        page.benchmarks_md()
+    finally:
+        page.load = real
+    files = {p.stem for p in pathlib.Path(page.HERE).glob("*.json")}
+    assert files - set(read) == set(), "results no section shows"
+    for name in files:
+        result = real(name)
+        runs = result.get("runs") if isinstance(result.get("runs"), list) else [result]
+        for run in runs:
+            assert {"command", "date", "machine"} <= set(run), f"{name} lacks its command, date or machine"
