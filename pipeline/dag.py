@@ -215,6 +215,30 @@ NODES = in_dependency_order(
 )
 
 
+def describe() -> dict:
+    """The graph as data (`pipeline.run --print-graph`), what the scheduler generators read: each step, the
+    steps it reads, and whether a result that is not ok stops the run; with the exit codes a step ends
+    with. Imports no TensorFlow."""
+    from components.common import errors
+
+    return {
+        "steps": [
+            {"name": n.name, "inputs": list(n.inputs), "stops_the_run_when_not_ok": n.failure is not None}
+            for n in NODES
+        ],
+        "exit_codes": {
+            "ok": errors.EXIT_OK,
+            "unexpected": errors.EXIT_FAILURE,
+            "usage": errors.EXIT_USAGE,
+            "data": errors.EXIT_DATA,
+            "not_blessed": errors.EXIT_NOT_BLESSED,
+            "locked": errors.EXIT_LOCKED,
+            "interrupted": errors.EXIT_INTERRUPTED,
+            "terminated": errors.EXIT_TERMINATED,
+        },
+    }
+
+
 def names() -> tuple:
     return tuple(node.name for node in NODES)
 

@@ -1,7 +1,8 @@
 """Runs the selected DAG nodes in order: resolve, fingerprint, reuse or execute, record lineage.
 
 For each node (`pipeline/dag.py` says everything that differs between them): resolve its inputs
-(this run's upstream outputs, or with `--only` the latest successful ones), run its driver,
+(this run's upstream outputs; with `--only`, those recorded earlier in the same run when a
+scheduler gave its `--run-id`, else the latest successful ones), run its driver,
 compute its input fingerprint, and either reuse an earlier complete execution with the same
 fingerprint (its published output still complete) or run the component into a fresh
 `<component>/<run_id>/`. The execution is recorded as `running` before the component starts, so
@@ -13,8 +14,17 @@ the run with the node's own error (and so its exit code), after its outcome is r
 import dataclasses
 import json
 import time
+from typing import Optional
 
-from components.common.errors import DataError, PipelineError, Terminated, UsageError
+from components.common.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    DataError,
+    PipelineError,
+    Terminated,
+    UsageError,
+)
 from pipeline import artifacts, dag, drivers, fingerprint
 
 
@@ -38,6 +48,8 @@ class Context:
     force_push: bool = False
     verify: bool = False  # compare every reused file's sha256 too, not only its size
     log: object = print
+    in_run: bool = False  # inputs not produced in this process come from this run's lineage only (--run-id)
+    attempt: Optional[int] = None  # the scheduler's try number of this step (--attempt), kept in the lineage
 
 
 def _damage(ctx: Context, node, execution) -> str:
@@ -72,7 +84,12 @@ def _resolve_inputs(ctx: Context, node, produced: dict) -> dict:
         if name in produced:
             inputs[name] = produced[name]
             continue
-        row = ctx.store.latest_complete(name)
+        row = ctx.store.latest_complete(name, ctx.run_id if ctx.in_run else None)
+        if row is None and ctx.in_run:
+            raise UsageError(
+                f"{node.name} needs the output of {name}, and run {ctx.run_id} has none yet: run "
+                f"--only {name} --run-id {ctx.run_id} first (a scheduler runs the steps in the graph's order)"
+            )
         if row is None:
             raise UsageError(
                 f"{node.name} needs the output of {name}, and no earlier run produced one in "
@@ -98,19 +115,26 @@ def _ok(ctx: Context, execution) -> bool:
 
 
 def _reuse(ctx: Context, node, fp: str, hit) -> Input:
-    ctx.store.record_cached(ctx.run_id, node.name, fp, hit)
+    failure = None
+    if node.failure is not None and not _ok(ctx, hit):
+        failure = node.failure(
+            f"unchanged since run {hit['run_id']}: {(hit['summary'] or '').strip()}", hit["output_uri"]
+        )
+    ctx.store.record_cached(
+        ctx.run_id, node.name, fp, hit, exit_code=failure.exit_code if failure else 0, attempt=ctx.attempt
+    )
     ctx.log(
         f"[pipeline] {node.name}: unchanged, reusing {hit['output_uri'] or 'the earlier result'} (run {hit['run_id']})"
     )
-    if node.failure is not None and not _ok(ctx, hit):
-        raise node.failure(f"unchanged since run {hit['run_id']}: {(hit['summary'] or '').strip()}", hit["output_uri"])
+    if failure is not None:
+        raise failure
     return Input(hit["output_uri"], _artifact_fingerprint(ctx, hit), hit["id"])
 
 
 def _run(ctx: Context, node, run, inputs: dict, resolved, started_run: float) -> Input:
     fp = resolved.fingerprint
     out = artifacts.output_dir(ctx.root, node.name, ctx.run_id)
-    execution_id = ctx.store.start_execution(ctx.run_id, node.name, fp, "")
+    execution_id = ctx.store.start_execution(ctx.run_id, node.name, fp, "", attempt=ctx.attempt)
     for value in inputs.values():
         for artifact in ctx.store.artifacts_of(value.execution_id):
             ctx.store.add_input(execution_id, artifact["id"])
@@ -125,19 +149,39 @@ def _run(ctx: Context, node, run, inputs: dict, resolved, started_run: float) ->
             "interrupted" if stopped else "failed",
             time.monotonic() - started,
             error=f"{type(e).__name__}: {e}",
+            exit_code=exit_code_of(e),
         )
         raise
     seconds = time.monotonic() - started
     summary = result.summary()
     properties = {**result.properties(), **resolved.properties, "ok": result.ok}
+    failure = node.failure(summary, result.output_dir) if node.failure is not None and not result.ok else None
     ctx.store.add_artifact(execution_id, result.output_dir, node.artifact.TYPE, fp, properties)
-    ctx.store.finish_execution(execution_id, "complete", seconds, summary=summary, output_uri=result.output_dir)
+    ctx.store.finish_execution(
+        execution_id,
+        "complete",
+        seconds,
+        summary=summary,
+        output_uri=result.output_dir,
+        exit_code=failure.exit_code if failure else 0,
+    )
     ctx.log(f"[pipeline] {node.name}: done in {seconds:.1f} s" + ("" if result.ok else ": NOT ok"))
     if summary:
         ctx.log("  " + summary.strip().replace("\n", "\n  "))
-    if node.failure is not None and not result.ok:
-        raise node.failure(summary, result.output_dir)
+    if failure is not None:
+        raise failure
     return Input(result.output_dir, fp, execution_id)
+
+
+def exit_code_of(error: BaseException) -> int:
+    """The exit code `pipeline.run` ends with for `error` (docs/cli.md's table)."""
+    if isinstance(error, PipelineError):
+        return error.exit_code
+    if isinstance(error, Terminated):
+        return EXIT_TERMINATED
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE
 
 
 def _decide(ctx: Context, node, inputs: dict, forced: set) -> tuple:

@@ -4,7 +4,8 @@ It plays the part ML Metadata plays in TFX, small enough to read with the `sqlit
 
 - `runs`: one row per `pipeline.run` invocation (status, exit code, effective config, code version)
 - `executions`: one row per component per run (status running/complete/failed/cached, timings,
-  input fingerprint, error, and for a cached one the execution whose outputs it reused)
+  input fingerprint, error, exit code, the scheduler's attempt number when a scheduler ran it, and
+  for a cached one the execution whose outputs it reused)
 - `artifacts`: what an execution wrote (URI, type, fingerprint, JSON properties such as counts,
   metrics or the pushed version)
 - `events`: which execution read (`input`) and wrote (`output`) which artifact
@@ -35,6 +36,8 @@ CREATE TABLE IF NOT EXISTS events (
   execution_id INTEGER, artifact_id INTEGER, kind TEXT);
 CREATE INDEX IF NOT EXISTS executions_by_fingerprint ON executions (component, fingerprint, status);
 """
+# Columns added after the first release: a store written before them gains them when opened.
+ADDED_COLUMNS = {"executions": {"exit_code": "INTEGER", "attempt": "INTEGER"}}
 
 
 def now() -> str:
@@ -51,6 +54,7 @@ class Store:
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(SCHEMA)
+            self._add_columns()
             self.db.execute("PRAGMA quick_check").fetchone()
         except sqlite3.DatabaseError as e:
             self.db.close()
@@ -61,6 +65,13 @@ class Store:
 
     def close(self):
         self.db.close()
+
+    def _add_columns(self) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row["name"] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     @contextlib.contextmanager
     def _tx(self):
@@ -73,19 +84,31 @@ class Store:
             raise
 
     # --- runs ---
-    def start_run(self, run_id: str, command: str, config: dict, code_version: str) -> None:
+    def start_run(self, run_id: str, command: str, config: dict, code_version: str) -> bool:
+        """Open run `run_id`, or attach to it when it exists (a scheduler runs one step per process, each
+        with the same run id): then its status is `running` again and `command` is added to its
+        commands. Whatever a killed process left `running` is marked interrupted first. True when the
+        run existed."""
         with self._tx() as db:
             db.execute(
-                "UPDATE executions SET status='interrupted', error='the run was killed before it finished' "
-                "WHERE status='running'"
+                "UPDATE executions SET status='interrupted', error='the run was killed before it finished', "
+                "exit_code=COALESCE(exit_code, 137) WHERE status='running'"
             )
             db.execute(
                 "UPDATE runs SET status='interrupted', message='killed before it finished' WHERE status='running'"
             )
+            if db.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
+                db.execute(
+                    "UPDATE runs SET status='running', ended=NULL, command=command || char(10) || ?, code_version=? "
+                    "WHERE id=?",
+                    (command, code_version, run_id),
+                )
+                return True
             db.execute(
                 "INSERT INTO runs (id, started, status, command, config, code_version) VALUES (?,?,?,?,?,?)",
                 (run_id, now(), "running", command, json.dumps(config, sort_keys=True), code_version),
             )
+            return False
 
     def end_run(self, run_id: str, status: str, exit_code: int, message: str = "") -> None:
         with self._tx() as db:
@@ -113,12 +136,14 @@ class Store:
         ]
 
     # --- executions ---
-    def start_execution(self, run_id: str, component: str, fingerprint: str, output_uri: str) -> int:
+    def start_execution(
+        self, run_id: str, component: str, fingerprint: str, output_uri: str, attempt: int | None = None
+    ) -> int:
         with self._tx() as db:
             cur = db.execute(
-                "INSERT INTO executions (run_id, component, fingerprint, status, started, output_uri) "
-                "VALUES (?,?,?,?,?,?)",
-                (run_id, component, fingerprint, "running", now(), output_uri),
+                "INSERT INTO executions (run_id, component, fingerprint, status, started, output_uri, attempt) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (run_id, component, fingerprint, "running", now(), output_uri, attempt),
             )
             return cur.lastrowid
 
@@ -130,21 +155,25 @@ class Store:
         summary: str = "",
         error: str = "",
         output_uri: str | None = None,
+        exit_code: int = 0,
     ) -> None:
-        """Close an execution; `output_uri` (when given) is where its output ended up."""
+        """Close an execution; `output_uri` (when given) is where its output ended up; `exit_code` is the
+        code the step stopped the run with (0: it let the run go on)."""
         with self._tx() as db:
             db.execute(
-                "UPDATE executions SET status=?, ended=?, seconds=?, summary=?, error=?, "
+                "UPDATE executions SET status=?, ended=?, seconds=?, summary=?, error=?, exit_code=?, "
                 "output_uri=COALESCE(?, output_uri) WHERE id=?",
-                (status, now(), seconds, summary, error, output_uri, execution_id),
+                (status, now(), seconds, summary, error, exit_code, output_uri, execution_id),
             )
 
-    def record_cached(self, run_id: str, component: str, fingerprint: str, source) -> int:
+    def record_cached(
+        self, run_id: str, component: str, fingerprint: str, source, exit_code: int = 0, attempt: int | None = None
+    ) -> int:
         """An execution that reused `source`'s outputs: same artifacts, linked as this run's outputs."""
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO executions (run_id, component, fingerprint, status, started, ended, seconds, "
-                "cached_from, output_uri, summary) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "cached_from, output_uri, summary, exit_code, attempt) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
                     component,
@@ -156,6 +185,8 @@ class Store:
                     source["id"],
                     source["output_uri"],
                     source["summary"],
+                    exit_code,
+                    attempt,
                 ),
             )
             for row in db.execute("SELECT artifact_id, kind FROM events WHERE execution_id=?", (source["id"],)):
@@ -170,11 +201,14 @@ class Store:
             (component, fingerprint),
         ).fetchone()
 
-    def latest_complete(self, component: str):
-        """The latest successful (or cache-reusing) execution of `component`, any fingerprint."""
+    def latest_complete(self, component: str, run_id: str | None = None):
+        """The latest successful (or cache-reusing) execution of `component`, any fingerprint; of run
+        `run_id` only when given."""
+        in_run = " AND run_id=?" if run_id is not None else ""
         return self.db.execute(
-            "SELECT * FROM executions WHERE component=? AND status IN ('complete', 'cached') ORDER BY id DESC LIMIT 1",
-            (component,),
+            f"SELECT * FROM executions WHERE component=? AND status IN ('complete', 'cached'){in_run} "
+            "ORDER BY id DESC LIMIT 1",
+            (component, *([run_id] if run_id is not None else [])),
         ).fetchone()
 
     def execution(self, execution_id: int):

@@ -12,6 +12,7 @@ from components.common import fileio, publish
 from components.common.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
+    EXIT_NOT_BLESSED,
     EXIT_OK,
     EXIT_TERMINATED,
     NotBlessedError,
@@ -93,12 +94,17 @@ def run(config, beam_args, run_id: str, args, use_demo: bool, argv: list) -> int
 
 def _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store, costly_checked) -> int:
     started = time.monotonic()
-    store.start_run(run_id, " ".join(["python -m pipeline.run", *argv]), config.to_dict(), fingerprint.code_version())
+    attached = store.start_run(
+        run_id, " ".join(["python -m pipeline.run", *argv]), config.to_dict(), fingerprint.code_version()
+    )
     run_dir = artifacts.run_dir(root, run_id)
     fileio.makedirs(run_dir)
     publish.write_text_atomic(os.path.join(run_dir, "config.yaml"), config.to_yaml())
-    _log(f"[pipeline] run {run_id} in {root} (effective config: {os.path.join(run_dir, 'config.yaml')})")
-    status, code = "complete", EXIT_OK
+    joined = "attached to run" if attached else "run"
+    _log(f"[pipeline] {joined} {run_id} in {root} (effective config: {os.path.join(run_dir, 'config.yaml')})")
+    # A scheduler's task runs one step of a run it names; the run's last task (--report) ends it.
+    step_of_scheduled_run = args.run_id is not None and args.only is not None
+    status, code = ("step done", EXIT_OK) if step_of_scheduled_run else ("complete", EXIT_OK)
     try:
         with library_logs.to_file(os.path.join(run_dir, "library.log")):
             if use_demo:
@@ -114,6 +120,8 @@ def _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store, co
                 force_push=args.force_push,
                 verify=args.verify,
                 log=_log,
+                in_run=args.run_id is not None,
+                attempt=args.attempt,
             )
             executor.execute(ctx, dag.select(args.only, args.stop_after), forced, costly_checked)
     except PipelineError as e:
@@ -130,10 +138,63 @@ def _run_locked(config, beam_args, run_id, args, use_demo, argv, root, store, co
         store.end_run(run_id, status, code, f"{type(e).__name__}: {e}")
         raise
     else:
-        store.end_run(run_id, status, code)
+        store.end_run(
+            run_id, status, code, f"{args.only} done; the run's --report task ends it" if step_of_scheduled_run else ""
+        )
     finally:
-        _finish(store, run_id, config, run_dir, status, code, started)
+        if step_of_scheduled_run:
+            _log(
+                f"[pipeline] run {run_id}: {args.only} {status} (exit code {code}) in {time.monotonic() - started:.1f} s"
+            )
+        else:
+            _finish(store, run_id, config, run_dir, status, code, started)
     return code
+
+
+def end_scheduled_run(config, run_id: str) -> int:
+    """`--report --run-id ID`: end a run whose steps a scheduler ran one per task: its status and exit
+    code from what each step recorded (the first step that stopped it, in the graph's order; a step
+    never run), and its report, whatever happened (Airflow's `trigger_rule=all_done`)."""
+    root = config.pipeline.pipeline_root
+    never = (
+        f"no step of run {run_id} is recorded in {root}: its first step was refused before it started (that "
+        "task's log says why), or this task was given another --pipeline-root or --config"
+    )
+    if not fileio.exists(artifacts.metadata_path(root)):
+        raise UsageError(never)
+    started = time.monotonic()
+    with lock.hold(artifacts.lock_path(root), run_id, wait=True, log=_log):
+        store = metadata.Store(artifacts.metadata_path(root))
+        try:
+            row = store.run(run_id)
+            if row is None or row["id"] != run_id:
+                raise UsageError(never)
+            status, code, message = outcome(store, run_id)
+            store.end_run(run_id, status, code, message)
+            _log(f"[pipeline] run {run_id}: {status}" + (f": {message}" if message else ""))
+            _finish(store, run_id, config, artifacts.run_dir(root, run_id), status, code, started)
+        finally:
+            store.close()
+    return code
+
+
+def outcome(store, run_id: str) -> tuple:
+    """(status, exit code, message) of a run from its steps' latest executions, in the graph's order."""
+    latest = {e["component"]: e for e in store.executions(run_id)}
+    missing = []
+    for node in dag.NODES:
+        execution = latest.get(node.name)
+        if execution is None:
+            missing.append(node.name)
+            continue
+        code = execution["exit_code"] or (EXIT_FAILURE if execution["status"] in ("failed", "interrupted") else 0)
+        if code:
+            why = (execution["error"] or execution["summary"] or "").strip().splitlines()
+            status = "not blessed" if code == EXIT_NOT_BLESSED else "failed"
+            return status, code, f"{node.name} exited {code}" + (f": {why[0]}" if why else "")
+    if missing:
+        return "incomplete", EXIT_FAILURE, f"no step recorded for {', '.join(missing)}"
+    return "complete", EXIT_OK, ""
 
 
 def _finish(store, run_id, config, run_dir, status, code, started) -> None:

@@ -27,7 +27,7 @@ _PROBES = {int: (-(10**9), 10**9), float: (-1e9, 1e9), str: ("\x01", " ")}
 _NOT_FLAGS = (argparse._HelpAction, argparse._SubParsersAction)
 # A list of dataclasses that is empty by default is documented from an example list.
 _EXAMPLE_ITEMS = {"train.stages": lambda: TrainConfig().effective_stages()}
-CLIS = ("pipeline.run", "pipeline.validate", "pipeline.predict", "pipeline.runs", "pipeline.serve")
+CLIS = ("pipeline.run", "pipeline.validate", "pipeline.predict", "pipeline.runs", "pipeline.serve", "pipeline.schedule")
 
 
 def docstring_entries(cls) -> dict:

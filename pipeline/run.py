@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import datetime
 import errno
+import json
 import logging
 import os
 import re
@@ -100,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         choices=dag.names(),
         metavar="COMPONENT",
-        help="run only this component, its inputs taken from the latest successful run "
-        "(reused if unchanged: add --force COMPONENT to rerun it)",
+        help="run only this component, its inputs taken from the latest successful run, or with --run-id "
+        "from that run (reused if unchanged: add --force COMPONENT to rerun it)",
     )
     g.add_argument(
         "--force",
@@ -127,6 +128,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait",
         action="store_true",
         help="if another run holds the pipeline root, wait for it instead of exiting with code 5",
+    )
+    g = p.add_argument_group("scheduled runs (one step per task: docs/orchestration.md)")
+    g.add_argument(
+        "--run-id",
+        metavar="ID",
+        type=safe_run_id,
+        help="run as (or attach to) run ID, e.g. a scheduler's run id; with --only, the step's inputs come "
+        "from this run's earlier steps. Characters other than letters, digits and . _ - become _",
+    )
+    g.add_argument(
+        "--attempt",
+        type=int,
+        metavar="N",
+        help="the scheduler's try number of this task, kept in the run's lineage (pipeline.runs show)",
+    )
+    g.add_argument(
+        "--report",
+        action="store_true",
+        help="with --run-id: end that run (status and exit code from its steps) and write its report, "
+        "whatever its steps did; the last task of a scheduled run",
+    )
+    g.add_argument(
+        "--print-graph",
+        action="store_true",
+        help="print the component graph as JSON (steps, their inputs, exit codes) and exit; what the "
+        "scheduler generators read",
     )
     g = p.add_argument_group("data (default: the built-in demo dataset)")
     g.add_argument("--data-dir", metavar="PATH", help="folder with one sub-folder per class (any Beam filesystem)")
@@ -369,6 +396,15 @@ def _stages_with_epochs(train: dict, text: str) -> list:
     return stages
 
 
+def safe_run_id(text: str) -> str:
+    """A run id usable as a folder name on every filesystem: a scheduler's
+    `manual__2026-12-07T09:13:05.623123+00:00` becomes `manual__2026-12-07T09_13_05.623123_00_00`."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", text.strip())
+    if not safe.strip("._") or len(safe) > 200:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1-200 characters, not only dots or underscores")
+    return safe
+
+
 def new_run_id() -> str:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(2)}"
@@ -387,11 +423,22 @@ def main(argv=None) -> int:
     try:
         parser = build_parser()
         args, rest = parser.parse_known_args(argv)
+        if args.print_graph:
+            from pipeline import dag
+
+            print(json.dumps(dag.describe(), indent=1))
+            return errors.EXIT_OK
         options = beam_args(rest)
         if args.only and args.stop_after:
             raise UsageError("--only runs one component: it cannot be combined with --stop-after")
+        if args.report and (args.run_id is None or args.only or args.stop_after):
+            raise UsageError(
+                "--report ends one scheduled run: give it with --run-id ID, without --only or --stop-after"
+            )
+        if args.run_id is not None:
+            run_id = args.run_id
         config, use_demo = config_from_args(args)
-        if use_demo:
+        if use_demo and not args.report:
             print(
                 "[pipeline] no --data-dir, --tfds-name or --config given: running the built-in demo (generated "
                 "images, a small model trained from scratch); pass --data-dir FOLDER (one sub-folder per class) "
@@ -404,6 +451,8 @@ def main(argv=None) -> int:
             return orchestrate.dry_run(config, options, run_id, args, use_demo)
         root = config.pipeline.pipeline_root
         log_dir = os.path.join(root, "runs", run_id)
+        if args.report:
+            return orchestrate.end_scheduled_run(config, run_id)
         return orchestrate.run(config, options, run_id, args, use_demo, argv)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -94,7 +94,7 @@ def show_run(store, run_id: str) -> str:
     out = [
         f"run {run['id']}: {run['status']} (exit {run['exit_code']}), started {run['started']}, "
         f"took {_duration(run['started'], run['ended'])}",
-        f"command: {run['command']}",
+        "command: " + "\n         ".join((run["command"] or "").splitlines()),
         f"code: {run['code_version']}",
     ]
     if run["message"]:
@@ -109,13 +109,16 @@ def show_run(store, run_id: str) -> str:
             [
                 e["component"],
                 STATUS_MARK.get(e["status"], e["status"]),
+                "-" if e["exit_code"] is None else e["exit_code"],
+                "-" if e["attempt"] is None else e["attempt"],
                 f"{e['seconds'] or 0:.1f}s",
                 (e["fingerprint"] or "")[:12],
                 e["output_uri"] or "-",
                 note,
             ]
         )
-    out += ["", _table(["component", "status", "took", "fingerprint", "output", "note"], rows)]
+    headers = ["component", "status", "exit", "try", "took", "fingerprint", "output", "note"]
+    out += ["", _table(headers, rows)]
     for e in store.executions(run["id"]):
         if e["summary"]:
             out += ["", f"{e['component']}:", "  " + e["summary"].strip().replace("\n", "\n  ")]

@@ -63,7 +63,9 @@ def published(folder: pathlib.Path) -> list:
 # They take the same arguments as the real entries (schemas/ARTIFACTS.md), publish their output the
 # same way (write to a temporary sibling, rename), and log each call to $FAKE_LOG as a JSON line.
 # With FAKE_HANG_IN=<component> that component prints "inside <component>" halfway through writing
-# its output and sleeps, so a test can SIGKILL the run in it.
+# its output and sleeps, so a test can SIGKILL the run in it. FAKE_FAIL_IN=<component> makes it raise
+# (once only when FAKE_FAIL_MARK names a file: the first call creates it); FAKE_NOT_BLESSED=1 makes the
+# evaluation refuse the model and push push nothing.
 
 
 def _fake_step(component: str, out: str | None, **details):
@@ -76,6 +78,12 @@ def _fake_step(component: str, out: str | None, **details):
     if log:
         with open(log, "a") as f:
             f.write(json.dumps({"component": component, "out": out, **details}, default=str) + "\n")
+    if os.environ.get("FAKE_FAIL_IN") == component:
+        mark = os.environ.get("FAKE_FAIL_MARK")
+        if not (mark and os.path.exists(mark)):
+            if mark:
+                open(mark, "w").close()
+            raise RuntimeError(f"injected fault in {component}")
     if out is None:
         return
     with publish.publish_dir(out) as tmp:
@@ -148,13 +156,17 @@ def _fake_export(config, train, ingest, out):
 
 def _fake_evaluate(config, export, ingest, baseline, out, beam_options=None, cache_dir=None):
     _fake_step("evaluate", out, export=export, baseline=baseline)
-    return _results()[4](out, True, [], {"candidate": {"overall": {}}}, baseline, 0.0)
+    blessed = os.environ.get("FAKE_NOT_BLESSED") != "1"
+    return _results()[4](out, blessed, [], {"candidate": {"overall": {}}}, baseline, 0.0)
 
 
 def _fake_push(config, export_dir, evaluate_dir, serving_dir, force=False):
     import time
 
     model_dir = os.path.join(serving_dir, config.model_name)
+    if os.environ.get("FAKE_NOT_BLESSED") == "1":
+        _fake_step("push", None, export=export_dir, version=None)
+        return _results()[5](False, None, None, force, ["the gate did not bless the model"], 0.0)
     os.makedirs(model_dir, exist_ok=True)
     versions = [int(n) for n in os.listdir(model_dir) if n.isdigit()]
     version = max(versions, default=0) + 1
