@@ -14,6 +14,7 @@ component by name: a new component is its folder plus one `Node(...)` line below
 """
 
 import dataclasses
+import functools
 import importlib
 from typing import Callable, Optional
 
@@ -60,6 +61,29 @@ class Node:
     def package(self) -> str:
         """The folder of the code it runs (`components/<package>`), whose sources are in its fingerprint."""
         return "/".join(self.entry_module.split(".")[:2])
+
+
+def component_function(spec: str) -> Callable:
+    """The component function named "module:function", imported when first called: how the rest of the
+    orchestrator reaches a component without importing one (a run that reuses a step's output never
+    loads what that step computes with: TensorFlow, Beam, TFMA)."""
+    module, name = spec.split(":")
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    return call
+
+
+# What the drivers need from the components, given to them here (pipeline/drivers.py imports none).
+_folder_listing = component_function("components.ingest.scan:folder_listing")
+_train_outside = component_function("components.train.outside:digests")
+DEMO_IMAGES = component_function("components.ingest.demo:generate_demo")  # the built-in demo's folder
+
+
+def _train_preflight(ctx) -> None:
+    """Backbone, alpha, image size, weights file and every stage's unfreeze block (components/train/preflight.py)."""
+    component_function("components.train.preflight:check")(ctx.config["train"])
 
 
 def _beam_options(args: list):
@@ -115,8 +139,10 @@ NODES = in_dependency_order(
             (),
             kinds.Examples,
             config="components.ingest.config:IngestConfig",
-            resolve=drivers.ingest,
-            preflight=drivers.ingest_preflight,
+            resolve=functools.partial(drivers.ingest, folder_listing=_folder_listing),
+            preflight=functools.partial(
+                drivers.ingest_preflight, check_root=component_function("components.ingest.scan:check_root")
+            ),
             call=lambda run, ctx, i, out, r: run(
                 ctx.config["ingest"],
                 out,
@@ -140,8 +166,8 @@ NODES = in_dependency_order(
             kinds.Hyperparameters,
             config="components.train.tune_config:TuneConfig",
             module="components.train.tune",
-            costly_preflight=drivers.train_preflight,
-            resolve=drivers.tune,
+            costly_preflight=_train_preflight,
+            resolve=functools.partial(drivers.tune, outside=_train_outside),
             call=lambda run, ctx, i, out, r: run(
                 ctx.config["tune"],
                 ctx.config["train"],
@@ -155,8 +181,8 @@ NODES = in_dependency_order(
             ("ingest", "tune"),
             kinds.Model,
             config="components.train.config:TrainConfig",
-            costly_preflight=drivers.train_preflight,
-            resolve=drivers.train,
+            costly_preflight=_train_preflight,
+            resolve=functools.partial(drivers.train, outside=_train_outside),
             call=lambda run, ctx, i, out, r: run(
                 _tuned(ctx.config["train"], i["tune"]),
                 i["ingest"],
@@ -252,10 +278,7 @@ def entry_point(node: Node):
     reuses a component's output never loads what that component computes with (TensorFlow, Beam, TFMA).
     """
 
-    def run(*args, **kwargs):
-        return importlib.import_module(node.entry_module).run(*args, **kwargs)
-
-    return run
+    return component_function(f"{node.entry_module}:run")
 
 
 def downstream(name: str) -> set:

@@ -1,7 +1,7 @@
 """The built-in demo: a generated dataset and training defaults that work offline on 2 CPU cores.
 
 With no `--data-dir`/`--tfds-name`, `pipeline.run` generates the demo dataset once into
-`PIPELINE_ROOT/demo/` (components.ingest.demo, deterministic) and reuses it on later runs, so an
+`PIPELINE_ROOT/demo/` (the ingest's demo generator, deterministic) and reuses it on later runs, so an
 unchanged demo is an unchanged folder and the cached rerun skips everything. Its training
 defaults need no download (no ImageNet weights) and finish in minutes; a config file or flags
 still override every one of them.
@@ -38,11 +38,11 @@ def ensure_dataset(root: str, log=print) -> str:
     dest = artifacts.demo_dir(root)
     if publish.is_complete(dest):
         return images_dir(root)
-    from components.ingest.demo import generate_demo  # TensorFlow, Pillow: only when generating
+    from pipeline import dag
 
     if fileio.exists(dest):  # an earlier generation was interrupted before it was published
         fileio.rmtree(dest)
     log(f"[pipeline] generating the built-in demo dataset in {dest}")
     with publish.publish_dir(dest) as tmp:
-        generate_demo(os.path.join(tmp, "images"))
+        dag.DEMO_IMAGES(os.path.join(tmp, "images"))  # TensorFlow, Pillow: imported only when generating
     return images_dir(root)

@@ -3,7 +3,9 @@
 A driver returns a `Resolved`: the extra state its output depends on (fingerprinted, so a change
 reruns the node), the arguments its call needs, properties to record with its output (for the
 next run's driver), and a fallback reuse when the fingerprint alone finds no earlier execution.
-Each reads the lineage store only through `pipeline.metadata.Store`.
+Each reads the lineage store only through `pipeline.metadata.Store`. None imports a component:
+what one needs from a component (the ingest's folder scan, the trainer's outside inputs) is given to
+it by its Node in `pipeline/dag.py`, the one module that names components.
 """
 
 import dataclasses
@@ -30,9 +32,9 @@ def normalised_path(path: str) -> str:
     return path.rstrip("/") if "://" in path else os.path.abspath(path)
 
 
-def ingest_preflight(ctx) -> None:
-    """The data folder must exist, and the pipeline root must not sit inside it (it would become a class)."""
-    from components.ingest.scan import check_root
+def ingest_preflight(ctx, check_root: Callable) -> None:
+    """The data folder must exist (`check_root`: the ingest's check), and the pipeline root must not sit
+    inside it (it would become a class)."""
     from pipeline import demo
 
     data_dir, root = ctx.config["ingest"].data_dir, normalised_path(ctx.root)
@@ -45,22 +47,14 @@ def ingest_preflight(ctx) -> None:
         )
 
 
-def train_preflight(ctx) -> None:
-    """Backbone, alpha, image size, weights file and every stage's unfreeze block (components/train/preflight.py)."""
-    from components.train import preflight
-
-    preflight.check(ctx.config["train"])
-
-
-def train(ctx, inputs) -> Resolved:
-    """The content of the `train.exclude` list and of the distillation teacher: editing either file
-    (same path) retrains, and so does another model named by `train.warm_start`; `auto` passes the
-    model in production's train output."""
-    from components.train import exclude
+def train(ctx, inputs, outside: Callable) -> Resolved:
+    """What the trainer reads besides its artifacts, by content (`outside(config)`: the `train.exclude`
+    list, the distillation teacher): editing either file (same path) retrains, and so does another
+    model named by `train.warm_start`; `auto` passes the model in production's train output."""
     from schemas.artifacts import file_sha256
 
     config = ctx.config["train"]
-    extra, args = {}, {"warm_start": None}
+    extra, args = dict(outside(config)), {"warm_start": None}
     if config.warm_start == "auto":
         # Not part of the fingerprint: a start is a way to train on these inputs, and a train output
         # already made from them (say, the model in production itself) is reused, not warm-started again.
@@ -68,12 +62,6 @@ def train(ctx, inputs) -> Resolved:
     elif config.warm_start != "none":
         model = os.path.join(config.warm_start.removesuffix("/model.keras"), "model.keras")
         extra["warm_start"] = file_sha256(model) if fileio.exists(model) else config.warm_start  # the trainer says why
-    if config.exclude:
-        extra["exclude"] = exclude.digest(config.exclude)
-    if config.distill.enabled:  # imported here: distill loads Keras, which a fully cached run must not
-        from components.train import distill
-
-        extra["teacher"] = file_sha256(distill.teacher_path(config.distill.teacher))
     return Resolved(extra=extra or None, args=args)
 
 
@@ -89,15 +77,14 @@ def _production_train_output(ctx) -> str | None:
     return train["output_uri"] if train is not None else None
 
 
-def tune(ctx, inputs) -> Resolved:
-    """The search starts from the train config and trains on what the train driver resolves (the
-    `exclude` list, the teacher): a change to any of them searches again. Tuning off publishes the
-    same empty recipe whatever they are, so then they are not part of its fingerprint."""
+def tune(ctx, inputs, outside: Callable) -> Resolved:
+    """The search starts from the train config and trains on what the trainer reads besides its
+    artifacts (`outside`: the `exclude` list, the teacher; trials never warm-start): a change to any of
+    them searches again. Tuning off publishes the same empty recipe whatever they are, so then they
+    are not part of its fingerprint."""
     if not ctx.config["tune"].enabled:
         return Resolved()
-    inputs_of_train = {
-        k: v for k, v in (train(ctx, inputs).extra or {}).items() if k != "warm_start"
-    }  # trials never warm-start
+    inputs_of_train = outside(ctx.config["train"])
     return Resolved(extra={"train": ctx.config.section_dict("train"), "train_inputs": inputs_of_train or None})
 
 
@@ -129,13 +116,14 @@ def push_preflight(ctx) -> None:
         ) from None
 
 
-def ingest(ctx, inputs) -> Resolved:
-    """The data folder's listing (or the TFDS name), and the previous ingest that split stability keeps."""
+def ingest(ctx, inputs, folder_listing: Callable) -> Resolved:
+    """The data folder's listing (`folder_listing`: the ingest's own scan) or the TFDS name, and the previous
+    ingest that split stability keeps."""
     section = ctx.config["ingest"]
     previous = _trusted_previous_ingest(ctx)
     if not section.data_dir:
         return Resolved(extra={"tfds_name": section.tfds_name}, args={"previous": previous, "reuse": False})
-    listing = fingerprint.folder_listing(section.data_dir)
+    listing = folder_listing(section.data_dir)
     basis = fingerprint.component(
         "ingest", "components/ingest", {**ctx.config.section_dict("ingest"), "data_dir": "*"}, {}
     )

@@ -3,8 +3,9 @@
 A component's fingerprint hashes its config section, the package version and the fingerprints
 of the artifacts it reads (an artifact's fingerprint is that of the execution that wrote it), so
 a change anywhere upstream reaches everything downstream. The ingest reads a folder, which is
-fingerprinted cheaply from its listing (relative path, size, modification time): a nightly run
-over 100k unchanged files costs a directory walk, not a read of every byte.
+fingerprinted cheaply from its listing (relative path, size, modification time; the ingest's
+`folder_listing`, reached through its Node): a nightly run over 100k unchanged files costs a
+directory walk, not a read of every byte. This module names no component.
 """
 
 import functools
@@ -22,25 +23,6 @@ _PROJECT = pathlib.Path(__file__).resolve().parents[1]
 def digest(obj) -> str:
     """Stable SHA-256 of JSON-able data."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def folder_listing(data_dir: str) -> dict:
-    """{relative path: [size, mtime_ns]} of every file the ingest's scan sees under `data_dir`.
-
-    The scan is the ingest's own (`components.ingest.scan`), so any name or folder the ingest
-    tolerates is listed too, and a folder it cannot read stops the run with its DataError (exit 3).
-    Files are only stat'ed, never opened (a named pipe would block).
-    """
-    from components.ingest.scan import scan_folder
-
-    listing = {}
-    for relpath, path in scan_folder(data_dir).seen:
-        try:
-            info = fileio.stat(path)
-            listing[relpath] = [info.length, info.mtime_nsec]
-        except fileio.errors():  # unreadable or vanished: the ingest reports it; still part of the state
-            listing[relpath] = [None, None]
-    return listing
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,9 +12,10 @@ COMPONENTS = sorted(p.name for p in (PROJECT / "components").iterdir() if (p / "
 
 
 def _imports(package: pathlib.Path) -> set:
-    """Every module name imported anywhere in `package`'s .py files (top-level and inside functions)."""
+    """Every (module name, file) imported anywhere in `package`'s .py files, or in the one file `package`
+    (top-level and inside functions)."""
     found = set()
-    for path in package.rglob("*.py"):
+    for path in package.rglob("*.py") if package.is_dir() else [package]:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 found.update((alias.name, path.relative_to(PROJECT).as_posix()) for alias in node.names)
@@ -62,3 +63,15 @@ def test_schemas_and_common_import_in_one_direction():
     components/common never imports schemas (what reads the artifact layout lives with its user)."""
     imported = {module for module, _ in _imports(PROJECT / "components" / "common")}
     assert not {m for m in imported if m == "schemas" or m.startswith("schemas.")}
+
+
+# The orchestrator: what runs the graph and keeps its lineage. It reaches a component only through its
+# Node in pipeline/dag.py (issue 36, item 5), so that dag.py stays the one module that names components.
+ORCHESTRATOR = ("executor", "orchestrate", "drivers", "fingerprint", "metadata", "artifacts", "lock", "demo")
+
+
+@pytest.mark.parametrize("module", ORCHESTRATOR)
+def test_the_orchestrator_imports_no_component(module):
+    imported = {name for name, _ in _imports(PROJECT / "pipeline" / f"{module}.py")}
+    named = {m.split(".")[1] for m in imported if m.startswith("components.")}
+    assert named <= {"common"}, f"pipeline/{module}.py imports components {sorted(named - {'common'})}"

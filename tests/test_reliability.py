@@ -58,14 +58,14 @@ def test_named_pipe_is_ignored_not_read(tmp_path):
 
 def test_orchestrator_listing_tolerates_what_the_ingest_tolerates(tmp_path):
     """Issue 9, item 5: the fingerprint's listing is the ingest's scan (non-UTF-8 names, FIFOs), stat only."""
-    from pipeline import fingerprint
+    from components.ingest import scan
 
     data = make_tree(str(tmp_path / "data"))
     os.mkfifo(os.path.join(data, "cats", "pipe.jpg"))
     bad_name = os.path.join(data.encode(), b"dogs", b"caf\xe9.jpg")
     with open(bad_name, "wb") as f:
         f.write(rgb_jpeg_bytes(32, 32, seed=7))
-    listing = fingerprint.folder_listing(data)
+    listing = scan.folder_listing(data)
     assert "cats/pipe.jpg" in listing and "dogs/caf\\xe9.jpg" in listing and len(listing) == 8
 
 

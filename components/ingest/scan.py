@@ -199,3 +199,22 @@ def scan_folder(data_dir: str) -> ScanResult:
     else:
         _walk_local(data_dir, scan)
     return scan
+
+
+def folder_listing(data_dir: str) -> dict:
+    """{relative path: [size, mtime_ns]} of every file the ingest's scan sees under `data_dir`.
+
+    What `pipeline.run` fingerprints the data folder by. The scan is the ingest's own, so any name or
+    folder the ingest tolerates is listed too, and a folder it cannot read stops the run with its
+    DataError (exit 3). Files are only stat'ed, never opened (a named pipe would block).
+    """
+    from components.common import fileio
+
+    listing = {}
+    for relpath, path in scan_folder(data_dir).seen:
+        try:
+            info = fileio.stat(path)
+            listing[relpath] = [info.length, info.mtime_nsec]
+        except fileio.errors():  # unreadable or vanished: the ingest reports it; still part of the state
+            listing[relpath] = [None, None]
+    return listing
