@@ -7,6 +7,7 @@ that fails the first try of train) and its retry succeeds; a model the gate refu
 skipped and the DAG run green; a data error fails the run at once, with no retry and no later step.
 """
 
+import json
 import os
 import pathlib
 import sqlite3
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from pipeline_helpers import PROJECT
+
+from pipeline import dag
 
 AIRFLOW = PROJECT / ".venv-airflow" / "bin" / "airflow"
 pytestmark = pytest.mark.skipif(
@@ -64,16 +67,17 @@ def airflow(tmp_path_factory):
         proc = subprocess.run([AIRFLOW, "dags", "test", dag_id], env=env, capture_output=True, text=True, timeout=900)
         db = sqlite3.connect(home / "airflow.db")
         try:
-            tasks = {
-                task: (state, tries)
-                for task, state, tries in db.execute(
-                    "SELECT task_id, state, try_number FROM task_instance WHERE dag_id=?", (dag_id,)
-                )
-            }
-            run_id, state = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id=?", (dag_id,)).fetchone()
+            run_id, state = db.execute(
+                "SELECT run_id, state FROM dag_run WHERE dag_id=? ORDER BY id DESC LIMIT 1", (dag_id,)
+            ).fetchone()
+            rows = db.execute(
+                "SELECT task_id, state, try_number, duration FROM task_instance WHERE dag_id=? AND run_id=?",
+                (dag_id, run_id),
+            ).fetchall()
         finally:
             db.close()
-        return proc, tasks, run_id, state
+        run.seconds = {task: duration or 0.0 for task, _, _, duration in rows}  # each task's, of this run
+        return proc, {task: (state, tries) for task, state, tries, _ in rows}, run_id, state
 
     return run
 
@@ -144,3 +148,72 @@ def test_a_data_error_fails_the_run_at_once_with_no_retry_and_no_later_step(airf
     assert all(tasks[t][0] == "upstream_failed" for t in ("validate", "tune", "train", "push")), tasks
     assert tasks["report"][0] == "failed", tasks  # the run's last task ran and says no step got as far
     assert "exited 3 (usage or data error)" in proc.stdout + proc.stderr
+
+
+KILLER = '''#!{python}
+"""`python -m pipeline.run ARGS`, except that the first try of the train task is killed with SIGKILL as
+soon as its first epoch's resume state is on disk (an injected fault: a node lost mid-step)."""
+import json, os, pathlib, signal, subprocess, sys, time
+
+args = sys.argv[1:]
+step = args[args.index("--only") + 1] if "--only" in args else None
+if step == "train" and not os.path.exists({mark!r}):
+    open({mark!r}, "w").close()
+    child = subprocess.Popen([{python!r}, *args])
+    deadline = time.monotonic() + 900
+    while child.poll() is None and time.monotonic() < deadline:
+        for path in pathlib.Path({root!r}, "train", "_work").glob("*/epochs.json"):
+            try:
+                if json.loads(path.read_text()):
+                    child.send_signal(signal.SIGKILL)
+                    child.wait()
+                    print("injected fault: train killed with SIGKILL after its first epoch", flush=True)
+                    sys.exit(137)
+            except ValueError:  # being replaced right now
+                pass
+        time.sleep(0.2)
+    sys.exit(1 if child.returncode is None else child.returncode)
+os.execv({python!r}, [{python!r}, *args])
+'''
+
+
+@pytest.mark.slow
+def test_the_demo_as_a_dag_then_unchanged_then_killed_in_train_and_retried(airflow, tmp_path):
+    """Issue 36, must-show 2: the built-in demo end to end as an Airflow DAG whose train task is killed
+    (SIGKILL) after an epoch and retried; then the same DAG again with nothing changed."""
+    root = tmp_path / "root"
+    shim = tmp_path / "python"
+    shim.write_text(KILLER.format(python=sys.executable, mark=str(tmp_path / "killed"), root=str(root)))
+    shim.chmod(0o755)
+    dag_text = _dag("transferline_demo", shim, "--pipeline-root", root)
+    proc, tasks, airflow_run, state = airflow("transferline_demo", dag_text)
+    log = proc.stdout + proc.stderr
+    assert state == "success", log[-4000:]
+    assert "injected fault: train killed with SIGKILL" in log
+    assert tasks["train"] == ("success", 2), tasks
+    from pipeline import run as run_mod
+
+    run_id = run_mod.safe_run_id(airflow_run)
+    db = sqlite3.connect(root / "metadata.sqlite")
+    trains = db.execute(
+        "SELECT status, attempt FROM executions WHERE run_id=? AND component='train' ORDER BY id", (run_id,)
+    ).fetchall()
+    assert trains == [("interrupted", 1), ("complete", 2)], trains
+    assert db.execute("SELECT id, status FROM runs").fetchall() == [(run_id, "complete")]
+    (train_dir,) = [p for p in (root / "train").iterdir() if not p.name.startswith((".", "_"))]
+    history = json.loads((train_dir / "history.json").read_text())
+    epochs = [e["epoch"] for e in history["epochs"]]
+    assert epochs == list(range(len(epochs))) and sum(s["epochs_run"] for s in history["stages"]) == len(epochs), (
+        f"the resumed training records each epoch once: {epochs}"
+    )
+
+    # The same DAG again, nothing changed: every step a reuse, in a few seconds of task time.
+    proc, tasks, second_run, state = airflow("transferline_demo", dag_text)
+    assert state == "success", (proc.stdout + proc.stderr)[-3000:]
+    second = run_mod.safe_run_id(second_run)
+    statuses = db.execute("SELECT component, status FROM executions WHERE run_id=?", (second,)).fetchall()
+    assert {status for _, status in statuses} == {"cached"} and len(statuses) == len(dag.names()), statuses
+    assert all(state == "success" for state, _ in tasks.values()), tasks
+    task_seconds = sum(airflow.seconds.values())
+    assert task_seconds < 30, f"{task_seconds:.1f} s of task time for a run that reuses everything: {airflow.seconds}"
+    print(f"unchanged rerun as a DAG: {task_seconds:.1f} s of task time {airflow.seconds}")
