@@ -76,7 +76,7 @@ def component_function(spec: str) -> Callable:
 
 
 # What the drivers need from the components, given to them here (pipeline/drivers.py imports none).
-_folder_listing = component_function("components.ingest.scan:folder_listing")
+_source_listing = component_function("components.ingest.source:listing")
 _train_outside = component_function("components.train.outside:digests")
 DEMO_IMAGES = component_function("components.ingest.demo:generate_demo")  # the built-in demo's folder
 
@@ -139,9 +139,11 @@ NODES = in_dependency_order(
             (),
             kinds.Examples,
             config="components.ingest.config:IngestConfig",
-            resolve=functools.partial(drivers.ingest, folder_listing=_folder_listing),
+            resolve=functools.partial(
+                drivers.ingest, listing_of=_source_listing, root_of=component_function("components.ingest.source:root")
+            ),
             preflight=functools.partial(
-                drivers.ingest_preflight, check_root=component_function("components.ingest.scan:check_root")
+                drivers.ingest_preflight, check_source=component_function("components.ingest.source:check")
             ),
             call=lambda run, ctx, i, out, r: run(
                 ctx.config["ingest"],

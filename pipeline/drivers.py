@@ -32,14 +32,17 @@ def normalised_path(path: str) -> str:
     return path.rstrip("/") if "://" in path else os.path.abspath(path)
 
 
-def ingest_preflight(ctx, check_root: Callable) -> None:
-    """The data folder must exist (`check_root`: the ingest's check), and the pipeline root must not sit
-    inside it (it would become a class)."""
+def ingest_preflight(ctx, check_source: Callable) -> None:
+    """The data folder or manifest must exist (`check_source`: the ingest's check), and the pipeline root
+    must not sit inside the data folder (it would become a class)."""
     from pipeline import demo
 
-    data_dir, root = ctx.config["ingest"].data_dir, normalised_path(ctx.root)
-    if data_dir and normalised_path(data_dir) != normalised_path(demo.images_dir(root)):  # the demo's is made later
-        check_root(data_dir, ctx.config.sources.get("ingest.data_dir", "--data-dir"))
+    section = ctx.config["ingest"]
+    data_dir, root = section.data_dir, normalised_path(ctx.root)
+    if section.manifest:
+        check_source(section, ctx.config.sources.get("ingest.manifest", "--manifest"))
+    elif data_dir and normalised_path(data_dir) != normalised_path(demo.images_dir(root)):  # the demo's is made later
+        check_source(section, ctx.config.sources.get("ingest.data_dir", "--data-dir"))
     if data_dir and "://" not in data_dir and (root + os.sep).startswith(normalised_path(data_dir) + os.sep):
         raise UsageError(
             f"the pipeline root {root} is inside the data folder {data_dir}: its outputs would be "
@@ -116,14 +119,14 @@ def push_preflight(ctx) -> None:
         ) from None
 
 
-def ingest(ctx, inputs, folder_listing: Callable) -> Resolved:
-    """The data folder's listing (`folder_listing`: the ingest's own scan) or the TFDS name, and the previous
-    ingest that split stability keeps."""
+def ingest(ctx, inputs, listing_of: Callable, root_of: Callable) -> Resolved:
+    """The listing of the data folder or the manifest's files (`listing_of`: the ingest's own scan) or the
+    TFDS name, and the previous ingest that split stability keeps."""
     section = ctx.config["ingest"]
     previous = _trusted_previous_ingest(ctx)
-    if not section.data_dir:
+    if section.tfds_name:
         return Resolved(extra={"tfds_name": section.tfds_name}, args={"previous": previous, "reuse": False})
-    listing = folder_listing(section.data_dir)
+    listing = listing_of(section)
     basis = fingerprint.component(
         "ingest", "components/ingest", {**ctx.config.section_dict("ingest"), "data_dir": "*"}, {}
     )
@@ -141,7 +144,7 @@ def ingest(ctx, inputs, folder_listing: Callable) -> Resolved:
         extra={"data_dir": fingerprint.digest(listing)},
         args={"previous": previous, "reuse": reuse},
         properties={"listing": listing, "basis": basis, "records": records_basis},
-        reuse=lambda: _touched_but_unchanged(ctx, listing, basis, section.data_dir),
+        reuse=lambda: _touched_but_unchanged(ctx, listing, basis, root_of(section)),
     )
 
 

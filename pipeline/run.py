@@ -36,6 +36,7 @@ FLAG_KEYS = {  # flag dest -> config key it sets ("section.key")
     "serving_dir": "pipeline.serving_dir",
     "train_fraction": "train.train_fraction",
     "data_dir": "ingest.data_dir",
+    "manifest": "ingest.manifest",
     "tfds_name": "ingest.tfds_name",
     "max_side": "ingest.max_side",
     "splits": "ingest.splits",
@@ -157,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("data (default: the built-in demo dataset)")
     g.add_argument("--data-dir", metavar="PATH", help="folder with one sub-folder per class (any Beam filesystem)")
+    g.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="instead of --data-dir: a CSV (path,label[,split]), Vertex AI JSON Lines or Hugging Face "
+        "metadata.jsonl naming each image and its label (docs/data.md)",
+    )
     g.add_argument("--tfds-name", metavar="NAME", help="ingest this TFDS image-classification dataset instead")
     g.add_argument("--max-side", type=int, metavar="N", help="downscale images whose longer side exceeds N at ingest")
     g.add_argument(
@@ -302,13 +309,14 @@ def config_from_args(args) -> tuple:
             flags.setdefault(section, {})[name] = value
             sources[key] = "--" + dest.replace("_", "-")
     ingest = config_mod.merge(data, flags).get("ingest", {})
-    set_data = any(o.startswith(("ingest.data_dir=", "ingest.tfds_name=")) for o in args.overrides)
-    use_demo = not ingest.get("data_dir") and not ingest.get("tfds_name") and not set_data
+    sources_keys = ("data_dir", "manifest", "tfds_name")
+    set_data = any(o.startswith(tuple(f"ingest.{k}=" for k in sources_keys)) for o in args.overrides)
+    use_demo = not any(ingest.get(k) for k in sources_keys) and not set_data
     if use_demo and args.config:
         raise UsageError(
-            f"--config {args.config} names no data: set ingest.data_dir (a folder with one sub-folder per class) "
-            "or ingest.tfds_name in it, or pass --data-dir FOLDER; the built-in demo runs only from a command "
-            "that gives no config"
+            f"--config {args.config} names no data: set ingest.data_dir (a folder with one sub-folder per class), "
+            "ingest.manifest or ingest.tfds_name in it, or pass --data-dir FOLDER; the built-in demo runs only "
+            "from a command that gives no config"
         )
     if use_demo:
         root = (
@@ -345,6 +353,7 @@ def _naming_the_source(message: str, sources: dict) -> str:
 # Config values that name a file or folder, and the words that are not paths there.
 _PATH_KEYS = {
     ("ingest", "data_dir"): (),
+    ("ingest", "manifest"): (),
     ("ingest", "tfds_data_dir"): (),
     ("pipeline", "pipeline_root"): (),
     ("pipeline", "serving_dir"): (),
@@ -440,7 +449,7 @@ def main(argv=None) -> int:
         config, use_demo = config_from_args(args)
         if use_demo and not args.report:
             print(
-                "[pipeline] no --data-dir, --tfds-name or --config given: running the built-in demo (generated "
+                "[pipeline] no --data-dir, --manifest, --tfds-name or --config given: running the built-in demo (generated "
                 "images, a small model trained from scratch); pass --data-dir FOLDER (one sub-folder per class) "
                 "to train on your own images",
                 flush=True,

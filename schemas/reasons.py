@@ -14,6 +14,12 @@ TOO_LARGE = "too_large"  # more pixels than max_pixels (decompression-bomb guard
 DUPLICATE = "duplicate"  # same content as another file of the same class (one copy is kept)
 LABEL_CONFLICT = "label_conflict"  # same content in two classes (every copy is rejected)
 BAD_FILENAME = "bad_filename"  # the file's name is not valid UTF-8 (it cannot be stored as text)
+# A manifest's rows (components/ingest/manifest.py):
+MISSING = "missing"  # the row names a local file that does not exist
+BAD_ROW = "bad_row"  # not UTF-8, too long, unparseable, no path, a path leaving the folder, an unknown split
+BAD_LABEL = "bad_label"  # no label, or one that is blank or holds control characters
+DUPLICATE_ROW = "duplicate_row"  # the same path and label as an earlier row (that one is kept)
+ROW_CONFLICT = "row_conflict"  # the same path with different labels or splits (every such row)
 
 REJECT_REASONS = (
     EMPTY,
@@ -26,5 +32,10 @@ REJECT_REASONS = (
     DUPLICATE,
     LABEL_CONFLICT,
     BAD_FILENAME,
+    MISSING,
+    BAD_ROW,
+    BAD_LABEL,
+    DUPLICATE_ROW,
+    ROW_CONFLICT,
 )
-HARMLESS = frozenset({DUPLICATE})  # reasons that are no sign of a broken upload
+HARMLESS = frozenset({DUPLICATE, DUPLICATE_ROW})  # reasons that are no sign of a broken upload

@@ -24,8 +24,12 @@ class IngestConfig:
     """Everything the ingest step may be told; validated once, saved with the run.
 
     data_dir: folder with one sub-folder per class (any Beam/tf.io.gfile path: local, gs://, ...).
+    manifest: instead of `data_dir`, a file that names each image and its label (and optionally its
+        split): a CSV with `path,label[,split]`, a JSON Lines file in Vertex AI's import schema, or a
+        Hugging Face `metadata.jsonl` (components/ingest/manifest.py, docs/data.md); relative paths
+        are read from the manifest's folder.
     tfds_name: ingest this TFDS image-classification dataset instead of `data_dir` (needs network
-        unless it is already in `tfds_data_dir`); exactly one of the two is given.
+        unless it is already in `tfds_data_dir`); exactly one of the three sources is given.
     tfds_data_dir: where TFDS keeps downloaded/prepared datasets (TFDS's own default when None).
     splits: fraction of each class per split; keys are a subset of train/val/test, values sum to 1.
     min_side: images whose shorter side is below this are rejected as too small.
@@ -52,6 +56,7 @@ class IngestConfig:
     """
 
     data_dir: Optional[str] = None
+    manifest: Optional[str] = None
     tfds_name: Optional[str] = None
     tfds_data_dir: Optional[str] = None
     splits: Mapping[str, float] = dataclasses.field(default_factory=_default_splits)
@@ -66,10 +71,15 @@ class IngestConfig:
 
     def validate(self) -> None:
         """Raise `UsageError` naming the first bad field."""
-        if (self.data_dir is None) == (self.tfds_name is None):
+        given = {
+            k: v
+            for k, v in (("data_dir", self.data_dir), ("manifest", self.manifest), ("tfds_name", self.tfds_name))
+            if v is not None
+        }
+        if len(given) != 1:
             raise UsageError(
-                "ingest needs exactly one source: --data-dir PATH (a folder with one sub-folder "
-                f"per class) or --tfds-name NAME; got data_dir={self.data_dir!r}, tfds_name={self.tfds_name!r}"
+                "ingest needs exactly one source: --data-dir PATH (a folder with one sub-folder per class), "
+                f"--manifest FILE (a CSV or JSON Lines file of images and labels) or --tfds-name NAME; got {given or 'none'}"
             )
         if not self.splits:
             raise UsageError("ingest.splits is empty: give fractions for train/val/test, e.g. 0.8/0.1/0.1")

@@ -19,10 +19,22 @@ from components.common import fileio
 from components.common.beam_runner import make_pipeline
 from components.common.errors import DataError, UsageError
 from components.common.publish import publish_dir
-from components.ingest import outputs, scan, tfds_source, transforms
+from components.ingest import manifest, outputs, scan, tfds_source, transforms
 from components.ingest import reuse as reuse_mod
 from components.ingest.config import IngestConfig
 from components.ingest.result import IngestResult
+
+
+def _check_manifest_classes(found: scan.ScanResult, source: str) -> list:
+    """The labels of a manifest's usable rows (sorted); raise when fewer than two."""
+    labels = sorted({c.label_text for c in found.candidates})
+    if len(labels) < 2:
+        raise DataError(
+            f"manifest {source!r} names {len(labels)} label(s) on its {len(found.candidates)} usable row(s) "
+            f"({found.found} rows in all; rejected.csv says why the others are not used): a classifier needs at "
+            "least two labels"
+        )
+    return labels
 
 
 def _check_classes(found: scan.ScanResult, data_dir: str) -> list:
@@ -133,8 +145,13 @@ def run(
         data_dir = config.data_dir
         if config.tfds_name:
             data_dir = tfds_source.materialise(config.tfds_name, config.tfds_data_dir, os.path.join(work_dir, "tfds"))
-        found = scan.scan_folder(data_dir)
-        labels = _check_classes(found, data_dir)
+        if config.manifest:
+            data_dir = config.manifest
+            found = manifest.scan_manifest(config.manifest, config.split_names)
+            labels = _check_manifest_classes(found, config.manifest)
+        else:
+            found = scan.scan_folder(data_dir)
+            labels = _check_classes(found, data_dir)
         reused, to_inspect = [], found.candidates
         if reuse and previous_dir and not config.tfds_name:
             reused, to_inspect = reuse_mod.partition(found.candidates, previous_dir, config.dataset_name)
@@ -144,7 +161,8 @@ def run(
                 flush=True,
             )
         inspected = _inspect(config, to_inspect, labels, work_dir, beam_options)
-        plan = transforms.plan(inspected, labels, previous, config, reused)
+        given = {c.relpath: c.given_split for c in found.candidates if c.given_split}
+        plan = transforms.plan(inspected, labels, previous, config, reused, given)
         kept = plan["kept"]
         changed = _changed(kept)
         if changed:

@@ -20,7 +20,10 @@ from components.ingest import records
 from schemas.artifacts import Examples, labels_text
 
 DATASET_VERSION = "1.0.0"
-MANIFEST_FIELDS = ["path", "sha256", "label", "label_text", "split", "height", "width", "format", "bytes"]
+MANIFEST_FIELDS = [
+    *("path", "sha256", "label", "label_text", "split", "height", "width", "format", "bytes"),
+    "split_source",  # "given" by a manifest's row, or "rule": the stratified, stable split (and its memory)
+]
 REJECTED_FIELDS = ["path", "reason", "detail"]
 INVENTORY_FIELDS = [
     *("path", "label_text", "size", "mtime", "sha256"),  # the file as it was read

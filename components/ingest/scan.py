@@ -22,7 +22,7 @@ listed with `FileSystems.match(prefix/**)`: object stores have no folders, links
 import dataclasses
 import os
 import stat
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from components.common.errors import DataError
 from schemas import reasons
@@ -38,11 +38,13 @@ IGNORED_SYMLINK_LOOP = "symlink_loop"  # a symlinked folder pointing back to an 
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    """One file to read: its full path, its '/'-separated path under the data folder, its class."""
+    """One file to read: its full path, its '/'-separated path under the data folder (or as a manifest
+    names it), its class, and the split a manifest gave it (None: the split rule decides)."""
 
     path: str
     relpath: str
     label_text: str
+    given_split: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -208,10 +210,15 @@ def folder_listing(data_dir: str) -> dict:
     folder the ingest tolerates is listed too, and a folder it cannot read stops the run with its
     DataError (exit 3). Files are only stat'ed, never opened (a named pipe would block).
     """
+    return stat_listing(scan_folder(data_dir).seen)
+
+
+def stat_listing(seen) -> dict:
+    """{relpath: [size, mtime_ns]} of (relpath, path) pairs; [None, None] for one that cannot be stat'ed."""
     from components.common import fileio
 
     listing = {}
-    for relpath, path in scan_folder(data_dir).seen:
+    for relpath, path in seen:
         try:
             info = fileio.stat(path)
             listing[relpath] = [info.length, info.mtime_nsec]

@@ -20,7 +20,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -177,12 +177,14 @@ def plan(
     previous: Mapping[str, str],
     config: IngestConfig,
     reused: Sequence[dict] = (),
+    given: Optional[Mapping[str, str]] = None,
 ) -> dict:
     """Decide, from metadata only (one list of rows per inspected batch, and the rows `reused` from an
     earlier ingest), which files are kept and in which split.
 
     Duplicates (same sha256 twice in one class) keep the copy with the smallest path; content
-    found in two classes is a label conflict and every copy is rejected. Returns
+    found in two classes is a label conflict and every copy is rejected. `given`: {relpath: split}
+    a manifest gave, kept exactly (the split memory and quotas place the other images). Returns
     {"kept": [row + label + split], "rejected": [row with reason/detail], "inspection": counts}, where
     the counts (`files_read`, `rejected_<reason>` at inspection) are the ones the inspecting DoFn
     also reports as Beam counters: computed here from the pipeline's output because not every
@@ -220,11 +222,23 @@ def plan(
     label_index = {name: i for i, name in enumerate(labels)}
     kept = []
     for label_text, class_rows in sorted(kept_by_class.items()):
+        fixed = {r["sha256"]: given[r["relpath"]] for r in class_rows if r["relpath"] in (given or {})}
         split_of = splits.assign_class(
-            (r["sha256"] for r in class_rows), previous, config.splits, config.split_names, config.split_seed
+            (r["sha256"] for r in class_rows),
+            {**previous, **fixed},
+            config.splits,
+            config.split_names,
+            config.split_seed,
         )
         for r in class_rows:
-            kept.append({**r, "label": label_index[label_text], "split": split_of[r["sha256"]]})
+            kept.append(
+                {
+                    **r,
+                    "label": label_index[label_text],
+                    "split": split_of[r["sha256"]],
+                    "split_source": "given" if r["relpath"] in (given or {}) else "rule",
+                }
+            )
     kept.sort(key=lambda r: r["relpath"])
     rejected.sort(key=lambda r: r["relpath"])
     return {"kept": kept, "rejected": rejected, "inspection": dict(sorted(inspection.items()))}
