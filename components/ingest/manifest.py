@@ -11,7 +11,8 @@ Three formats, told apart by the file's name and its rows:
 
 A relative path is read from the manifest's folder and must stay inside it (`..` that leaves it is
 refused: a manifest shared with others must not read files beside it); an absolute path or a URI of
-any Beam filesystem is taken as given. A row's `split` (train / val / test, or Vertex's
+any Beam filesystem is taken as given (and recorded relative to the manifest's folder when inside it,
+so the same images give the same records whichever way they are named). A row's `split` (train / val / test, or Vertex's
 training / validation / test) is kept exactly; rows without one are split by the stratified, stable
 rule as image folders are (components/ingest/splits.py).
 
@@ -142,7 +143,9 @@ def _resolve(folder: str, path) -> tuple:
     if not isinstance(path, str) or not path.strip():
         raise _Refused(reasons.BAD_ROW, "no path")
     if "://" in path or os.path.isabs(path):
-        return path, path
+        inside = folder.rstrip("/") + "/"
+        # under the manifest's folder: recorded relative to it, as the same file in a class folder is
+        return path, path[len(inside) :] if path.startswith(inside) else path
     relpath = posixpath.normpath(path.replace("\\", "/"))
     if relpath.startswith("../") or relpath == "..":
         raise _Refused(reasons.BAD_ROW, f"path {path!r} leaves the manifest's folder: give it inside, or absolute")
