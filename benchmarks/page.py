@@ -98,6 +98,27 @@ On 2 cores a cluster adds processes, not cores: these rows show what a distribut
 not what it gains on more machines."""
 
 
+def manifest_ingest() -> str:
+    if not (HERE / "manifest_ingest_results.json").exists():
+        return ""
+    m = load("manifest_ingest_results")
+    folder, listed = m["runs"]["class_folders"], m["runs"]["manifest"]
+    rows = [
+        [name, f"{r['steps']['ingest']['s']} s", f"{r['steps']['ingest']['peak_rss_mb']:,} MB", f"{r['wall_s']} s"]
+        for name, r in (("class folders", folder), ("CSV manifest", listed))
+    ]
+    return f"""### Manifests
+
+{_source(m, "manifest_ingest_results")}: {m["images"]:,} images ingested from class folders and from a CSV
+manifest naming the same files (written in {m["manifest_written_s"]} s), each from a fresh pipeline root;
+the same images in the same splits: {"yes" if m["same_images_and_splits"] else "no"}. The manifest's ingest took
+{m["ingest_manifest_over_folders"]}x the folder's.
+
+{_table(["source", "ingest", "peak RSS (process tree)", "pipeline.run, wall"], rows)}
+
+"""
+
+
 def camera() -> str:
     c, f = load("camera_results"), load("camera_folder_results")
     dec, srv, load_ = c["ingest_decode"], c["serving_decode"], c["serve_load_before_and_now"]
@@ -107,7 +128,7 @@ def camera() -> str:
     def steps(run):
         return ", ".join(f"{run['steps'][s]['s']:.0f}" for s in ("train", "audit", "export", "evaluate")) + " s"
 
-    return f"""### Camera photos
+    return f"""{manifest_ingest()}### Camera photos
 
 {_source(c, "camera_results")}: {dec["photos"]} camera-size JPEGs (3000 x 2000, {
         dec["camera_bytes_per_photo"] / 1e6:.1f} MB each, made from the

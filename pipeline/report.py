@@ -149,7 +149,10 @@ class Report:
     def _rejected_thumbnails(self, rejected: list) -> str:
         from pipeline import report_figures
 
-        data_dir = getattr(self.config["ingest"], "data_dir", None)
+        ingest = self.config["ingest"]
+        listed = getattr(ingest, "manifest", None)  # a manifest's paths are under its own folder
+        folder = listed and (listed.rsplit("/", 1)[0] if "://" in listed else os.path.dirname(os.path.abspath(listed)))
+        data_dir = getattr(ingest, "data_dir", None) or folder
         tiles = []
         for row in rejected[:MAX_REJECTED_THUMBNAILS]:
             data = None
@@ -535,7 +538,9 @@ class Report:
             ["data fingerprint", ingest[0]["fingerprint"] if ingest else "-"],
             [
                 "data",
-                getattr(self.config["ingest"], "data_dir", None) or getattr(self.config["ingest"], "tfds_name", "-"),
+                getattr(self.config["ingest"], "data_dir", None)
+                or getattr(self.config["ingest"], "manifest", None)
+                or getattr(self.config["ingest"], "tfds_name", "-"),
             ],
             ["baseline", baseline or "none"],
             ["pushed", (push[0]["output_uri"] or "not pushed") if push else "push did not run"],

@@ -233,7 +233,11 @@ def _stats(
     result: IngestResult, inspection: Dict[str, int], config: IngestConfig, data_dir: str, previous_dir, found
 ) -> dict:
     return {
-        "source": config.tfds_name and f"tfds:{config.tfds_name}" or data_dir,
+        # the folder manifest.csv's paths are under (a manifest's own folder), which the gate's skew check reads
+        "source": config.tfds_name
+        and f"tfds:{config.tfds_name}"
+        or (manifest.folder(config.manifest) if config.manifest else data_dir),
+        "manifest": config.manifest,
         "previous_ingest": previous_dir,
         "files": {
             "found": result.found,
