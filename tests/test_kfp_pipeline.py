@@ -77,7 +77,9 @@ def test_kfp_local_runs_the_graph_as_one_run_of_the_lineage(tmp_path):
     )
     shim.chmod(0o755)
     root = tmp_path / "root"
-    script = _generate(tmp_path, "--python", shim, "--", "--data-dir", folder, "--pipeline-root", root)
+    script = _generate(
+        tmp_path, "--python", shim, "--", "--data-dir", folder, "--pipeline-root", root, "--weights", "none"
+    )
     ran = subprocess.run([KFP_PYTHON, script, "local"], capture_output=True, text=True, cwd=tmp_path, timeout=900)
     assert ran.returncode == 0, (ran.stdout + ran.stderr)[-4000:]
     db = sqlite3.connect(root / "metadata.sqlite")
