@@ -637,7 +637,10 @@ def nightly(name: str) -> str:
         f"({_pts(100 * (last['keras_test_accuracy'] - mean_full))} points against their mean)."
         if full
         else " No full retrain was run beside it."
+        if r.get("complete", True)
+        else " The full retrain beside it did not finish."
     )
+    note = f" {r['note']}" if r.get("note") else ""
     handled = [sum(n["steps_s"][s] for s in ("audit", "export", "evaluate")) for n in later]
     limits = (
         f"The audit, the export and the gate handle the new model in full every night: {_span(handled, '{:.0f}', ' s')} together, "
@@ -648,7 +651,7 @@ def nightly(name: str) -> str:
     status = "" if r.get("complete", True) else " **The run did not finish: the nights below are those it completed.**"
     steps = ", ".join(f"{k} {v}" for k, v in first["steps_s"].items() if v)
     return f"""{_source(r, name)}: {r["images"]:,} generated {r["image_px"]} px photos, 10 classes; each night
-+1% new photos, 0.5% removed and 0.5% moved to another class.{status} First run {first["wall_s"]} s ({steps}); peak RSS
++1% new photos, 0.5% removed and 0.5% moved to another class.{status}{note} First run {first["wall_s"]} s ({steps}); peak RSS
 {first["peak_rss_mb"]:,} MB; test accuracy {first["keras_test_accuracy"]:.3f} (Keras) / {first["test_accuracy"]:.3f} (exported).
 Targets: a night at most 0.20 of the first run at 20k (0.15 at 50k), its ingest at most 0.10 of the first's.
 
