@@ -199,41 +199,29 @@ def task_edges(graph: dict) -> dict:
     return edges
 
 
+def _shared(args, flags: list) -> dict:
+    """What both schedulers' files name: the DAG, the command that wrote it, the interpreter, the
+    project folder, the flags of every task, the graph and the retries."""
+    return {
+        "dag_id": args.dag_id,
+        "command": " ".join(["python -m pipeline.schedule", *sys.argv[1:]]) if args.command is None else args.command,
+        "python": os.path.abspath(args.python or sys.executable),
+        "project": os.path.abspath(args.project or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        "flags": flags,
+        "steps": task_edges(dag.describe()),
+        "retries": args.retries,
+        "retry_delay": args.retry_delay,
+    }
+
+
 def airflow_dag(args, flags: list) -> str:
     return AIRFLOW.format(
-        dag_id=args.dag_id,
-        command=" ".join(["python -m pipeline.schedule", *sys.argv[1:]]) if args.command is None else args.command,
-        python=os.path.abspath(args.python or sys.executable),
-        project=os.path.abspath(args.project or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        flags=flags,
-        steps=task_edges(dag.describe()),
-        no_retry=NO_RETRY,
-        skip=SKIP,
-        retries=args.retries,
-        retry_delay=args.retry_delay,
-        schedule=args.schedule,
-        start_date=args.start_date,
+        **_shared(args, flags), no_retry=NO_RETRY, skip=SKIP, schedule=args.schedule, start_date=args.start_date
     )
 
 
 def kfp_pipeline(args, flags: list) -> str:
-    if not (args.image and args.pvc):
-        raise SystemExit(
-            "error: kfp needs --image (built from the project's Dockerfile) and --pvc (the pipeline root's volume)"
-        )
-    return KFP.format(
-        dag_id=args.dag_id,
-        command=" ".join(["python -m pipeline.schedule", *sys.argv[1:]]) if args.command is None else args.command,
-        image=args.image,
-        pvc=args.pvc,
-        mount=args.mount_path,
-        python=os.path.abspath(args.python or sys.executable),
-        project=os.path.abspath(args.project or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        flags=flags,
-        steps=task_edges(dag.describe()),
-        retries=args.retries,
-        retry_delay=args.retry_delay,
-    )
+    return KFP.format(**_shared(args, flags), image=args.image, pvc=args.pvc, mount=args.mount_path)
 
 
 def pipeline_flags(args) -> list:
@@ -278,6 +266,12 @@ def main(argv=None) -> int:
     args.pipeline_args = argv[cut + 1 :]
     if args.config and not os.path.isfile(args.config):
         print(f"error: --config {args.config}: no such file", file=sys.stderr)
+        return 2
+    if args.scheduler == "kfp" and not (args.image and args.pvc):
+        print(
+            "error: kfp needs --image (built from the project's Dockerfile) and --pvc (the pipeline root's volume)",
+            file=sys.stderr,
+        )
         return 2
     write = airflow_dag if args.scheduler == "airflow" else kfp_pipeline
     sys.stdout.write(write(args, pipeline_flags(args)))

@@ -190,6 +190,7 @@ def plan(
     also reports as Beam counters: computed here from the pipeline's output because not every
     runner has metrics (DaskRunner raises), so the counters are for runner UIs only.
     """
+    given = given or {}
     rows = [row for batch in batches for row in batch]
     inspection = collections.Counter(f"rejected_{r['reason']}" for r in rows if "reason" in r)
     inspection["files_read"] = sum(r.get("reason") != decode.UNREADABLE for r in rows)
@@ -222,7 +223,7 @@ def plan(
     label_index = {name: i for i, name in enumerate(labels)}
     kept = []
     for label_text, class_rows in sorted(kept_by_class.items()):
-        fixed = {r["sha256"]: given[r["relpath"]] for r in class_rows if r["relpath"] in (given or {})}
+        fixed = {r["sha256"]: given[r["relpath"]] for r in class_rows if r["relpath"] in given}
         split_of = splits.assign_class(
             (r["sha256"] for r in class_rows),
             {**previous, **fixed},
@@ -236,7 +237,7 @@ def plan(
                     **r,
                     "label": label_index[label_text],
                     "split": split_of[r["sha256"]],
-                    "split_source": "given" if r["relpath"] in (given or {}) else "rule",
+                    "split_source": "given" if r["relpath"] in given else "rule",
                 }
             )
     kept.sort(key=lambda r: r["relpath"])
