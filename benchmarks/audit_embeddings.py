@@ -15,13 +15,12 @@ import argparse
 import csv
 import json
 import os
-import platform
 import shutil
 import time
 
 import numpy as np
 
-from benchmarks.shared import PRETRAINED, SIGN_DIGITS
+from benchmarks.shared import PRETRAINED, SIGN_DIGITS, stamp
 
 
 def _tampered(work: str):
@@ -96,10 +95,7 @@ def main(argv=None) -> int:
         runs[name] = _audit(config, train_dir, ingest_dir, os.path.join(args.work, f"audit_{name}"), cache, moved)
         print(name, runs[name], flush=True)
     result = {
-        "what": __doc__.split("\n\n")[0],
-        "command": "python -m benchmarks.audit_embeddings",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        **stamp(__doc__, "audit_embeddings", []),
         "planted_errors": len(moved),
         "runs": runs,
     }

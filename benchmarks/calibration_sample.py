@@ -18,13 +18,11 @@ draws are worse than no calibration on every model measured.
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 
 import numpy as np
 
-from benchmarks.shared import PRETRAINED, SIGN_DIGITS
+from benchmarks.shared import PRETRAINED, SIGN_DIGITS, stamp
 
 SIZES = (5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000)
 
@@ -142,10 +140,7 @@ def main(argv=None) -> int:
     pairs.update({os.path.abspath(m): (m, i) for m, i in zip(args.model, args.ingest)})
     models = {name: _measure(_logits(*pair), args.draws) for name, pair in pairs.items()}
     result = {
-        "what": __doc__.split("\n\n")[0],
-        "command": "python -m benchmarks.calibration_sample " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        **stamp(__doc__, "calibration_sample", argv),
         "draws": args.draws,
         "models": models,
         "smallest_n_worse_than_none_at_most_5pct": _smallest_safe(models),

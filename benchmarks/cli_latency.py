@@ -11,7 +11,6 @@ code 3 before TensorFlow is imported or anything is written.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import tempfile
 import time
 
 from PIL import Image
+
+from benchmarks.shared import stamp
 
 
 def _folders(work: str) -> dict:
@@ -67,10 +68,7 @@ def main(argv=None) -> int:
         measured = {name: _time(command, args.repeats, code) for name, (command, code) in commands.items()}
         assert not os.path.exists(root), "a refused run wrote its pipeline root"
     result = {
-        "what": __doc__.split("\n\n")[0],
-        "command": "python -m benchmarks.cli_latency " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        **stamp(__doc__, "cli_latency", argv),
         "repeats": args.repeats,
         "seconds": measured,
     }

@@ -14,12 +14,12 @@ import argparse
 import csv
 import json
 import os
-import platform
 import shutil
 import sys
 import time
 
 from benchmarks.scale import run_pipeline
+from benchmarks.shared import stamp
 
 
 def _kept(root: str) -> list:
@@ -61,10 +61,7 @@ def main(argv=None) -> int:
         sys.exit("the manifest's ingest kept other images or splits than the folder's")
     folder_s, manifest_s = (runs[n]["steps"]["ingest"]["s"] for n in ("class_folders", "manifest"))
     result = {
-        "what": __doc__.split("\n\n")[0],
-        "command": "python -m benchmarks.manifest_ingest " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        **stamp(__doc__, "manifest_ingest", argv),
         "images": len(rows),
         "manifest_written_s": round(written_s, 2),
         "runs": runs,

@@ -22,7 +22,6 @@ import argparse
 import glob
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -32,7 +31,7 @@ import time
 
 from benchmarks.photos import generate_photos, photo
 from benchmarks.scale import run_pipeline
-from benchmarks.shared import PRETRAINED
+from benchmarks.shared import PRETRAINED, stamp
 
 
 def _newest(root: str, component: str) -> str:
@@ -153,30 +152,26 @@ def main(argv=None) -> int:
         *("--weights", args.weights, "--image-size", str(args.image_px)),
         *args.extra,
     ]
-    command = "python -m benchmarks.nightly " + " ".join(argv if argv is not None else sys.argv[1:])
     first = run_pipeline(flags)
     nights = [_night(root, first, first["wall_s"])]
-    _write(args, command, nights, None)
+    _write(args, argv, nights, None)
     rng, next_index = random.Random(0), args.images
     for night in range(1, args.nights + 1):
         change = _change_folder(folder, night, next_index, rng)
         next_index = change.pop("next_index")
         nights.append({"change": change, **_night(root, run_pipeline(flags), first["wall_s"])})
         print(json.dumps(nights[-1]), file=sys.stderr, flush=True)
-        _write(args, command, nights, None)
-    result = _write(args, command, nights, _full_retrains(root, args.seeds) if args.seeds else [])
+        _write(args, argv, nights, None)
+    result = _write(args, argv, nights, _full_retrains(root, args.seeds) if args.seeds else [])
     print(json.dumps({k: result[k] for k in ("later_nights_share_of_first", "ingest_share_of_first")}))
     return 0
 
 
-def _write(args, command: str, nights: list, full) -> dict:
+def _write(args, argv, nights: list, full) -> dict:
     """Write the results so far after every night (`complete: false` until the full retrains are in), so a
     run that is stopped still leaves what it measured."""
     result = {
-        "what": __doc__.split("\n\n")[0],
-        "command": command,
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        **stamp(__doc__, "nightly", argv),
         "complete": full is not None,
         "images": args.images,
         "image_px": args.image_px,
